@@ -1,0 +1,140 @@
+"""Click commands only: parse, call the library, map exceptions to the documented exit codes."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from allocator import __version__
+from allocator.errors import AllocatorError, ExitCode
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _fail(exc: BaseException) -> int:
+    if isinstance(exc, AllocatorError):
+        err.print(f"[bold red]error[/] ({exc.exit_code.name.lower().replace('_', ' ')}):",
+                  highlight=False)
+        err.print(str(exc), markup=False, highlight=False)
+        return int(exc.exit_code)
+    log = Path(tempfile.mkstemp(prefix="allocator-crash-", suffix=".log")[1])
+    log.write_text("".join(traceback.format_exception(exc)))
+    err.print(f"[bold red]internal error[/]: {type(exc).__name__}: {exc}", markup=True,
+              highlight=False)
+    err.print(f"This is a bug. The traceback is in {log}", highlight=False)
+    return int(ExitCode.INTERNAL)
+
+
+def _overrides(solver: str | None, time_limit: float | None, sets: tuple[str, ...]) -> list[str]:
+    items = list(sets)
+    if solver:
+        items.append(f'solver.name="{solver}"')
+    if time_limit is not None:
+        items.append(f"solver.time_limit={time_limit}")
+    return items
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="allocator")
+def main() -> None:
+    """Allocate budgets, staff and site capacity at least cost, and say why."""
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Run folder to write (written whole or not at all).")
+@click.option("--solver", help="highs | glop | pdlp | scip | cpsat | cbc | pulp:<NAME>")
+@click.option("--time-limit", type=float, help="Seconds for the whole run.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a scenario setting, e.g. --set policy.assignment=whole")
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+@click.option("--accept-timeout", is_flag=True,
+              help="Exit 0 (not 5) when the time limit leaves a plan not proven optimal.")
+def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
+          sets: tuple[str, ...], force: bool, accept_timeout: bool) -> None:
+    """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
+    from allocator.run import solve_scenario
+
+    try:
+        outcome = solve_scenario(scenario, out_dir, _overrides(solver, time_limit, sets),
+                                 force=force, accept_timeout=accept_timeout,
+                                 on_phase=lambda msg: err.print(msg, highlight=False))
+    except BaseException as exc:  # noqa: BLE001 - every failure gets a code and a message
+        if isinstance(exc, KeyboardInterrupt):
+            err.print("interrupted: no run folder was written")
+            sys.exit(130)
+        sys.exit(_fail(exc))
+    _print_summary(outcome.summary, out_dir)
+    sys.exit(int(outcome.exit_code))
+
+
+def _print_summary(summary: dict, out_dir: Path) -> None:  # type: ignore[type-arg]
+    table = Table(title=f"{summary['name']}: {summary['status']}", title_justify="left")
+    for col in ("stage", "status", "objective", "gap", "seconds"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for stage in summary["stages"]:
+        objective = stage["objective"]
+        gap = stage["gap"]
+        table.add_row(stage["name"], stage["status"],
+                      "" if objective is None else f"{objective:,.4f}",
+                      "" if gap is None else f"{gap:.2e}", f"{stage['seconds']:.2f}")
+    out.print(table)
+    for warning in summary["warnings"]:
+        err.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    for note in summary["notes"]:
+        err.print(f"note: {note}", highlight=False)
+    phases = ", ".join(f"{k} {v:.2f}s" for k, v in summary["seconds"].items())
+    out.print(f"phases: {phases}", highlight=False)
+    out.print(f"written: {out_dir} (exit {summary['exit_code']})", highlight=False)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+def validate(scenario: Path, sets: tuple[str, ...]) -> None:
+    """Check SCENARIO's inputs and build its model without solving."""
+    from allocator.run import prepare
+
+    try:
+        _scn, ops, times = prepare(scenario, list(sets))
+    except BaseException as exc:  # noqa: BLE001
+        sys.exit(_fail(exc))
+    size = ops.model.size()
+    for warning in ops.data.warnings:
+        err.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    out.print(
+        f"valid: {size['rows']:,} rows, {size['columns']:,} columns, {size['nonzeros']:,} "
+        f"nonzeros, {size['integer_columns']:,} integer (load {times['load']:.2f}s, build "
+        f"{times['build']:.2f}s)", highlight=False)
+
+
+@main.command()
+def solvers() -> None:
+    """List the solvers, whether they are installed here, and what each can do."""
+    from allocator.solvers.base import Capability
+    from allocator.solvers.registry import BACKENDS
+
+    table = Table(title="solvers")
+    table.add_column("name")
+    table.add_column("solver")
+    table.add_column("installed")
+    for cap in Capability:
+        table.add_column(cap.name.lower().replace("_", " "), justify="center")
+    for name, cls in BACKENDS.items():
+        ok, detail = cls.is_available()
+        marks = ["yes" if cap in cls.capabilities else "-" for cap in Capability]
+        table.add_row(name, cls.display, detail if ok else f"no: {detail}", *marks)
+    out.print(table)
+    out.print("pulp:<NAME> reaches any other solver PuLP knows (e.g. pulp:GUROBI_CMD).")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,197 @@
+"""The solver-neutral model: labeled blocks of variables and constraints over sparse arrays.
+
+A block is one family (``x``, ``coverage``...) keyed by a DataFrame of the ids it came from,
+so that results map back to the input without parsing names. Terms are given as whole arrays
+(row, column, value) per block; nothing here creates a Python object per term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+INF = np.inf
+
+
+@dataclass(frozen=True)
+class VarBlock:
+    name: str
+    labels: pd.DataFrame  # one row per variable, columns = the ids it is keyed by
+    start: int
+    size: int
+    integer: bool = False
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.start + self.size)
+
+
+@dataclass(frozen=True)
+class ConBlock:
+    name: str
+    labels: pd.DataFrame
+    start: int
+    size: int
+    description: str = ""
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.start + self.size)
+
+
+@dataclass
+class Objective:
+    """One stage's objective: minimize ``c @ x + constant``."""
+
+    name: str
+    c: np.ndarray
+    constant: float = 0.0
+
+
+@dataclass
+class LinearModel:
+    """Rows ``lo <= A x <= hi``, bounds ``lb <= x <= ub``, and named objectives (stages)."""
+
+    name: str = "model"
+    var_blocks: dict[str, VarBlock] = field(default_factory=dict)
+    con_blocks: dict[str, ConBlock] = field(default_factory=dict)
+    objectives: dict[str, Objective] = field(default_factory=dict)
+    _lb: list[np.ndarray] = field(default_factory=list)
+    _ub: list[np.ndarray] = field(default_factory=list)
+    _int: list[np.ndarray] = field(default_factory=list)
+    _rows: list[np.ndarray] = field(default_factory=list)
+    _cols: list[np.ndarray] = field(default_factory=list)
+    _vals: list[np.ndarray] = field(default_factory=list)
+    _lo: list[np.ndarray] = field(default_factory=list)
+    _hi: list[np.ndarray] = field(default_factory=list)
+    num_vars: int = 0
+    num_rows: int = 0
+    _matrix: sp.csr_array | None = None
+
+    # -- building ---------------------------------------------------------------------------
+    def add_variables(
+        self, name: str, labels: pd.DataFrame, lb: float | np.ndarray = 0.0,
+        ub: float | np.ndarray = INF, integer: bool = False,
+    ) -> VarBlock:
+        if name in self.var_blocks:
+            raise ValueError(f"variable block {name!r} exists")
+        size = len(labels)
+        block = VarBlock(name, labels.reset_index(drop=True), self.num_vars, size, integer)
+        self._lb.append(np.broadcast_to(np.asarray(lb, dtype=float), (size,)).copy())
+        self._ub.append(np.broadcast_to(np.asarray(ub, dtype=float), (size,)).copy())
+        self._int.append(np.full(size, integer))
+        self.var_blocks[name] = block
+        self.num_vars += size
+        self._matrix = None
+        return block
+
+    def add_constraints(
+        self, name: str, labels: pd.DataFrame, rows: np.ndarray, cols: np.ndarray,
+        vals: np.ndarray, lo: float | np.ndarray = -INF, hi: float | np.ndarray = INF,
+        description: str = "",
+    ) -> ConBlock:
+        """Add one family: term k puts ``vals[k]`` at (block row ``rows[k]``, column ``cols[k]``)."""
+        if name in self.con_blocks:
+            raise ValueError(f"constraint block {name!r} exists")
+        size = len(labels)
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= size):
+            raise ValueError(f"{name}: row index outside the block")
+        block = ConBlock(name, labels.reset_index(drop=True), self.num_rows, size, description)
+        self._rows.append(rows + self.num_rows)
+        self._cols.append(np.asarray(cols, dtype=np.int64))
+        self._vals.append(np.asarray(vals, dtype=float))
+        self._lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (size,)).copy())
+        self._hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (size,)).copy())
+        self.con_blocks[name] = block
+        self.num_rows += size
+        self._matrix = None
+        return block
+
+    def set_objective(self, name: str, terms: dict[str, np.ndarray], constant: float = 0.0) -> None:
+        """Stage objective from per-block coefficient arrays (blocks not named get zero)."""
+        c = np.zeros(self.num_vars)
+        for block_name, coef in terms.items():
+            c[self.var_blocks[block_name].slice] = coef
+        self.objectives[name] = Objective(name, c, constant)
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def lb(self) -> np.ndarray:
+        return np.concatenate(self._lb) if self._lb else np.zeros(0)
+
+    @property
+    def ub(self) -> np.ndarray:
+        return np.concatenate(self._ub) if self._ub else np.zeros(0)
+
+    @property
+    def integer(self) -> np.ndarray:
+        return np.concatenate(self._int) if self._int else np.zeros(0, dtype=bool)
+
+    @property
+    def row_lo(self) -> np.ndarray:
+        return np.concatenate(self._lo) if self._lo else np.zeros(0)
+
+    @property
+    def row_hi(self) -> np.ndarray:
+        return np.concatenate(self._hi) if self._hi else np.zeros(0)
+
+    @property
+    def matrix(self) -> sp.csr_array:
+        """The constraint matrix in CSR form, built once (duplicates summed)."""
+        if self._matrix is None:
+            rows = np.concatenate(self._rows) if self._rows else np.zeros(0, dtype=np.int64)
+            cols = np.concatenate(self._cols) if self._cols else np.zeros(0, dtype=np.int64)
+            vals = np.concatenate(self._vals) if self._vals else np.zeros(0)
+            coo = sp.coo_array((vals, (rows, cols)), shape=(self.num_rows, self.num_vars))
+            csr = coo.tocsr()
+            csr.sum_duplicates()
+            csr.eliminate_zeros()
+            self._matrix = csr
+        return self._matrix
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.nnz)
+
+    @property
+    def num_integer(self) -> int:
+        return int(self.integer.sum())
+
+    def size(self) -> dict[str, int]:
+        return {"rows": self.num_rows, "columns": self.num_vars, "nonzeros": self.nnz,
+                "integer_columns": self.num_integer}
+
+    def block_values(self, name: str, x: np.ndarray, column: str = "value") -> pd.DataFrame:
+        """A variable block's values as a table keyed by its labels."""
+        block = self.var_blocks[name]
+        frame = block.labels.copy()
+        frame[column] = x[block.slice]
+        return frame
+
+    def row_block_values(self, name: str, y: np.ndarray, column: str) -> pd.DataFrame:
+        block = self.con_blocks[name]
+        frame = block.labels.copy()
+        frame[column] = y[block.slice]
+        return frame
+
+    def column_names(self) -> list[str]:
+        """Readable, unique column names (for MPS files and solvers that want names)."""
+        return _names(self.var_blocks.values())
+
+    def row_names(self) -> list[str]:
+        return _names(self.con_blocks.values())
+
+
+def _names(blocks) -> list[str]:  # type: ignore[no-untyped-def]
+    names: list[str] = []
+    for block in blocks:
+        if block.labels.shape[1] == 0:
+            names.extend(f"{block.name}[{i}]" for i in range(block.size))
+            continue
+        joined = block.labels.astype(str).agg(",".join, axis=1)
+        names.extend((f"{block.name}[" + joined + "]").str.replace(" ", "_").tolist())
+    return names

@@ -1,0 +1,75 @@
+"""One exception base for the package; the CLI maps each class to the documented exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The exit codes of data-contract.md, named so no caller writes a bare number."""
+
+    OK = 0
+    INTERNAL = 1
+    BAD_INPUT = 2
+    INFEASIBLE = 3
+    TIME_LIMIT_NO_PLAN = 4
+    TIME_LIMIT_WITH_PLAN = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, located as a person would look for it."""
+
+    source: str  # file name, or table name with its SQL query
+    message: str
+    row: int | None = None  # 1-based, as a spreadsheet shows it (header is row 1)
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.column is not None:
+            where += f" column '{self.column}'"
+        return f"{where}: {self.message}"
+
+
+class AllocatorError(Exception):
+    """Base of every error allocator raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class InputError(AllocatorError):
+    """Bad input or usage; carries every problem found, not only the first."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+    def __init__(self, problems: list[Problem] | str, source: str = "input") -> None:
+        if isinstance(problems, str):
+            problems = [Problem(source, problems)]
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self, limit: int = 200) -> str:
+        lines = [str(p) for p in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"... and {len(self.problems) - limit} more problems")
+        return "\n".join(lines)
+
+
+class CapabilityError(InputError):
+    """The chosen solver cannot do what the model needs; the message names an alternative."""
+
+
+class InfeasibleError(AllocatorError):
+    """No plan satisfies the hard constraints."""
+
+    exit_code = ExitCode.INFEASIBLE
+
+
+class SolverFailure(AllocatorError):
+    """The solver stopped abnormally (numerical trouble, crash, unbounded model)."""
+
+    exit_code = ExitCode.INTERNAL

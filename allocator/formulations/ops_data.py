@@ -1,0 +1,196 @@
+"""The ops model's tables: their schemas, and the checks that span tables (references, scopes).
+
+Validation happens once, here, at the boundary; the formulation below trusts what it gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from allocator.errors import InputError, Problem
+from allocator.scenario import Scenario
+from allocator.tables.readers import LoadedTable, read_table
+from allocator.tables.schema import Col, Schema, _report, check_reference, validate
+
+SCHEMAS: dict[str, Schema] = {
+    "sites": Schema("sites", (
+        Col("site_id"),
+        Col("region", required=False, default="all"),
+        Col("capacity_fte", "float", required=False, min=0, nullable=True),
+        Col("min_fte", "float", required=False, default=0.0, min=0),
+    ), unique=("site_id",)),
+    "services": Schema("services", (
+        Col("service_id"),
+        Col("skill", required=False, nullable=True),
+        Col("productivity", "float", required=False, default=1.0, min=0, min_exclusive=True),
+    ), unique=("service_id",)),
+    "staff": Schema("staff", (
+        Col("staff_id"),
+        Col("home_site"),
+        Col("skills"),
+        Col("fte", "float", min=0, min_exclusive=True),
+        Col("cost_per_fte", "float", min=0),
+        Col("mobility", "choice", required=False, default="region",
+            choices=("site", "region", "any")),
+        Col("travel_cost", "float", required=False, default=0.0, min=0),
+    ), unique=("staff_id",)),
+    "targets": Schema("targets", (
+        Col("site_id"),
+        Col("service_id"),
+        Col("demand", "float", min=0),
+        Col("min_level", "float", required=False, default=0.0, min=0, max=1),
+        Col("weight", "float", required=False, default=1.0, min=0),
+    ), unique=("site_id", "service_id")),
+    "budgets": Schema("budgets", (
+        Col("budget_id"),
+        Col("scope"),
+        Col("amount", "float", min=0),
+    ), unique=("budget_id",), allow_empty=True),
+    "baseline": Schema("baseline", (
+        Col("staff_id"),
+        Col("site_id"),
+        Col("service_id"),
+        Col("fte", "float", min=0),
+    ), unique=("staff_id", "site_id", "service_id"), allow_empty=True),
+}
+REQUIRED_TABLES = ("sites", "staff", "targets")
+
+
+@dataclass
+class OpsData:
+    """Validated, typed tables of the ops model."""
+
+    sites: pd.DataFrame
+    services: pd.DataFrame
+    staff: pd.DataFrame
+    targets: pd.DataFrame
+    budgets: pd.DataFrame
+    baseline: pd.DataFrame | None
+    sources: dict[str, LoadedTable] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    budget_sites: pd.DataFrame | None = None  # (budget_id, site_id): which sites a scope covers
+
+
+def _scope_members(
+    table: LoadedTable, budgets: pd.DataFrame, sites: pd.DataFrame, problems: list[Problem]
+) -> pd.DataFrame:
+    """Expand each budget's scope to its sites; a scope naming nothing real is an error."""
+    scope = budgets["scope"].astype(str).str.strip()
+    kind = scope.str.partition(":")[0].str.strip().str.lower()
+    ref = scope.str.partition(":")[2].str.strip()
+    is_all = kind.eq("all") & ref.eq("")
+    is_region = kind.eq("region") & ref.isin(sites["region"])
+    is_site = kind.eq("site") & ref.isin(sites["site_id"])
+    bad = ~(is_all | is_region | is_site) & budgets["scope"].notna()
+    _report(problems, table, bad.to_numpy(), "scope",
+            "expected 'all', 'region:<a region of sites>' or 'site:<a site_id>'", budgets["scope"])
+    parts = []
+    ids = budgets["budget_id"]
+    if is_all.any():
+        parts.append(pd.merge(ids[is_all].to_frame(), sites[["site_id"]], how="cross"))
+    if is_region.any():
+        frame = pd.DataFrame({"budget_id": ids[is_region], "region": ref[is_region]})
+        parts.append(frame.merge(sites[["site_id", "region"]], on="region")[
+            ["budget_id", "site_id"]])
+    if is_site.any():
+        parts.append(pd.DataFrame({"budget_id": ids[is_site], "site_id": ref[is_site]}))
+    if not parts:
+        return pd.DataFrame({"budget_id": pd.Series(dtype=object),
+                             "site_id": pd.Series(dtype=object)})
+    return pd.concat(parts, ignore_index=True)
+
+
+def load_ops(scenario: Scenario) -> OpsData:
+    """Read and validate every table; raise one InputError listing all problems found."""
+    problems: list[Problem] = []
+    unknown = set(scenario.tables) - set(SCHEMAS)
+    for name in sorted(unknown):
+        import difflib
+
+        close = difflib.get_close_matches(name, list(SCHEMAS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        problems.append(Problem("scenario", f"unknown table 'tables.{name}'{hint}"))
+    for name in REQUIRED_TABLES:
+        if name not in scenario.tables:
+            problems.append(Problem("scenario", f"the ops model needs a '{name}' table"))
+    loaded: dict[str, LoadedTable] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    for name, spec in scenario.tables.items():
+        if name not in SCHEMAS:
+            continue
+        try:
+            table = read_table(name, spec, scenario.base_dir)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        loaded[name] = table
+        frame, found = validate(table, SCHEMAS[name])
+        problems.extend(found)
+        frames[name] = frame
+    if problems or any(n not in frames for n in REQUIRED_TABLES):
+        raise InputError(problems)
+
+    sites, staff, targets = frames["sites"], frames["staff"], frames["targets"]
+    if "services" in frames:
+        services = frames["services"]
+        services["skill"] = services["skill"].where(services["skill"].notna(),
+                                                    services["service_id"])
+    else:
+        ids = pd.Index(targets["service_id"].dropna().unique()).sort_values()
+        services = pd.DataFrame({"service_id": ids, "skill": ids, "productivity": 1.0})
+    budgets = frames.get("budgets", pd.DataFrame(
+        {"budget_id": pd.Series(dtype=object), "scope": pd.Series(dtype=object),
+         "amount": pd.Series(dtype=float)}))
+    baseline = frames.get("baseline")
+
+    site_ids = pd.Index(sites["site_id"])
+    service_ids = pd.Index(services["service_id"])
+    check_reference(loaded["staff"], staff, "home_site", site_ids, "site", problems)
+    check_reference(loaded["targets"], targets, "site_id", site_ids, "site", problems)
+    if "services" in loaded:
+        check_reference(loaded["targets"], targets, "service_id", service_ids, "service",
+                        problems)
+    if "budgets" in loaded:
+        members = _scope_members(loaded["budgets"], budgets, sites, problems)
+    else:
+        members = pd.DataFrame({"budget_id": pd.Series(dtype=object),
+                                "site_id": pd.Series(dtype=object)})
+    if problems:
+        raise InputError(problems)
+
+    data = OpsData(sites, services, staff, targets, budgets, baseline, loaded,
+                   budget_sites=members)
+    _warn(data)
+    return data
+
+
+def _warn(data: OpsData) -> None:
+    """Legal but suspicious input: said up front, then shown as explicit shortfall."""
+    staff_skills = set(
+        data.staff["skills"].astype(str).str.split(";").explode().str.strip().unique()
+    )
+    needed = data.services[data.services["service_id"].isin(data.targets["service_id"])]
+    for service_id, skill in zip(needed["service_id"], needed["skill"], strict=True):
+        if skill not in staff_skills:
+            data.warnings.append(
+                f"no staff member has skill '{skill}': service '{service_id}' will be unserved"
+            )
+    if data.baseline is not None and len(data.baseline):
+        b = data.baseline
+        unknown = ~b["staff_id"].isin(data.staff["staff_id"]) | ~b["site_id"].isin(
+            data.sites["site_id"]) | ~b["service_id"].isin(data.services["service_id"])
+        if unknown.any():
+            data.warnings.append(
+                f"{int(unknown.sum())} baseline rows name staff, sites or services that no "
+                "longer exist; they count as moved"
+            )
+    big = data.staff["cost_per_fte"].max()
+    small = data.staff.loc[data.staff["cost_per_fte"] > 0, "cost_per_fte"].min()
+    if np.isfinite(big) and np.isfinite(small) and small > 0 and big / small > 1e9:
+        data.warnings.append(
+            f"staff.cost_per_fte spans {small:g} to {big:g}: ranges this wide can hurt the "
+            "solver's accuracy; consider other units"
+        )

@@ -1,0 +1,71 @@
+"""Plan tables of the ops model (data-contract.md outputs), computed from the solution vector."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from allocator.formulations.ops import OpsModel
+
+ZERO = 1e-9  # below this an FTE is solver noise, not an allocation
+
+
+def _sort(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Sort by the ids as text, so plans diff cleanly from one night to the next."""
+    order = frame[keys].astype(str).sort_values(keys, kind="stable").index
+    return frame.loc[order].reset_index(drop=True)
+
+
+def plan_tables(ops: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
+    data, e, model = ops.data, ops.triples, ops.model
+    xv = np.clip(x[model.var_blocks["x"].slice], 0.0, None)
+    xv = np.where(xv > ZERO, xv, 0.0)
+    sites, staff, services, targets = data.sites, data.staff, data.services, data.targets
+    i, s, k, t = (e[c].to_numpy() for c in ("i", "s", "k", "t"))
+    cost = e["cost"].to_numpy() * xv
+
+    used = xv > 0
+    plan = pd.DataFrame({
+        "staff_id": staff["staff_id"].to_numpy()[i[used]],
+        "site_id": sites["site_id"].to_numpy()[s[used]],
+        "service_id": services["service_id"].to_numpy()[k[used]],
+        "fte": xv[used],
+        "cost": cost[used],
+    })
+    plan = _sort(plan, ["staff_id", "site_id", "service_id"])
+
+    work = np.bincount(t, weights=e["p"].to_numpy() * xv, minlength=len(targets))
+    demand = targets["demand"].to_numpy()
+    served = np.minimum(work, demand)
+    coverage = pd.DataFrame({
+        "site_id": targets["site_id"].to_numpy(), "service_id": targets["service_id"].to_numpy(),
+        "demand": demand, "served": served, "shortfall": demand - served,
+        "served_share": np.divide(served, demand, out=np.ones_like(demand), where=demand > 0),
+    })
+    coverage = _sort(coverage, ["site_id", "service_id"])
+
+    site_fte = np.bincount(s, weights=xv, minlength=len(sites))
+    site_cost = np.bincount(s, weights=cost, minlength=len(sites))
+    site_table = pd.DataFrame({
+        "site_id": sites["site_id"].to_numpy(), "fte": site_fte,
+        "capacity_fte": sites["capacity_fte"].to_numpy(), "min_fte": sites["min_fte"].to_numpy(),
+        "cost": site_cost,
+    })
+    site_table = _sort(site_table, ["site_id"])
+
+    budgets = data.budgets
+    if len(budgets):
+        spent_by_site = pd.Series(site_cost, index=sites["site_id"].to_numpy())
+        members = data.budget_sites.drop_duplicates()
+        members = members.assign(spent=spent_by_site.loc[members["site_id"].to_numpy()].to_numpy())
+        spent = members.groupby("budget_id")["spent"].sum()
+        spent_col = spent.reindex(budgets["budget_id"].to_numpy()).fillna(0.0).to_numpy()
+        budget_table = pd.DataFrame({
+            "budget_id": budgets["budget_id"].to_numpy(), "scope": budgets["scope"].to_numpy(),
+            "amount": budgets["amount"].to_numpy(), "spent": spent_col,
+            "headroom": budgets["amount"].to_numpy() - spent_col,
+        })
+        budget_table = _sort(budget_table, ["budget_id"])
+    else:
+        budget_table = pd.DataFrame(columns=["budget_id", "scope", "amount", "spent", "headroom"])
+    return {"plan": plan, "coverage": coverage, "budgets": budget_table, "sites": site_table}

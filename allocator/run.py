@@ -1,0 +1,151 @@
+"""The solve pipeline: scenario -> tables -> model -> stages -> run folder, timed by phase."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from allocator import __version__
+from allocator.analysis.sensitivity import sensitivity_table
+from allocator.analysis.stages import SolveResult, solve_stages, stage_objectives
+from allocator.errors import ExitCode, InputError
+from allocator.formulations.ops import OpsModel, build_ops
+from allocator.formulations.ops_data import load_ops
+from allocator.outputs.folder import check_target, run_folder
+from allocator.outputs.ops_tables import plan_tables
+from allocator.scenario import Scenario, load_scenario
+from allocator.solvers.base import SolverSettings, Status
+
+
+@dataclass
+class RunOutcome:
+    exit_code: ExitCode
+    summary: dict[str, Any]
+    result: SolveResult | None = None
+    ops: OpsModel | None = None
+    tables: dict[str, Any] = field(default_factory=dict)
+
+
+def settings_from(scenario: Scenario) -> SolverSettings:
+    s = scenario.solver
+    return SolverSettings(time_limit=s.time_limit, threads=s.threads, seed=s.seed,
+                          mip_gap=s.mip_gap, presolve=s.presolve, method=s.method,
+                          options=dict(s.options))
+
+
+def prepare(scenario_path: Path, overrides: list[str]) -> tuple[Scenario, OpsModel, dict[str, float]]:
+    """Load, validate and build; no solver involved (this is all `allocator validate` does)."""
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    scenario = load_scenario(scenario_path, overrides)
+    if scenario.model != "ops":
+        raise InputError(f"model '{scenario.model}' is not available yet; this release solves "
+                         "model = \"ops\"", str(scenario_path))
+    data = load_ops(scenario)
+    times["load"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    ops = build_ops(data, scenario.policy)
+    ops.model.matrix  # noqa: B018 - assemble the CSR now so the build phase owns its cost
+    times["build"] = time.perf_counter() - t1
+    return scenario, ops, times
+
+
+def exit_code_for(status: Status, accept_timeout: bool) -> ExitCode:
+    return {
+        Status.OPTIMAL: ExitCode.OK,
+        Status.FEASIBLE: ExitCode.OK if accept_timeout else ExitCode.TIME_LIMIT_WITH_PLAN,
+        Status.INFEASIBLE: ExitCode.INFEASIBLE,
+        Status.NO_SOLUTION: ExitCode.TIME_LIMIT_NO_PLAN,
+        Status.UNBOUNDED: ExitCode.INTERNAL,
+        Status.ERROR: ExitCode.INTERNAL,
+    }[status]
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def summary_of(
+    scenario: Scenario, ops: OpsModel, result: SolveResult, times: dict[str, float],
+    code: ExitCode,
+) -> dict[str, Any]:
+    return {
+        "name": scenario.name,
+        "model": scenario.model,
+        "status": result.status.value,
+        "exit_code": int(code),
+        "objectives": {s.name: _finite(s.objective) for s in result.stages},
+        "stages": [
+            {"name": s.name, "status": s.status.value, "objective": _finite(s.objective),
+             "bound": _finite(s.bound), "gap": _finite(s.gap), "seconds": round(s.seconds, 4),
+             "held_at": _finite(s.hold_rhs) if s.hold_rhs is not None else None}
+            for s in result.stages
+        ],
+        "mip_gap": _finite(result.gap),
+        "solver": {"name": result.solver, **scenario.solver.model_dump()},
+        "objective_settings": scenario.objective.model_dump(),
+        "policy": scenario.policy.model_dump(),
+        "seconds": {k: round(v, 4) for k, v in times.items()},
+        "model_size": ops.model.size(),
+        "inputs": {name: {"source": t.source, "rows": len(t.frame), "sha256_16": t.digest}
+                   for name, t in ops.data.sources.items()},
+        "warnings": ops.data.warnings,
+        "notes": result.notes,
+        "message": result.message,
+        "version": __version__,
+    }
+
+
+def solve_scenario(
+    scenario_path: Path, out: Path, overrides: list[str] | None = None, *, force: bool = False,
+    accept_timeout: bool = False, on_phase: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """Run a scenario end to end and write its folder; returns the exit code to use."""
+    say = on_phase or (lambda _msg: None)
+    check_target(out, force)
+    start = time.perf_counter()
+    scenario, ops, times = prepare(scenario_path, overrides or [])
+    size = ops.model.size()
+    say(f"model: {size['rows']:,} rows, {size['columns']:,} columns, {size['nonzeros']:,} "
+        f"nonzeros, {size['integer_columns']:,} integer")
+    objectives = stage_objectives(ops.model, scenario.objective.order, scenario.objective.mode,
+                                  dict(scenario.objective.weights))
+    t2 = time.perf_counter()
+    settings = settings_from(scenario)
+    if settings.time_limit is not None:  # the limit is for the whole run
+        remaining = settings.time_limit - (t2 - start)
+        settings = SolverSettings(**{**settings.__dict__, "time_limit": max(remaining, 0.01)})
+    result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
+                          scenario.objective.rel_tol, scenario.objective.abs_tol)
+    times["solve"] = time.perf_counter() - t2
+    code = exit_code_for(result.status, accept_timeout)
+    t3 = time.perf_counter()
+    tables: dict[str, Any] = {}
+    with run_folder(out, scenario.output.formats, force) as folder:
+        if result.status.has_solution and result.x is not None:
+            tables = plan_tables(ops, result.x)
+            for name, frame in tables.items():
+                folder.table(name, frame)
+            if scenario.output.sensitivity:
+                folder.table("sensitivity", sensitivity_table(ops.model, result))
+        elif result.status is Status.INFEASIBLE:
+            folder.text("diagnosis.md", _infeasible_note(result))
+        times["write"] = time.perf_counter() - t3
+        times["total"] = time.perf_counter() - start
+        summary = summary_of(scenario, ops, result, times, code)
+        folder.json("summary.json", summary)
+    return RunOutcome(code, summary, result, ops, tables)
+
+
+def _infeasible_note(result: SolveResult) -> str:
+    stage = result.stages[-1].name if result.stages else "first"
+    return (
+        "# No plan satisfies the hard constraints\n\n"
+        f"The {stage} stage is infeasible: the hard floors (targets.min_level), minimum "
+        "staffing (sites.min_fte), budgets and capacities cannot all hold together.\n"
+    )

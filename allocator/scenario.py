@@ -1,0 +1,162 @@
+"""The scenario file: typed, validated once, with `--set` overrides and key suggestions.
+
+pydantic does the typing; unknown keys are refused (``extra="forbid"``) and reported with the
+nearest valid key, because a misspelt ``time_limt`` silently ignored would cost a night's run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from allocator.errors import InputError, Problem
+
+TableSpec = str | dict[str, str]
+
+STAGES = ("service", "cost", "stability")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ObjectiveConfig(_Strict):
+    order: list[Literal["service", "cost", "stability"]] = Field(
+        default_factory=lambda: ["service", "cost", "stability"]
+    )
+    mode: Literal["lexicographic", "weighted"] = "lexicographic"
+    weights: dict[Literal["service", "cost", "stability"], float] = Field(default_factory=dict)
+    rel_tol: float = Field(1e-6, ge=0)
+    abs_tol: float = Field(1e-9, ge=0)
+    sense: Literal["min", "max"] = "min"
+
+    @field_validator("order")
+    @classmethod
+    def _unique(cls, order: list[str]) -> list[str]:
+        if len(set(order)) != len(order) or not order:
+            raise ValueError("stages must be listed once each, and at least one")
+        return order
+
+
+class SolverConfig(_Strict):
+    name: str = "highs"
+    time_limit: float | None = Field(None, gt=0)
+    mip_gap: float = Field(1e-4, ge=0)
+    threads: int = Field(1, ge=0)
+    seed: int = 0
+    presolve: bool | None = None
+    method: Literal["auto", "simplex", "dual", "primal", "ipm", "pdlp"] = "auto"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicyConfig(_Strict):
+    assignment: Literal["fractional", "whole"] = "fractional"
+    max_moved_fte: float | None = Field(None, ge=0)
+
+
+class OutputConfig(_Strict):
+    formats: list[Literal["csv", "parquet", "xlsx", "json"]] = Field(default_factory=lambda: ["csv"])
+    sensitivity: bool = True
+    report: bool = True
+
+
+class Scenario(_Strict):
+    model: Literal["ops", "assignment", "network", "funding"] = "ops"
+    name: str = "scenario"
+    tables: dict[str, TableSpec]
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    solver: SolverConfig = Field(default_factory=SolverConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    # Where relative table paths are resolved; set from the file's location, not by users.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+
+def _valid_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    """The field names allowed at `path` (a pydantic error location), for suggestions."""
+    current: Any = model
+    for part in path[:-1]:
+        if isinstance(part, int) or current is None:
+            return []
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        current = annotation if isinstance(annotation, type) and issubclass(
+            annotation, BaseModel
+        ) else None
+    if current is None:
+        return []
+    return [k for k in current.model_fields if k != "base_dir"]
+
+
+def _problems(error: ValidationError, source: str) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        key = ".".join(str(p) for p in loc)
+        if item["type"] == "extra_forbidden":
+            valid = _valid_keys(Scenario, loc)
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            choices = f" (valid keys here: {', '.join(valid)})" if valid else ""
+            problems.append(Problem(source, f"unknown key '{key}'{hint}{choices}"))
+        else:
+            problems.append(Problem(source, f"key '{key}': {item['msg']}"))
+    return problems
+
+
+def _parse_value(text: str) -> Any:
+    """Read a --set value as TOML would (numbers, booleans, lists), else as a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    problems = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(Problem(source, f"--set '{item}': expected KEY=VALUE"))
+            continue
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                problems.append(Problem(source, f"--set '{item}': '{part}' is not a section"))
+                break
+        else:
+            node[parts[-1]] = _parse_value(value.strip())
+    if problems:
+        raise InputError(problems)
+    return raw
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate a scenario file; every problem is reported at once."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise InputError(f"scenario file not found: {path}", source) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", source) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source) from None
+    raw = apply_overrides(raw, overrides or [], source)
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(_problems(exc, source)) from None
+    scenario.base_dir = path.resolve().parent
+    return scenario

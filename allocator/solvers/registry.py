@@ -1,0 +1,62 @@
+"""Solver names to backends, and the capability check that runs before any hand-over."""
+
+from __future__ import annotations
+
+from allocator.core.model import LinearModel
+from allocator.errors import CapabilityError
+from allocator.solvers.base import Backend, Capability, SolverSettings
+from allocator.solvers.cpsat import CpSatBackend
+from allocator.solvers.highs import HighsBackend
+from allocator.solvers.ortools_backend import GlopBackend, PdlpBackend, ScipBackend
+from allocator.solvers.pulp_backend import PulpBackend, pulp_backend_for
+
+BACKENDS: dict[str, type[Backend]] = {
+    cls.name: cls
+    for cls in (HighsBackend, GlopBackend, PdlpBackend, ScipBackend, CpSatBackend, PulpBackend)
+}
+
+
+def _with(capability: Capability) -> list[str]:
+    return [name for name, cls in BACKENDS.items() if capability in cls.capabilities]
+
+
+def backend_class(name: str) -> type[Backend]:
+    key = name.strip()
+    if key.lower().startswith("pulp:"):
+        return pulp_backend_for(key.split(":", 1)[1])
+    if key.lower() in BACKENDS:
+        return BACKENDS[key.lower()]
+    import difflib
+
+    close = difflib.get_close_matches(key.lower(), list(BACKENDS), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise CapabilityError(
+        f"unknown solver '{name}'{hint} Known: {', '.join(BACKENDS)}, or pulp:<NAME> for any "
+        "solver PuLP reaches", "solver.name",
+    )
+
+
+def check_capabilities(cls: type[Backend], model: LinearModel) -> None:
+    """Refuse a model the backend cannot solve, naming the backends that can."""
+    if model.num_integer and Capability.INTEGER not in cls.capabilities:
+        raise CapabilityError(
+            f"{cls.display} solves linear programs only, and this model has "
+            f"{model.num_integer} integer variables (whole assignment). Use one of: "
+            f"{', '.join(_with(Capability.INTEGER))}; or set policy.assignment = \"fractional\".",
+            "solver.name",
+        )
+    if model.num_integer == 0 and Capability.CONTINUOUS not in cls.capabilities:
+        raise CapabilityError(
+            f"{cls.display} is an integer solver and this model is a pure LP (fractional "
+            f"assignment). Use one of: {', '.join(_with(Capability.CONTINUOUS))}; or set "
+            "policy.assignment = \"whole\".", "solver.name",
+        )
+
+
+def make_backend(name: str, settings: SolverSettings, model: LinearModel) -> Backend:
+    cls = backend_class(name)
+    check_capabilities(cls, model)
+    ok, detail = cls.is_available()
+    if not ok:
+        raise CapabilityError(f"{cls.display} is not available here: {detail}", "solver.name")
+    return cls(settings)

@@ -1,0 +1,124 @@
+"""Read a table from CSV, Parquet, Excel or SQL, keeping every cell as text until validation.
+
+Reading everything as strings is deliberate: ids such as ``007`` or ``Orléans`` must survive
+untouched, and numeric columns are converted later by the schema, which can then name the row
+of every bad cell instead of failing on the first one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from allocator.errors import InputError, Problem
+
+# Row numbers as a spreadsheet shows them: the header is row 1, so data row 0 is row 2.
+HEADER_ROWS = 1
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    """A table as read, with where it came from (for messages) and a hash (for summary.json)."""
+
+    name: str
+    frame: pd.DataFrame
+    source: str
+    digest: str
+    first_row: int  # the display row number of data row 0
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    head = ",".join(map(str, frame.columns)).encode()
+    return hashlib.sha256(head + hashed.tobytes()).hexdigest()[:16]
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as object strings with missing cells as NaN (Parquet/SQL bring types)."""
+    out = {}
+    for col in frame.columns:
+        series = frame[col]
+        text = series.astype(object).where(series.notna(), None)
+        out[str(col).strip()] = text.map(lambda v: v if v is None else str(v)).astype(object)
+    result = pd.DataFrame(out, index=range(len(frame)))
+    return result.replace({None: float("nan")}).astype(object)
+
+
+def read_table(name: str, spec: str | dict[str, str], base_dir: Path) -> LoadedTable:
+    """Load one table described by a scenario's ``[tables]`` entry."""
+    if isinstance(spec, str):
+        spec = {"path": spec}
+    unknown = set(spec) - {"path", "sheet", "url", "query"}
+    if unknown:
+        raise InputError(f"tables.{name}: unknown keys {sorted(unknown)}; use path/sheet or url/query")
+    if "url" in spec:
+        return _read_sql(name, spec)
+    if "path" not in spec:
+        raise InputError(f"tables.{name}: give a path, or a url and a query", "scenario")
+    path = Path(spec["path"])
+    if not path.is_absolute():
+        path = base_dir / path
+    source = str(path)
+    if not path.exists():
+        raise InputError([Problem(source, f"file not found (table '{name}')")])
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt"):
+            raw = path.read_bytes()
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = raw[: exc.start].count(b"\n") + 1
+                raise InputError(
+                    [Problem(source, f"not UTF-8 text (byte {exc.start}); save it as UTF-8", line)]
+                ) from None
+            frame = pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
+            )
+        elif suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix in (".xlsx", ".xlsm", ".xls"):
+            sheet = spec.get("sheet", 0)
+            try:
+                frame = pd.read_excel(path, sheet_name=sheet, dtype=str)
+            except ValueError as exc:
+                if "not found" in str(exc):
+                    raise InputError([Problem(source, f"sheet {sheet!r} not found")]) from None
+                raise
+            if "sheet" in spec:
+                source = f"{source} [sheet {spec['sheet']}]"
+        else:
+            raise InputError(
+                [Problem(source, f"unsupported file type '{suffix}'; use .csv, .parquet or .xlsx")]
+            )
+    except InputError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise InputError([Problem(source, "the file is empty (no header row)")]) from None
+    except Exception as exc:  # a malformed file of any format: say which and why
+        raise InputError([Problem(source, f"could not be read: {exc}")]) from None
+    frame = _as_text(frame)
+    return LoadedTable(name, frame, source, _digest(frame), HEADER_ROWS + 1)
+
+
+def _read_sql(name: str, spec: dict[str, str]) -> LoadedTable:
+    # SQLAlchemy is imported here: most runs read files and need not pay for it.
+    import sqlalchemy
+
+    url, query = spec["url"], spec.get("query")
+    source = f"table '{name}' ({url})"
+    if not query:
+        raise InputError([Problem(source, "a SQL source needs a query")])
+    try:
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect() as conn:
+            frame = pd.read_sql_query(sqlalchemy.text(query), conn)
+    except Exception as exc:
+        detail = str(exc).splitlines()[0]
+        raise InputError([Problem(source, f"query failed: {detail}")]) from None
+    frame = _as_text(frame)
+    # A result set has no header row: its first record is row 1.
+    return LoadedTable(name, frame, f"{source} query", _digest(frame), 1)
