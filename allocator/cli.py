@@ -67,7 +67,7 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
         outcome = solve_scenario(scenario, out_dir, _overrides(solver, time_limit, sets),
                                  force=force, accept_timeout=accept_timeout,
                                  on_phase=lambda msg: err.print(msg, highlight=False))
-    except BaseException as exc:  # noqa: BLE001 - every failure gets a code and a message
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             err.print("interrupted: no run folder was written")
             sys.exit(130)
@@ -105,7 +105,7 @@ def validate(scenario: Path, sets: tuple[str, ...]) -> None:
 
     try:
         _scn, ops, times = prepare(scenario, list(sets))
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         sys.exit(_fail(exc))
     size = ops.model.size()
     for warning in ops.data.warnings:

@@ -38,7 +38,9 @@ def settings_from(scenario: Scenario) -> SolverSettings:
                           options=dict(s.options))
 
 
-def prepare(scenario_path: Path, overrides: list[str]) -> tuple[Scenario, OpsModel, dict[str, float]]:
+def prepare(
+    scenario_path: Path, overrides: list[str]
+) -> tuple[Scenario, OpsModel, dict[str, float]]:
     """Load, validate and build; no solver involved (this is all `allocator validate` does)."""
     times: dict[str, float] = {}
     t0 = time.perf_counter()

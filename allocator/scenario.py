@@ -59,7 +59,9 @@ class PolicyConfig(_Strict):
 
 
 class OutputConfig(_Strict):
-    formats: list[Literal["csv", "parquet", "xlsx", "json"]] = Field(default_factory=lambda: ["csv"])
+    formats: list[Literal["csv", "parquet", "xlsx", "json"]] = Field(
+        default_factory=lambda: ["csv"]
+    )
     sensitivity: bool = True
     report: bool = True
 

@@ -93,7 +93,7 @@ class LinearModel:
         vals: np.ndarray, lo: float | np.ndarray = -INF, hi: float | np.ndarray = INF,
         description: str = "",
     ) -> ConBlock:
-        """Add one family: term k puts ``vals[k]`` at (block row ``rows[k]``, column ``cols[k]``)."""
+        """Add one family: term k puts ``vals[k]`` at block row ``rows[k]``, column ``cols[k]``."""
         if name in self.con_blocks:
             raise ValueError(f"constraint block {name!r} exists")
         size = len(labels)

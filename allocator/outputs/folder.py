@@ -34,7 +34,8 @@ def _neutralize(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells starting like a formula get a leading quote (CSV/Excel injection)."""
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object or isinstance(out[col].dtype, pd.StringDtype | pd.CategoricalDtype):
+        dtype = out[col].dtype
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
             text = out[col].astype(object)
             mask = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START))
             if mask.any():

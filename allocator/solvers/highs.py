@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from allocator.core.model import LinearModel
-from allocator.solvers.base import Backend, Capability, RawSolution, SolverSettings, Status
+from allocator.solvers.base import Backend, Capability, RawSolution, Status
 
 _HIGHS_INF = 1e30
 
@@ -71,7 +71,8 @@ class HighsBackend(Backend):
         self.is_mip = model.num_integer > 0
         self.num_vars = model.num_vars
         settings = self.settings
-        opts: dict[str, object] = {"random_seed": int(settings.seed), "mip_rel_gap": settings.mip_gap}
+        opts: dict[str, object] = {"random_seed": int(settings.seed),
+                                   "mip_rel_gap": settings.mip_gap}
         if settings.threads:
             opts["threads"] = int(settings.threads)
         if settings.presolve is not None:

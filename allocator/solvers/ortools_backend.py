@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from allocator.core.model import LinearModel
 from allocator.errors import InputError
-from allocator.solvers.base import Backend, Capability, RawSolution, SolverSettings, Status
+from allocator.solvers.base import Backend, Capability, RawSolution, Status
 
 
 def _text_params(options: dict[str, object]) -> list[str]:

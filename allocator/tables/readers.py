@@ -53,7 +53,9 @@ def read_table(name: str, spec: str | dict[str, str], base_dir: Path) -> LoadedT
         spec = {"path": spec}
     unknown = set(spec) - {"path", "sheet", "url", "query"}
     if unknown:
-        raise InputError(f"tables.{name}: unknown keys {sorted(unknown)}; use path/sheet or url/query")
+        raise InputError(
+            f"tables.{name}: unknown keys {sorted(unknown)}; use path/sheet or url/query"
+        )
     if "url" in spec:
         return _read_sql(name, spec)
     if "path" not in spec:
