@@ -14,8 +14,8 @@ from rich.table import Table
 from allocator import __version__
 from allocator.errors import AllocatorError, ExitCode
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def _fail(exc: BaseException) -> int:

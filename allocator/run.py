@@ -82,9 +82,11 @@ def summary_of(
         "status": result.status.value,
         "exit_code": int(code),
         "objectives": {s.name: _finite(s.objective) for s in result.stages},
+        # Each stage's value in the plan written: within the hold tolerance of its optimum.
+        "plan_objectives": {s.name: _finite(s.final_value) for s in result.stages},
         "stages": [
             {"name": s.name, "status": s.status.value, "objective": _finite(s.objective),
-             "bound": _finite(s.bound), "gap": _finite(s.gap), "seconds": round(s.seconds, 4),
+             "plan_value": _finite(s.final_value), "bound": _finite(s.bound), "gap": _finite(s.gap), "seconds": round(s.seconds, 4),
              "held_at": _finite(s.hold_rhs) if s.hold_rhs is not None else None}
             for s in result.stages
         ],

@@ -26,6 +26,7 @@ class StageResult:
     gap: float
     seconds: float
     hold_rhs: float | None = None  # the limit the next stages keep this objective under
+    final_value: float = float("nan")  # this objective at the final plan (within the hold)
     row_dual: np.ndarray | None = None  # duals of the model rows (and earlier holds)
     col_dual: np.ndarray | None = None
 
@@ -113,6 +114,11 @@ def solve_stages(
             stage.hold_rhs = hold
             nz = np.flatnonzero(objective.c)
             backend.add_row(nz, objective.c[nz], -np.inf, hold - objective.constant)
+    if result.x is not None:
+        by_name = {o.name: o for o in objectives}
+        for stage in result.stages:
+            objective = by_name[stage.name]
+            stage.final_value = float(objective.c @ result.x + objective.constant)
     result.notes.extend(backend.notes)
     result.seconds = time.perf_counter() - start
     return result

@@ -56,6 +56,7 @@ class LinearModel:
     """Rows ``lo <= A x <= hi``, bounds ``lb <= x <= ub``, and named objectives (stages)."""
 
     name: str = "model"
+    maximize: bool = False  # objectives are always stored minimized; this only tells readers
     var_blocks: dict[str, VarBlock] = field(default_factory=dict)
     con_blocks: dict[str, ConBlock] = field(default_factory=dict)
     objectives: dict[str, Objective] = field(default_factory=dict)
@@ -74,15 +75,17 @@ class LinearModel:
     # -- building ---------------------------------------------------------------------------
     def add_variables(
         self, name: str, labels: pd.DataFrame, lb: float | np.ndarray = 0.0,
-        ub: float | np.ndarray = INF, integer: bool = False,
+        ub: float | np.ndarray = INF, integer: bool | np.ndarray = False,
     ) -> VarBlock:
         if name in self.var_blocks:
             raise ValueError(f"variable block {name!r} exists")
         size = len(labels)
-        block = VarBlock(name, labels.reset_index(drop=True), self.num_vars, size, integer)
+        is_int = np.broadcast_to(np.asarray(integer, dtype=bool), (size,)).copy()
+        block = VarBlock(name, labels.reset_index(drop=True), self.num_vars, size,
+                         bool(is_int.any()))
         self._lb.append(np.broadcast_to(np.asarray(lb, dtype=float), (size,)).copy())
         self._ub.append(np.broadcast_to(np.asarray(ub, dtype=float), (size,)).copy())
-        self._int.append(np.full(size, integer))
+        self._int.append(is_int)
         self.var_blocks[name] = block
         self.num_vars += size
         self._matrix = None

@@ -1,0 +1,49 @@
+"""Shared test helpers: run the real CLI, locate the bundled and public cases."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CASES = SHARED / "cases"
+TINY = ROOT / "tests" / "cases" / "tiny" / "scenario.toml"
+DEMO = ROOT / "models" / "demo.toml"
+
+
+@dataclass
+class CliRun:
+    code: int
+    stdout: str
+    stderr: str
+    out: Path | None = None
+
+    def table(self, name: str) -> pd.DataFrame:
+        assert self.out is not None
+        return pd.read_csv(self.out / f"{name}.csv", dtype={"staff_id": str, "site_id": str,
+                                                            "service_id": str, "budget_id": str})
+
+    @property
+    def summary(self) -> dict:
+        assert self.out is not None
+        return json.loads((self.out / "summary.json").read_text())
+
+
+def run_cli(*args: str | Path, out: Path | None = None, timeout: float = 300) -> CliRun:
+    cmd = [sys.executable, "-m", "allocator.cli", *map(str, args)]
+    if out is not None:
+        cmd += ["--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return CliRun(proc.returncode, proc.stdout, proc.stderr, out)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
