@@ -117,21 +117,37 @@ def validate(scenario: Path, sets: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.option("--size", type=click.Choice(["tiny", "small", "medium", "large", "xl"]),
+              help="A preset staff count.")
+@click.option("--staff", "n_staff", type=int, help="Number of staff rows (instead of --size).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+def generate(size: str | None, n_staff: int | None, seed: int, out_dir: Path) -> None:
+    """Write a seeded synthetic ops instance (tables + scenario.toml) to --out."""
+    from allocator.datagen import SIZES, generate_ops, write_ops_instance
+
+    if (size is None) == (n_staff is None):
+        err.print("give exactly one of --size or --staff")
+        sys.exit(int(ExitCode.BAD_INPUT))
+    count = SIZES[size] if size else int(n_staff)  # type: ignore[arg-type]
+    path = write_ops_instance(generate_ops(count, seed), out_dir, size or f"staff{count}")
+    out.print(f"written: {path}", highlight=False)
+
+
+@main.command()
 def solvers() -> None:
     """List the solvers, whether they are installed here, and what each can do."""
     from allocator.solvers.base import Capability
     from allocator.solvers.registry import BACKENDS
 
     table = Table(title="solvers")
-    table.add_column("name")
-    table.add_column("solver")
-    table.add_column("installed")
-    for cap in Capability:
-        table.add_column(cap.name.lower().replace("_", " "), justify="center")
+    for col in ("name", "solver", "installed", "can do"):
+        table.add_column(col)
     for name, cls in BACKENDS.items():
         ok, detail = cls.is_available()
-        marks = ["yes" if cap in cls.capabilities else "-" for cap in Capability]
-        table.add_row(name, cls.display, detail if ok else f"no: {detail}", *marks)
+        can = ", ".join(cap.name.lower().replace("_", " ") for cap in Capability
+                        if cap in cls.capabilities)
+        table.add_row(name, cls.display, detail if ok else f"no: {detail}", can)
     out.print(table)
     out.print("pulp:<NAME> reaches any other solver PuLP knows (e.g. pulp:GUROBI_CMD).")
 

@@ -6,6 +6,8 @@ and two HiGHS builds in one process can crash it.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 import numpy as np
@@ -21,10 +23,22 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 
 def new_highs():  # type: ignore[no-untyped-def]
-    """A silent Highs instance (imported lazily: other backends must not pay for it)."""
+    """A silent Highs instance (imported lazily: other backends must not pay for it).
+
+    HiGHS prints its banner from C++ on construction, before any option can be set; the
+    process's stdout is redirected around that one call so plans piped to stdout stay clean.
+    """
     import highspy
 
-    highs = highspy.Highs()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highs = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
     highs.setOptionValue("output_flag", False)
     return highs
 
@@ -61,10 +75,10 @@ class HighsBackend(Backend):
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
         try:
-            import highspy
+            import highspy  # noqa: F401
         except ImportError as exc:  # pragma: no cover - a dependency
             return False, str(exc)
-        return True, f"highspy {highspy.Highs().version()}"
+        return True, f"highspy {new_highs().version()}"
 
     def load(self, model: LinearModel) -> None:
         self.highs = new_highs()
