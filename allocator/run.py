@@ -11,15 +11,21 @@ from typing import Any
 import numpy as np
 
 from allocator import __version__
-from allocator.analysis.sensitivity import sensitivity_table
-from allocator.analysis.stages import SolveResult, solve_stages, stage_objectives
+from allocator.analysis.sensitivity import (
+    LpSensitivity,
+    highs_sensitivity,
+    resolve_stage_sensitivities,
+    sensitivity_frame,
+)
+from allocator.analysis.stages import SolveResult, StageResult, solve_stages, stage_objectives
 from allocator.errors import ExitCode, InputError
 from allocator.formulations.ops import OpsModel, build_ops
 from allocator.formulations.ops_data import load_ops
 from allocator.outputs.folder import check_target, run_folder
 from allocator.outputs.ops_tables import plan_tables
 from allocator.scenario import Scenario, load_scenario
-from allocator.solvers.base import SolverSettings, Status
+from allocator.solvers.base import Backend, SolverSettings, Status
+from allocator.solvers.highs import HighsBackend
 
 
 @dataclass
@@ -29,6 +35,7 @@ class RunOutcome:
     result: SolveResult | None = None
     ops: OpsModel | None = None
     tables: dict[str, Any] = field(default_factory=dict)
+    sensitivities: list[Any] = field(default_factory=list)
 
 
 def settings_from(scenario: Scenario) -> SolverSettings:
@@ -86,7 +93,8 @@ def summary_of(
         "plan_objectives": {s.name: _finite(s.final_value) for s in result.stages},
         "stages": [
             {"name": s.name, "status": s.status.value, "objective": _finite(s.objective),
-             "plan_value": _finite(s.final_value), "bound": _finite(s.bound), "gap": _finite(s.gap), "seconds": round(s.seconds, 4),
+             "plan_value": _finite(s.final_value), "bound": _finite(s.bound),
+             "gap": _finite(s.gap), "seconds": round(s.seconds, 4),
              "held_at": _finite(s.hold_rhs) if s.hold_rhs is not None else None}
             for s in result.stages
         ],
@@ -124,9 +132,22 @@ def solve_scenario(
     if settings.time_limit is not None:  # the limit is for the whole run
         remaining = settings.time_limit - (t2 - start)
         settings = SolverSettings(**{**settings.__dict__, "time_limit": max(remaining, 0.01)})
+    sensitivities: list[LpSensitivity] = []
+    inline = scenario.output.sensitivity and ops.model.num_integer == 0
+
+    def capture(backend: Backend, stage: StageResult) -> None:
+        if inline and isinstance(backend, HighsBackend):
+            sensitivities.append(highs_sensitivity(backend.highs, stage.name))
+
     result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
-                          scenario.objective.rel_tol, scenario.objective.abs_tol)
+                          scenario.objective.rel_tol, scenario.objective.abs_tol,
+                          on_stage=capture)
     times["solve"] = time.perf_counter() - t2
+    if scenario.output.sensitivity and result.x is not None and not sensitivities:
+        t_sens = time.perf_counter()
+        sensitivities = resolve_stage_sensitivities(ops.model, objectives, result.stages,
+                                                    result.x)
+        times["sensitivity"] = time.perf_counter() - t_sens
     code = exit_code_for(result.status, accept_timeout)
     t3 = time.perf_counter()
     tables: dict[str, Any] = {}
@@ -135,15 +156,17 @@ def solve_scenario(
             tables = plan_tables(ops, result.x)
             for name, frame in tables.items():
                 folder.table(name, frame)
-            if scenario.output.sensitivity:
-                folder.table("sensitivity", sensitivity_table(ops.model, result))
+            if sensitivities:
+                folder.table("sensitivity", sensitivity_frame(ops.model, sensitivities))
         elif result.status is Status.INFEASIBLE:
             folder.text("diagnosis.md", _infeasible_note(result))
         times["write"] = time.perf_counter() - t3
         times["total"] = time.perf_counter() - start
         summary = summary_of(scenario, ops, result, times, code)
         folder.json("summary.json", summary)
-    return RunOutcome(code, summary, result, ops, tables)
+    outcome = RunOutcome(code, summary, result, ops, tables)
+    outcome.sensitivities = sensitivities
+    return outcome
 
 
 def _infeasible_note(result: SolveResult) -> str:

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from allocator.errors import InputError, Problem
 
@@ -76,6 +76,12 @@ class Scenario(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     # Where relative table paths are resolved; set from the file's location, not by users.
     base_dir: Path = Field(default=Path("."), exclude=True)
+    _source: str = PrivateAttr(default="scenario")
+
+    @property
+    def source(self) -> str:
+        """The scenario file as given, so messages about its contents name it."""
+        return self._source
 
 
 def _valid_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
@@ -161,4 +167,5 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     except ValidationError as exc:
         raise InputError(_problems(exc, source)) from None
     scenario.base_dir = path.resolve().parent
+    scenario._source = source
     return scenario

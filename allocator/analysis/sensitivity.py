@@ -1,66 +1,212 @@
-"""Duals and reduced costs of each LP stage, as one table keyed by family and input ids.
+"""Shadow prices, reduced costs and their ranges, per stage, in one sign convention.
 
-Sign convention, for every solver and both row senses: ``dual`` is the change of the stage's
-(minimized) objective per unit increase of the row's right-hand side; ``reduced_cost`` the
-change per unit increase of the variable. A MIP has no duals: its rows are reported without.
+Convention, for every solver and both row senses: ``dual`` is the change of the stage's
+objective per unit increase of the row's right-hand side (the objective as the stage states
+it: minimized for ops stages, in the file's own sense for MPS files); ``reduced_cost`` the
+change per unit increase of the variable's value.
+
+Ranges come from HiGHS's ranging at the stage's optimal basis, whatever solver found the
+plan, and are reported as Excel's Sensitivity Report does so an analyst can check them: a
+binding row's right-hand side range is HiGHS's; a non-binding ``<=`` row can rise without
+limit and fall by its slack (``>=``: the mirror). Where a binding row's range is empty on one
+side the dual is not unique; the left and right shadow prices (per unit when the right-hand
+side goes down, and up) then come from two small warm re-solves.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from allocator.analysis.stages import SolveResult
 from allocator.core.model import LinearModel
 
 BINDING_TOL = 1e-7
+MAX_ONE_SIDED = 200  # left/right re-solves per stage; the largest |dual| rows first
 
 
-def _labels(frame: pd.DataFrame) -> pd.Series:
-    if frame.shape[1] == 0:
-        return pd.Series([""] * len(frame))
-    return frame.astype(str).agg("/".join, axis=1)
+@dataclass
+class LpSensitivity:
+    """One stage LP's sensitivity, in model row/column order (holds of earlier stages last)."""
+
+    stage: str
+    objective: float
+    x: np.ndarray
+    activity: np.ndarray
+    rhs: np.ndarray
+    slack: np.ndarray
+    binding: np.ndarray
+    row_dual: np.ndarray
+    col_dual: np.ndarray
+    rhs_low: np.ndarray
+    rhs_high: np.ndarray
+    cost: np.ndarray
+    cost_low: np.ndarray
+    cost_high: np.ndarray
+    dual_unique: np.ndarray
+    dual_left: np.ndarray  # per unit of rhs decrease (objective change / -delta)
+    dual_right: np.ndarray  # per unit of rhs increase
+    source: str = "lp"  # "lp" or "fixed-integer lp"
 
 
-def sensitivity_table(model: LinearModel, result: SolveResult) -> pd.DataFrame:
-    if result.x is None:
-        return pd.DataFrame()
-    x = result.x
-    activity = model.matrix @ x
-    lo, hi = model.row_lo, model.row_hi
-    slack_lo = activity - lo
-    slack_hi = hi - activity
-    # The side that limits the row: the nearer finite bound.
+def _clean(values: np.ndarray) -> np.ndarray:
+    out = np.asarray(values, dtype=float).copy()
+    out[out >= 1e30] = np.inf
+    out[out <= -1e30] = -np.inf
+    return out
+
+
+def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore[no-untyped-def]
+                      source: str = "lp") -> LpSensitivity:
+    """Read duals and ranging from a Highs instance that has just solved an LP to optimality."""
+    lp = highs.getLp()
+    n, m = lp.num_col_, lp.num_row_
+    sol = highs.getSolution()
+    lo, hi = _clean(lp.row_lower_), _clean(lp.row_upper_)
+    activity = np.asarray(sol.row_value, dtype=float)
+    row_dual = np.asarray(sol.row_dual, dtype=float)
+    slack_lo, slack_hi = activity - lo, hi - activity
     use_hi = np.isfinite(hi) & (~np.isfinite(lo) | (slack_hi <= slack_lo))
     rhs = np.where(use_hi, hi, lo)
     slack = np.where(use_hi, slack_hi, slack_lo)
     binding = np.abs(slack) <= BINDING_TOL * np.maximum(1.0, np.abs(rhs))
+    status, ranging = highs.getRanging()
+    rhs_low = np.where(use_hi, activity, -np.inf)
+    rhs_high = np.where(use_hi, np.inf, activity)
+    cost = np.asarray(lp.col_cost_, dtype=float)
+    cost_low = np.full(n, np.nan)
+    cost_high = np.full(n, np.nan)
+    if status.name == "kOk" if hasattr(status, "name") else True:
+        up = _clean(ranging.row_bound_up.value_)[:m]
+        dn = _clean(ranging.row_bound_dn.value_)[:m]
+        rhs_low = np.where(binding, np.minimum(dn, rhs), rhs_low)
+        rhs_high = np.where(binding, np.maximum(up, rhs), rhs_high)
+        cost_low = _clean(ranging.col_cost_dn.value_)[:n]
+        cost_high = _clean(ranging.col_cost_up.value_)[:n]
+    equality = np.isfinite(lo) & np.isfinite(hi) & (lo == hi)
+    width_tol = 1e-9 * np.maximum(1.0, np.abs(rhs))
+    unique = ~binding | ((rhs_high - rhs > width_tol) & (rhs - rhs_low > width_tol))
+    unique |= equality & ~binding
+    result = LpSensitivity(
+        stage, float(highs.getInfo().objective_function_value),
+        np.asarray(sol.col_value, dtype=float), activity, rhs, slack, binding, row_dual,
+        np.asarray(sol.col_dual, dtype=float), rhs_low, rhs_high, cost, cost_low, cost_high,
+        unique, row_dual.copy(), row_dual.copy(), source,
+    )
+    if one_sided and not unique.all():
+        _one_sided_prices(highs, result, lo, hi)
+    return result
+
+
+def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
+                      hi: np.ndarray) -> None:
+    """Left and right shadow prices of the rows whose dual is not unique, by re-solving."""
+    rows = np.flatnonzero(~sens.dual_unique)
+    rows = rows[np.argsort(-np.abs(sens.row_dual[rows]), kind="stable")][:MAX_ONE_SIDED]
+    base = sens.objective
+    for r in rows:
+        delta = 1e-4 * max(1.0, abs(sens.rhs[r]))
+        slopes = []
+        for direction in (-1.0, 1.0):
+            new_lo = lo[r] + direction * delta if np.isfinite(lo[r]) else lo[r]
+            new_hi = hi[r] + direction * delta if np.isfinite(hi[r]) else hi[r]
+            highs.changeRowBounds(int(r), _bound(new_lo), _bound(new_hi))
+            highs.run()
+            ok = highs.getModelStatus().name == "kOptimal"
+            value = highs.getInfo().objective_function_value if ok else np.nan
+            slopes.append((value - base) / (direction * delta) if ok else np.nan)
+        highs.changeRowBounds(int(r), _bound(lo[r]), _bound(hi[r]))
+        sens.dual_left[r], sens.dual_right[r] = slopes
+    if rows.size:
+        highs.run()  # back to the stage optimum (warm: the basis is one step away)
+
+
+def _bound(value: float) -> float:
+    return float(np.clip(value, -1e30, 1e30))
+
+
+def _labels(frame: pd.DataFrame) -> np.ndarray:
+    if frame.shape[1] == 0:
+        return np.array([""] * len(frame), dtype=object)
+    return frame.astype(str).agg("/".join, axis=1).to_numpy()
+
+
+def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.DataFrame:
+    """sensitivity.csv: one row per (stage, constraint) and per (stage, variable)."""
     frames = []
-    for stage in result.stages:
-        rows = []
+    for sens in stages:
         for block in model.con_blocks.values():
             sl = block.slice
-            dual = (stage.row_dual[: model.num_rows][sl] if stage.row_dual is not None
-                    else np.full(block.size, np.nan))
-            rows.append(pd.DataFrame({
-                "family": block.name, "labels": _labels(block.labels).to_numpy(),
-                "stage": stage.name, "kind": "constraint",
-                "activity": activity[sl], "rhs": rhs[sl], "slack": slack[sl],
-                "binding": binding[sl], "dual": dual,
-                "rhs_low": np.nan, "rhs_high": np.nan,
-                "value": np.nan, "reduced_cost": np.nan, "cost_low": np.nan, "cost_high": np.nan,
+            frames.append(pd.DataFrame({
+                "stage": sens.stage, "kind": "constraint", "family": block.name,
+                "labels": _labels(block.labels), "activity": sens.activity[sl],
+                "rhs": sens.rhs[sl], "slack": sens.slack[sl], "binding": sens.binding[sl],
+                "dual": sens.row_dual[sl], "dual_unique": sens.dual_unique[sl],
+                "dual_left": sens.dual_left[sl], "dual_right": sens.dual_right[sl],
+                "rhs_low": sens.rhs_low[sl], "rhs_high": sens.rhs_high[sl],
+                "value": np.nan, "reduced_cost": np.nan, "cost": np.nan, "cost_low": np.nan,
+                "cost_high": np.nan, "dual_source": sens.source,
+            }))
+        holds = np.arange(model.num_rows, len(sens.activity))
+        if holds.size:
+            frames.append(pd.DataFrame({
+                "stage": sens.stage, "kind": "constraint", "family": "stage_hold",
+                "labels": [f"hold {i + 1}" for i in range(holds.size)],
+                "activity": sens.activity[holds], "rhs": sens.rhs[holds],
+                "slack": sens.slack[holds], "binding": sens.binding[holds],
+                "dual": sens.row_dual[holds], "dual_unique": sens.dual_unique[holds],
+                "dual_left": sens.dual_left[holds], "dual_right": sens.dual_right[holds],
+                "rhs_low": sens.rhs_low[holds], "rhs_high": sens.rhs_high[holds],
+                "value": np.nan, "reduced_cost": np.nan, "cost": np.nan, "cost_low": np.nan,
+                "cost_high": np.nan, "dual_source": sens.source,
             }))
         for block in model.var_blocks.values():
             sl = block.slice
-            reduced = (stage.col_dual[sl] if stage.col_dual is not None
-                       else np.full(block.size, np.nan))
-            rows.append(pd.DataFrame({
-                "family": block.name, "labels": _labels(block.labels).to_numpy(),
-                "stage": stage.name, "kind": "variable",
-                "activity": np.nan, "rhs": np.nan, "slack": np.nan, "binding": False,
-                "dual": np.nan, "rhs_low": np.nan, "rhs_high": np.nan,
-                "value": x[sl], "reduced_cost": reduced, "cost_low": np.nan,
-                "cost_high": np.nan,
+            frames.append(pd.DataFrame({
+                "stage": sens.stage, "kind": "variable", "family": block.name,
+                "labels": _labels(block.labels), "activity": np.nan, "rhs": np.nan,
+                "slack": np.nan, "binding": False, "dual": np.nan, "dual_unique": True,
+                "dual_left": np.nan, "dual_right": np.nan, "rhs_low": np.nan,
+                "rhs_high": np.nan, "value": sens.x[sl], "reduced_cost": sens.col_dual[sl],
+                "cost": sens.cost[sl], "cost_low": sens.cost_low[sl],
+                "cost_high": sens.cost_high[sl], "dual_source": sens.source,
             }))
-        frames.extend(rows)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def resolve_stage_sensitivities(
+    model: LinearModel, objectives: list, stages: list, x: np.ndarray,  # type: ignore[type-arg]
+) -> list[LpSensitivity]:
+    """Sensitivity of each solved stage by a HiGHS re-solve: used when another solver found
+    the plan, and for MIPs, whose duals are those of the LP with the integers fixed."""
+    from allocator.solvers.highs import load_into_highs, new_highs
+
+    highs = new_highs()
+    lb, ub = model.lb.copy(), model.ub.copy()
+    integer = model.integer
+    source = "lp"
+    if integer.any():
+        fixed = np.round(x[integer])
+        lb[integer] = fixed
+        ub[integer] = fixed
+        source = "fixed-integer lp"
+    load_into_highs(highs, model, lb=lb, ub=ub, relax_integers=True)
+    by_name = {o.name: o for o in objectives}
+    out = []
+    for stage in stages:
+        objective = by_name[stage.name]
+        highs.changeColsCost(model.num_vars, np.arange(model.num_vars, dtype=np.int32),
+                             objective.c)
+        highs.changeObjectiveOffset(float(objective.constant))
+        highs.run()
+        if highs.getModelStatus().name != "kOptimal":
+            break
+        out.append(highs_sensitivity(highs, stage.name, source=source))
+        if stage.hold_rhs is not None:
+            nz = np.flatnonzero(objective.c)
+            highs.addRow(-1e30, float(stage.hold_rhs - objective.constant), nz.size,
+                         nz.astype(np.int32), objective.c[nz])
+    return out

@@ -8,6 +8,7 @@ later stages start warm; the other backends rebuild.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,6 +72,7 @@ def stage_objectives(
 def solve_stages(
     model: LinearModel, objectives: list[Objective], solver: str, settings: SolverSettings,
     rel_tol: float = 1e-6, abs_tol: float = 1e-9, backend: Backend | None = None,
+    on_stage: Callable[[Backend, StageResult], None] | None = None,
 ) -> SolveResult:
     """Solve each objective in turn; the first stage that fails decides the status."""
     start = time.perf_counter()
@@ -107,6 +109,8 @@ def solve_stages(
         )
         result.stages.append(stage)
         result.x = raw.x
+        if on_stage is not None:
+            on_stage(backend, stage)  # e.g. ranging while the solver holds this stage's basis
         if raw.status is Status.FEASIBLE:
             result.status = Status.FEASIBLE
         if objective is not objectives[-1]:

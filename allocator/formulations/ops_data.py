@@ -112,17 +112,17 @@ def load_ops(scenario: Scenario) -> OpsData:
 
         close = difflib.get_close_matches(name, list(SCHEMAS), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        problems.append(Problem("scenario", f"unknown table 'tables.{name}'{hint}"))
+        problems.append(Problem(scenario.source, f"unknown table 'tables.{name}'{hint}"))
     for name in REQUIRED_TABLES:
         if name not in scenario.tables:
-            problems.append(Problem("scenario", f"the ops model needs a '{name}' table"))
+            problems.append(Problem(scenario.source, f"the ops model needs a '{name}' table"))
     loaded: dict[str, LoadedTable] = {}
     frames: dict[str, pd.DataFrame] = {}
     for name, spec in scenario.tables.items():
         if name not in SCHEMAS:
             continue
         try:
-            table = read_table(name, spec, scenario.base_dir)
+            table = read_table(name, spec, scenario.base_dir, origin=scenario.source)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
@@ -130,7 +130,12 @@ def load_ops(scenario: Scenario) -> OpsData:
         frame, found = validate(table, SCHEMAS[name])
         problems.extend(found)
         frames[name] = frame
-    if problems or any(n not in frames for n in REQUIRED_TABLES):
+    # Bad cells do not stop the cross-table checks below (they read only id and scope
+    # columns), so one run reports every problem; a table that is unreadable, has no rows
+    # or lacks a required column does, as checking against it would only add noise.
+    broken = [n for n, f in frames.items() if (len(f) == 0 and not SCHEMAS[n].allow_empty)
+              or any(c.name not in f.columns for c in SCHEMAS[n].columns)]
+    if broken or any(n not in frames for n in REQUIRED_TABLES):
         raise InputError(problems)
 
     sites, staff, targets = frames["sites"], frames["staff"], frames["targets"]

@@ -43,12 +43,21 @@ def new_highs():  # type: ignore[no-untyped-def]
     return highs
 
 
-def load_into_highs(highs, model: LinearModel, c: np.ndarray | None = None) -> None:  # type: ignore[no-untyped-def]
-    """Columns first with no entries, then rows from CSR: one call each, no per-term work."""
+def load_into_highs(  # type: ignore[no-untyped-def]
+    highs, model: LinearModel, c: np.ndarray | None = None, *, lb: np.ndarray | None = None,
+    ub: np.ndarray | None = None, relax_integers: bool = False,
+) -> None:
+    """Columns first with no entries, then rows from CSR: one call each, no per-term work.
+
+    `lb`/`ub`/`relax_integers` let analysis load a variant (integers fixed and relaxed)
+    without copying the matrix.
+    """
     n = model.num_vars
     cost = np.zeros(n) if c is None else c
+    lower = model.lb if lb is None else lb
+    upper = model.ub if ub is None else ub
     empty = np.zeros(0, dtype=np.int32)
-    highs.addCols(n, cost, _finite(model.lb), _finite(model.ub), 0, empty, empty, np.zeros(0))
+    highs.addCols(n, cost, _finite(lower), _finite(upper), 0, empty, empty, np.zeros(0))
     matrix = model.matrix
     if model.num_rows:
         highs.addRows(
@@ -56,7 +65,7 @@ def load_into_highs(highs, model: LinearModel, c: np.ndarray | None = None) -> N
             matrix.indptr.astype(np.int32), matrix.indices.astype(np.int32), matrix.data,
         )
     integer = np.flatnonzero(model.integer)
-    if integer.size:
+    if integer.size and not relax_integers:
         import highspy
 
         kinds = np.full(integer.size, highspy.HighsVarType.kInteger)

@@ -8,6 +8,7 @@ of every bad cell instead of failing on the first one.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,12 @@ from allocator.errors import InputError, Problem
 
 # Row numbers as a spreadsheet shows them: the header is row 1, so data row 0 is row 2.
 HEADER_ROWS = 1
+# The password of a database URL (scheme://user:password@host), kept out of every message.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^\s]*@")
+
+
+def _hide_password(text: str) -> str:
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)
@@ -47,19 +54,21 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return result.replace({None: float("nan")}).astype(object)
 
 
-def read_table(name: str, spec: str | dict[str, str], base_dir: Path) -> LoadedTable:
-    """Load one table described by a scenario's ``[tables]`` entry."""
+def read_table(
+    name: str, spec: str | dict[str, str], base_dir: Path, origin: str = "scenario"
+) -> LoadedTable:
+    """Load one table described by a scenario's ``[tables]`` entry (`origin`: its file)."""
     if isinstance(spec, str):
         spec = {"path": spec}
     unknown = set(spec) - {"path", "sheet", "url", "query"}
     if unknown:
         raise InputError(
-            f"tables.{name}: unknown keys {sorted(unknown)}; use path/sheet or url/query"
+            f"tables.{name}: unknown keys {sorted(unknown)}; use path/sheet or url/query", origin
         )
     if "url" in spec:
         return _read_sql(name, spec)
     if "path" not in spec:
-        raise InputError(f"tables.{name}: give a path, or a url and a query", "scenario")
+        raise InputError(f"tables.{name}: give a path, or a url and a query", origin)
     path = Path(spec["path"])
     if not path.is_absolute():
         path = base_dir / path
@@ -111,7 +120,7 @@ def _read_sql(name: str, spec: dict[str, str]) -> LoadedTable:
     import sqlalchemy
 
     url, query = spec["url"], spec.get("query")
-    source = f"table '{name}' ({url})"
+    source = f"table '{name}' ({_hide_password(url)})"
     if not query:
         raise InputError([Problem(source, "a SQL source needs a query")])
     try:
@@ -119,7 +128,7 @@ def _read_sql(name: str, spec: dict[str, str]) -> LoadedTable:
         with engine.connect() as conn:
             frame = pd.read_sql_query(sqlalchemy.text(query), conn)
     except Exception as exc:
-        detail = str(exc).splitlines()[0]
+        detail = _hide_password(str(exc).splitlines()[0])
         raise InputError([Problem(source, f"query failed: {detail}")]) from None
     frame = _as_text(frame)
     # A result set has no header row: its first record is row 1.

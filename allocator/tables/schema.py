@@ -97,14 +97,14 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
             out[col.name] = values.where(~empty | (col.default is not None), np.nan).astype(object)
         else:
             numbers = pd.to_numeric(text.where(~empty, np.nan), errors="coerce").astype(float)
-            not_number = numbers.isna().to_numpy() & ~empty
+            is_nan_text = text.astype(str).str.strip().str.lower().isin(["nan"]).to_numpy() & ~empty
+            not_number = numbers.isna().to_numpy() & ~empty & ~is_nan_text  # one message a cell
             _report(problems, table, not_number, col.name, "expected a number", raw)
             if col.default is not None:
                 numbers = numbers.where(~empty, float(col.default))  # type: ignore[arg-type]
             elif not col.nullable:
                 _report(problems, table, empty, col.name, "empty cell; a number is required")
             finite = numbers.to_numpy()
-            is_nan_text = text.astype(str).str.strip().str.lower().isin(["nan"]).to_numpy()
             _report(problems, table, is_nan_text, col.name, "NaN is not a value here")
             inf = np.isinf(finite)
             _report(problems, table, inf, col.name, "expected a finite number", raw)
@@ -124,7 +124,7 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
         label = "+".join(schema.unique)
         first = key.duplicated(keep="first").to_numpy() & dup
         _report(problems, table, first, label, f"duplicate {label}; it must be unique",
-                key.astype(str).agg("/".join, axis=1))
+                key.fillna("").astype(str).agg("/".join, axis=1))
     for extra in frame.columns:
         if extra not in out.columns:
             out[extra] = frame[extra]  # extra columns are kept and ignored (data contract)
