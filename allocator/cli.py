@@ -135,6 +135,56 @@ def generate(size: str | None, n_staff: int | None, seed: int, out_dir: Path) ->
 
 
 @main.command()
+@click.argument("lp_file", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Also write variables.csv and constraints.csv to this folder.")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+def sensitivity(lp_file: Path, out_dir: Path | None, force: bool) -> None:
+    """Excel-style sensitivity report (values, shadow prices, ranges) for an MPS/LP file."""
+    from allocator.analysis.mps_report import mps_sensitivity
+    from allocator.outputs.folder import check_target, run_folder
+
+    try:
+        if out_dir is not None:
+            check_target(out_dir, force)
+        report = mps_sensitivity(lp_file)
+        if out_dir is not None:
+            with run_folder(out_dir, ["csv"], force) as folder:
+                folder.table("variables", report.variables)
+                folder.table("constraints", report.constraints)
+    except BaseException as exc:
+        sys.exit(_fail(exc))
+    out.print(f"{report.name}: {report.sense} objective = {report.objective:.10g}",
+              highlight=False)
+    for title, frame in (("Variable cells", report.variables),
+                         ("Constraints", report.constraints)):
+        table = Table(title=title, title_justify="left")
+        shown = [c for c in frame.columns if c not in ("binding", "dual_unique",
+                                                        "shadow_price_down", "shadow_price_up")]
+        for col in shown:
+            table.add_column(col.replace("_", " "), justify="left" if col == "name" else "right")
+        for row in frame.itertuples(index=False):
+            table.add_row(*(_excel(getattr(row, c)) for c in shown))
+        out.print(table)
+    degenerate = report.constraints[~report.constraints["dual_unique"]]
+    for row in degenerate.itertuples(index=False):
+        out.print(f"{row.name}: shadow price not unique: {_excel(row.shadow_price_down)} per "
+                  f"unit down, {_excel(row.shadow_price_up)} per unit up", highlight=False)
+
+
+def _excel(value: object) -> str:
+    """Numbers as Excel's report prints them: 1E+30 for an unlimited allowance."""
+    if isinstance(value, str):
+        return value
+    number = float(value)  # type: ignore[arg-type]
+    if number != number:
+        return "n/a"
+    if abs(number) >= 1e30:
+        return "1E+30" if number > 0 else "-1E+30"
+    return f"{number + 0.0:.6g}"
+
+
+@main.command()
 def solvers() -> None:
     """List the solvers, whether they are installed here, and what each can do."""
     from allocator.solvers.base import Capability

@@ -118,6 +118,8 @@ def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignor
             slopes.append((value - base) / (direction * delta) if ok else np.nan)
         highs.changeRowBounds(int(r), _bound(lo[r]), _bound(hi[r]))
         sens.dual_left[r], sens.dual_right[r] = slopes
+        if abs(slopes[0] - slopes[1]) <= 1e-6 * max(1.0, abs(sens.row_dual[r])):
+            sens.dual_unique[r] = True  # a basis change, but the same price on both sides
     if rows.size:
         highs.run()  # back to the stage optimum (warm: the basis is one step away)
 
