@@ -24,6 +24,8 @@ from allocator.core.model import LinearModel
 
 BINDING_TOL = 1e-7
 MAX_ONE_SIDED = 200  # left/right re-solves per stage; the largest |dual| rows first
+MAX_EXTENDED = 60  # rows per stage whose basis range is widened to the full price range
+MAX_STEPS = 8  # successive rangings per end of a range
 
 
 @dataclass
@@ -47,6 +49,7 @@ class LpSensitivity:
     dual_unique: np.ndarray
     dual_left: np.ndarray  # per unit of rhs decrease (objective change / -delta)
     dual_right: np.ndarray  # per unit of rhs increase
+    range_kind: np.ndarray | None = None  # "price": the dual changes past each end; "basis"
     source: str = "lp"  # "lp" or "fixed-integer lp"
 
 
@@ -94,9 +97,76 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
         np.asarray(sol.col_dual, dtype=float), rhs_low, rhs_high, cost, cost_low, cost_high,
         unique, row_dual.copy(), row_dual.copy(), source,
     )
+    result.range_kind = np.where(binding, "basis", "price").astype(object)
+    if one_sided:
+        _extend_ranges(highs, result, lo, hi)
     if one_sided and not unique.all():
         _one_sided_prices(highs, result, lo, hi)
     return result
+
+
+def _set_rhs(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no-untyped-def]
+             value: float) -> None:
+    if lo == hi:
+        highs.changeRowBounds(row, _bound(value), _bound(value))
+    elif use_hi:
+        highs.changeRowBounds(row, _bound(lo), _bound(value))
+    else:
+        highs.changeRowBounds(row, _bound(value), _bound(hi))
+
+
+def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
+                   hi: np.ndarray) -> None:
+    """Widen basis ranges to price ranges by successive ranging (parametric analysis).
+
+    HiGHS's range is where the current basis stays optimal; in a degenerate LP the next
+    basis can carry the same price, and a negotiator wants to know how far the *price*
+    holds. Past each end we re-solve a step beyond, and while the dual is unchanged take the
+    new basis's range end. Done for the rows with the largest |dual| (the bottlenecks).
+    """
+    rows = np.flatnonzero(sens.binding & sens.dual_unique & (np.abs(sens.row_dual) > 1e-9))
+    rows = rows[np.argsort(-np.abs(sens.row_dual[rows]), kind="stable")][:MAX_EXTENDED]
+    touched = False
+    for r in rows:
+        use_hi = bool(np.isfinite(hi[r]) and sens.rhs[r] == hi[r])
+        dual = sens.row_dual[r]
+        for direction in (-1.0, 1.0):
+            end = sens.rhs_low[r] if direction < 0 else sens.rhs_high[r]
+            closed = False
+            for _ in range(MAX_STEPS):
+                if not np.isfinite(end):
+                    closed = True
+                    break
+                probe = end + direction * 1e-6 * max(1.0, abs(end))
+                _set_rhs(highs, int(r), lo[r], hi[r], use_hi, probe)
+                highs.run()
+                touched = True
+                if highs.getModelStatus().name != "kOptimal":
+                    closed = True  # infeasible past the end: the price cannot continue
+                    break
+                new_dual = highs.getSolution().row_dual[r]
+                if abs(new_dual - dual) > 1e-7 * max(1.0, abs(dual)):
+                    closed = True
+                    break
+                _status, ranging = highs.getRanging()
+                values = ranging.row_bound_dn.value_ if direction < 0 else \
+                    ranging.row_bound_up.value_
+                new_end = _clean([values[r]])[0]
+                if direction * (new_end - probe) <= 0:
+                    end = probe
+                    break
+                end = new_end
+            if direction < 0:
+                sens.rhs_low[r] = end
+            else:
+                sens.rhs_high[r] = end
+            if not closed:
+                break
+        else:
+            sens.range_kind[r] = "price"  # type: ignore[index]
+        _set_rhs(highs, int(r), lo[r], hi[r], use_hi, sens.rhs[r])
+    if touched:
+        highs.run()
 
 
 def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
@@ -147,6 +217,7 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
                 "dual": sens.row_dual[sl], "dual_unique": sens.dual_unique[sl],
                 "dual_left": sens.dual_left[sl], "dual_right": sens.dual_right[sl],
                 "rhs_low": sens.rhs_low[sl], "rhs_high": sens.rhs_high[sl],
+                "range_kind": sens.range_kind[sl] if sens.range_kind is not None else "basis",
                 "value": np.nan, "reduced_cost": np.nan, "cost": np.nan, "cost_low": np.nan,
                 "cost_high": np.nan, "dual_source": sens.source,
             }))
@@ -160,8 +231,9 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
                 "dual": sens.row_dual[holds], "dual_unique": sens.dual_unique[holds],
                 "dual_left": sens.dual_left[holds], "dual_right": sens.dual_right[holds],
                 "rhs_low": sens.rhs_low[holds], "rhs_high": sens.rhs_high[holds],
-                "value": np.nan, "reduced_cost": np.nan, "cost": np.nan, "cost_low": np.nan,
-                "cost_high": np.nan, "dual_source": sens.source,
+                "range_kind": "basis", "value": np.nan, "reduced_cost": np.nan,
+                "cost": np.nan, "cost_low": np.nan, "cost_high": np.nan,
+                "dual_source": sens.source,
             }))
         for block in model.var_blocks.values():
             sl = block.slice
@@ -170,7 +242,8 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
                 "labels": _labels(block.labels), "activity": np.nan, "rhs": np.nan,
                 "slack": np.nan, "binding": False, "dual": np.nan, "dual_unique": True,
                 "dual_left": np.nan, "dual_right": np.nan, "rhs_low": np.nan,
-                "rhs_high": np.nan, "value": sens.x[sl], "reduced_cost": sens.col_dual[sl],
+                "rhs_high": np.nan, "range_kind": "", "value": sens.x[sl],
+                "reduced_cost": sens.col_dual[sl],
                 "cost": sens.cost[sl], "cost_low": sens.cost_low[sl],
                 "cost_high": sens.cost_high[sl], "dual_source": sens.source,
             }))
