@@ -74,8 +74,9 @@ def check_plan(scenario: Path, plan: pd.DataFrame, whole: bool = False) -> Check
         if (site, service) not in target_keys:
             v.append(f"{sid} works at {site}/{service}, which has no target")
         mob = mobility[sid]
-        if mob == "site" and site != home or mob == "region" and region_of[site] != region_of[
-                home]:
+        wrong_site = mob == "site" and site != home
+        wrong_region = mob == "region" and region_of[site] != region_of[home]
+        if wrong_site or wrong_region:
             v.append(f"{sid} ({mob}) may not work at {site}")
         unit = cost[sid] + (travel[sid] if site != home else 0.0)
         total_cost += unit * x
