@@ -185,6 +185,30 @@ def _excel(value: object) -> str:
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def explain(run_dir: Path) -> None:
+    """Say in words why the plan in RUN_DIR looks the way it does (its bottlenecks)."""
+    import json
+
+    from rich.markdown import Markdown
+
+    from allocator.errors import InputError
+
+    try:
+        summary_file, story = run_dir / "summary.json", run_dir / "bottlenecks.md"
+        if not summary_file.exists():
+            raise InputError(f"{run_dir} is not a run folder (no summary.json)", str(run_dir))
+        summary = json.loads(summary_file.read_text())
+        if not story.exists():
+            raise InputError(f"{run_dir} has no bottlenecks.md: solve with "
+                             "output.sensitivity = true", str(run_dir))
+    except BaseException as exc:
+        sys.exit(_fail(exc))
+    _print_summary(summary, run_dir)
+    out.print(Markdown(story.read_text(encoding="utf-8")))
+
+
+@main.command()
 def solvers() -> None:
     """List the solvers, whether they are installed here, and what each can do."""
     from allocator.solvers.base import Capability

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from allocator import __version__
+from allocator.analysis.bottlenecks import bottlenecks_markdown
 from allocator.analysis.sensitivity import (
     LpSensitivity,
-    highs_sensitivity,
+    analyze_stage,
     resolve_stage_sensitivities,
     sensitivity_frame,
 )
@@ -23,6 +25,7 @@ from allocator.formulations.ops import OpsModel, build_ops
 from allocator.formulations.ops_data import load_ops
 from allocator.outputs.folder import check_target, run_folder
 from allocator.outputs.ops_tables import plan_tables
+from allocator.outputs.report import render_report
 from allocator.scenario import Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
 from allocator.solvers.highs import HighsBackend
@@ -133,20 +136,26 @@ def solve_scenario(
         remaining = settings.time_limit - (t2 - start)
         settings = SolverSettings(**{**settings.__dict__, "time_limit": max(remaining, 0.01)})
     sensitivities: list[LpSensitivity] = []
+    ladders: list[pd.DataFrame] = []
     inline = scenario.output.sensitivity and ops.model.num_integer == 0
 
     def capture(backend: Backend, stage: StageResult) -> None:
+        # HiGHS holds this stage's optimal basis right now: range it before the next stage.
         if inline and isinstance(backend, HighsBackend):
-            sensitivities.append(highs_sensitivity(backend.highs, stage.name))
+            t_sens = time.perf_counter()
+            sens, ladder = analyze_stage(backend.highs, ops.model, stage.name)
+            sensitivities.append(sens)
+            ladders.append(ladder)
+            times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_sens
 
     result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
                           scenario.objective.rel_tol, scenario.objective.abs_tol,
                           on_stage=capture)
-    times["solve"] = time.perf_counter() - t2
+    times["solve"] = time.perf_counter() - t2 - times.get("sensitivity", 0.0)
     if scenario.output.sensitivity and result.x is not None and not sensitivities:
         t_sens = time.perf_counter()
-        sensitivities = resolve_stage_sensitivities(ops.model, objectives, result.stages,
-                                                    result.x)
+        sensitivities, ladders = resolve_stage_sensitivities(ops.model, objectives,
+                                                             result.stages, result.x)
         times["sensitivity"] = time.perf_counter() - t_sens
     code = exit_code_for(result.status, accept_timeout)
     t3 = time.perf_counter()
@@ -157,7 +166,20 @@ def solve_scenario(
             for name, frame in tables.items():
                 folder.table(name, frame)
             if sensitivities:
-                folder.table("sensitivity", sensitivity_frame(ops.model, sensitivities))
+                sens_table = sensitivity_frame(ops.model, sensitivities)
+                ladder_table = pd.concat(ladders, ignore_index=True) if ladders else None
+                folder.table("sensitivity", sens_table)
+                markdown, ranked_table = bottlenecks_markdown(
+                    sens_table, ops.data, tables["sites"], scenario.name, ladder_table)
+                folder.text("bottlenecks.md", markdown)
+                folder.table("bottlenecks", ranked_table)
+                if ladder_table is not None:
+                    folder.table("ladders", ladder_table)
+                tables.update(sensitivity=sens_table, bottlenecks=ranked_table,
+                              ladders=ladder_table)
+            if scenario.output.report:
+                folder.text("report.html", render_report(scenario.name, summary_of(
+                    scenario, ops, result, times, code), tables))
         elif result.status is Status.INFEASIBLE:
             folder.text("diagnosis.md", _infeasible_note(result))
         times["write"] = time.perf_counter() - t3

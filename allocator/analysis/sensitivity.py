@@ -98,10 +98,10 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
         unique, row_dual.copy(), row_dual.copy(), source,
     )
     result.range_kind = np.where(binding, "basis", "price").astype(object)
-    if one_sided:
-        _extend_ranges(highs, result, lo, hi)
     if one_sided and not unique.all():
         _one_sided_prices(highs, result, lo, hi)
+    if one_sided:
+        _extend_ranges(highs, result, lo, hi)
     return result
 
 
@@ -208,6 +208,7 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
     """sensitivity.csv: one row per (stage, constraint) and per (stage, variable)."""
     frames = []
     for sens in stages:
+        held = [s.stage for s in stages]
         for block in model.con_blocks.values():
             sl = block.slice
             frames.append(pd.DataFrame({
@@ -225,7 +226,8 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
         if holds.size:
             frames.append(pd.DataFrame({
                 "stage": sens.stage, "kind": "constraint", "family": "stage_hold",
-                "labels": [f"hold {i + 1}" for i in range(holds.size)],
+                "labels": [held[i] if i < len(held) else f"hold {i + 1}"
+                           for i in range(holds.size)],
                 "activity": sens.activity[holds], "rhs": sens.rhs[holds],
                 "slack": sens.slack[holds], "binding": sens.binding[holds],
                 "dual": sens.row_dual[holds], "dual_unique": sens.dual_unique[holds],
@@ -252,9 +254,18 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
     return pd.concat(frames, ignore_index=True)
 
 
+def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-untyped-def]
+                  source: str = "lp") -> tuple[LpSensitivity, pd.DataFrame]:
+    """Sensitivity and price ladders of one solved stage LP held by `highs`."""
+    from allocator.analysis.ladder import stage_ladders
+
+    sens = highs_sensitivity(highs, stage, source=source)
+    return sens, stage_ladders(highs, model, sens)
+
+
 def resolve_stage_sensitivities(
     model: LinearModel, objectives: list, stages: list, x: np.ndarray,  # type: ignore[type-arg]
-) -> list[LpSensitivity]:
+) -> tuple[list[LpSensitivity], list[pd.DataFrame]]:
     """Sensitivity of each solved stage by a HiGHS re-solve: used when another solver found
     the plan, and for MIPs, whose duals are those of the LP with the integers fixed."""
     from allocator.solvers.highs import load_into_highs, new_highs
@@ -271,6 +282,7 @@ def resolve_stage_sensitivities(
     load_into_highs(highs, model, lb=lb, ub=ub, relax_integers=True)
     by_name = {o.name: o for o in objectives}
     out = []
+    ladders = []
     for stage in stages:
         objective = by_name[stage.name]
         highs.changeColsCost(model.num_vars, np.arange(model.num_vars, dtype=np.int32),
@@ -279,9 +291,11 @@ def resolve_stage_sensitivities(
         highs.run()
         if highs.getModelStatus().name != "kOptimal":
             break
-        out.append(highs_sensitivity(highs, stage.name, source=source))
+        sens, ladder = analyze_stage(highs, model, stage.name, source)
+        out.append(sens)
+        ladders.append(ladder)
         if stage.hold_rhs is not None:
             nz = np.flatnonzero(objective.c)
             highs.addRow(-1e30, float(stage.hold_rhs - objective.constant), nz.size,
                          nz.astype(np.int32), objective.c[nz])
-    return out
+    return out, ladders

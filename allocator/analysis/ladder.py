@@ -1,0 +1,106 @@
+"""Price ladders: how a shadow price steps as one right-hand side keeps moving past its range.
+
+Exact parametric analysis by successive ranging: at each breakpoint the LP is re-solved a hair
+beyond it (warm, from the last basis), and HiGHS's ranging gives the next breakpoint. The
+objective is piecewise linear in the right-hand side; each rung is one linear piece.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from allocator.core.model import LinearModel
+
+LADDER_FAMILIES = ("budget", "capacity", "min_staff", "availability", "moved")
+MAX_RUNGS = 8  # per direction
+TOP_ROWS = 5  # ladders per stage
+
+
+def _bound(value: float) -> float:
+    return float(np.clip(value, -1e30, 1e30))
+
+
+def _solve_at(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no-untyped-def]
+              value: float) -> tuple[float, float, float, float] | None:
+    """Objective, dual and basis range of the row with its rhs set to `value`."""
+    if use_hi:
+        highs.changeRowBounds(row, _bound(lo), _bound(value))
+    else:
+        highs.changeRowBounds(row, _bound(value), _bound(hi))
+    highs.run()
+    if highs.getModelStatus().name != "kOptimal":
+        return None
+    _status, ranging = highs.getRanging()
+    low = float(ranging.row_bound_dn.value_[row])
+    high = float(ranging.row_bound_up.value_[row])
+    return (float(highs.getInfo().objective_function_value),
+            float(highs.getSolution().row_dual[row]),
+            -np.inf if low <= -1e30 else min(low, value),
+            np.inf if high >= 1e30 else max(high, value))
+
+
+def row_ladder(highs, row: int, rhs: float, use_hi: bool) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+    lp = highs.getLp()
+    lo, hi = float(lp.row_lower_[row]), float(lp.row_upper_[row])
+    rungs: list[dict] = []  # type: ignore[type-arg]
+    start = _solve_at(highs, row, lo, hi, use_hi, rhs)
+    if start is None:
+        return rungs
+    seen = {(round(start[2], 9), round(start[3], 9))}
+    rungs.append({"rhs_from": start[2], "rhs_to": start[3], "dual": start[1],
+                  "objective_at_rhs": start[0], "rhs": rhs})
+    for direction in (1.0, -1.0):
+        piece = start
+        for _ in range(MAX_RUNGS):
+            end = piece[3] if direction > 0 else piece[2]
+            if not np.isfinite(end):
+                break
+            probe = end + direction * max(1e-6 * max(1.0, abs(end)), 1e-7)
+            nxt = _solve_at(highs, row, lo, hi, use_hi, probe)
+            if nxt is None:
+                rungs.append({"rhs_from": end if direction > 0 else -np.inf,
+                              "rhs_to": np.inf if direction > 0 else end, "dual": np.nan,
+                              "objective_at_rhs": np.nan, "rhs": probe})
+                break
+            key = (round(nxt[2], 9), round(nxt[3], 9))
+            if key in seen:
+                break
+            seen.add(key)
+            rungs.append({"rhs_from": nxt[2], "rhs_to": nxt[3], "dual": nxt[1],
+                          "objective_at_rhs": nxt[0], "rhs": probe})
+            piece = nxt
+    highs.changeRowBounds(row, _bound(lo), _bound(hi))
+    highs.run()
+    return sorted(rungs, key=lambda r: (r["rhs_from"], r["rhs_to"]))
+
+
+def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """Ladders for the stage's top bottlenecks (largest |dual| x |rhs| in LADDER_FAMILIES)."""
+    candidates = []
+    for name in LADDER_FAMILIES:
+        block = model.con_blocks.get(name)
+        if block is None:
+            continue
+        idx = np.arange(block.start, block.start + block.size)
+        keep = sens.binding[idx] & (np.abs(sens.row_dual[idx]) > 1e-9)
+        for r in idx[keep]:
+            impact = abs(sens.row_dual[r]) * max(1.0, abs(sens.rhs[r]))
+            label = "/".join(map(str, block.labels.iloc[r - block.start].tolist()))
+            candidates.append((impact, int(r), name, label))
+    candidates.sort(key=lambda c: -c[0])
+    frames = []
+    lp = highs.getLp()
+    for _impact, r, family, label in candidates[:top]:
+        use_hi = bool(sens.rhs[r] == lp.row_upper_[r])
+        rungs = row_ladder(highs, r, float(sens.rhs[r]), use_hi)
+        if rungs:
+            frame = pd.DataFrame(rungs)
+            frame.insert(0, "labels", label)
+            frame.insert(0, "family", family)
+            frame.insert(0, "stage", sens.stage)
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["stage", "family", "labels", "rhs_from", "rhs_to", "dual",
+                                     "objective_at_rhs", "rhs"])
+    return pd.concat(frames, ignore_index=True)

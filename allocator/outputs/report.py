@@ -1,0 +1,216 @@
+"""report.html: one self-contained page (inline CSS and SVG charts, no script, no network).
+
+matplotlib draws the charts as SVG with text as paths, so a label from the data can never
+become markup; every label in the HTML itself goes through html.escape. No JavaScript at
+all: the page opens anywhere, including mail clients and air-gapped laptops.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1100px;color:#1d2733;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
+border-bottom:1px solid #d6dde5;padding-bottom:.3rem}
+.kpis{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}
+.kpi{background:#f3f6f9;border-radius:8px;padding:.6rem 1rem;min-width:9rem}
+.kpi b{display:block;font-size:1.25rem}.kpi span{font-size:.8rem;color:#55606d}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+td,th{border:1px solid #d6dde5;padding:.25rem .5rem;text-align:right}
+th{background:#f3f6f9}td.l,th.l{text-align:left}
+.ok{background:#e3f4e8}.mid{background:#fff4d6}.bad{background:#fbe1df}
+.muted{color:#55606d;font-size:.85rem}figure{margin:.5rem 0}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return _e(value)
+    if not np.isfinite(number):
+        return "unlimited" if number > 0 else ("-unlimited" if number < 0 else "")
+    if abs(number) >= 1000:
+        return f"{number:,.0f}"
+    return f"{number:,.3g}"
+
+
+def _svg(fig) -> str:  # type: ignore[no-untyped-def]
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _figure(height: float):  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "path", "font.size": 9})
+    return plt.subplots(figsize=(9, height))
+
+
+def _table(frame: pd.DataFrame, limit: int = 40, left: int = 1) -> str:
+    if frame is None or frame.empty:
+        return "<p class='muted'>none</p>"
+    head = "".join(f"<th class='{'l' if i < left else ''}'>{_e(c)}</th>"
+                   for i, c in enumerate(frame.columns))
+    body = []
+    for row in frame.head(limit).itertuples(index=False):
+        cells = "".join(
+            f"<td class='l'>{_e(v)}</td>" if i < left or isinstance(v, str)
+            else f"<td>{_num(v)}</td>" for i, v in enumerate(row))
+        body.append(f"<tr>{cells}</tr>")
+    more = (f"<p class='muted'>{len(frame) - limit} more rows in the CSV file.</p>"
+            if len(frame) > limit else "")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
+
+
+def _coverage_grid(coverage: pd.DataFrame) -> str:
+    grid = coverage.pivot_table(index="site_id", columns="service_id", values="served_share",
+                                aggfunc="first")
+    head = "<th class='l'>site</th>" + "".join(f"<th>{_e(c)}</th>" for c in grid.columns)
+    rows = []
+    for site, values in grid.iterrows():
+        cells = []
+        for v in values:
+            if pd.isna(v):
+                cells.append("<td></td>")
+                continue
+            cls = "ok" if v >= 0.999 else ("mid" if v >= 0.8 else "bad")
+            cells.append(f"<td class='{cls}'>{v:.0%}</td>")
+        rows.append(f"<tr><td class='l'>{_e(site)}</td>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _coverage_chart(coverage: pd.DataFrame) -> str:
+    by_site = coverage.groupby("site_id")[["served", "shortfall"]].sum().sort_values(
+        "shortfall", ascending=True)
+    fig, ax = _figure(max(2.5, 0.25 * len(by_site) + 1))
+    y = np.arange(len(by_site))
+    ax.barh(y, by_site["served"], color="#4c8c6c", label="served")
+    ax.barh(y, by_site["shortfall"], left=by_site["served"], color="#d9604c",
+            label="shortfall")
+    ax.set_yticks(y, [str(s) for s in by_site.index])
+    ax.set_xlabel("workload units")
+    ax.legend(loc="lower right")
+    return _svg(fig)
+
+
+def _budget_chart(budgets: pd.DataFrame) -> str:
+    fig, ax = _figure(max(2.0, 0.35 * len(budgets) + 1))
+    y = np.arange(len(budgets))
+    ax.barh(y, budgets["amount"], color="#d6dde5", label="amount")
+    ax.barh(y, budgets["spent"], color="#3f6fa8", height=0.5, label="spent")
+    ax.set_yticks(y, [str(b) for b in budgets["budget_id"]])
+    ax.legend(loc="lower right")
+    return _svg(fig)
+
+
+def _price_chart(bottlenecks: pd.DataFrame) -> str:
+    top = bottlenecks.head(12).iloc[::-1]
+    fig, ax = _figure(max(2.0, 0.35 * len(top) + 1))
+    y = np.arange(len(top))
+    gain = (top["dual"].abs() * top["step"]).to_numpy()
+    ax.barh(y, gain, color="#8a5fb0")
+    names = [f"{s}: {f} {lab} (per {st:g})" for s, f, lab, st in
+             zip(top["stage"], top["family"], top["labels"], top["step"], strict=True)]
+    ax.set_yticks(y, names)
+    ax.set_xlabel("objective gained per step of the right-hand side")
+    return _svg(fig)
+
+
+def _ladder_charts(ladders: pd.DataFrame) -> str:
+    parts = []
+    for (stage, family, label), rungs in ladders.groupby(["stage", "family", "labels"],
+                                                         sort=False):
+        rungs = rungs.sort_values("rhs_from")
+        fig, ax = _figure(2.2)
+        finite = rungs[np.isfinite(rungs["rhs_from"]) | np.isfinite(rungs["rhs_to"])]
+        lows = finite["rhs_from"].replace(-np.inf, np.nan)
+        highs = finite["rhs_to"].replace(np.inf, np.nan)
+        span = np.nanmax(highs.to_numpy(dtype=float)) if highs.notna().any() else 1.0
+        base = np.nanmin(lows.to_numpy(dtype=float)) if lows.notna().any() else 0.0
+        pad = 0.1 * max(abs(span - base), 1.0)
+        for row in finite.itertuples(index=False):
+            lo = row.rhs_from if np.isfinite(row.rhs_from) else base - pad
+            hi = row.rhs_to if np.isfinite(row.rhs_to) else span + pad
+            ax.plot([lo, hi], [row.dual, row.dual], color="#3f6fa8", linewidth=2)
+        current = rungs["rhs"].iloc[0] if len(rungs) else None
+        if current is not None:
+            ax.axvline(float(rungs.loc[rungs["rhs_from"] <= current, "rhs"].iloc[0])
+                       if (rungs["rhs_from"] <= current).any() else float(current),
+                       color="#999", linestyle=":")
+        ax.set_xlabel("right-hand side")
+        ax.set_ylabel("shadow price")
+        parts.append(f"<figure><figcaption>{_e(stage)} stage: {_e(family)} "
+                     f"{_e(label)}</figcaption>{_svg(fig)}</figure>")
+    return "".join(parts)
+
+
+def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -> str:
+    plan, coverage = tables.get("plan"), tables.get("coverage")
+    budgets, bottlenecks = tables.get("budgets"), tables.get("bottlenecks")
+    ladders = tables.get("ladders")
+    kpis = [("status", summary["status"])]
+    for stage in summary["stages"]:
+        kpis.append((f"{stage['name']} stage", _num(stage["objective"])))
+    if plan is not None:
+        kpis += [("FTE allocated", _num(plan["fte"].sum())), ("plan cost", _num(
+            plan["cost"].sum()))]
+    if coverage is not None and coverage["demand"].sum() > 0:
+        kpis.append(("demand served", f"{coverage['served'].sum() / coverage['demand'].sum():.1%}"))
+    size = summary["model_size"]
+    kpi_html = "".join(f"<div class='kpi'><b>{_e(v)}</b><span>{_e(k)}</span></div>"
+                       for k, v in kpis)
+    sections = [
+        f"<h1>{_e(title)}</h1>",
+        f"<p class='muted'>allocator {_e(summary['version'])} · solver "
+        f"{_e(summary['solver']['name'])}"
+        f" · {size['rows']:,} rows × {size['columns']:,} columns, {size['nonzeros']:,} nonzeros"
+        f" · {summary['seconds'].get('total', 0):.2f} s</p>",
+        f"<div class='kpis'>{kpi_html}</div>",
+    ]
+    if coverage is not None and not coverage.empty:
+        sections += ["<h2>Coverage by site and service</h2>", _coverage_chart(coverage),
+                     _coverage_grid(coverage)]
+    if budgets is not None and not budgets.empty:
+        sections += ["<h2>Budget use</h2>", _budget_chart(budgets), _table(budgets)]
+    if bottlenecks is not None and not bottlenecks.empty:
+        from allocator.analysis.bottlenecks import sentence
+
+        items = "".join(f"<li>{_e(sentence(row))}</li>"
+                        for _, row in bottlenecks.head(15).iterrows())
+        sections += ["<h2>Bottlenecks</h2>", f"<ol>{items}</ol>",
+                     "<h2>Shadow prices</h2>", _price_chart(bottlenecks),
+                     _table(bottlenecks[["stage", "family", "labels", "dual", "rhs", "rhs_low",
+                                         "rhs_high", "impact"]], left=3)]
+    if ladders is not None and not ladders.empty:
+        sections += ["<h2>Price ladders</h2>",
+                     "<p class='muted'>How each top bottleneck's price steps as its "
+                     "right-hand side moves (exact breakpoints; dotted line: today).</p>",
+                     _ladder_charts(ladders)]
+    warnings = summary.get("warnings") or []
+    if warnings:
+        sections += ["<h2>Warnings</h2>", "<ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings)
+                     + "</ul>"]
+    body = "\n".join(sections)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}</body></html>")
