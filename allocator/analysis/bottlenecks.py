@@ -132,8 +132,8 @@ def marginal_cost_of_service(sensitivity: pd.DataFrame) -> pd.DataFrame:
 
 def _md_escape(text: object) -> str:
     """Labels come from data: neutralize Markdown and HTML so a name cannot inject markup."""
-    out = str(text)
-    for ch in "\\`*_{}[]()#+-.!|<>&":
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\`*_{}[]()#+-.!|":
         out = out.replace(ch, "\\" + ch)
     return out
 
