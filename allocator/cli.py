@@ -108,7 +108,7 @@ def validate(scenario: Path, sets: tuple[str, ...]) -> None:
     except BaseException as exc:
         sys.exit(_fail(exc))
     size = ops.model.size()
-    for warning in ops.data.warnings:
+    for warning in ops.warnings:
         err.print(f"[yellow]warning[/]: {warning}", highlight=False)
     out.print(
         f"valid: {size['rows']:,} rows, {size['columns']:,} columns, {size['nonzeros']:,} "

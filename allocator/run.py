@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from allocator import __version__
-from allocator.analysis.bottlenecks import bottlenecks_markdown
 from allocator.analysis.sensitivity import (
     LpSensitivity,
     analyze_stage,
@@ -20,11 +19,10 @@ from allocator.analysis.sensitivity import (
     sensitivity_frame,
 )
 from allocator.analysis.stages import SolveResult, StageResult, solve_stages, stage_objectives
-from allocator.errors import ExitCode, InputError
-from allocator.formulations.ops import OpsModel, build_ops
-from allocator.formulations.ops_data import load_ops
+from allocator.errors import ExitCode
+from allocator.formulations import get_formulation
+from allocator.formulations.base import Built, Formulation
 from allocator.outputs.folder import check_target, run_folder
-from allocator.outputs.ops_tables import plan_tables
 from allocator.outputs.report import render_report
 from allocator.scenario import Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
@@ -36,7 +34,7 @@ class RunOutcome:
     exit_code: ExitCode
     summary: dict[str, Any]
     result: SolveResult | None = None
-    ops: OpsModel | None = None
+    ops: Built | None = None
     tables: dict[str, Any] = field(default_factory=dict)
     sensitivities: list[Any] = field(default_factory=list)
 
@@ -50,21 +48,26 @@ def settings_from(scenario: Scenario) -> SolverSettings:
 
 def prepare(
     scenario_path: Path, overrides: list[str]
-) -> tuple[Scenario, OpsModel, dict[str, float]]:
+) -> tuple[Scenario, Built, dict[str, float]]:
     """Load, validate and build; no solver involved (this is all `allocator validate` does)."""
+    scenario, _formulation, built, times = _prepare(scenario_path, overrides)
+    return scenario, built, times
+
+
+def _prepare(
+    scenario_path: Path, overrides: list[str]
+) -> tuple[Scenario, Formulation, Built, dict[str, float]]:
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     scenario = load_scenario(scenario_path, overrides)
-    if scenario.model != "ops":
-        raise InputError(f"model '{scenario.model}' is not available yet; this release solves "
-                         "model = \"ops\"", str(scenario_path))
-    data = load_ops(scenario)
+    formulation = get_formulation(scenario.model, str(scenario_path))
+    data = formulation.load(scenario)
     times["load"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    ops = build_ops(data, scenario.policy)
+    ops = formulation.build(data, scenario)
     ops.model.matrix  # noqa: B018 - assemble the CSR now so the build phase owns its cost
     times["build"] = time.perf_counter() - t1
-    return scenario, ops, times
+    return scenario, formulation, ops, times
 
 
 def exit_code_for(status: Status, accept_timeout: bool) -> ExitCode:
@@ -83,22 +86,25 @@ def _finite(value: float) -> float | None:
 
 
 def summary_of(
-    scenario: Scenario, ops: OpsModel, result: SolveResult, times: dict[str, float],
+    scenario: Scenario, ops: Built, result: SolveResult, times: dict[str, float],
     code: ExitCode,
 ) -> dict[str, Any]:
+    sign = -1.0 if ops.model.maximize else 1.0
     return {
         "name": scenario.name,
         "model": scenario.model,
         "status": result.status.value,
         "exit_code": int(code),
-        "objectives": {s.name: _finite(s.objective) for s in result.stages},
+        # Objectives in the user's sense (a maximized profit is reported positive).
+        "sense": "max" if ops.model.maximize else "min",
+        "objectives": {s.name: _finite(sign * s.objective) for s in result.stages},
         # Each stage's value in the plan written: within the hold tolerance of its optimum.
-        "plan_objectives": {s.name: _finite(s.final_value) for s in result.stages},
+        "plan_objectives": {s.name: _finite(sign * s.final_value) for s in result.stages},
         "stages": [
-            {"name": s.name, "status": s.status.value, "objective": _finite(s.objective),
-             "plan_value": _finite(s.final_value), "bound": _finite(s.bound),
+            {"name": s.name, "status": s.status.value, "objective": _finite(sign * s.objective),
+             "plan_value": _finite(sign * s.final_value), "bound": _finite(sign * s.bound),
              "gap": _finite(s.gap), "seconds": round(s.seconds, 4),
-             "held_at": _finite(s.hold_rhs) if s.hold_rhs is not None else None}
+             "held_at": _finite(sign * s.hold_rhs) if s.hold_rhs is not None else None}
             for s in result.stages
         ],
         "mip_gap": _finite(result.gap),
@@ -108,8 +114,8 @@ def summary_of(
         "seconds": {k: round(v, 4) for k, v in times.items()},
         "model_size": ops.model.size(),
         "inputs": {name: {"source": t.source, "rows": len(t.frame), "sha256_16": t.digest}
-                   for name, t in ops.data.sources.items()},
-        "warnings": ops.data.warnings,
+                   for name, t in ops.sources.items()},
+        "warnings": ops.warnings,
         "notes": result.notes,
         "message": result.message,
         "version": __version__,
@@ -124,7 +130,7 @@ def solve_scenario(
     say = on_phase or (lambda _msg: None)
     check_target(out, force)
     start = time.perf_counter()
-    scenario, ops, times = prepare(scenario_path, overrides or [])
+    scenario, formulation, ops, times = _prepare(scenario_path, overrides or [])
     size = ops.model.size()
     say(f"model: {size['rows']:,} rows, {size['columns']:,} columns, {size['nonzeros']:,} "
         f"nonzeros, {size['integer_columns']:,} integer")
@@ -162,17 +168,20 @@ def solve_scenario(
     tables: dict[str, Any] = {}
     with run_folder(out, scenario.output.formats, force) as folder:
         if result.status.has_solution and result.x is not None:
-            tables = plan_tables(ops, result.x)
+            tables = formulation.plan_tables(ops, result.x)
             for name, frame in tables.items():
                 folder.table(name, frame)
             if sensitivities:
                 sens_table = sensitivity_frame(ops.model, sensitivities)
                 ladder_table = pd.concat(ladders, ignore_index=True) if ladders else None
                 folder.table("sensitivity", sens_table)
-                markdown, ranked_table = bottlenecks_markdown(
-                    sens_table, ops.data, tables["sites"], scenario.name, ladder_table)
-                folder.text("bottlenecks.md", markdown)
-                folder.table("bottlenecks", ranked_table)
+                story = formulation.bottlenecks(ops, sens_table, tables, scenario.name,
+                                                ladder_table)
+                ranked_table = None
+                if story is not None:
+                    markdown, ranked_table = story
+                    folder.text("bottlenecks.md", markdown)
+                    folder.table("bottlenecks", ranked_table)
                 if ladder_table is not None:
                     folder.table("ladders", ladder_table)
                 tables.update(sensitivity=sens_table, bottlenecks=ranked_table,

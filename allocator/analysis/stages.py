@@ -58,6 +58,8 @@ def stage_objectives(
 ) -> list[Objective]:
     """The objectives to solve in turn; stages the model lacks (no baseline) are skipped."""
     present = [name for name in order if name in model.objectives]
+    if not present:  # a formulation with its own stages (assignment, network, funding)
+        present = list(model.objectives)
     if mode == "weighted":
         c = np.zeros(model.num_vars)
         constant = 0.0

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from allocator.core.model import LinearModel
-from allocator.formulations.ops_data import OpsData
-from allocator.scenario import PolicyConfig
+from allocator.formulations.base import Formulation
+from allocator.formulations.ops_data import OpsData, load_ops
+from allocator.scenario import PolicyConfig, Scenario
 
 
 @dataclass
@@ -25,6 +26,14 @@ class OpsModel:
     triples: pd.DataFrame  # one row per x column: i, s, k, t codes, cost, productivity
     data: OpsData
     moved_constant: float = 0.0
+
+    @property
+    def sources(self):  # type: ignore[no-untyped-def]
+        return self.data.sources
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.data.warnings
 
 
 def _cat(codes: np.ndarray, categories: pd.Index) -> pd.Categorical:
@@ -210,3 +219,28 @@ def _stability(
             description="FTE moved against the baseline",
         )
     return constant
+
+
+class OpsFormulation(Formulation):
+    """spec/ops-model.md: budgets, staff, sites and service targets."""
+
+    name = "ops"
+
+    def load(self, scenario: Scenario) -> OpsData:
+        return load_ops(scenario)
+
+    def build(self, data: OpsData, scenario: Scenario) -> OpsModel:
+        return build_ops(data, scenario.policy)
+
+    def plan_tables(self, built: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:  # type: ignore[override]
+        from allocator.outputs.ops_tables import plan_tables
+
+        return plan_tables(built, x)
+
+    def bottlenecks(  # type: ignore[override]
+        self, built: OpsModel, sensitivity: pd.DataFrame, tables: dict[str, pd.DataFrame],
+        title: str, ladders: pd.DataFrame | None,
+    ) -> tuple[str, pd.DataFrame] | None:
+        from allocator.analysis.bottlenecks import bottlenecks_markdown
+
+        return bottlenecks_markdown(sensitivity, built.data, tables["sites"], title, ladders)

@@ -1,0 +1,53 @@
+"""What every formulation provides, so the pipeline, outputs and analysis stay model-agnostic.
+
+A formulation turns a validated scenario into a `Built` (the LinearModel plus what maps its
+columns back to the business) and turns a solution vector back into output tables. It never
+imports a solver.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from allocator.core.model import LinearModel
+from allocator.scenario import Scenario
+from allocator.tables.readers import LoadedTable
+
+
+class Built(Protocol):
+    model: LinearModel
+
+    @property
+    def sources(self) -> dict[str, LoadedTable]: ...
+
+    @property
+    def warnings(self) -> list[str]: ...
+
+
+class Formulation(abc.ABC):
+    """One `model = "..."` of the scenario file."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def load(self, scenario: Scenario) -> Any:
+        """Read and validate the tables; raise InputError with every problem found."""
+
+    @abc.abstractmethod
+    def build(self, data: Any, scenario: Scenario) -> Built:
+        """Validated data -> labeled sparse model (vectorized)."""
+
+    @abc.abstractmethod
+    def plan_tables(self, built: Built, x: np.ndarray) -> dict[str, pd.DataFrame]:
+        """The output tables of a solution (plan.csv first)."""
+
+    def bottlenecks(
+        self, built: Built, sensitivity: pd.DataFrame, tables: dict[str, pd.DataFrame],
+        title: str, ladders: pd.DataFrame | None,
+    ) -> tuple[str, pd.DataFrame] | None:
+        """bottlenecks.md and its ranked table; None where the model has no such story."""
+        return None
