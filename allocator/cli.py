@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import traceback
@@ -30,6 +31,45 @@ def _fail(exc: BaseException) -> int:
               highlight=False)
     err.print(f"This is a bug. The traceback is in {log}", highlight=False)
     return int(ExitCode.INTERNAL)
+
+
+def _interruptible(work):  # type: ignore[no-untyped-def]
+    """Run `work` in a worker thread so SIGINT/SIGTERM are handled at once, even while a
+    solver sits in C++: the partial run folder is removed and the process exits (130/143)
+    without writing a plan from an unfinished stage."""
+    import signal
+    import threading
+
+    from allocator.outputs.folder import discard_active
+
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:
+            box["error"] = exc
+
+    def on_term(signum, frame):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    thread = threading.Thread(target=target, name="allocator-solve", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt as interrupt:
+        discard_active()
+        name = str(interrupt) or "SIGINT"
+        err.print(f"interrupted ({name}): stopped mid-run; no run folder was written")
+        sys.stderr.flush()
+        os._exit(143 if name == "SIGTERM" else 130)  # the solver thread cannot be joined
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if "error" in box:
+        sys.exit(_fail(box["error"]))  # type: ignore[arg-type]
+    return box["value"]
 
 
 def _overrides(solver: str | None, time_limit: float | None, sets: tuple[str, ...]) -> list[str]:
@@ -63,15 +103,9 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
     from allocator.run import solve_scenario
 
-    try:
-        outcome = solve_scenario(scenario, out_dir, _overrides(solver, time_limit, sets),
-                                 force=force, accept_timeout=accept_timeout,
-                                 on_phase=lambda msg: err.print(msg, highlight=False))
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            err.print("interrupted: no run folder was written")
-            sys.exit(130)
-        sys.exit(_fail(exc))
+    outcome = _interruptible(lambda: solve_scenario(
+        scenario, out_dir, _overrides(solver, time_limit, sets), force=force,
+        accept_timeout=accept_timeout, on_phase=lambda msg: err.print(msg, highlight=False)))
     _print_summary(outcome.summary, out_dir)
     sys.exit(int(outcome.exit_code))
 

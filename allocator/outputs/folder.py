@@ -20,6 +20,15 @@ from allocator.errors import InputError
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
+# Temporary folders of runs in progress: an interrupt handler removes them before exiting.
+ACTIVE: set[Path] = set()
+
+
+def discard_active() -> None:
+    for path in list(ACTIVE):
+        shutil.rmtree(path, ignore_errors=True)
+        ACTIVE.discard(path)
+
 
 def check_target(out: Path, force: bool) -> None:
     """Refuse early (before any solving) to replace an existing run without --force."""
@@ -51,6 +60,7 @@ class RunFolder:
         self.formats = formats
         out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        ACTIVE.add(self.tmp)
 
     def table(self, name: str, frame: pd.DataFrame) -> None:
         safe = _neutralize(frame)
@@ -83,6 +93,7 @@ class RunFolder:
 
     def discard(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        ACTIVE.discard(self.tmp)
 
 
 @contextlib.contextmanager
