@@ -173,7 +173,8 @@ def solve_scenario(
                 folder.table(name, frame)
             if sensitivities:
                 sens_table = sensitivity_frame(ops.model, sensitivities)
-                ladder_table = pd.concat(ladders, ignore_index=True) if ladders else None
+                nonempty = [frame for frame in ladders if not frame.empty]
+                ladder_table = pd.concat(nonempty, ignore_index=True) if nonempty else None
                 folder.table("sensitivity", sens_table)
                 story = formulation.bottlenecks(ops, sens_table, tables, scenario.name,
                                                 ladder_table)
@@ -190,7 +191,15 @@ def solve_scenario(
                 folder.text("report.html", render_report(scenario.name, summary_of(
                     scenario, ops, result, times, code), tables))
         elif result.status is Status.INFEASIBLE:
-            folder.text("diagnosis.md", _infeasible_note(result))
+            t_diag = time.perf_counter()
+            say("infeasible: diagnosing (elastic repairs and a conflict set)")
+            story = formulation.diagnose(ops, scenario)
+            if story is None:
+                folder.text("diagnosis.md", _infeasible_note(result))
+            else:
+                folder.text("diagnosis.md", story[0])
+                folder.json("diagnosis.json", story[1])
+            times["diagnosis"] = time.perf_counter() - t_diag
         times["write"] = time.perf_counter() - t3
         times["total"] = time.perf_counter() - start
         summary = summary_of(scenario, ops, result, times, code)

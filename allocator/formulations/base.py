@@ -51,3 +51,7 @@ class Formulation(abc.ABC):
     ) -> tuple[str, pd.DataFrame] | None:
         """bottlenecks.md and its ranked table; None where the model has no such story."""
         return None
+
+    def diagnose(self, built: Built, scenario: Scenario) -> tuple[str, dict[str, Any]] | None:
+        """diagnosis.md and diagnosis.json for an infeasible instance; None if unsupported."""
+        return None

@@ -8,6 +8,7 @@ million-row block costs a code array, not a million strings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -244,3 +245,12 @@ class OpsFormulation(Formulation):
         from allocator.analysis.bottlenecks import bottlenecks_markdown
 
         return bottlenecks_markdown(sensitivity, built.data, tables["sites"], title, ladders)
+
+    def diagnose(  # type: ignore[override]
+        self, built: OpsModel, scenario: Scenario
+    ) -> tuple[str, dict[str, Any]] | None:
+        from allocator.analysis.diagnosis import diagnose, diagnosis_markdown
+
+        limit = scenario.solver.time_limit or 120.0
+        diag = diagnose(built, scenario.policy, limit)
+        return diagnosis_markdown(diag, scenario.name), diag.to_json()

@@ -140,7 +140,8 @@ def _ladder_charts(ladders: pd.DataFrame) -> str:
     parts = []
     for (stage, family, label), rungs in ladders.groupby(["stage", "family", "labels"],
                                                          sort=False):
-        rungs = rungs.sort_values("rhs_from")
+        numeric = ["rhs_from", "rhs_to", "dual", "rhs"]
+        rungs = rungs.astype(dict.fromkeys(numeric, float)).sort_values("rhs_from")
         fig, ax = _figure(2.2)
         finite = rungs[np.isfinite(rungs["rhs_from"]) | np.isfinite(rungs["rhs_to"])]
         lows = finite["rhs_from"].replace(-np.inf, np.nan)
