@@ -56,6 +56,11 @@ class SolverConfig(_Strict):
 class PolicyConfig(_Strict):
     assignment: Literal["fractional", "whole"] = "fractional"
     max_moved_fte: float | None = Field(None, ge=0)
+    # network: each demand point served by one site (binary lanes); lanes longer than
+    # max_distance (lanes.distance) dropped. funding: non-concave curves allowed (a MIP).
+    single_source: bool = False
+    max_distance: float | None = Field(None, ge=0)
+    allow_nonconcave: bool = False
 
 
 class OutputConfig(_Strict):

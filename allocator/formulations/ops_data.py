@@ -78,6 +78,9 @@ def _scope_members(
     table: LoadedTable, budgets: pd.DataFrame, sites: pd.DataFrame, problems: list[Problem]
 ) -> pd.DataFrame:
     """Expand each budget's scope to its sites; a scope naming nothing real is an error."""
+    if budgets.empty:
+        return pd.DataFrame({"budget_id": pd.Series(dtype=object),
+                             "site_id": pd.Series(dtype=object)})
     scope = budgets["scope"].astype(str).str.strip()
     kind = scope.str.partition(":")[0].str.strip().str.lower()
     ref = scope.str.partition(":")[2].str.strip()

@@ -1,0 +1,109 @@
+"""No input hurts the run: fuzzed tables and scenario files never end in a traceback, and an
+interrupted run leaves no partial folder."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from allocator.cli import main
+from allocator.datagen import generate_ops, write_ops_instance
+from tests.conftest import ROOT
+
+IDS = st.sampled_from(["A", "B", "007", "Orléans", "x y", "", "=1+1", "<b>"])
+NUMBERS = st.one_of(
+    st.floats(min_value=-5, max_value=50, allow_nan=False).map(lambda v: f"{v:.3g}"),
+    st.sampled_from(["", "nan", "inf", "-1", "abc", "1e308", "0", "1", "0.5"]),
+)
+
+
+def _table(draw, columns: dict[str, st.SearchStrategy], max_rows: int = 4) -> list[list[str]]:
+    names = [c for c in columns if draw(st.booleans()) or c.endswith("_id")
+             or draw(st.integers(0, 4)) > 0]
+    rows = draw(st.integers(0, max_rows))
+    return [names] + [[draw(columns[c]) for c in names] for _ in range(rows)]
+
+
+@st.composite
+def instances(draw):
+    sites = _table(draw, {"site_id": IDS, "region": st.sampled_from(["n", "s", ""]),
+                          "capacity_fte": NUMBERS, "min_fte": NUMBERS})
+    staff = _table(draw, {"staff_id": IDS, "home_site": IDS,
+                          "skills": st.sampled_from(["pick", "pack", "pick;pack", "", ";"]),
+                          "fte": NUMBERS, "cost_per_fte": NUMBERS,
+                          "mobility": st.sampled_from(["site", "region", "any", "moon", ""]),
+                          "travel_cost": NUMBERS})
+    targets = _table(draw, {"site_id": IDS, "service_id": st.sampled_from(["pick", "pack", "?"]),
+                            "demand": NUMBERS, "min_level": NUMBERS, "weight": NUMBERS})
+    budgets = _table(draw, {"budget_id": IDS, "scope": st.sampled_from(
+        ["all", "region:n", "site:A", "region:", "nowhere"]), "amount": NUMBERS})
+    extra = draw(st.sampled_from(["", "[policy]\nassignment = \"whole\"\n",
+                                  "[solver]\nname = \"glop\"\n", "[solvr]\nname = 1\n",
+                                  "[objective]\nmode = \"weighted\"\n", "garbage = [\n"]))
+    return {"sites": sites, "staff": staff, "targets": targets, "budgets": budgets}, extra
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=instances())
+def test_fuzzed_inputs_never_crash(case, tmp_path_factory):
+    tables, extra = case
+    folder = tmp_path_factory.mktemp("fuzz")
+    for name, rows in tables.items():
+        with (folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+    (folder / "s.toml").write_text(
+        'model = "ops"\n[tables]\n' + "".join(f'{n} = "{n}.csv"\n' for n in tables)
+        + "[output]\nreport = false\n" + extra)
+    result = CliRunner().invoke(main, ["solve", str(folder / "s.toml"), "--out",
+                                       str(folder / "run")])
+    assert result.exit_code in (0, 2, 3, 4, 5), result.output
+    assert "Traceback" not in result.output
+    leftovers = [p for p in folder.iterdir() if p.name.startswith(".run")]
+    assert leftovers == []
+    if result.exit_code == 2:
+        assert not (folder / "run").exists()
+
+
+def test_sigterm_mid_solve_leaves_nothing(tmp_path):
+    scenario = write_ops_instance(generate_ops(20_000, seed=2), tmp_path / "big", "big")
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "allocator.cli", "solve", str(scenario), "--out", str(out),
+         "--set", 'policy.assignment="whole"'],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    # Wait until the model is built and the solver has started, then stop it.
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if any(p.name.startswith(".run.partial") for p in tmp_path.iterdir()) or \
+                time.time() > deadline - 100:
+            break
+        time.sleep(0.2)
+    time.sleep(2)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert "interrupted" in stderr
+    assert not out.exists()
+    assert not any(p.name.startswith(".run") for p in tmp_path.iterdir())
+
+
+def test_existing_run_is_kept_when_a_new_run_fails(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "plan.csv").write_text("yesterday\n")
+    result = CliRunner().invoke(main, ["solve", str(Path("nope.toml")), "--out", str(out),
+                                       "--force"])
+    assert result.exit_code == 2
+    assert (out / "plan.csv").read_text() == "yesterday\n"
