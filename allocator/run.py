@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from allocator import __version__
+from allocator.analysis.marginals import mip_marginals
 from allocator.analysis.sensitivity import (
     LpSensitivity,
     analyze_stage,
@@ -187,6 +188,20 @@ def solve_scenario(
                     folder.table("ladders", ladder_table)
                 tables.update(sensitivity=sens_table, bottlenecks=ranked_table,
                               ladders=ladder_table)
+            if ops.model.num_integer and scenario.output.sensitivity and \
+                    scenario.output.marginal_rows:
+                t_marg = time.perf_counter()
+                say("whole mode: exact marginal values by parallel re-solves")
+                marginals = mip_marginals(
+                    ops.model, objectives[0], result.x,
+                    getattr(getattr(ops, "data", None), "targets", None),
+                    scenario.output.marginal_step, scenario.output.marginal_rows,
+                    time_limit=max(10.0, 5 * result.stages[0].seconds),
+                    mip_gap=scenario.solver.mip_gap)
+                if not marginals.empty:
+                    folder.table("marginals", marginals)
+                    tables["marginals"] = marginals
+                times["marginals"] = time.perf_counter() - t_marg
             if scenario.output.report:
                 folder.text("report.html", render_report(scenario.name, summary_of(
                     scenario, ops, result, times, code), tables))

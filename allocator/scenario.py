@@ -69,6 +69,9 @@ class OutputConfig(_Strict):
     )
     sensitivity: bool = True
     report: bool = True
+    # MIP (whole mode): limits are moved by this share (at least 1 unit) and re-solved.
+    marginal_step: float = Field(0.01, gt=0)
+    marginal_rows: int = Field(30, ge=0)
 
 
 class Scenario(_Strict):

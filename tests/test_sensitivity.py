@@ -169,3 +169,24 @@ def test_demo_run_writes_sensitivity_with_stage_and_ranges(tmp_path):
     assert (binding["dual"] <= 0).all()  # more money never adds shortfall
     assert (binding["rhs_low"] <= binding["rhs"]).all()
     assert (binding["rhs_high"] >= binding["rhs"]).all()
+
+
+def test_mip_marginals_match_a_brute_force_resolve(tmp_path):
+    tables = generate_ops(40, seed=11)
+    tables["budgets"]["amount"] *= 0.8  # make money bind
+    scenario = write_ops_instance(tables, tmp_path / "case", "mip")
+    whole = '--set=policy.assignment="whole"'
+    run = run_cli("solve", scenario, whole, out=tmp_path / "run")
+    assert run.code == 0, run.stderr
+    marginals = run.table("marginals")
+    budget = marginals[marginals["family"] == "budget"].iloc[0]
+    frame = tables["budgets"].copy()
+    frame.loc[frame["budget_id"].astype(str) == str(budget["labels"]), "amount"] += budget["step"]
+    frame.to_csv(tmp_path / "case" / "budgets.csv", index=False)
+    moved = run_cli("solve", scenario, whole, out=tmp_path / "moved")
+    assert moved.code == 0, moved.stderr
+    brute = (moved.summary["objectives"]["service"] - run.summary["objectives"]["service"]) \
+        / budget["step"]
+    assert budget["marginal_per_unit"] == pytest.approx(brute, abs=1e-6)
+    sens = run.table("sensitivity")
+    assert set(sens["dual_source"]) == {"fixed-integer lp"}

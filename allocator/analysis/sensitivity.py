@@ -95,7 +95,7 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
         stage, float(highs.getInfo().objective_function_value),
         np.asarray(sol.col_value, dtype=float), activity, rhs, slack, binding, row_dual,
         np.asarray(sol.col_dual, dtype=float), rhs_low, rhs_high, cost, cost_low, cost_high,
-        unique, row_dual.copy(), row_dual.copy(), source,
+        unique, row_dual.copy(), row_dual.copy(), source=source,
     )
     result.range_kind = np.where(binding, "basis", "price").astype(object)
     if one_sided and not unique.all():
