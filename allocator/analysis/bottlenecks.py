@@ -39,10 +39,11 @@ def fmt(value: float) -> str:
 
 def ranked(sensitivity: pd.DataFrame) -> pd.DataFrame:
     """Binding rows with a nonzero price, ranked by impact within the stage order."""
-    # Demand (coverage) is what the plan serves, not a lever: its prices have their own table.
+    # Demand (coverage) is what the plan serves, not a lever, and single people are too many
+    # to list one by one: both have their own aggregated tables (where to hire, marginal cost).
     rows = sensitivity[(sensitivity["kind"] == "constraint") & sensitivity["binding"].astype(bool)
                        & (sensitivity["dual"].abs() > 1e-9)
-                       & (sensitivity["family"] != "coverage")].copy()
+                       & ~sensitivity["family"].isin(["coverage", "availability"])].copy()
     if rows.empty:
         return rows.assign(impact=pd.Series(dtype=float), step=pd.Series(dtype=float))
     up = rows["family"].isin(list(RELAX_UP))
@@ -133,7 +134,7 @@ def marginal_cost_of_service(sensitivity: pd.DataFrame) -> pd.DataFrame:
 def _md_escape(text: object) -> str:
     """Labels come from data: neutralize Markdown and HTML so a name cannot inject markup."""
     out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for ch in "\\`*_{}[]()#+-.!|":
+    for ch in "\\`*_{}[]#!|":
         out = out.replace(ch, "\\" + ch)
     return out
 
@@ -161,13 +162,27 @@ def bottlenecks_markdown(
     lines = [f"# Bottlenecks: {_md_escape(title)}", ""]
     if table.empty:
         lines += ["No constraint limits the plan: every binding row has a zero price.", ""]
-    for stage, rows in table.groupby("stage", sort=False):
+    stages = list(dict.fromkeys(sensitivity.loc[sensitivity["kind"] == "constraint", "stage"]))
+    for stage in stages:
+        rows = table[table["stage"] == stage]
+        people = people_by_skill_region(sensitivity, data, stage)
+        hire = people[people["best_value_per_fte"].abs() > 1e-9].head(3) if not people.empty \
+            else people
+        if rows.empty and hire.empty:
+            continue
         lines += [f"## {stage.capitalize()} stage", ""]
         for rank, (_, row) in enumerate(rows.head(top).iterrows(), start=1):
             note = "" if row["dual_unique"] else (
                 f" (price not unique: {fmt(row['dual_left'])} per unit down, "
                 f"{fmt(row['dual_right'])} per unit up)")
             lines.append(f"{rank}. {sentence(row, _md_escape)}{note}")
+        unit = STAGE_UNIT.get(stage, "")
+        for group in hire.itertuples(index=False):
+            verb = "avoids" if stage != "cost" else "saves"
+            lines.append(
+                f"- People: one more FTE with skills {_md_escape(group.skills)} in region "
+                f"{_md_escape(group.region)} {verb} up to {fmt(group.best_value_per_fte)} "
+                f"{unit} ({group.fully_used} of {group.people} such people fully used).")
         lines.append("")
     for stage in ("service", "cost"):
         people = people_by_skill_region(sensitivity, data, stage)
