@@ -260,5 +260,14 @@ def solvers() -> None:
     out.print("pulp:<NAME> reaches any other solver PuLP knows (e.g. pulp:GUROBI_CMD).")
 
 
+def _register() -> None:
+    """Command groups that live beside their library code."""
+    from allocator.convert import convert_command
+
+    main.add_command(convert_command)
+
+
+_register()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -172,6 +172,15 @@ def solve_scenario(
             tables = formulation.plan_tables(ops, result.x)
             for name, frame in tables.items():
                 folder.table(name, frame)
+            t_extra = time.perf_counter()
+            extra_tables, extra_files = formulation.extra_outputs(ops, result.x)
+            for name, frame in extra_tables.items():
+                folder.table(name, frame)
+            for name, text in extra_files.items():
+                folder.text(name, text)
+            tables.update(extra_tables)
+            if extra_tables or extra_files:
+                times["extra"] = time.perf_counter() - t_extra
             if sensitivities:
                 sens_table = sensitivity_frame(ops.model, sensitivities)
                 nonempty = [frame for frame in ladders if not frame.empty]

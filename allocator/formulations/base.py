@@ -52,6 +52,12 @@ class Formulation(abc.ABC):
         """bottlenecks.md and its ranked table; None where the model has no such story."""
         return None
 
+    def extra_outputs(
+        self, built: Built, x: np.ndarray
+    ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+        """Model-specific extra tables and text files (e.g. funding's trade-off curve)."""
+        return {}, {}
+
     def diagnose(self, built: Built, scenario: Scenario) -> tuple[str, dict[str, Any]] | None:
         """diagnosis.md and diagnosis.json for an infeasible instance; None if unsupported."""
         return None

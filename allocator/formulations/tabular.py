@@ -40,6 +40,11 @@ class TableSet:
         _report(self.problems, self.loaded[table], np.asarray(mask, dtype=bool), column, what,
                 values)
 
+    def raw(self, table: str, column: str) -> pd.Series | None:
+        """A column as the file wrote it, to quote in messages ('1e3', not 1000.0)."""
+        frame = self.loaded[table].frame
+        return frame[column] if column in frame.columns else None
+
     def raise_if_any(self) -> None:
         if self.problems:
             raise InputError(self.problems)

@@ -172,11 +172,13 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
     kpis = [("status", summary["status"])]
     for stage in summary["stages"]:
         kpis.append((f"{stage['name']} stage", _num(stage["objective"])))
-    if plan is not None:
+    if plan is not None and {"fte", "cost"} <= set(plan.columns):
         kpis += [("FTE allocated", _num(plan["fte"].sum())), ("plan cost", _num(
             plan["cost"].sum()))]
-    if coverage is not None and coverage["demand"].sum() > 0:
-        kpis.append(("demand served", f"{coverage['served'].sum() / coverage['demand'].sum():.1%}"))
+    if coverage is not None and {"served", "demand"} <= set(coverage.columns) and \
+            coverage["demand"].sum() > 0:
+        share = coverage["served"].sum() / coverage["demand"].sum()
+        kpis.append(("demand served", f"{share:.1%}"))
     size = summary["model_size"]
     kpi_html = "".join(f"<div class='kpi'><b>{_e(v)}</b><span>{_e(k)}</span></div>"
                        for k, v in kpis)
@@ -188,11 +190,21 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
         f" · {summary['seconds'].get('total', 0):.2f} s</p>",
         f"<div class='kpis'>{kpi_html}</div>",
     ]
-    if coverage is not None and not coverage.empty:
+    ops_coverage = {"site_id", "service_id", "served", "shortfall", "served_share"}
+    if coverage is not None and not coverage.empty and ops_coverage <= set(coverage.columns):
         sections += ["<h2>Coverage by site and service</h2>", _coverage_chart(coverage),
                      _coverage_grid(coverage)]
-    if budgets is not None and not budgets.empty:
+    if budgets is not None and not budgets.empty and {"budget_id", "amount", "spent"} <= set(
+            budgets.columns):
         sections += ["<h2>Budget use</h2>", _budget_chart(budgets), _table(budgets)]
+    shown = {"coverage", "budgets", "bottlenecks", "ladders", "sensitivity", "marginals"}
+    for name, frame in tables.items():
+        if name in shown or frame is None or not isinstance(frame, pd.DataFrame):
+            continue
+        sections += [f"<h2>{_e(name.replace('_', ' ').capitalize())}</h2>", _table(frame)]
+    marginals = tables.get("marginals")
+    if marginals is not None and not marginals.empty:
+        sections += ["<h2>Marginal values (MIP re-solves)</h2>", _table(marginals, left=3)]
     if bottlenecks is not None and not bottlenecks.empty:
         from allocator.analysis.bottlenecks import sentence
 
