@@ -52,7 +52,7 @@ def instances(draw):
     return {"sites": sites, "staff": staff, "targets": targets, "budgets": budgets}, extra
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=40, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=instances())
 def test_fuzzed_inputs_never_crash(case, tmp_path_factory):
