@@ -123,8 +123,13 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
         dup = key.duplicated(keep=False).to_numpy() & key.notna().all(axis=1).to_numpy()
         label = "+".join(schema.unique)
         first = key.duplicated(keep="first").to_numpy() & dup
-        _report(problems, table, first, label, f"duplicate {label}; it must be unique",
-                key.fillna("").astype(str).agg("/".join, axis=1))
+        if first.any():  # labels only for the offending rows: joining all rows is slow
+            shown = pd.Series("", index=key.index, dtype=object)
+            bad = key[first].fillna("").astype(str)
+            shown[first] = bad.iloc[:, 0].str.cat(bad.iloc[:, 1:], sep="/") \
+                if bad.shape[1] > 1 else bad.iloc[:, 0]
+            _report(problems, table, first, label, f"duplicate {label}; it must be unique",
+                    shown)
     for extra in frame.columns:
         if extra not in out.columns:
             out[extra] = frame[extra]  # extra columns are kept and ignored (data contract)
