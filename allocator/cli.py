@@ -262,9 +262,11 @@ def solvers() -> None:
 
 def _register() -> None:
     """Command groups that live beside their library code."""
+    from allocator.bench.cli import bench
     from allocator.convert import convert_command
 
     main.add_command(convert_command)
+    main.add_command(bench)
 
 
 _register()

@@ -15,6 +15,8 @@ class ExitCode(IntEnum):
     INFEASIBLE = 3
     TIME_LIMIT_NO_PLAN = 4
     TIME_LIMIT_WITH_PLAN = 5
+    BENCH_WRONG_ANSWER = 6  # allocator bench: a solver gave a wrong answer (checked optimum)
+    BENCH_REGRESSION = 7  # allocator bench compare --strict: a regression was found
 
 
 @dataclass(frozen=True)

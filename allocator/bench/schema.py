@@ -57,7 +57,7 @@ COLUMNS: tuple[str, ...] = (
     "key", "instance", "config", "solver", "threads", "time_limit", "mip_gap", "presolve",
     "method", "options", "seed", "repeat", "status", "objective", "bound", "gap",
     "wall_s", "solver_s", "solve_s", "build_s", "maxrss_mb", "hwm_mb",
-    "kind", "rows", "cols", "integers", "obj_constant",
+    "kind", "sense", "rows", "cols", "integers", "obj_constant",
     "expected", "verdict", "matched", "rel_err", "verdict_note",
-    "message", "exit_code", "timeout_s", "worker", "attempt", "finished_at", "path",
+    "message", "exit_code", "timeout_s", "worker", "finished_at", "path",
 )
