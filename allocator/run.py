@@ -150,7 +150,8 @@ def solve_scenario(
         # HiGHS holds this stage's optimal basis right now: range it before the next stage.
         if inline and isinstance(backend, HighsBackend):
             t_sens = time.perf_counter()
-            sens, ladder = analyze_stage(backend.highs, ops.model, stage.name)
+            sens, ladder = analyze_stage(backend.highs, ops.model, stage.name,
+                                         solve_seconds=stage.seconds)
             sensitivities.append(sens)
             ladders.append(ladder)
             times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_sens

@@ -7,6 +7,8 @@ objective is piecewise linear in the right-hand side; each rung is one linear pi
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -75,7 +77,8 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool) -> list[dict]:  # type
     return sorted(rungs, key=lambda r: (r["rhs_from"], r["rhs_to"]))
 
 
-def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type: ignore[no-untyped-def]
+                  deadline: float | None = None) -> pd.DataFrame:
     """Ladders for the stage's top bottlenecks (largest |dual| x |rhs| in LADDER_FAMILIES)."""
     candidates = []
     for name in LADDER_FAMILIES:
@@ -92,6 +95,8 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS) -> pd.Da
     frames = []
     lp = highs.getLp()
     for _impact, r, family, label in candidates[:top]:
+        if deadline is not None and time.perf_counter() > deadline:
+            break
         use_hi = bool(sens.rhs[r] == lp.row_upper_[r])
         rungs = row_ladder(highs, r, float(sens.rhs[r]), use_hi)
         if rungs:

@@ -15,6 +15,7 @@ side goes down, and up) then come from two small warm re-solves.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +62,7 @@ def _clean(values: np.ndarray) -> np.ndarray:
 
 
 def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore[no-untyped-def]
-                      source: str = "lp") -> LpSensitivity:
+                      source: str = "lp", deadline: float | None = None) -> LpSensitivity:
     """Read duals and ranging from a Highs instance that has just solved an LP to optimality."""
     lp = highs.getLp()
     n, m = lp.num_col_, lp.num_row_
@@ -99,9 +100,9 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
     )
     result.range_kind = np.where(binding, "basis", "price").astype(object)
     if one_sided and not unique.all():
-        _one_sided_prices(highs, result, lo, hi)
+        _one_sided_prices(highs, result, lo, hi, deadline)
     if one_sided:
-        _extend_ranges(highs, result, lo, hi)
+        _extend_ranges(highs, result, lo, hi, deadline)
     return result
 
 
@@ -116,7 +117,7 @@ def _set_rhs(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: ignor
 
 
 def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
-                   hi: np.ndarray) -> None:
+                   hi: np.ndarray, deadline: float | None = None) -> None:
     """Widen basis ranges to price ranges by successive ranging (parametric analysis).
 
     HiGHS's range is where the current basis stays optimal; in a degenerate LP the next
@@ -128,6 +129,8 @@ def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[n
     rows = rows[np.argsort(-np.abs(sens.row_dual[rows]), kind="stable")][:MAX_EXTENDED]
     touched = False
     for r in rows:
+        if deadline is not None and time.perf_counter() > deadline:
+            break  # the rest keep their basis ranges (range_kind = "basis")
         use_hi = bool(np.isfinite(hi[r]) and sens.rhs[r] == hi[r])
         dual = sens.row_dual[r]
         for direction in (-1.0, 1.0):
@@ -170,12 +173,15 @@ def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[n
 
 
 def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
-                      hi: np.ndarray) -> None:
+                      hi: np.ndarray, deadline: float | None = None) -> None:
     """Left and right shadow prices of the rows whose dual is not unique, by re-solving."""
     rows = np.flatnonzero(~sens.dual_unique)
     rows = rows[np.argsort(-np.abs(sens.row_dual[rows]), kind="stable")][:MAX_ONE_SIDED]
     base = sens.objective
     for r in rows:
+        if deadline is not None and time.perf_counter() > deadline:
+            sens.dual_left[r] = sens.dual_right[r] = np.nan  # not computed: out of time
+            continue
         delta = 1e-4 * max(1.0, abs(sens.rhs[r]))
         slopes = []
         for direction in (-1.0, 1.0):
@@ -255,12 +261,20 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
 
 
 def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-untyped-def]
-                  source: str = "lp") -> tuple[LpSensitivity, pd.DataFrame]:
-    """Sensitivity and price ladders of one solved stage LP held by `highs`."""
+                  source: str = "lp", solve_seconds: float = 0.0,
+                  ) -> tuple[LpSensitivity, pd.DataFrame]:
+    """Sensitivity and price ladders of one solved stage LP held by `highs`.
+
+    The re-solves behind one-sided prices, price ranges and ladders are warm but not free:
+    they get a time budget of max(2 s, the stage's own solve time), so a large nightly model
+    never spends more on its report than on its plan. What the budget does not reach keeps
+    HiGHS's basis ranges and says so (range_kind = "basis").
+    """
     from allocator.analysis.ladder import stage_ladders
 
-    sens = highs_sensitivity(highs, stage, source=source)
-    return sens, stage_ladders(highs, model, sens)
+    deadline = time.perf_counter() + max(2.0, solve_seconds)
+    sens = highs_sensitivity(highs, stage, source=source, deadline=deadline)
+    return sens, stage_ladders(highs, model, sens, deadline=deadline)
 
 
 def resolve_stage_sensitivities(
@@ -288,10 +302,12 @@ def resolve_stage_sensitivities(
         highs.changeColsCost(model.num_vars, np.arange(model.num_vars, dtype=np.int32),
                              objective.c)
         highs.changeObjectiveOffset(float(objective.constant))
+        started = time.perf_counter()
         highs.run()
         if highs.getModelStatus().name != "kOptimal":
             break
-        sens, ladder = analyze_stage(highs, model, stage.name, source)
+        sens, ladder = analyze_stage(highs, model, stage.name, source,
+                                     time.perf_counter() - started)
         out.append(sens)
         ladders.append(ladder)
         if stage.hold_rhs is not None:

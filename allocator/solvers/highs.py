@@ -16,6 +16,7 @@ from allocator.core.model import LinearModel
 from allocator.solvers.base import Backend, Capability, RawSolution, Status
 
 _HIGHS_INF = 1e30
+AUTO_IPM_COLUMNS = 50_000
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -113,6 +114,13 @@ class HighsBackend(Backend):
                 from allocator.errors import InputError
 
                 raise InputError(f"HiGHS rejected option {key} = {value!r}", "solver.options")
+        # method = "auto": interior point (with crossover, so a basis exists for ranging) for
+        # the first stage of a large LP, where it was measured 3-5x faster than dual simplex;
+        # dual simplex for later stages, which start warm from the previous stage's basis.
+        self.auto_ipm = (settings.method == "auto" and not self.is_mip
+                         and "solver" not in settings.options
+                         and model.num_vars >= AUTO_IPM_COLUMNS)
+        self.solves = 0
         load_into_highs(self.highs, model)
 
     def set_objective(self, c: np.ndarray, constant: float = 0.0) -> None:
@@ -128,6 +136,9 @@ class HighsBackend(Backend):
         import highspy
 
         highs = self.highs
+        if self.auto_ipm:
+            highs.setOptionValue("solver", "ipm" if self.solves == 0 else "simplex")
+        self.solves += 1
         # HiGHS measures its limit on a clock that runs across calls: add what was used.
         limit = highs.getRunTime() + time_limit if time_limit is not None else _HIGHS_INF
         highs.setOptionValue("time_limit", float(limit))
