@@ -19,9 +19,15 @@ import pandas as pd
 
 TABLES: tuple[str, ...] = ("sites", "services", "staff", "targets", "budgets")
 
-# Staff counts, calibrated by counting eligible (staff, site, service) triples E of the
-# instance (seed 0): medium ~200k triples, large ~1M. Nonzeros are ~5 per triple because
-# every site has a capacity row and sits in two budgets (company-wide and regional).
+# Staff counts, calibrated on seed 0 by counting the eligible (staff, site, service) triples E
+# and the LP's nonzeros (availability, coverage, capacity, min_staff and budget rows):
+#   tiny    30 staff,      3 sites, E = 50
+#   small   2,000 staff,   50 sites, E = 10k,   55k nonzeros
+#   medium  15,500 staff,  388 sites, E = 198k, 1.06M nonzeros
+#   large   68,000 staff,  1,700 sites, E = 1.08M, 5.8M nonzeros
+#   xl      300,000 staff, 5,000 sites, E = 5.0M, 26.5M nonzeros
+# Nonzeros run ~5.3 per triple, not 3: every site has a capacity row and sits in two budgets
+# (company-wide and regional). Other seeds give E within about +-5%.
 SIZES: dict[str, int] = {
     "tiny": 30,
     "small": 2_000,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from allocator.core.model import LinearModel
+from allocator.core.model import LinearModel, join_labels
 
 BINDING_TOL = 1e-7
 MAX_ONE_SIDED = 200  # left/right re-solves per stage; the largest |dual| rows first
@@ -205,9 +205,7 @@ def _bound(value: float) -> float:
 
 
 def _labels(frame: pd.DataFrame) -> np.ndarray:
-    if frame.shape[1] == 0:
-        return np.array([""] * len(frame), dtype=object)
-    return frame.astype(str).agg("/".join, axis=1).to_numpy()
+    return join_labels(frame)
 
 
 def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.DataFrame:
