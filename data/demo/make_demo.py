@@ -198,14 +198,14 @@ def build() -> dict[str, pd.DataFrame]:
     full = (
         targets.demand / targets.service_id.map(prod) * targets.site_id.map(mean_cost)
     ).groupby(targets.site_id.map(region_of)).sum()
-    budget_rows = []
-    for region, (_, _, share) in REGIONS.items():
-        amount = float(round(full[region] * share, -4))
-        budget_rows.append({"budget_id": f"B-{region[:3].upper()}",
-                            "scope": f"region:{region}", "amount": amount})
-    company = round(sum(float(b["amount"]) for b in budget_rows) * COMPANY_BUDGET_SHARE, -5)
-    budget_rows.append({"budget_id": "B-ACME", "scope": "all", "amount": float(company)})
-    budgets = pd.DataFrame(budget_rows)
+    amounts = {region: float(round(full[region] * share, -4))
+               for region, (_, _, share) in REGIONS.items()}
+    company = float(round(sum(amounts.values()) * COMPANY_BUDGET_SHARE, -5))
+    budgets = pd.DataFrame({
+        "budget_id": [f"B-{region[:3].upper()}" for region in amounts] + ["B-ACME"],
+        "scope": [f"region:{region}" for region in amounts] + ["all"],
+        "amount": [*amounts.values(), company],
+    })
     return {"sites": sites, "services": services, "staff": staff, "targets": targets,
             "budgets": budgets}
 
