@@ -184,8 +184,10 @@ def test_time_limit_still_writes_the_best_plan(tmp_path):
                   out=tmp_path / "run")
     assert run.code in (4, 5), run.stderr  # this MIP needs far longer than 4 s to prove
     summary = run.summary
+    # The limit covers the whole run; HiGHS checks its clock between nodes, and a loaded
+    # machine adds a little: a few seconds of slack, not minutes.
     assert summary["seconds"]["load"] + summary["seconds"]["build"] + \
-        summary["seconds"]["solve"] <= 4 + 2
+        summary["seconds"]["solve"] <= 4 + 5
     if run.code == 5:
         assert summary["status"] == "feasible"
         check = check_plan(scenario, run.table("plan"), whole=True)
