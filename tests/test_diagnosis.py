@@ -96,3 +96,34 @@ def test_whole_mode_infeasibility_is_diagnosed(tmp_path):
     assert run.code == 3
     diagnosis = json.loads((tmp_path / "run" / "diagnosis.json").read_text())
     assert any(o["verified_feasible"] for o in diagnosis["options"])
+
+
+def test_other_formulations_get_a_labeled_diagnosis(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    case = tmp_path / "case"
+    shutil.copytree(root / "data" / "assignment", case)
+    text = (root / "models" / "assignment.toml").read_text().replace("../data/assignment/", "")
+    (case / "s.toml").write_text(text)
+    resources = pd.read_csv(case / "resources.csv")
+    resources["capacity"] = 1  # no team can take a whole project
+    resources.to_csv(case / "resources.csv", index=False)
+    run = run_cli("solve", case / "s.toml", out=tmp_path / "run")
+    assert run.code == 3
+    diagnosis = json.loads((tmp_path / "run" / "diagnosis.json").read_text())
+    assert diagnosis["repairs"] and diagnosis["conflict_set"]
+    families = {c["family"] for c in diagnosis["conflict_set"]}
+    assert "capacity" in families
+
+
+def test_a_skill_nobody_has_warns_then_shows_as_shortfall(tmp_path):
+    case = tmp_path / "case"
+    shutil.copytree(TINY.parent, case)
+    with (case / "services.csv").open("a") as handle:
+        handle.write("weld,welding,1\n")
+    with (case / "targets.csv").open("a") as handle:
+        handle.write("B,weld,3,0,1\n")
+    run = run_cli("solve", case / "scenario.toml", out=tmp_path / "run")
+    assert run.code == 0, run.stderr
+    assert "no staff member has skill 'welding'" in run.stderr
+    coverage = run.table("coverage").set_index(["site_id", "service_id"])
+    assert coverage.loc[("B", "weld"), "shortfall"] == pytest.approx(3.0)

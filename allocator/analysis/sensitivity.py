@@ -265,8 +265,8 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
 
     The re-solves behind one-sided prices, price ranges and ladders are warm but not free:
     they get a time budget of 1 s + a quarter of the stage's own solve time, so a large
-    nightly model spends little on its report beyond HiGHS's own ranging. What the budget does not reach keeps
-    HiGHS's basis ranges and says so (range_kind = "basis").
+    nightly model spends little on its report beyond HiGHS's own ranging. What the budget
+    does not reach keeps HiGHS's basis ranges and says so (range_kind = "basis").
     """
     from allocator.analysis.ladder import stage_ladders
 

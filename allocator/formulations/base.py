@@ -59,5 +59,8 @@ class Formulation(abc.ABC):
         return {}, {}
 
     def diagnose(self, built: Built, scenario: Scenario) -> tuple[str, dict[str, Any]] | None:
-        """diagnosis.md and diagnosis.json for an infeasible instance; None if unsupported."""
-        return None
+        """diagnosis.md and diagnosis.json for an infeasible instance (labels, not business
+        words: formulations override this to speak their own tables)."""
+        from allocator.analysis.generic_diagnosis import generic_diagnosis
+
+        return generic_diagnosis(built.model, scenario.name, scenario.solver.time_limit or 60.0)
