@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.core.model import LinearModel
-from allocator.formulations.base import Formulation
+from allocator.formulations.base import DataBacked, Formulation
 from allocator.formulations.tabular import (
     BOOL_CHOICES,
     as_bool,
@@ -62,17 +62,9 @@ class AssignmentData:
 
 
 @dataclass
-class AssignmentModel:
+class AssignmentModel(DataBacked):
     model: LinearModel
     data: AssignmentData
-
-    @property
-    def sources(self) -> dict[str, LoadedTable]:
-        return self.data.sources
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.data.warnings
 
 
 def load_assignment(scenario: Scenario) -> AssignmentData:

@@ -28,6 +28,21 @@ class Built(Protocol):
     def warnings(self) -> list[str]: ...
 
 
+class DataBacked:
+    """Mixin for built models that keep their validated data in `self.data`, which carries
+    the loaded sources (for summary.json) and the input warnings."""
+
+    data: Any
+
+    @property
+    def sources(self) -> dict[str, LoadedTable]:
+        return self.data.sources  # type: ignore[no-any-return]
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.data.warnings  # type: ignore[no-any-return]
+
+
 class Formulation(abc.ABC):
     """One `model = "..."` of the scenario file."""
 

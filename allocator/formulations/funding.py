@@ -26,7 +26,7 @@ import pandas as pd
 
 from allocator.core.model import LinearModel
 from allocator.errors import Problem
-from allocator.formulations.base import Formulation
+from allocator.formulations.base import DataBacked, Formulation
 from allocator.formulations.tabular import (
     BOOL_CHOICES,
     TableSet,
@@ -90,17 +90,9 @@ class FundingData:
 
 
 @dataclass
-class FundingModel:
+class FundingModel(DataBacked):
     model: LinearModel
     data: FundingData
-
-    @property
-    def sources(self) -> dict[str, LoadedTable]:
-        return self.data.sources
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.data.warnings
 
     @property
     def total_budget_rows(self) -> np.ndarray:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from allocator.core.model import LinearModel
 from allocator.errors import Problem
-from allocator.formulations.base import Formulation
+from allocator.formulations.base import DataBacked, Formulation
 from allocator.formulations.tabular import cat, explicit_sense, read_tables, sort_ids
 from allocator.scenario import Scenario
 from allocator.tables.readers import LoadedTable
@@ -63,17 +63,9 @@ class NetworkData:
 
 
 @dataclass
-class NetworkModel:
+class NetworkModel(DataBacked):
     model: LinearModel
     data: NetworkData
-
-    @property
-    def sources(self) -> dict[str, LoadedTable]:
-        return self.data.sources
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.data.warnings
 
 
 def load_network(scenario: Scenario) -> NetworkData:

@@ -14,27 +14,19 @@ import numpy as np
 import pandas as pd
 
 from allocator.core.model import LinearModel
-from allocator.formulations.base import Formulation
+from allocator.formulations.base import DataBacked, Formulation
 from allocator.formulations.ops_data import OpsData, load_ops
 from allocator.scenario import PolicyConfig, Scenario
 
 
 @dataclass
-class OpsModel:
+class OpsModel(DataBacked):
     """The model plus the tables that map its columns back to the business."""
 
     model: LinearModel
     triples: pd.DataFrame  # one row per x column: i, s, k, t codes, cost, productivity
     data: OpsData
     moved_constant: float = 0.0
-
-    @property
-    def sources(self):  # type: ignore[no-untyped-def]
-        return self.data.sources
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.data.warnings
 
 
 def _cat(codes: np.ndarray, categories: pd.Index) -> pd.Categorical:
