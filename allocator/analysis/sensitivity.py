@@ -271,8 +271,16 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
     from allocator.analysis.ladder import stage_ladders
 
     deadline = time.perf_counter() + 1.0 + 0.25 * solve_seconds
-    sens = highs_sensitivity(highs, stage, source=source, deadline=deadline)
-    return sens, stage_ladders(highs, model, sens, deadline=deadline)
+    # The extras are small moves from an optimal basis: dual simplex re-solves them warm in
+    # milliseconds, where interior point (if the stage used it) would start over each time.
+    _status, method = highs.getOptionValue("solver")
+    highs.setOptionValue("solver", "simplex")
+    try:
+        sens = highs_sensitivity(highs, stage, source=source, deadline=deadline)
+        ladders = stage_ladders(highs, model, sens, deadline=deadline)
+    finally:
+        highs.setOptionValue("solver", method)
+    return sens, ladders
 
 
 def resolve_stage_sensitivities(
