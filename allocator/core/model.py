@@ -73,6 +73,14 @@ class LinearModel:
     _matrix: sp.csr_array | None = None
 
     # -- building ---------------------------------------------------------------------------
+    def _restore_terms(self) -> None:
+        """The terms were released into the CSR; bring them back before the model grows."""
+        if self._matrix is not None and not self._rows and self._matrix.nnz:
+            coo = self._matrix.tocoo()
+            self._rows.append(coo.row.astype(np.int64))
+            self._cols.append(coo.col.astype(np.int64))
+            self._vals.append(coo.data)
+
     def add_variables(
         self, name: str, labels: pd.DataFrame, lb: float | np.ndarray = 0.0,
         ub: float | np.ndarray = INF, integer: bool | np.ndarray = False,
@@ -80,6 +88,7 @@ class LinearModel:
         if name in self.var_blocks:
             raise ValueError(f"variable block {name!r} exists")
         size = len(labels)
+        self._restore_terms()
         is_int = np.broadcast_to(np.asarray(integer, dtype=bool), (size,)).copy()
         block = VarBlock(name, labels.reset_index(drop=True), self.num_vars, size,
                          bool(is_int.any()))
@@ -104,6 +113,7 @@ class LinearModel:
         if rows.size and (rows.min() < 0 or rows.max() >= size):
             raise ValueError(f"{name}: row index outside the block")
         block = ConBlock(name, labels.reset_index(drop=True), self.num_rows, size, description)
+        self._restore_terms()
         self._rows.append(rows + self.num_rows)
         self._cols.append(np.asarray(cols, dtype=np.int64))
         self._vals.append(np.asarray(vals, dtype=float))
@@ -150,10 +160,11 @@ class LinearModel:
             cols = np.concatenate(self._cols) if self._cols else np.zeros(0, dtype=np.int64)
             vals = np.concatenate(self._vals) if self._vals else np.zeros(0)
             coo = sp.coo_array((vals, (rows, cols)), shape=(self.num_rows, self.num_vars))
-            csr = coo.tocsr()
-            csr.sum_duplicates()
+            csr = coo.tocsr()  # sums duplicate entries
             csr.eliminate_zeros()
             self._matrix = csr
+            # Release the per-block term arrays: the CSR holds them now (peak memory).
+            self._rows, self._cols, self._vals = [], [], []
         return self._matrix
 
     @property
