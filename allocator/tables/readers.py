@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from allocator.errors import InputError, Problem
@@ -44,14 +45,18 @@ def _digest(frame: pd.DataFrame) -> str:
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column as object strings with missing cells as NaN (Parquet/SQL bring types)."""
+    """Every column as object strings with missing cells as NaN (Parquet/SQL bring types).
+
+    Vectorized per column (astype), not a Python call per cell: this runs on every table.
+    """
     out = {}
     for col in frame.columns:
         series = frame[col]
-        text = series.astype(object).where(series.notna(), None)
-        out[str(col).strip()] = text.map(lambda v: v if v is None else str(v)).astype(object)
-    result = pd.DataFrame(out, index=range(len(frame)))
-    return result.replace({None: float("nan")}).astype(object)
+        missing = series.isna().to_numpy()
+        text = series.astype(str).to_numpy(dtype=object)
+        text[missing] = np.nan
+        out[str(col).strip()] = text
+    return pd.DataFrame(out, index=range(len(frame)), dtype=object)
 
 
 def read_table(
