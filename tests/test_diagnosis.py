@@ -127,3 +127,15 @@ def test_a_skill_nobody_has_warns_then_shows_as_shortfall(tmp_path):
     assert "no staff member has skill 'welding'" in run.stderr
     coverage = run.table("coverage").set_index(["site_id", "service_id"])
     assert coverage.loc[("B", "weld"), "shortfall"] == pytest.approx(3.0)
+
+
+def test_wide_coefficient_ranges_are_named(tmp_path):
+    case = tmp_path / "case"
+    shutil.copytree(TINY.parent, case)
+    staff = pd.read_csv(case / "staff.csv", dtype=str)
+    staff.loc[0, "cost_per_fte"] = "1e-6"
+    staff.loc[1, "cost_per_fte"] = "5e9"
+    staff.to_csv(case / "staff.csv", index=False)
+    run = run_cli("validate", case / "scenario.toml")
+    assert run.code == 0
+    assert "staff.cost_per_fte spans 1e-06 to 5e+09" in run.stderr

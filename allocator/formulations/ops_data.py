@@ -195,10 +195,30 @@ def _warn(data: OpsData) -> None:
                 f"{int(unknown.sum())} baseline rows name staff, sites or services that no "
                 "longer exist; they count as moved"
             )
-    big = data.staff["cost_per_fte"].max()
-    small = data.staff.loc[data.staff["cost_per_fte"] > 0, "cost_per_fte"].min()
-    if np.isfinite(big) and np.isfinite(small) and small > 0 and big / small > 1e9:
-        data.warnings.append(
-            f"staff.cost_per_fte spans {small:g} to {big:g}: ranges this wide can hurt the "
-            "solver's accuracy; consider other units"
-        )
+    _warn_wide_ranges(data)
+
+
+# Solvers work to about 1e-9 relative; coefficients spread over more than this factor lose
+# digits in the factorization (HiGHS itself warns past 1e9 on matrix ranges).
+WIDE_RANGE = 1e8
+NUMERIC_COLUMNS = {
+    "sites": ("capacity_fte", "min_fte"), "services": ("productivity",),
+    "staff": ("fte", "cost_per_fte", "travel_cost"),
+    "targets": ("demand", "weight"), "budgets": ("amount",),
+}
+
+
+def _warn_wide_ranges(data: OpsData) -> None:
+    """Name each input column whose nonzero magnitudes span more than WIDE_RANGE."""
+    for table, columns in NUMERIC_COLUMNS.items():
+        frame = getattr(data, table)
+        for column in columns:
+            if column not in frame:
+                continue
+            values = np.abs(frame[column].to_numpy(dtype=float))
+            values = values[np.isfinite(values) & (values > 0)]
+            if values.size and values.max() / values.min() > WIDE_RANGE:
+                data.warnings.append(
+                    f"{table}.{column} spans {values.min():g} to {values.max():g}: a range "
+                    "this wide can cost the solver its accuracy; consider other units"
+                )
