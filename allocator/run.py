@@ -219,25 +219,13 @@ def solve_scenario(
             t_diag = time.perf_counter()
             say("infeasible: diagnosing (elastic repairs and a conflict set)")
             story = formulation.diagnose(ops, scenario)
-            if story is None:
-                folder.text("diagnosis.md", _infeasible_note(result))
-            else:
+            if story is not None:
                 folder.text("diagnosis.md", story[0])
                 folder.json("diagnosis.json", story[1])
             times["diagnosis"] = time.perf_counter() - t_diag
-        times["write"] = time.perf_counter() - t3
+        analysis = sum(times.get(k, 0.0) for k in ("extra", "marginals", "diagnosis"))
+        times["write"] = time.perf_counter() - t3 - analysis
         times["total"] = time.perf_counter() - start
         summary = summary_of(scenario, ops, result, times, code)
         folder.json("summary.json", summary)
-    outcome = RunOutcome(code, summary, result, ops, tables)
-    outcome.sensitivities = sensitivities
-    return outcome
-
-
-def _infeasible_note(result: SolveResult) -> str:
-    stage = result.stages[-1].name if result.stages else "first"
-    return (
-        "# No plan satisfies the hard constraints\n\n"
-        f"The {stage} stage is infeasible: the hard floors (targets.min_level), minimum "
-        "staffing (sites.min_fte), budgets and capacities cannot all hold together.\n"
-    )
+    return RunOutcome(code, summary, result, ops, tables, sensitivities)
