@@ -159,6 +159,9 @@ class LinearModel:
             rows = np.concatenate(self._rows) if self._rows else np.zeros(0, dtype=np.int64)
             cols = np.concatenate(self._cols) if self._cols else np.zeros(0, dtype=np.int64)
             vals = np.concatenate(self._vals) if self._vals else np.zeros(0)
+            if max(self.num_rows, self.num_vars, len(vals)) < 2**31 - 1:
+                # int32 indices: what HiGHS takes, so the hand-over needs no copy.
+                rows, cols = rows.astype(np.int32), cols.astype(np.int32)
             coo = sp.coo_array((vals, (rows, cols)), shape=(self.num_rows, self.num_vars))
             csr = coo.tocsr()  # sums duplicate entries
             csr.eliminate_zeros()

@@ -63,7 +63,8 @@ def load_into_highs(  # type: ignore[no-untyped-def]
     if model.num_rows:
         highs.addRows(
             model.num_rows, _finite(model.row_lo), _finite(model.row_hi), matrix.nnz,
-            matrix.indptr.astype(np.int32), matrix.indices.astype(np.int32), matrix.data,
+            matrix.indptr.astype(np.int32, copy=False), matrix.indices.astype(np.int32, copy=False),
+            matrix.data,
         )
     integer = np.flatnonzero(model.integer)
     if integer.size and not relax_integers:
