@@ -109,6 +109,11 @@ class HighsBackend(Backend):
             if method[1] is not None:
                 opts["simplex_strategy"] = method[1]
         opts.update(settings.options)
+        if "threads" in opts:
+            # HiGHS fixes its thread pool process-wide at the first solve; another Highs
+            # (analysis, MPS reading) may have started it with another size, and then every
+            # run fails with "Not Set". Reset the pool: our solves are sequential.
+            self.highs.resetGlobalScheduler(True)
         for key, value in opts.items():
             status = self.highs.setOptionValue(key, value)
             if status.name == "kError" if hasattr(status, "name") else False:
