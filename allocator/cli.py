@@ -110,7 +110,7 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
     sys.exit(int(outcome.exit_code))
 
 
-def _print_summary(summary: dict, out_dir: Path) -> None:  # type: ignore[type-arg]
+def _print_summary(summary: dict, out_dir: Path, verb: str = "written") -> None:  # type: ignore[type-arg]
     table = Table(title=f"{summary['name']}: {summary['status']}", title_justify="left")
     for col in ("stage", "status", "objective", "gap", "seconds"):
         table.add_column(col, justify="right" if col != "stage" else "left")
@@ -127,7 +127,7 @@ def _print_summary(summary: dict, out_dir: Path) -> None:  # type: ignore[type-a
         err.print(f"note: {note}", highlight=False)
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in summary["seconds"].items())
     out.print(f"phases: {phases}", highlight=False)
-    out.print(f"written: {out_dir} (exit {summary['exit_code']})", highlight=False)
+    out.print(f"{verb}: {out_dir} (exit {summary['exit_code']})", highlight=False)
 
 
 @main.command()
@@ -238,7 +238,7 @@ def explain(run_dir: Path) -> None:
                              "output.sensitivity = true", str(run_dir))
     except BaseException as exc:
         sys.exit(_fail(exc))
-    _print_summary(summary, run_dir)
+    _print_summary(summary, run_dir, verb="run folder")
     out.print(Markdown(story.read_text(encoding="utf-8")))
 
 
