@@ -151,7 +151,8 @@ def solve_scenario(
         if inline and isinstance(backend, HighsBackend):
             t_sens = time.perf_counter()
             sens, ladder = analyze_stage(backend.highs, ops.model, stage.name,
-                                         solve_seconds=stage.seconds)
+                                         solve_seconds=stage.seconds,
+                                         share=scenario.output.sensitivity_share)
             sensitivities.append(sens)
             ladders.append(ladder)
             times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_sens
@@ -163,7 +164,8 @@ def solve_scenario(
     if scenario.output.sensitivity and result.x is not None and not sensitivities:
         t_sens = time.perf_counter()
         sensitivities, ladders = resolve_stage_sensitivities(ops.model, objectives,
-                                                             result.stages, result.x)
+                                                             result.stages, result.x,
+                                                             scenario.output.sensitivity_share)
         times["sensitivity"] = time.perf_counter() - t_sens
     code = exit_code_for(result.status, accept_timeout)
     t3 = time.perf_counter()

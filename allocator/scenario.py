@@ -68,6 +68,10 @@ class OutputConfig(_Strict):
         default_factory=lambda: ["csv"]
     )
     sensitivity: bool = True
+    # The extra re-solves behind one-sided prices, price ranges and ladders may take this
+    # share of each stage's own solve time (at least half a second): cheap on small models,
+    # bounded on the largest nightly runs. Raise it for a negotiation-grade report.
+    sensitivity_share: float = Field(0.1, ge=0)
     report: bool = True
     # MIP (whole mode): limits are moved by this share (at least 1 unit) and re-solved.
     marginal_step: float = Field(0.01, gt=0)

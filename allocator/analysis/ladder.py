@@ -42,12 +42,17 @@ def _solve_at(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: igno
             np.inf if high >= 1e30 else max(high, value))
 
 
-def row_ladder(highs, row: int, rhs: float, use_hi: bool) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
-    lp = highs.getLp()
-    lo, hi = float(lp.row_lower_[row]), float(lp.row_upper_[row])
+def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-untyped-def]
+               lo: float, hi: float, deadline: float | None = None) -> list[dict]:  # type: ignore[type-arg]
+    """The rungs of one row's ladder; `lo`/`hi` are the row's bounds, restored at the end.
+
+    Each rung is a warm re-solve plus a full ranging (HiGHS has no per-row ranging), so the
+    deadline is checked between rungs: a large model gets the rungs nearest the plan first.
+    """
     rungs: list[dict] = []  # type: ignore[type-arg]
     start = _solve_at(highs, row, lo, hi, use_hi, rhs)
     if start is None:
+        highs.changeRowBounds(row, _bound(lo), _bound(hi))
         return rungs
     seen = {(round(start[2], 9), round(start[3], 9))}
     rungs.append({"rhs_from": start[2], "rhs_to": start[3], "dual": start[1],
@@ -55,6 +60,8 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool) -> list[dict]:  # type
     for direction in (1.0, -1.0):
         piece = start
         for _ in range(MAX_RUNGS):
+            if deadline is not None and time.perf_counter() > deadline:
+                break
             end = piece[3] if direction > 0 else piece[2]
             if not np.isfinite(end):
                 break
@@ -80,31 +87,36 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool) -> list[dict]:  # type
 def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type: ignore[no-untyped-def]
                   deadline: float | None = None) -> pd.DataFrame:
     """Ladders for the stage's top bottlenecks (largest |dual| x |rhs| in LADDER_FAMILIES)."""
-    candidates = []
+    impacts, rows, families = [], [], []
     for name in LADDER_FAMILIES:
         block = model.con_blocks.get(name)
         if block is None:
             continue
         idx = np.arange(block.start, block.start + block.size)
-        keep = sens.binding[idx] & (np.abs(sens.row_dual[idx]) > 1e-9)
-        for r in idx[keep]:
-            impact = abs(sens.row_dual[r]) * max(1.0, abs(sens.rhs[r]))
-            label = "/".join(map(str, block.labels.iloc[r - block.start].tolist()))
-            candidates.append((impact, int(r), name, label))
-    candidates.sort(key=lambda c: -c[0])
+        idx = idx[sens.binding[idx] & (np.abs(sens.row_dual[idx]) > 1e-9)]
+        impacts.append(np.abs(sens.row_dual[idx]) * np.maximum(1.0, np.abs(sens.rhs[idx])))
+        rows.append(idx)
+        families += [name] * idx.size
     frames = []
-    lp = highs.getLp()
-    for _impact, r, family, label in candidates[:top]:
-        if deadline is not None and time.perf_counter() > deadline:
-            break
-        use_hi = bool(sens.rhs[r] == lp.row_upper_[r])
-        rungs = row_ladder(highs, r, float(sens.rhs[r]), use_hi)
-        if rungs:
-            frame = pd.DataFrame(rungs)
-            frame.insert(0, "labels", label)
-            frame.insert(0, "family", family)
-            frame.insert(0, "stage", sens.stage)
-            frames.append(frame)
+    if rows:
+        impact, row_index = np.concatenate(impacts), np.concatenate(rows)
+        order = np.argsort(-impact, kind="stable")[:top]  # ties keep family, then row order
+        row_lo, row_hi = model.row_lo, model.row_hi
+        for k in order:
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            r, family = int(row_index[k]), families[k]
+            block = model.con_blocks[family]
+            label = "/".join(map(str, block.labels.iloc[r - block.start].tolist()))
+            use_hi = bool(sens.rhs[r] == row_hi[r])
+            rungs = row_ladder(highs, r, float(sens.rhs[r]), use_hi, float(row_lo[r]),
+                               float(row_hi[r]), deadline)
+            if rungs:
+                frame = pd.DataFrame(rungs)
+                frame.insert(0, "labels", label)
+                frame.insert(0, "family", family)
+                frame.insert(0, "stage", sens.stage)
+                frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["stage", "family", "labels", "rhs_from", "rhs_to", "dual",
                                      "objective_at_rhs", "rhs"])

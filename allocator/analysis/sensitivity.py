@@ -27,6 +27,8 @@ BINDING_TOL = 1e-7
 MAX_ONE_SIDED = 200  # left/right re-solves per stage; the largest |dual| rows first
 MAX_EXTENDED = 60  # rows per stage whose basis range is widened to the full price range
 MAX_STEPS = 8  # successive rangings per end of a range
+DEFAULT_SHARE = 0.1  # of a stage's solve time, for the extra re-solves (output.sensitivity_share)
+MIN_EXTRA_SECONDS = 0.5
 
 
 @dataclass
@@ -260,17 +262,18 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
 
 def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-untyped-def]
                   source: str = "lp", solve_seconds: float = 0.0,
-                  ) -> tuple[LpSensitivity, pd.DataFrame]:
+                  share: float = DEFAULT_SHARE) -> tuple[LpSensitivity, pd.DataFrame]:
     """Sensitivity and price ladders of one solved stage LP held by `highs`.
 
     The re-solves behind one-sided prices, price ranges and ladders are warm but not free:
-    they get a time budget of 1 s + a quarter of the stage's own solve time, so a large
-    nightly model spends little on its report beyond HiGHS's own ranging. What the budget
-    does not reach keeps HiGHS's basis ranges and says so (range_kind = "basis").
+    they get a time budget of `share` of the stage's own solve time (at least
+    MIN_EXTRA_SECONDS), so a large nightly model spends little on its report beyond HiGHS's
+    own ranging, while a small model gets every extra. What the budget does not reach keeps
+    HiGHS's basis ranges and says so (range_kind = "basis"; dual_left/right left empty).
     """
     from allocator.analysis.ladder import stage_ladders
 
-    deadline = time.perf_counter() + 1.0 + 0.25 * solve_seconds
+    deadline = time.perf_counter() + max(MIN_EXTRA_SECONDS, share * solve_seconds)
     # The extras are small moves from an optimal basis: dual simplex re-solves them warm in
     # milliseconds, where interior point (if the stage used it) would start over each time.
     _status, method = highs.getOptionValue("solver")
@@ -285,6 +288,7 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
 
 def resolve_stage_sensitivities(
     model: LinearModel, objectives: list, stages: list, x: np.ndarray,  # type: ignore[type-arg]
+    share: float = DEFAULT_SHARE,
 ) -> tuple[list[LpSensitivity], list[pd.DataFrame]]:
     """Sensitivity of each solved stage by a HiGHS re-solve: used when another solver found
     the plan, and for MIPs, whose duals are those of the LP with the integers fixed."""
@@ -313,7 +317,7 @@ def resolve_stage_sensitivities(
         if highs.getModelStatus().name != "kOptimal":
             break
         sens, ladder = analyze_stage(highs, model, stage.name, source,
-                                     time.perf_counter() - started)
+                                     time.perf_counter() - started, share)
         out.append(sens)
         ladders.append(ladder)
         if stage.hold_rhs is not None:

@@ -99,9 +99,15 @@ def _coverage_grid(coverage: pd.DataFrame) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+CHART_SITES = 40  # bars in the coverage chart: beyond this a chart is unreadable (and slow)
+
+
 def _coverage_chart(coverage: pd.DataFrame) -> str:
-    by_site = coverage.groupby("site_id")[["served", "shortfall"]].sum().sort_values(
-        "shortfall", ascending=True)
+    by_site = coverage.groupby("site_id")[["served", "shortfall"]].sum()
+    hidden = max(len(by_site) - CHART_SITES, 0)
+    # The sites a reader must see are those short of their targets: largest shortfall on top.
+    by_site = by_site.sort_values(["shortfall", "served"], ascending=False, kind="stable")
+    by_site = by_site.head(CHART_SITES).iloc[::-1]
     fig, ax = _figure(max(2.5, 0.25 * len(by_site) + 1))
     y = np.arange(len(by_site))
     ax.barh(y, by_site["served"], color="#4c8c6c", label="served")
@@ -110,7 +116,9 @@ def _coverage_chart(coverage: pd.DataFrame) -> str:
     ax.set_yticks(y, [str(s) for s in by_site.index])
     ax.set_xlabel("workload units")
     ax.legend(loc="lower right")
-    return _svg(fig)
+    note = (f"<p class='muted'>The {CHART_SITES} sites with the largest shortfall; "
+            f"{hidden} more sites in coverage.csv and the grid below.</p>" if hidden else "")
+    return _svg(fig) + note
 
 
 def _budget_chart(budgets: pd.DataFrame) -> str:
