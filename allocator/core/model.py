@@ -15,6 +15,8 @@ import scipy.sparse as sp
 
 INF = np.inf
 
+INT32_LIMIT = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class VarBlock:
@@ -114,8 +116,12 @@ class LinearModel:
             raise ValueError(f"{name}: row index outside the block")
         block = ConBlock(name, labels.reset_index(drop=True), self.num_rows, size, description)
         self._restore_terms()
-        self._rows.append(rows + self.num_rows)
-        self._cols.append(np.asarray(cols, dtype=np.int64))
+        # Terms are kept in int32 where the model allows (HiGHS's own index type): half the
+        # memory of int64 while the model is built, and no conversion at assembly.
+        row_type = np.int32 if self.num_rows + size < INT32_LIMIT else np.int64
+        col_type = np.int32 if self.num_vars < INT32_LIMIT else np.int64
+        self._rows.append((rows + self.num_rows).astype(row_type, copy=False))
+        self._cols.append(np.asarray(cols).astype(col_type, copy=False))
         self._vals.append(np.asarray(vals, dtype=float))
         self._lo.append(np.broadcast_to(np.asarray(lo, dtype=float), (size,)).copy())
         self._hi.append(np.broadcast_to(np.asarray(hi, dtype=float), (size,)).copy())
@@ -154,20 +160,25 @@ class LinearModel:
 
     @property
     def matrix(self) -> sp.csr_array:
-        """The constraint matrix in CSR form, built once (duplicates summed)."""
+        """The constraint matrix in CSR form, built once (duplicates summed).
+
+        Peak memory matters here (the model's largest arrays): the per-block term arrays are
+        moved into one preallocated array each and released block by block, so the terms
+        exist about once, not twice, before the CSR is made from them.
+        """
         if self._matrix is None:
-            rows = np.concatenate(self._rows) if self._rows else np.zeros(0, dtype=np.int64)
-            cols = np.concatenate(self._cols) if self._cols else np.zeros(0, dtype=np.int64)
-            vals = np.concatenate(self._vals) if self._vals else np.zeros(0)
-            if max(self.num_rows, self.num_vars, len(vals)) < 2**31 - 1:
-                # int32 indices: what HiGHS takes, so the hand-over needs no copy.
-                rows, cols = rows.astype(np.int32), cols.astype(np.int32)
+            total = sum(part.size for part in self._vals)
+            small = max(self.num_rows, self.num_vars, total) < INT32_LIMIT
+            index_type = np.int32 if small else np.int64  # int32: HiGHS takes it without a copy
+            rows = _drain(self._rows, total, index_type)
+            cols = _drain(self._cols, total, index_type)
+            vals = _drain(self._vals, total, np.float64)
             coo = sp.coo_array((vals, (rows, cols)), shape=(self.num_rows, self.num_vars))
+            del rows, cols, vals
             csr = coo.tocsr()  # sums duplicate entries
+            del coo
             csr.eliminate_zeros()
             self._matrix = csr
-            # Release the per-block term arrays: the CSR holds them now (peak memory).
-            self._rows, self._cols, self._vals = [], [], []
         return self._matrix
 
     @property
@@ -201,6 +212,18 @@ class LinearModel:
 
     def row_names(self) -> list[str]:
         return _names(self.con_blocks.values())
+
+
+def _drain(parts: list[np.ndarray], total: int, dtype: type) -> np.ndarray:
+    """Concatenate `parts` into one array, emptying the list as it goes (one copy at a time)."""
+    out = np.empty(total, dtype=dtype)
+    at = 0
+    while parts:
+        part = parts.pop(0)
+        out[at:at + part.size] = part
+        at += part.size
+        del part
+    return out
 
 
 def _column_text(series: pd.Series) -> np.ndarray:

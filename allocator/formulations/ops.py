@@ -71,7 +71,8 @@ def eligible_triples(data: OpsData) -> pd.DataFrame:
     travel = staff["travel_cost"].to_numpy()[e["i"].to_numpy()]
     e["cost"] = cost + np.where(e["s"].to_numpy() != e["h"].to_numpy(), travel, 0.0)
     e["p"] = services["productivity"].to_numpy()[e["k"].to_numpy()]
-    return e
+    # The triples live as long as the run: int32 codes halve what they hold beside the model.
+    return e.astype({c: np.int32 for c in ("i", "s", "k", "t", "h")})
 
 
 def build_ops(data: OpsData, policy: PolicyConfig) -> OpsModel:
