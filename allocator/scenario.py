@@ -69,7 +69,7 @@ class OutputConfig(_Strict):
     )
     sensitivity: bool = True
     # The extra re-solves behind one-sided prices, price ranges and ladders may take this
-    # share of each stage's own solve time (at least half a second): cheap on small models,
+    # share of each stage's own solve time (at least 0.5 s): cheap on small models,
     # bounded on the largest nightly runs. Raise it for a negotiation-grade report.
     sensitivity_share: float = Field(0.1, ge=0)
     report: bool = True

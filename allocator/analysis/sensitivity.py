@@ -29,6 +29,7 @@ MAX_EXTENDED = 60  # rows per stage whose basis range is widened to the full pri
 MAX_STEPS = 8  # successive rangings per end of a range
 DEFAULT_SHARE = 0.1  # of a stage's solve time, for the extra re-solves (output.sensitivity_share)
 MIN_EXTRA_SECONDS = 0.5
+EXTRA_SPLIT = (0.4, 0.7)  # cumulative shares: one-sided prices, price ranges; then ladders
 
 
 @dataclass
@@ -54,6 +55,7 @@ class LpSensitivity:
     dual_right: np.ndarray  # per unit of rhs increase
     range_kind: np.ndarray | None = None  # "price": the dual changes past each end; "basis"
     source: str = "lp"  # "lp" or "fixed-integer lp"
+    extras_deadline: float | None = None  # when the ladders' share of the budget runs out
 
 
 def _clean(values: np.ndarray) -> np.ndarray:
@@ -64,8 +66,13 @@ def _clean(values: np.ndarray) -> np.ndarray:
 
 
 def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore[no-untyped-def]
-                      source: str = "lp", deadline: float | None = None) -> LpSensitivity:
-    """Read duals and ranging from a Highs instance that has just solved an LP to optimality."""
+                      source: str = "lp", budget: float | None = None) -> LpSensitivity:
+    """Read duals and ranging from a Highs instance that has just solved an LP to optimality.
+
+    `budget`: seconds for the re-solves after HiGHS's ranging (None: no limit). The first
+    EXTRA_SPLIT[0] of it goes to one-sided prices, up to EXTRA_SPLIT[1] to price ranges;
+    the rest is left for the ladders (`extras_deadline`), so each kind gets some.
+    """
     lp = highs.getLp()
     n, m = lp.num_col_, lp.num_row_
     sol = highs.getSolution()
@@ -101,10 +108,14 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
         unique, row_dual.copy(), row_dual.copy(), source=source,
     )
     result.range_kind = np.where(binding, "basis", "price").astype(object)
+    now = time.perf_counter()
+    result.extras_deadline = None if budget is None else now + budget
     if one_sided and not unique.all():
-        _one_sided_prices(highs, result, lo, hi, deadline)
+        _one_sided_prices(highs, result, lo, hi,
+                          None if budget is None else now + EXTRA_SPLIT[0] * budget)
     if one_sided:
-        _extend_ranges(highs, result, lo, hi, deadline)
+        _extend_ranges(highs, result, lo, hi,
+                       None if budget is None else now + EXTRA_SPLIT[1] * budget)
     return result
 
 
@@ -266,21 +277,21 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
     """Sensitivity and price ladders of one solved stage LP held by `highs`.
 
     The re-solves behind one-sided prices, price ranges and ladders are warm but not free:
-    they get a time budget of `share` of the stage's own solve time (at least
-    MIN_EXTRA_SECONDS), so a large nightly model spends little on its report beyond HiGHS's
-    own ranging, while a small model gets every extra. What the budget does not reach keeps
-    HiGHS's basis ranges and says so (range_kind = "basis"; dual_left/right left empty).
+    after HiGHS's ranging they get `share` of the stage's own solve time (at least
+    MIN_EXTRA_SECONDS), split by EXTRA_SPLIT, so a large nightly model spends little on its
+    report beyond the ranging while a small model gets every extra. What the budget does not
+    reach keeps HiGHS's basis ranges and says so (range_kind = "basis").
     """
     from allocator.analysis.ladder import stage_ladders
 
-    deadline = time.perf_counter() + max(MIN_EXTRA_SECONDS, share * solve_seconds)
+    budget = max(MIN_EXTRA_SECONDS, share * solve_seconds)
     # The extras are small moves from an optimal basis: dual simplex re-solves them warm in
     # milliseconds, where interior point (if the stage used it) would start over each time.
     _status, method = highs.getOptionValue("solver")
     highs.setOptionValue("solver", "simplex")
     try:
-        sens = highs_sensitivity(highs, stage, source=source, deadline=deadline)
-        ladders = stage_ladders(highs, model, sens, deadline=deadline)
+        sens = highs_sensitivity(highs, stage, source=source, budget=budget)
+        ladders = stage_ladders(highs, model, sens, deadline=sens.extras_deadline)
     finally:
         highs.setOptionValue("solver", method)
     return sens, ladders
