@@ -155,8 +155,13 @@ def validate(scenario: Path, sets: tuple[str, ...]) -> None:
               help="A preset staff count.")
 @click.option("--staff", "n_staff", type=int, help="Number of staff rows (instead of --size).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--budgets", type=click.Choice(["nested", "site"]), default="nested",
+              show_default=True,
+              help="nested: one budget over all sites, one per region, a few per site; "
+                   "site: the per-site ones only (no coupling rows).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
-def generate(size: str | None, n_staff: int | None, seed: int, out_dir: Path) -> None:
+def generate(size: str | None, n_staff: int | None, seed: int, budgets: str,
+             out_dir: Path) -> None:
     """Write a seeded synthetic ops instance (tables + scenario.toml) to --out."""
     from allocator.datagen import SIZES, generate_ops, write_ops_instance
 
@@ -164,7 +169,8 @@ def generate(size: str | None, n_staff: int | None, seed: int, out_dir: Path) ->
         err.print("give exactly one of --size or --staff")
         sys.exit(int(ExitCode.BAD_INPUT))
     count = SIZES[size] if size else int(n_staff)  # type: ignore[arg-type]
-    path = write_ops_instance(generate_ops(count, seed), out_dir, size or f"staff{count}")
+    name = (size or f"staff{count}") + ("" if budgets == "nested" else f"-{budgets}-budgets")
+    path = write_ops_instance(generate_ops(count, seed, budgets), out_dir, name)
     out.print(f"written: {path}", highlight=False)
 
 

@@ -91,8 +91,19 @@ def _round_down(x: np.ndarray, step: float) -> np.ndarray:
     return np.floor(x / step + 1e-9) * step
 
 
-def generate_ops(n_staff: int, seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Return the five ops tables (data-contract columns, string ids); same seed, same tables."""
+BUDGET_SHAPES = ("nested", "site")
+
+
+def generate_ops(n_staff: int, seed: int = 0, budgets: str = "nested") -> dict[str, pd.DataFrame]:
+    """Return the five ops tables (data-contract columns, string ids); same seed, same tables.
+
+    `budgets`: "nested" (one over everything, one per region, a few per site: coupling rows,
+    where HiGHS's interior point is fastest) or "site" (the per-site budgets only: no
+    coupling rows, where dual simplex is). Everything else is the same for both.
+    """
+    if budgets not in BUDGET_SHAPES:
+        raise ValueError(f"budgets must be one of {BUDGET_SHAPES}, got {budgets!r}")
+    budgets_shape = budgets
     if n_staff < 1:
         raise ValueError(f"n_staff must be at least 1, got {n_staff}")
     rng = np.random.default_rng(seed)
@@ -231,6 +242,8 @@ def generate_ops(n_staff: int, seed: int = 0) -> dict[str, pd.DataFrame]:
                                  "site:" + site_budget_ids]).astype(object),
         "amount": amount,
     })
+    if budgets_shape == "site":
+        budgets = budgets[budgets["scope"].str.startswith("site:")].reset_index(drop=True)
     return {"sites": sites, "services": services, "staff": staff, "targets": targets,
             "budgets": budgets}
 

@@ -287,7 +287,8 @@ def write_results(records: list[dict[str, Any]], out: Path, sizes: list[str],
     other_name = "wall" if opts.clock == "cpu" else "CPU"
     lines = [f"# Benchmark results ({time.strftime('%Y-%m-%d %H:%M')})", "",
              f"Machine: {platform.machine()}, Python {platform.python_version()}; seed "
-             f"{opts.seed}; core method `{fast}`; medians of up to {opts.repeats} runs, each a "
+             f"{opts.seed}; budgets `{getattr(opts, 'budgets', 'nested')}`; core method "
+             f"`{fast}`; medians of up to {opts.repeats} runs, each a "
              f"fresh process. Times are {'process CPU' if opts.clock == 'cpu' else 'wall'} "
              f"seconds ({other_name} time in brackets in the first table, and in results.csv).",
              "Allocator commits measured: "
@@ -442,6 +443,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(BENCH / "results"))
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--budgets", default="nested", choices=["nested", "site"],
+                        help="the generator's budgets: nested (coupling rows: interior point "
+                             "is fastest) or site (none: dual simplex is)")
     parser.add_argument("--core-method", default="ipm", choices=["auto", "simplex", "ipm"],
                         help="method of the repeated core-pipeline runs (the fastest here)")
     parser.add_argument("--peers", default=",".join(PEERS),
@@ -498,8 +502,10 @@ def main() -> None:
         raw.write_text("")
     only = [o.strip() for o in opts.only.split(",") if o.strip()]
     for size in sizes:
-        instance = out / "instances" / f"{size}-seed{opts.seed}"
-        gen = run_job(Job(size, "generate", "generate", ["--seed", str(opts.seed)]), 0,
+        shape = "" if opts.budgets == "nested" else f"-{opts.budgets}-budgets"
+        instance = out / "instances" / f"{size}-seed{opts.seed}{shape}"
+        gen = run_job(Job(size, "generate", "generate",
+                          ["--seed", str(opts.seed), "--budgets", opts.budgets]), 0,
                       instance, out)
         if gen.get("returncode") != 0:
             sys.exit(f"could not generate {size}: {gen}")

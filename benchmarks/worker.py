@@ -400,7 +400,8 @@ def run_generate(args: argparse.Namespace) -> dict[str, Any]:
 
     folder = Path(args.instance)
     if not (folder / "scenario.toml").exists():
-        write_ops_instance(generate_ops(SIZES[args.size], args.seed), folder, args.size)
+        write_ops_instance(generate_ops(SIZES[args.size], args.seed, args.budgets), folder,
+                           args.size)
     return {"phases": {}, "memory": {}}
 
 
@@ -465,6 +466,7 @@ def main() -> None:
     parser.add_argument("--json", required=True)
     parser.add_argument("--size", default="small")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budgets", default="nested", choices=["nested", "site"])
     parser.add_argument("--method", default="auto")
     parser.add_argument("--peer", choices=["linopy", "pyoframe", "pulp"])
     parser.add_argument("--solve", action="store_true")
