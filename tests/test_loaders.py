@@ -175,6 +175,18 @@ def test_sql_error_names_the_table(folder: Path) -> None:
     assert "query failed" in lines[0] and "stafff" in lines[0]
 
 
+def test_sqlite_missing_file_is_an_error_and_not_created(folder: Path) -> None:
+    specs = write_sqlite(read_csvs(TINY.parent), folder)
+    missing = folder / "nowhere.db"
+    specs["staff"] = {**specs["staff"], "url": f"sqlite:///{missing}"}
+    run = solve_bad(write_scenario(folder, specs))
+    lines = problem_lines(run)
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("table 'staff' (sqlite:///")
+    assert f"database file not found: {missing}" in lines[0]
+    assert not missing.exists()
+
+
 def test_sql_password_is_not_shown(folder: Path) -> None:
     specs = write_sqlite(read_csvs(TINY.parent), folder)
     specs["staff"] = {**specs["staff"], "url": f"sqlite://bob:s3cret@/{folder / 'ops.db'}"}

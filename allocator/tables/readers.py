@@ -129,6 +129,17 @@ def _read_sql(name: str, spec: dict[str, str]) -> LoadedTable:
     if not query:
         raise InputError([Problem(source, "a SQL source needs a query")])
     try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except Exception as exc:
+        detail = _hide_password(str(exc).splitlines()[0])
+        raise InputError([Problem(source, f"not a database URL: {detail}")]) from None
+    database = parsed.database or ""
+    if (parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+            and not database.startswith("file:") and not Path(database).exists()):
+        # SQLite would silently create an empty database, and the query then fails with
+        # "no such table"; say what is really wrong, and leave no stray file behind.
+        raise InputError([Problem(source, f"database file not found: {database}")])
+    try:
         engine = sqlalchemy.create_engine(url)
         with engine.connect() as conn:
             frame = pd.read_sql_query(sqlalchemy.text(query), conn)
