@@ -177,6 +177,19 @@ def test_capability_mismatch_is_refused_with_an_alternative(tmp_path):
     assert not (tmp_path / "g").exists() and not (tmp_path / "c").exists()
 
 
+def test_settings_a_backend_cannot_honour_are_said_not_dropped(tmp_path):
+    run = run_cli("solve", TINY, "--solver", "glop", "--set", 'solver.method="ipm"',
+                  "--set", "solver.threads=2", out=tmp_path / "g")
+    assert run.code == 0, run.stderr
+    notes = " ".join(run.summary["notes"])
+    assert "solver.method = 'ipm' is not a method of GLOP" in notes
+    assert "solver.threads = 2 is ignored" in notes
+    assert "solver.method = 'ipm'" in run.stderr + run.stdout  # printed, not only filed
+    honoured = run_cli("solve", TINY, "--solver", "highs", "--set", 'solver.method="ipm"',
+                       out=tmp_path / "h")
+    assert not any("ignored" in n or "not a method" in n for n in honoured.summary["notes"])
+
+
 def test_time_limit_still_writes_the_best_plan(tmp_path):
     scenario = write_ops_instance(generate_ops(8000, seed=5), tmp_path / "big", "big")
     run = run_cli("solve", scenario, "--time-limit", "4", "--set", 'policy.assignment="whole"',

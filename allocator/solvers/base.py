@@ -78,6 +78,7 @@ class Backend(abc.ABC):
     name: str = ""
     display: str = ""
     capabilities: frozenset[Capability] = frozenset()
+    methods: frozenset[str] = frozenset({"auto"})  # the solver.method values it honours
 
     def __init__(self, settings: SolverSettings) -> None:
         self.settings = settings

@@ -96,6 +96,7 @@ class HighsBackend(Backend):
          Capability.WARM_START, Capability.TIME_LIMIT, Capability.THREADS, Capability.SEED,
          Capability.MIP_GAP}
     )
+    methods = frozenset({"auto", "simplex", "dual", "primal", "ipm", "pdlp"})
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:

@@ -137,6 +137,7 @@ class GlopBackend(_ModelBuilderBackend):
     solver_id = "glop"
     capabilities = frozenset({Capability.CONTINUOUS, Capability.DUALS, Capability.TIME_LIMIT,
                               Capability.SEED})
+    methods = frozenset({"auto", "simplex", "dual", "primal"})
 
     def _parameters(self) -> str:
         s = self.settings
@@ -154,6 +155,7 @@ class PdlpBackend(_ModelBuilderBackend):
     solver_id = "pdlp"
     capabilities = frozenset({Capability.CONTINUOUS, Capability.DUALS, Capability.TIME_LIMIT,
                               Capability.THREADS})
+    methods = frozenset({"auto", "pdlp"})
 
     def _parameters(self) -> str:
         s = self.settings

@@ -53,10 +53,31 @@ def check_capabilities(cls: type[Backend], model: LinearModel) -> None:
         )
 
 
+def ignored_settings(cls: type[Backend], settings: SolverSettings,
+                     model: LinearModel) -> list[str]:
+    """Settings this backend cannot honour: said in the run's notes, not dropped silently."""
+    notes = []
+    if settings.method not in cls.methods:
+        notes.append(f"solver.method = '{settings.method}' is not a method of {cls.display}; "
+                     f"it uses its own (honoured here: {', '.join(sorted(cls.methods))})")
+    caps = cls.capabilities
+    if settings.threads > 1 and Capability.THREADS not in caps:
+        notes.append(f"solver.threads = {settings.threads} is ignored: {cls.display} runs on "
+                     "one thread here")
+    if settings.seed != 0 and Capability.SEED not in caps:
+        notes.append(f"solver.seed = {settings.seed} is ignored: {cls.display} takes no seed")
+    if (model.num_integer and settings.mip_gap != SolverSettings.mip_gap
+            and Capability.MIP_GAP not in caps):
+        notes.append(f"solver.mip_gap = {settings.mip_gap:g} is ignored by {cls.display}")
+    return notes
+
+
 def make_backend(name: str, settings: SolverSettings, model: LinearModel) -> Backend:
     cls = backend_class(name)
     check_capabilities(cls, model)
     ok, detail = cls.is_available()
     if not ok:
         raise CapabilityError(f"{cls.display} is not available here: {detail}", "solver.name")
-    return cls(settings)
+    backend = cls(settings)
+    backend.notes.extend(ignored_settings(cls, settings, model))
+    return backend
