@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from allocator.analysis.sensitivity import affordable
 from allocator.core.model import LinearModel
 
 LADDER_FAMILIES = ("budget", "capacity", "min_staff", "availability", "moved")
@@ -43,14 +44,18 @@ def _solve_at(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: igno
 
 
 def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-untyped-def]
-               lo: float, hi: float, deadline: float | None = None) -> list[dict]:  # type: ignore[type-arg]
+               lo: float, hi: float, deadline: float | None = None,
+               ) -> list[dict]:  # type: ignore[type-arg]
     """The rungs of one row's ladder; `lo`/`hi` are the row's bounds, restored at the end.
 
-    Each rung is a warm re-solve plus a full ranging (HiGHS has no per-row ranging), so the
-    deadline is checked between rungs: a large model gets the rungs nearest the plan first.
+    Each rung is a warm re-solve plus a full ranging (HiGHS has no per-row ranging), so a
+    rung starts only if one more (as long as the last one took) fits before the deadline: a
+    large model gets the rungs nearest the plan first.
     """
     rungs: list[dict] = []  # type: ignore[type-arg]
+    started = time.perf_counter()
     start = _solve_at(highs, row, lo, hi, use_hi, rhs)
+    rung_seconds = time.perf_counter() - started
     if start is None:
         highs.changeRowBounds(row, _bound(lo), _bound(hi))
         return rungs
@@ -60,13 +65,15 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-unt
     for direction in (1.0, -1.0):
         piece = start
         for _ in range(MAX_RUNGS):
-            if deadline is not None and time.perf_counter() > deadline:
+            if not affordable(deadline, rung_seconds):
                 break
             end = piece[3] if direction > 0 else piece[2]
             if not np.isfinite(end):
                 break
             probe = end + direction * max(1e-6 * max(1.0, abs(end)), 1e-7)
+            started = time.perf_counter()
             nxt = _solve_at(highs, row, lo, hi, use_hi, probe)
+            rung_seconds = time.perf_counter() - started
             if nxt is None:
                 rungs.append({"rhs_from": end if direction > 0 else -np.inf,
                               "rhs_to": np.inf if direction > 0 else end, "dual": np.nan,
@@ -103,7 +110,7 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type:
         order = np.argsort(-impact, kind="stable")[:top]  # ties keep family, then row order
         row_lo, row_hi = model.row_lo, model.row_hi
         for k in order:
-            if deadline is not None and time.perf_counter() > deadline:
+            if not affordable(deadline, 2 * sens.ranging_seconds):  # at least two rungs
                 break
             r, family = int(row_index[k]), families[k]
             block = model.con_blocks[family]

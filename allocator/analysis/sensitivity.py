@@ -56,6 +56,7 @@ class LpSensitivity:
     range_kind: np.ndarray | None = None  # "price": the dual changes past each end; "basis"
     source: str = "lp"  # "lp" or "fixed-integer lp"
     extras_deadline: float | None = None  # when the ladders' share of the budget runs out
+    ranging_seconds: float = 0.0  # one full ranging: what each ranging probe costs on top
 
 
 def _clean(values: np.ndarray) -> np.ndarray:
@@ -84,7 +85,9 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
     rhs = np.where(use_hi, hi, lo)
     slack = np.where(use_hi, slack_hi, slack_lo)
     binding = np.abs(slack) <= BINDING_TOL * np.maximum(1.0, np.abs(rhs))
+    started = time.perf_counter()
     status, ranging = highs.getRanging()
+    ranging_seconds = time.perf_counter() - started
     rhs_low = np.where(use_hi, activity, -np.inf)
     rhs_high = np.where(use_hi, np.inf, activity)
     cost = np.asarray(lp.col_cost_, dtype=float)
@@ -108,6 +111,7 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
         unique, row_dual.copy(), row_dual.copy(), source=source,
     )
     result.range_kind = np.where(binding, "basis", "price").astype(object)
+    result.ranging_seconds = ranging_seconds
     now = time.perf_counter()
     result.extras_deadline = None if budget is None else now + budget
     if one_sided and not unique.all():
@@ -141,8 +145,10 @@ def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[n
     rows = np.flatnonzero(sens.binding & sens.dual_unique & (np.abs(sens.row_dual) > 1e-9))
     rows = rows[np.argsort(-np.abs(sens.row_dual[rows]), kind="stable")][:MAX_EXTENDED]
     touched = False
+    cost = sens.ranging_seconds  # of one probe (a warm re-solve and a ranging), updated
+    out_of_time = False
     for r in rows:
-        if deadline is not None and time.perf_counter() > deadline:
+        if out_of_time or not affordable(deadline, cost):
             break  # the rest keep their basis ranges (range_kind = "basis")
         use_hi = bool(np.isfinite(hi[r]) and sens.rhs[r] == hi[r])
         dual = sens.row_dual[r]
@@ -153,6 +159,10 @@ def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[n
                 if not np.isfinite(end):
                     closed = True
                     break
+                if not affordable(deadline, cost):
+                    out_of_time = True  # `end` is still a proven end of this price
+                    break
+                started = time.perf_counter()
                 probe = end + direction * 1e-6 * max(1.0, abs(end))
                 _set_rhs(highs, int(r), lo[r], hi[r], use_hi, probe)
                 highs.run()
@@ -168,6 +178,7 @@ def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[n
                 values = ranging.row_bound_dn.value_ if direction < 0 else \
                     ranging.row_bound_up.value_
                 new_end = _clean([values[r]])[0]
+                cost = time.perf_counter() - started
                 if direction * (new_end - probe) <= 0:
                     end = probe
                     break
@@ -191,10 +202,12 @@ def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignor
     rows = np.flatnonzero(~sens.dual_unique)
     rows = rows[np.argsort(-np.abs(sens.row_dual[rows]), kind="stable")][:MAX_ONE_SIDED]
     base = sens.objective
+    cost = 0.0  # of the last row's two re-solves: the next is expected to cost as much
     for r in rows:
-        if deadline is not None and time.perf_counter() > deadline:
+        if not affordable(deadline, cost):
             sens.dual_left[r] = sens.dual_right[r] = np.nan  # not computed: out of time
             continue
+        started = time.perf_counter()
         delta = 1e-4 * max(1.0, abs(sens.rhs[r]))
         slopes = []
         for direction in (-1.0, 1.0):
@@ -207,10 +220,18 @@ def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignor
             slopes.append((value - base) / (direction * delta) if ok else np.nan)
         highs.changeRowBounds(int(r), _bound(lo[r]), _bound(hi[r]))
         sens.dual_left[r], sens.dual_right[r] = slopes
+        cost = time.perf_counter() - started
         if abs(slopes[0] - slopes[1]) <= 1e-6 * max(1.0, abs(sens.row_dual[r])):
             sens.dual_unique[r] = True  # a basis change, but the same price on both sides
     if rows.size:
         highs.run()  # back to the stage optimum (warm: the basis is one step away)
+
+
+def affordable(deadline: float | None, expected: float) -> bool:
+    """Whether a probe expected to take `expected` seconds ends before `deadline`: checking
+    only that the deadline has not passed would let one slow probe overrun it by a whole
+    re-solve and ranging (seconds each on a large model)."""
+    return deadline is None or time.perf_counter() + expected <= deadline
 
 
 def _bound(value: float) -> float:
