@@ -127,7 +127,7 @@ def summary_of(
         "policy": scenario.policy.model_dump(),
         "seconds": {k: round(v, 4) for k, v in times.items()},
         "model_size": ops.model.size(),
-        "inputs": {name: {"source": t.source, "rows": len(t.frame), "sha256_16": t.digest}
+        "inputs": {name: {"source": t.source, "rows": t.rows, "sha256_16": t.digest}
                    for name, t in ops.sources.items()},
         "warnings": ops.warnings,
         "notes": result.notes,

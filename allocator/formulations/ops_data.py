@@ -129,8 +129,8 @@ def load_ops(scenario: Scenario) -> OpsData:
         except InputError as exc:
             problems.extend(exc.problems)
             continue
-        loaded[name] = table
         frame, found = validate(table, SCHEMAS[name])
+        loaded[name] = table.without_frame()  # the typed frame replaces the text one
         problems.extend(found)
         frames[name] = frame
     # Bad cells do not stop the cross-table checks below (they read only id and scope

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from allocator.errors import InputError
 
@@ -71,7 +69,11 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """CSV through Arrow's C++ writer: about 10x faster than `DataFrame.to_csv` on the
     large sensitivity tables (440k rows: 0.24 s against 2.2 s). Text is always quoted,
     booleans read true/false, whole floats print without '.0'; any CSV reader (pandas, Excel,
-    R) reads it back to the same values. A frame Arrow cannot type falls back to pandas."""
+    R) reads it back to the same values. A frame Arrow cannot type falls back to pandas.
+    Arrow is imported here, after the solve: not held in memory while the model is built."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

@@ -7,6 +7,7 @@ of every bad cell instead of failing on the first one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -36,6 +37,16 @@ class LoadedTable:
     source: str
     digest: str
     first_row: int  # the display row number of data row 0
+    rows: int = -1  # the table's length, kept when the text frame is dropped
+
+    def __post_init__(self) -> None:
+        if self.rows < 0:
+            object.__setattr__(self, "rows", len(self.frame))
+
+    def without_frame(self) -> LoadedTable:
+        """The same record with its text cells released (once validation has typed them):
+        where it came from, its hash and its length are all a run needs afterwards."""
+        return dataclasses.replace(self, frame=self.frame.iloc[:0], rows=self.rows)
 
 
 def _digest(frame: pd.DataFrame) -> str:
