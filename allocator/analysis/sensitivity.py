@@ -245,13 +245,21 @@ def _labels(frame: pd.DataFrame) -> np.ndarray:
 def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.DataFrame:
     """sensitivity.csv: one row per (stage, constraint) and per (stage, variable)."""
     frames = []
+    labels: dict[str, np.ndarray] = {}  # per block, shared by every stage (the costly part)
+
+    def labels_of(block) -> np.ndarray:  # type: ignore[no-untyped-def]
+        key = f"{type(block).__name__}:{block.name}"
+        if key not in labels:
+            labels[key] = _labels(block.labels)
+        return labels[key]
+
     for sens in stages:
         held = [s.stage for s in stages]
         for block in model.con_blocks.values():
             sl = block.slice
             frames.append(pd.DataFrame({
                 "stage": sens.stage, "kind": "constraint", "family": block.name,
-                "labels": _labels(block.labels), "activity": sens.activity[sl],
+                "labels": labels_of(block), "activity": sens.activity[sl],
                 "rhs": sens.rhs[sl], "slack": sens.slack[sl], "binding": sens.binding[sl],
                 "dual": sens.row_dual[sl], "dual_unique": sens.dual_unique[sl],
                 "dual_left": sens.dual_left[sl], "dual_right": sens.dual_right[sl],
@@ -279,7 +287,7 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
             sl = block.slice
             frames.append(pd.DataFrame({
                 "stage": sens.stage, "kind": "variable", "family": block.name,
-                "labels": _labels(block.labels), "activity": np.nan, "rhs": np.nan,
+                "labels": labels_of(block), "activity": np.nan, "rhs": np.nan,
                 "slack": np.nan, "binding": False, "dual": np.nan, "dual_unique": True,
                 "dual_left": np.nan, "dual_right": np.nan, "rhs_low": np.nan,
                 "rhs_high": np.nan, "range_kind": "", "value": sens.x[sl],
