@@ -28,7 +28,7 @@ from allocator.outputs.folder import check_target, run_folder
 from allocator.outputs.report import render_report
 from allocator.scenario import Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
-from allocator.solvers.highs import HighsBackend
+from allocator.solvers.highs import HighsBackend, clone_at_basis
 
 
 @dataclass
@@ -66,6 +66,43 @@ def _preload_plotting() -> None:
         import matplotlib.pyplot
     except Exception:
         pass
+
+
+class StageAnalysis:
+    """Sensitivity and ladders of one solved stage, inline or on a clone in a thread."""
+
+    def __init__(self, highs, model, stage: StageResult, share: float,  # type: ignore[no-untyped-def]
+                 in_background: bool) -> None:
+        self.stage = stage.name
+        self.error = ""
+        self._found: tuple[LpSensitivity, pd.DataFrame] | None = None
+        self._thread: threading.Thread | None = None
+        if not in_background:
+            self._found = analyze_stage(highs, model, stage.name, solve_seconds=stage.seconds,
+                                        share=share)
+            return
+        clone = clone_at_basis(highs)
+
+        def work() -> None:
+            try:
+                clone.run()  # refactorize at the optimal basis: no iterations
+                if clone.getModelStatus().name != "kOptimal":
+                    self.error = f"HiGHS: {clone.modelStatusToString(clone.getModelStatus())}"
+                    return
+                self._found = analyze_stage(clone, model, stage.name,
+                                            solve_seconds=stage.seconds, share=share)
+            except Exception as exc:  # reported in the run's notes; the plan stands
+                self.error = f"{type(exc).__name__}: {exc}"
+
+        self._thread = threading.Thread(target=work, name=f"sensitivity-{stage.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def result(self) -> tuple[LpSensitivity, pd.DataFrame] | None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return self._found
 
 
 def _prepare(
@@ -160,22 +197,34 @@ def solve_scenario(
     sensitivities: list[LpSensitivity] = []
     ladders: list[pd.DataFrame] = []
     inline = scenario.output.sensitivity and ops.model.num_integer == 0
+    analyses: list[StageAnalysis] = []
 
     def capture(backend: Backend, stage: StageResult) -> None:
-        # HiGHS holds this stage's optimal basis right now: range it before the next stage.
+        # HiGHS holds this stage's optimal basis right now: analyze it before the next stage
+        # changes it. Before the last stage, on a clone in a thread (the spare core), while
+        # the next stage solves; the last stage's analysis has nothing to overlap with.
         if inline and isinstance(backend, HighsBackend):
             t_sens = time.perf_counter()
-            sens, ladder = analyze_stage(backend.highs, ops.model, stage.name,
-                                         solve_seconds=stage.seconds,
-                                         share=scenario.output.sensitivity_share)
-            sensitivities.append(sens)
-            ladders.append(ladder)
+            last = stage.name == objectives[-1].name
+            analyses.append(StageAnalysis(backend.highs, ops.model, stage,
+                                          scenario.output.sensitivity_share,
+                                          in_background=not last))
             times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_sens
 
     result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
                           scenario.objective.rel_tol, scenario.objective.abs_tol,
                           on_stage=capture)
-    times["solve"] = time.perf_counter() - t2 - times.get("sensitivity", 0.0)
+    t_wait = time.perf_counter()
+    times["solve"] = t_wait - t2 - times.get("sensitivity", 0.0)
+    for analysis in analyses:  # what the background analyses did not finish under the solve
+        found = analysis.result()
+        if found is None:
+            result.notes.append(f"sensitivity of stage '{analysis.stage}' not available: "
+                                f"{analysis.error}")
+            continue
+        sensitivities.append(found[0])
+        ladders.append(found[1])
+    times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_wait
     if scenario.output.sensitivity and result.x is not None and not sensitivities:
         t_sens = time.perf_counter()
         sensitivities, ladders = resolve_stage_sensitivities(ops.model, objectives,

@@ -58,6 +58,22 @@ def new_highs():  # type: ignore[no-untyped-def]
     return highs
 
 
+def clone_at_basis(highs):  # type: ignore[no-untyped-def]
+    """A second Highs holding the same LP and optimal basis, for dual simplex re-solves.
+
+    Analysis of one stage can then run on the spare core while the next stage solves in the
+    original: HiGHS gives every calling thread its own task executor, and releases the GIL
+    while it runs. Its first `run()` refactorizes the basis and takes no iterations.
+    """
+    clone = new_highs()
+    for key, value in (("threads", 1), ("solver", "simplex"),
+                       ("random_seed", highs.getOptionValue("random_seed")[1])):
+        clone.setOptionValue(key, value)
+    clone.passModel(highs.getLp())
+    clone.setBasis(highs.getBasis())
+    return clone
+
+
 def load_into_highs(  # type: ignore[no-untyped-def]
     highs, model: LinearModel, c: np.ndarray | None = None, *, lb: np.ndarray | None = None,
     ub: np.ndarray | None = None, relax_integers: bool = False,
