@@ -406,7 +406,9 @@ def write_results(records: list[dict[str, Any]], out: Path, sizes: list[str],
                 f"+ {_s(ph.get('sensitivity_highs'))} s of HiGHS re-solves "
                 f"({last.get('highs_runs', '?')} HiGHS runs in all), report "
                 f"{_s(ph.get('report'))} s, write {_s(ph.get('write'))} s; HiGHS iterations "
-                f"{last.get('highs', {})}.")
+                f"{last.get('highs', {})}; on the spare core, off the total: "
+                f"{_s(sum((last.get('background_cpu') or {}).values()))} CPU s (an earlier "
+                "stage's sensitivity, run while the next stage solves).")
         for label in (f"warm:{fast}", "warm:auto"):
             w = agg.get((size, label))
             if w and w["phases"]:
