@@ -69,18 +69,14 @@ def _preload_plotting() -> None:
 
 
 class StageAnalysis:
-    """Sensitivity and ladders of one solved stage, inline or on a clone in a thread."""
+    """Sensitivity and ladders of one solved stage, on a clone of its HiGHS in a thread: the
+    next stage (or the plan's tables) goes on in the original meanwhile, on the other core."""
 
-    def __init__(self, highs, model, stage: StageResult, share: float,  # type: ignore[no-untyped-def]
-                 in_background: bool) -> None:
+    def __init__(self, highs, model, stage: StageResult,  # type: ignore[no-untyped-def]
+                 share: float) -> None:
         self.stage = stage.name
         self.error = ""
         self._found: tuple[LpSensitivity, pd.DataFrame] | None = None
-        self._thread: threading.Thread | None = None
-        if not in_background:
-            self._found = analyze_stage(highs, model, stage.name, solve_seconds=stage.seconds,
-                                        share=share)
-            return
         clone = clone_at_basis(highs)
 
         def work() -> None:
@@ -94,8 +90,8 @@ class StageAnalysis:
             except Exception as exc:  # reported in the run's notes; the plan stands
                 self.error = f"{type(exc).__name__}: {exc}"
 
-        self._thread = threading.Thread(target=work, name=f"sensitivity-{stage.name}",
-                                        daemon=True)
+        self._thread: threading.Thread | None = threading.Thread(
+            target=work, name=f"sensitivity-{stage.name}", daemon=True)
         self._thread.start()
 
     def result(self) -> tuple[LpSensitivity, pd.DataFrame] | None:
@@ -200,32 +196,37 @@ def solve_scenario(
     analyses: list[StageAnalysis] = []
 
     def capture(backend: Backend, stage: StageResult) -> None:
-        # HiGHS holds this stage's optimal basis right now: analyze it before the next stage
-        # changes it. Before the last stage, on a clone in a thread (the spare core), while
-        # the next stage solves; the last stage's analysis has nothing to overlap with.
+        # HiGHS holds this stage's optimal basis right now: analyze it on a clone in a thread
+        # (the spare core) while the next stage solves, or, after the last stage, while the
+        # plan tables are built and written.
         if inline and isinstance(backend, HighsBackend):
             t_sens = time.perf_counter()
-            last = stage.name == objectives[-1].name
             analyses.append(StageAnalysis(backend.highs, ops.model, stage,
-                                          scenario.output.sensitivity_share,
-                                          in_background=not last))
+                                          scenario.output.sensitivity_share))
             times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_sens
+
+    def gather() -> None:
+        """Wait for the analyses (what they did not finish under other work counts)."""
+        t_wait = time.perf_counter()
+        for analysis in analyses:
+            found = analysis.result()
+            if found is None:
+                result.notes.append(f"sensitivity of stage '{analysis.stage}' not available: "
+                                    f"{analysis.error}")
+                continue
+            sensitivities.append(found[0])
+            ladders.append(found[1])
+        analyses.clear()
+        times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_wait
 
     result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
                           scenario.objective.rel_tol, scenario.objective.abs_tol,
                           on_stage=capture)
-    t_wait = time.perf_counter()
-    times["solve"] = t_wait - t2 - times.get("sensitivity", 0.0)
-    for analysis in analyses:  # what the background analyses did not finish under the solve
-        found = analysis.result()
-        if found is None:
-            result.notes.append(f"sensitivity of stage '{analysis.stage}' not available: "
-                                f"{analysis.error}")
-            continue
-        sensitivities.append(found[0])
-        ladders.append(found[1])
-    times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_wait
-    if scenario.output.sensitivity and result.x is not None and not sensitivities:
+    times["solve"] = time.perf_counter() - t2 - times.get("sensitivity", 0.0)
+    if not result.status.has_solution or result.x is None:
+        gather()  # nothing to overlap with
+    if scenario.output.sensitivity and result.x is not None and not analyses \
+            and not sensitivities:
         t_sens = time.perf_counter()
         sensitivities, ladders = resolve_stage_sensitivities(ops.model, objectives,
                                                              result.stages, result.x,
@@ -234,6 +235,7 @@ def solve_scenario(
     code = exit_code_for(result.status, accept_timeout)
     t3 = time.perf_counter()
     tables: dict[str, Any] = {}
+    waited = 0.0
     with run_folder(out, scenario.output.formats, force) as folder:
         if result.status.has_solution and result.x is not None:
             tables = formulation.plan_tables(ops, result.x)
@@ -248,6 +250,9 @@ def solve_scenario(
             tables.update(extra_tables)
             if extra_tables or extra_files:
                 times["extra"] = time.perf_counter() - t_extra
+            before = times.get("sensitivity", 0.0)
+            gather()
+            waited += times["sensitivity"] - before  # sensitivity's, not the write phase's
             if sensitivities:
                 sens_table = sensitivity_frame(ops.model, sensitivities)
                 nonempty = [frame for frame in ladders if not frame.empty]
@@ -289,7 +294,7 @@ def solve_scenario(
                 folder.text("diagnosis.md", story[0])
                 folder.json("diagnosis.json", story[1])
             times["diagnosis"] = time.perf_counter() - t_diag
-        analysis = sum(times.get(k, 0.0) for k in ("extra", "marginals", "diagnosis"))
+        analysis = waited + sum(times.get(k, 0.0) for k in ("extra", "marginals", "diagnosis"))
         times["write"] = time.perf_counter() - t3 - analysis
         times["total"] = time.perf_counter() - start
         summary = summary_of(scenario, ops, result, times, code)

@@ -86,8 +86,7 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-unt
             rungs.append({"rhs_from": nxt[2], "rhs_to": nxt[3], "dual": nxt[1],
                           "objective_at_rhs": nxt[0], "rhs": probe})
             piece = nxt
-    highs.changeRowBounds(row, _bound(lo), _bound(hi))
-    highs.run()
+    highs.changeRowBounds(row, _bound(lo), _bound(hi))  # the next probe re-solves from here
     return sorted(rungs, key=lambda r: (r["rhs_from"], r["rhs_to"]))
 
 

@@ -144,7 +144,6 @@ def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[n
     """
     rows = np.flatnonzero(sens.binding & sens.dual_unique & (np.abs(sens.row_dual) > 1e-9))
     rows = rows[np.argsort(-np.abs(sens.row_dual[rows]), kind="stable")][:MAX_EXTENDED]
-    touched = False
     cost = sens.ranging_seconds  # of one probe (a warm re-solve and a ranging), updated
     out_of_time = False
     for r in rows:
@@ -166,7 +165,6 @@ def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[n
                 probe = end + direction * 1e-6 * max(1.0, abs(end))
                 _set_rhs(highs, int(r), lo[r], hi[r], use_hi, probe)
                 highs.run()
-                touched = True
                 if highs.getModelStatus().name != "kOptimal":
                     closed = True  # infeasible past the end: the price cannot continue
                     break
@@ -192,8 +190,6 @@ def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[n
         else:
             sens.range_kind[r] = "price"  # type: ignore[index]
         _set_rhs(highs, int(r), lo[r], hi[r], use_hi, sens.rhs[r])
-    if touched:
-        highs.run()
 
 
 def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
@@ -223,8 +219,6 @@ def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignor
         cost = time.perf_counter() - started
         if abs(slopes[0] - slopes[1]) <= 1e-6 * max(1.0, abs(sens.row_dual[r])):
             sens.dual_unique[r] = True  # a basis change, but the same price on both sides
-    if rows.size:
-        highs.run()  # back to the stage optimum (warm: the basis is one step away)
 
 
 def affordable(deadline: float | None, expected: float) -> bool:
@@ -310,6 +304,10 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
     MIN_EXTRA_SECONDS), split by EXTRA_SPLIT, so a large nightly model spends little on its
     report beyond the ranging while a small model gets every extra. What the budget does not
     reach keeps HiGHS's basis ranges and says so (range_kind = "basis").
+
+    `highs` is left at its last probe's solution, with every bound restored: no re-solve is
+    spent on getting back to the optimum, which every caller already holds (a later stage's
+    solve starts warm from wherever this leaves the basis).
     """
     from allocator.analysis.ladder import stage_ladders
 
