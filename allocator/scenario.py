@@ -71,7 +71,7 @@ class OutputConfig(_Strict):
     # The extra re-solves behind one-sided prices, price ranges and ladders may take this
     # share of each stage's own solve time (at least 0.5 s): cheap on small models,
     # bounded on the largest nightly runs. Raise it for a negotiation-grade report.
-    sensitivity_share: float = Field(0.1, ge=0)
+    sensitivity_share: float = Field(0.05, ge=0)
     report: bool = True
     # MIP (whole mode): limits are moved by this share (at least 1 unit) and re-solved.
     marginal_step: float = Field(0.01, gt=0)

@@ -27,7 +27,7 @@ BINDING_TOL = 1e-7
 MAX_ONE_SIDED = 200  # left/right re-solves per stage; the largest |dual| rows first
 MAX_EXTENDED = 60  # rows per stage whose basis range is widened to the full price range
 MAX_STEPS = 8  # successive rangings per end of a range
-DEFAULT_SHARE = 0.1  # of a stage's solve time, for the extra re-solves (output.sensitivity_share)
+DEFAULT_SHARE = 0.05  # of a stage's solve time, for the extra re-solves (output.sensitivity_share)
 MIN_EXTRA_SECONDS = 0.5
 EXTRA_SPLIT = (0.4, 0.7)  # cumulative shares: one-sided prices, price ranges; then ladders
 
