@@ -120,7 +120,9 @@ class HighsBackend(Backend):
             import highspy  # noqa: F401
         except ImportError as exc:  # pragma: no cover - a dependency
             return False, str(exc)
-        return True, f"highspy {new_highs().version()}"
+        from importlib.metadata import version
+
+        return True, f"highspy {version('highspy')}"  # no Highs() built just to ask
 
     def load(self, model: LinearModel) -> None:
         self.highs = new_highs()
