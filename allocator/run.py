@@ -68,6 +68,11 @@ def _preload_plotting() -> None:
         pass
 
 
+# From this size on, a stage's analysis waits for the previous one, so that at most one copy
+# of the model is held beside the original (each is about as large as the hand-over).
+ONE_COPY_NONZEROS = 1_000_000
+
+
 class StageAnalysis:
     """Sensitivity and ladders of one solved stage, on a clone of its HiGHS in a thread: the
     next stage (or the plan's tables) goes on in the original meanwhile, on the other core."""
@@ -77,21 +82,32 @@ class StageAnalysis:
         self.stage = stage.name
         self.error = ""
         self._found: tuple[LpSensitivity, pd.DataFrame] | None = None
+        self._thread: threading.Thread | None = None
+        if not highs.getBasis().valid:  # e.g. interior point with crossover turned off
+            self.error = "the solver left no basis to range (is crossover off?)"
+            return
         clone = clone_at_basis(highs)
+        # The warm start should take no iterations; a limit keeps a numerically troubled one
+        # from turning into a second full solve that the run would then wait for.
+        clone.setOptionValue("time_limit", max(30.0, stage.seconds))
 
         def work() -> None:
+            nonlocal clone
             try:
                 clone.run()  # refactorize at the optimal basis: no iterations
                 if clone.getModelStatus().name != "kOptimal":
                     self.error = f"HiGHS: {clone.modelStatusToString(clone.getModelStatus())}"
                     return
+                clone.setOptionValue("time_limit", float("inf"))
                 self._found = analyze_stage(clone, model, stage.name,
                                             solve_seconds=stage.seconds, share=share)
             except Exception as exc:  # reported in the run's notes; the plan stands
                 self.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                clone = None  # the copy of the model goes as soon as the analysis is done
 
-        self._thread: threading.Thread | None = threading.Thread(
-            target=work, name=f"sensitivity-{stage.name}", daemon=True)
+        self._thread = threading.Thread(target=work, name=f"sensitivity-{stage.name}",
+                                        daemon=True)
         self._thread.start()
 
     def result(self) -> tuple[LpSensitivity, pd.DataFrame] | None:
@@ -201,6 +217,9 @@ def solve_scenario(
         # plan tables are built and written.
         if inline and isinstance(backend, HighsBackend):
             t_sens = time.perf_counter()
+            if ops.model.nnz >= ONE_COPY_NONZEROS:  # one model copy at a time (memory); the
+                for earlier in analyses:  # earlier one is usually done: it had a whole
+                    earlier.result()  # stage's solve to run in
             analyses.append(StageAnalysis(backend.highs, ops.model, stage,
                                           scenario.output.sensitivity_share))
             times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_sens
@@ -224,7 +243,7 @@ def solve_scenario(
                           on_stage=capture)
     times["solve"] = time.perf_counter() - t2 - times.get("sensitivity", 0.0)
     if not result.status.has_solution or result.x is None:
-        gather()  # nothing to overlap with
+        analyses.clear()  # no plan, no report: the (daemon) analyses are not waited for
     if scenario.output.sensitivity and result.x is not None and not analyses \
             and not sensitivities:
         t_sens = time.perf_counter()
@@ -254,7 +273,8 @@ def solve_scenario(
             gather()
             waited += times["sensitivity"] - before  # sensitivity's, not the write phase's
             if sensitivities:
-                sens_table = sensitivity_frame(ops.model, sensitivities)
+                sens_table = sensitivity_frame(ops.model, sensitivities,
+                                               [st.name for st in result.stages])
                 nonempty = [frame for frame in ladders if not frame.empty]
                 ladder_table = pd.concat(nonempty, ignore_index=True) if nonempty else None
                 folder.table("sensitivity", sens_table)
@@ -294,6 +314,7 @@ def solve_scenario(
                 folder.text("diagnosis.md", story[0])
                 folder.json("diagnosis.json", story[1])
             times["diagnosis"] = time.perf_counter() - t_diag
+        folder.flush()  # the tables still being written belong to this phase
         analysis = waited + sum(times.get(k, 0.0) for k in ("extra", "marginals", "diagnosis"))
         times["write"] = time.perf_counter() - t3 - analysis
         times["total"] = time.perf_counter() - start

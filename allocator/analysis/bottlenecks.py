@@ -172,9 +172,14 @@ def bottlenecks_markdown(
             continue
         lines += [f"## {stage.capitalize()} stage", ""]
         for rank, (_, row) in enumerate(rows.head(top).iterrows(), start=1):
-            note = "" if row["dual_unique"] else (
-                f" (price not unique: {fmt(row['dual_left'])} per unit down, "
-                f"{fmt(row['dual_right'])} per unit up)")
+            if row["dual_unique"]:
+                note = ""
+            elif pd.isna(row["dual_left"]) or pd.isna(row["dual_right"]):
+                note = (" (price not unique: its left and right prices were not computed "
+                        "within output.sensitivity_share)")
+            else:
+                note = (f" (price not unique: {fmt(row['dual_left'])} per unit down, "
+                        f"{fmt(row['dual_right'])} per unit up)")
             lines.append(f"{rank}. {sentence(row, _md_escape)}{note}")
         unit = STAGE_UNIT.get(stage, "")
         for group in hire.itertuples(index=False):

@@ -236,8 +236,12 @@ def _labels(frame: pd.DataFrame) -> np.ndarray:
     return join_labels(frame)
 
 
-def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.DataFrame:
-    """sensitivity.csv: one row per (stage, constraint) and per (stage, variable)."""
+def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
+                      solved: list[str] | None = None) -> pd.DataFrame:
+    """sensitivity.csv: one row per (stage, constraint) and per (stage, variable).
+
+    `solved`: the stages in solve order, which name the hold rows (hold i keeps stage i's
+    optimum); by default the analyzed stages, which are the same unless one failed."""
     frames = []
     labels: dict[str, np.ndarray] = {}  # per block, shared by every stage (the costly part)
 
@@ -247,8 +251,8 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity]) -> pd.Dat
             labels[key] = _labels(block.labels)
         return labels[key]
 
+    held = solved if solved is not None else [s.stage for s in stages]
     for sens in stages:
-        held = [s.stage for s in stages]
         for block in model.con_blocks.values():
             sl = block.slice
             frames.append(pd.DataFrame({

@@ -151,7 +151,8 @@ def build_ops(data: OpsData, policy: PolicyConfig) -> OpsModel:
         )
 
     if policy.assignment == "whole":
-        pairs, pair_of = np.unique(i * len(sites) + s, return_inverse=True)
+        # int64: the triple codes are int32, and staff x sites can pass 2**31.
+        pairs, pair_of = np.unique(i.astype(np.int64) * len(sites) + s, return_inverse=True)
         pi, ps = pairs // len(sites), pairs % len(sites)
         z = m.add_variables("assign", pd.DataFrame({"staff_id": _cat(pi, staff_ids),
                                                     "site_id": _cat(ps, site_ids)}),

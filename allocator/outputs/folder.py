@@ -23,9 +23,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # Temporary folders of runs in progress: an interrupt handler removes them before exiting.
 ACTIVE: set[Path] = set()
+WRITERS: set[ThreadPoolExecutor] = set()  # their background CSV writers
 
 
 def discard_active() -> None:
+    for writer in list(WRITERS):  # no queued table may land in a folder being removed
+        writer.shutdown(wait=True, cancel_futures=True)
     for path in list(ACTIVE):
         shutil.rmtree(path, ignore_errors=True)
         ACTIVE.discard(path)
@@ -54,7 +57,7 @@ def _neutralize(frame: pd.DataFrame) -> pd.DataFrame:
             categories = values.cat.categories.astype(str)
             if not categories.str[:1].isin(FORMULA_START).any():
                 continue
-        if pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+        if isinstance(dtype, pd.StringDtype):  # object columns may hold anything
             mask = values.str.startswith(FORMULA_START).fillna(False).astype(bool)
         else:  # object columns may hold numbers or None beside text
             mask = values.astype(str).str[:1].isin(FORMULA_START) & values.notna()
@@ -82,6 +85,13 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        table = None
+    plain = table is not None and all(
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
+        or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_null(t)
+        or (pa.types.is_dictionary(t) and pa.types.is_string(t.value_type))
+        for t in table.schema.types)
+    if not plain:  # dates, lists, mixed objects: pandas writes them as before
         _neutralize(frame).to_csv(path, index=False)
         return
     starts = pa.array(list(FORMULA_START))
@@ -111,6 +121,7 @@ class RunFolder:
         # CSV files are written by one background thread (Arrow releases the GIL), in the
         # order given; `commit` waits for them, so the folder is still complete or absent.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-writer")
+        WRITERS.add(self._writer)
         self._pending: list[Future[None]] = []
 
     def table(self, name: str, frame: pd.DataFrame) -> None:
@@ -150,9 +161,8 @@ class RunFolder:
             self.tmp.rename(self.out)
 
     def discard(self) -> None:
-        for future in self._pending:
-            future.cancel()
-        self._writer.shutdown(wait=True)  # a write in progress finishes before the removal
+        self._writer.shutdown(wait=True, cancel_futures=True)  # one in progress finishes
+        WRITERS.discard(self._writer)
         shutil.rmtree(self.tmp, ignore_errors=True)
         ACTIVE.discard(self.tmp)
 

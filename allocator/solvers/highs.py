@@ -66,8 +66,9 @@ def clone_at_basis(highs):  # type: ignore[no-untyped-def]
     while it runs. Its first `run()` refactorizes the basis and takes no iterations.
     """
     clone = new_highs()
-    for key, value in (("threads", 1), ("solver", "simplex"),
-                       ("random_seed", highs.getOptionValue("random_seed")[1])):
+    clone.passOptions(highs.getOptions())  # the user's tolerances, scaling, seed...
+    for key, value in (("threads", 1), ("solver", "simplex"), ("output_flag", False),
+                       ("time_limit", float("inf"))):
         clone.setOptionValue(key, value)
     clone.passModel(highs.getLp())
     clone.setBasis(highs.getBasis())

@@ -46,7 +46,8 @@ class LoadedTable:
     def without_frame(self) -> LoadedTable:
         """The same record with its text cells released (once validation has typed them):
         where it came from, its hash and its length are all a run needs afterwards."""
-        return dataclasses.replace(self, frame=self.frame.iloc[:0], rows=self.rows)
+        # copy(): a zero-row view would keep the whole block of text cells alive.
+        return dataclasses.replace(self, frame=self.frame.iloc[:0].copy(), rows=self.rows)
 
 
 def _digest(frame: pd.DataFrame) -> str:
