@@ -190,3 +190,36 @@ def test_mip_marginals_match_a_brute_force_resolve(tmp_path):
     assert budget["marginal_per_unit"] == pytest.approx(brute, abs=1e-6)
     sens = run.table("sensitivity")
     assert set(sens["dual_source"]) == {"fixed-integer lp"}
+
+
+def test_cli_budget_price_matches_a_resolve(tmp_path):
+    """The service stage's analysis runs on a copy of the solved HiGHS model in a thread:
+    its shadow price of the most valuable budget must predict an independent re-solve."""
+    import shutil
+
+    import pandas as pd
+
+    root = TINY.parent.parent.parent.parent
+    base = run_cli("solve", root / "models" / "demo.toml", out=tmp_path / "base")
+    assert base.code == 0, base.stderr
+    sens = base.table("sensitivity")
+    budgets = sens[(sens["stage"] == "service") & (sens["family"] == "budget")
+                   & sens["binding"] & sens["dual_unique"] & (sens["dual"].abs() > 1e-12)]
+    assert len(budgets) > 0
+    row = budgets.loc[budgets["dual"].abs().idxmax()]
+    assert np.isfinite(row["rhs_high"]) and row["rhs_high"] > row["rhs"]
+    delta = 0.25 * (row["rhs_high"] - row["rhs"])
+    # The same scenario with that budget raised by delta, inside its range.
+    (tmp_path / "models").mkdir()
+    shutil.copy(root / "models" / "demo.toml", tmp_path / "models" / "demo.toml")
+    shutil.copytree(root / "data" / "demo", tmp_path / "data" / "demo")
+    table = tmp_path / "data" / "demo" / "budgets.csv"
+    frame = pd.read_csv(table, dtype=str)
+    hit = frame["budget_id"] == row["labels"]
+    assert hit.sum() == 1
+    frame.loc[hit, "amount"] = repr(float(frame.loc[hit, "amount"].iloc[0]) + float(delta))
+    frame.to_csv(table, index=False)
+    moved = run_cli("solve", tmp_path / "models" / "demo.toml", out=tmp_path / "moved")
+    assert moved.code == 0, moved.stderr
+    change = moved.summary["objectives"]["service"] - base.summary["objectives"]["service"]
+    assert change == pytest.approx(row["dual"] * delta, rel=1e-6, abs=1e-9)
