@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -17,6 +19,7 @@ class ExitCode(IntEnum):
     TIME_LIMIT_WITH_PLAN = 5
     BENCH_WRONG_ANSWER = 6  # allocator bench: a solver gave a wrong answer (checked optimum)
     BENCH_REGRESSION = 7  # allocator bench compare --strict: a regression was found
+    ENVIRONMENT = 8  # the machine failed the run (disk full, quota, read-only, I/O error)
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,37 @@ class SolverFailure(AllocatorError):
     """The solver stopped abnormally (numerical trouble, crash, unbounded model)."""
 
     exit_code = ExitCode.INTERNAL
+
+
+# Failures of the machine, not of the input or of allocator: a run that meets one is not a bug.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+_ENVIRONMENT_HINTS = {
+    errno.ENOSPC: ("no space left on device", "free some space, or choose another --out"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space within the quota, or choose "
+                   "another --out"),
+    errno.EROFS: ("read-only file system", "choose an --out on a writable file system"),
+    errno.EIO: ("input/output error (a failing disk or network share)",
+                "check the disk or the share"),
+}
+
+
+class EnvironmentFailure(AllocatorError):
+    """The machine failed the run (disk full, quota exceeded, file system gone read-only, I/O
+    error): exit 8 with what happened and what to do, never "this is a bug"."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, doing: str | None = None) -> EnvironmentFailure:
+        """`doing`: e.g. "while writing the run folder runs/x (plan.csv)"."""
+        what, hint = _ENVIRONMENT_HINTS.get(
+            exc.errno or 0, (exc.strerror or os.strerror(exc.errno or 0), "check the machine"))
+        if doing is None:
+            doing = f"at {exc.filename}" if exc.filename else "during the run"
+        return cls(f"{what} {doing}; nothing was written (a run folder is written whole or "
+                   f"not at all). This is not a bug in allocator: {hint}, then run again.")
+
+
+def is_environment_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
