@@ -20,23 +20,43 @@ out = Console(soft_wrap=True)
 
 
 def _fail(exc: BaseException) -> int:
+    from allocator.errors import EnvironmentFailure, is_environment_error
+
+    if isinstance(exc, KeyboardInterrupt):
+        err.print("interrupted: stopped; nothing was written", highlight=False)
+        return 130
+    if is_environment_error(exc):  # a full disk, a read-only remount: the machine, not a bug
+        exc = EnvironmentFailure.from_os_error(exc)  # type: ignore[arg-type]
     if isinstance(exc, AllocatorError):
         err.print(f"[bold red]error[/] ({exc.exit_code.name.lower().replace('_', ' ')}):",
                   highlight=False)
         err.print(str(exc), markup=False, highlight=False)
         return int(exc.exit_code)
-    log = Path(tempfile.mkstemp(prefix="allocator-crash-", suffix=".log")[1])
-    log.write_text("".join(traceback.format_exception(exc)))
+    text = "".join(traceback.format_exception(exc))
+    try:
+        handle, name = tempfile.mkstemp(prefix="allocator-crash-", suffix=".log")
+        with os.fdopen(handle, "w", encoding="utf-8") as log:
+            log.write(text)
+        where = f"The traceback is in {name}"
+    except OSError:  # e.g. /tmp is full too: the traceback goes to stderr instead
+        where = f"The traceback (it could not be saved to a file):\n{text}"
     err.print(f"[bold red]internal error[/]: {type(exc).__name__}: {exc}", markup=True,
               highlight=False)
-    err.print(f"This is a bug. The traceback is in {log}", highlight=False)
+    err.print(f"This is a bug. {where}", highlight=False, markup=False)
     return int(ExitCode.INTERNAL)
 
 
 def _interruptible(work):  # type: ignore[no-untyped-def]
     """Run `work` in a worker thread so SIGINT/SIGTERM are handled at once, even while a
     solver sits in C++: the partial run folder is removed and the process exits (130/143)
-    without writing a plan from an unfinished stage."""
+    without writing a plan from an unfinished stage.
+
+    An error ends the same way: partial folder removed and worker processes stopped. A thread
+    still working when the process exits (a stage's sensitivity inside HiGHS, say) would be
+    killed inside C++ by the interpreter's shutdown, and the process would abort (SIGABRT, exit
+    134) instead of exiting with its code: the exit then skips that shutdown (os._exit, from an
+    atexit hook, so a caller in the same process, such as a test, is not cut short)."""
+    import atexit
     import signal
     import threading
 
@@ -53,6 +73,32 @@ def _interruptible(work):  # type: ignore[no-untyped-def]
     def on_term(signum, frame):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
+    def workers() -> set:  # type: ignore[type-arg]
+        multiprocessing = sys.modules.get("multiprocessing")
+        return set(multiprocessing.active_children()) if multiprocessing else set()
+
+    def stop_workers() -> None:
+        """Stop the worker processes the work started (e.g. parallel re-solves)."""
+        children = [child for child in workers() if child not in workers_before]
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(2)
+            if child.is_alive():
+                child.kill()
+
+    def exit_past(threads: list[threading.Thread], code: int) -> None:
+        """At exit, if these threads still run: flush and exit now, past the shutdown."""
+        def hook() -> None:
+            if any(t.is_alive() for t in threads):
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+
+        if threads:
+            atexit.register(hook)
+
+    before, workers_before = set(threading.enumerate()), workers()
     previous = signal.signal(signal.SIGTERM, on_term)
     thread = threading.Thread(target=target, name="allocator-solve", daemon=True)
     thread.start()
@@ -61,14 +107,23 @@ def _interruptible(work):  # type: ignore[no-untyped-def]
             thread.join(0.2)
     except KeyboardInterrupt as interrupt:
         discard_active()
+        stop_workers()
         name = str(interrupt) or "SIGINT"
         err.print(f"interrupted ({name}): stopped mid-run; no run folder was written")
+        sys.stdout.flush()
         sys.stderr.flush()
         os._exit(143 if name == "SIGTERM" else 130)  # the solver thread cannot be joined
     finally:
         signal.signal(signal.SIGTERM, previous)
     if "error" in box:
-        sys.exit(_fail(box["error"]))  # type: ignore[arg-type]
+        discard_active()  # whatever failed, and wherever, no partial folder stays behind
+        stop_workers()
+        code = _fail(box["error"])  # type: ignore[arg-type]
+        exit_past([t for t in threading.enumerate() if t not in before], code)
+        sys.exit(code)
+    code = getattr(box["value"], "exit_code", None)  # what the command will exit with
+    if code is not None:
+        exit_past([t for t in threading.enumerate() if t not in before], int(code))
     return box["value"]
 
 
