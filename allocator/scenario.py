@@ -78,6 +78,12 @@ class OutputConfig(_Strict):
     marginal_rows: int = Field(30, ge=0)
 
 
+class InputConfig(_Strict):
+    # Input files larger than this (MB) are refused before they are opened; raise it for a
+    # genuinely huge table (docs/input-rules.md).
+    max_file_mb: float = Field(2048.0, gt=0)
+
+
 class Scenario(_Strict):
     model: Literal["ops", "assignment", "network", "funding"] = "ops"
     name: str = "scenario"
@@ -86,6 +92,7 @@ class Scenario(_Strict):
     solver: SolverConfig = Field(default_factory=SolverConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    input: InputConfig = Field(default_factory=InputConfig)
     # Where relative table paths are resolved; set from the file's location, not by users.
     base_dir: Path = Field(default=Path("."), exclude=True)
     _source: str = PrivateAttr(default="scenario")

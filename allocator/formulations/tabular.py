@@ -45,6 +45,12 @@ class TableSet:
         frame = self.loaded[table].frame
         return frame[column] if column in frame.columns else None
 
+    @property
+    def notes(self) -> list[str]:
+        """What reading and validation noticed without refusing (delimiter, decimal commas,
+        ids unique only by case), to show with the model's warnings."""
+        return [note for table in self.loaded.values() for note in table.notes]
+
     def raise_if_any(self) -> None:
         if self.problems:
             raise InputError(self.problems)
@@ -87,7 +93,8 @@ def read_tables(
         if name not in schemas:
             continue
         try:
-            table = read_table(name, spec, scenario.base_dir, origin=scenario.source)
+            table = read_table(name, spec, scenario.base_dir, origin=scenario.source,
+                               max_file_mb=scenario.input.max_file_mb)
         except InputError as exc:
             found.problems.extend(exc.problems)
             continue

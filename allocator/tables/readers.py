@@ -3,15 +3,27 @@
 Reading everything as strings is deliberate: ids such as ``007`` or ``Orléans`` must survive
 untouched, and numeric columns are converted later by the schema, which can then name the row
 of every bad cell instead of failing on the first one.
+
+Every reader follows the same rules (docs/input-rules.md): only regular files below a size
+cap; headers matched ignoring case and surrounding spaces, duplicates refused; text stays text
+(``NA``, ``NULL``, ``#N/A`` are values, only an empty cell is missing); row numbers are those
+a spreadsheet shows, blank rows included; a cell the run folder wrote with a
+formula-neutralizing ``'`` reads back without it; SQL runs one SELECT, read-only.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import datetime as dt
 import hashlib
+import io
+import os
 import re
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,17 +32,39 @@ from allocator.errors import InputError, Problem
 
 # Row numbers as a spreadsheet shows them: the header is row 1, so data row 0 is row 2.
 HEADER_ROWS = 1
-# The password of a database URL (scheme://user:password@host), kept out of every message.
+# Files larger than this are refused unless `[input] max_file_mb` raises the cap.
+DEFAULT_MAX_FILE_MB = 2048.0
+# The password of a database URL (scheme://user:password@host), kept out of every message:
+# greedy up to the LAST '@' of the authority, so a password holding '@' is hidden whole.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^\s]*@")
+# What the run folder's writer prefixes with "'" (outputs/folder.py FORMULA_START).
+_NEUTRALIZED = re.compile(r"'[=+\-@\t\r]")
+_NEUTRALIZED_BYTES = re.compile(rb"(?:^|[,;\t\"\n])'[=+\-@\t\r]")
+# Characters never legitimate in an id: Unicode categories Cc, Cf, Zl, Zp (NUL, tab, zero-width
+# space, bidirectional overrides, byte-order mark, soft hyphen, ...).
+INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]"
+)
 
 
-def _hide_password(text: str) -> str:
+def _hide_password(text: str, secret: str | None = None) -> str:
+    if secret and len(secret) >= 3:
+        text = text.replace(secret, "***")
     return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)
 class LoadedTable:
-    """A table as read, with where it came from (for messages) and a hash (for summary.json)."""
+    """A table as read, with where it came from (for messages) and a hash (for summary.json).
+
+    Row numbers are those a spreadsheet shows: `row_numbers[i]` is data row i's (blank rows
+    dropped keep their number), or, where None, `first_row + i`. `notes` holds what the
+    reader or the schema noticed without refusing (a guessed delimiter, decimal commas, ids
+    that differ only by case); callers show them with the run's warnings.
+    """
 
     name: str
     frame: pd.DataFrame
@@ -38,14 +72,30 @@ class LoadedTable:
     digest: str
     first_row: int  # the display row number of data row 0
     rows: int = -1  # the table's length, kept when the text frame is dropped
+    row_numbers: np.ndarray | None = None
+    header_row: int | None = HEADER_ROWS  # None: a query result has no header row
+    headers: dict[str, str] = field(default_factory=dict)  # column -> header as written
+    notes: list[str] = field(default_factory=list)
+    decimal_comma: bool = False  # numbers may use ',' as decimal separator (';' files)
 
     def __post_init__(self) -> None:
         if self.rows < 0:
             object.__setattr__(self, "rows", len(self.frame))
 
+    def row_of(self, positions: np.ndarray | int) -> np.ndarray:
+        """Spreadsheet row numbers of data rows at `positions` (0-based)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.row_numbers is None:
+            return positions + self.first_row
+        return self.row_numbers[positions]
+
+    def header(self, column: str) -> str:
+        """A column's header as the file wrote it (for messages)."""
+        return self.headers.get(column, column)
+
     def without_frame(self) -> LoadedTable:
         """The same record with its text cells released (once validation has typed them):
-        where it came from, its hash and its length are all a run needs afterwards."""
+        where it came from, its hash, its length and its row numbers are all a run needs."""
         # copy(): a zero-row view would keep the whole block of text cells alive.
         return dataclasses.replace(self, frame=self.frame.iloc[:0].copy(), rows=self.rows)
 
@@ -57,22 +107,126 @@ def _digest(frame: pd.DataFrame) -> str:
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column as object strings with missing cells as NaN (Parquet/SQL bring types).
+    """Every column as object strings with missing cells as NaN (SQL brings types).
 
     Vectorized per column (astype), not a Python call per cell: this runs on every table.
     """
     out = {}
-    for col in frame.columns:
-        series = frame[col]
+    for i in range(frame.shape[1]):
+        series = frame.iloc[:, i]
         missing = series.isna().to_numpy()
         text = series.astype(str).to_numpy(dtype=object)
         text[missing] = np.nan
-        out[str(col).strip()] = text
-    return pd.DataFrame(out, index=range(len(frame)), dtype=object)
+        out[i] = text
+    result = pd.DataFrame(out, index=range(len(frame)), dtype=object)
+    result.columns = [str(c) for c in frame.columns]
+    return result
+
+
+def _letter(index: int) -> str:
+    """Spreadsheet column letter of a 0-based column index (0 -> A, 26 -> AA)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _named_headers(
+    raw_names: list[Any], columns: list[np.ndarray], source: str, header_row: int | None,
+    notes: list[str],
+) -> tuple[list[str], list[np.ndarray], dict[str, str]]:
+    """Normalize headers (strip, lower case), refuse duplicates, drop unnamed empty columns.
+
+    Returns the kept names, their cells, and each name's header as written."""
+    problems: list[Problem] = []
+    names: list[str] = []
+    kept: list[np.ndarray] = []
+    written: dict[str, str] = {}
+    where: dict[str, tuple[int, str]] = {}
+    unnamed_with_values = []
+    for i, (raw, cells) in enumerate(zip(raw_names, columns, strict=True)):
+        text = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
+        name = text.strip().lower()
+        if not name:
+            if pd.notna(cells).any():
+                unnamed_with_values.append(_letter(i))
+            continue  # an empty trailing column of an export (pandas: "Unnamed: 3")
+        if name in where:
+            j, first = where[name]
+            problems.append(Problem(
+                source, f"duplicated header: column {_letter(j)} {first!r} and column "
+                f"{_letter(i)} {text!r} both read as {name!r} (headers ignore case and "
+                "surrounding spaces); delete or rename one", header_row, text))
+            continue
+        where[name] = (i, text)
+        names.append(name)
+        kept.append(cells)
+        written[name] = text
+    if problems:
+        raise InputError(problems)
+    if unnamed_with_values:
+        notes.append(f"{source}: column(s) {', '.join(unnamed_with_values)} hold values but "
+                     "no header (a merged header cell, or an index column?); ignored")
+    return names, kept, written
+
+
+def _drop_blank_rows(columns: list[np.ndarray], numbers: np.ndarray
+                     ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Remove rows with every cell missing, keeping the others' spreadsheet row numbers."""
+    if not columns or not len(numbers):
+        return columns, numbers
+    blank = np.ones(len(numbers), dtype=bool)
+    for cells in columns:
+        blank &= pd.isna(cells)
+    if not blank.any():
+        return columns, numbers
+    keep = ~blank
+    return [c[keep] for c in columns], numbers[keep]
+
+
+def _unneutralize(columns: list[np.ndarray]) -> list[np.ndarray]:
+    """Remove the "'" the run folder's writer puts before text starting like a formula."""
+    out = []
+    for cells in columns:
+        series = pd.Series(cells, dtype=object)
+        mask = series.str.match(_NEUTRALIZED).fillna(False).to_numpy(dtype=bool)
+        if mask.any():
+            cells = cells.copy()
+            cells[mask] = series[mask].str.slice(1).to_numpy(dtype=object)
+        out.append(cells)
+    return out
+
+
+def _check_file(path: Path, source: str, name: str, max_file_mb: float) -> os.stat_result:
+    """Only a regular file below the size cap is opened (a FIFO would block, /dev/zero never
+    ends); os.stat follows symlinks, so a link to either is refused too."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError([Problem(source, f"file not found (table '{name}')")]) from None
+    except OSError as exc:
+        raise InputError([Problem(source, f"cannot be read: {exc.strerror}")]) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(info.st_mode) else
+                "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else
+                "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
+                "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+        raise InputError([Problem(
+            source, f"is {kind}; table '{name}' must be a regular file (.csv, .parquet or "
+            ".xlsx)")])
+    if info.st_size > max_file_mb * 1024 * 1024:
+        raise InputError([Problem(
+            source, f"is {info.st_size / 1024 / 1024:,.0f} MB, above the {max_file_mb:g} MB "
+            "cap on input files; raise it with [input] max_file_mb (or --set "
+            "input.max_file_mb=...)")])
+    return info
 
 
 def read_table(
-    name: str, spec: str | dict[str, str], base_dir: Path, origin: str = "scenario"
+    name: str, spec: str | dict[str, str], base_dir: Path, origin: str = "scenario",
+    max_file_mb: float | None = None,
 ) -> LoadedTable:
     """Load one table described by a scenario's ``[tables]`` entry (`origin`: its file)."""
     if isinstance(spec, str):
@@ -83,81 +237,496 @@ def read_table(
             f"tables.{name}: unknown keys {sorted(unknown)}; use path/sheet or url/query", origin
         )
     if "url" in spec:
-        return _read_sql(name, spec)
+        return _read_sql(name, spec, base_dir)
     if "path" not in spec:
         raise InputError(f"tables.{name}: give a path, or a url and a query", origin)
     path = Path(spec["path"])
     if not path.is_absolute():
         path = base_dir / path
     source = str(path)
-    if not path.exists():
-        raise InputError([Problem(source, f"file not found (table '{name}')")])
+    _check_file(path, source, name, DEFAULT_MAX_FILE_MB if max_file_mb is None else max_file_mb)
     suffix = path.suffix.lower()
+    notes: list[str] = []
     try:
-        if suffix in (".csv", ".txt"):
-            raw = path.read_bytes()
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                line = raw[: exc.start].count(b"\n") + 1
-                raise InputError(
-                    [Problem(source, f"not UTF-8 text (byte {exc.start}); save it as UTF-8", line)]
-                ) from None
-            frame = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
-            )
+        if suffix in (".csv", ".txt", ".tsv"):
+            raw_names, columns, numbers, header_row, decimal_comma = _read_csv(
+                path, source, notes)
         elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
+            raw_names, columns = _read_parquet(path)
+            length = len(columns[0]) if columns else 0
+            numbers = np.arange(length, dtype=np.int64) + HEADER_ROWS + 1
+            header_row, decimal_comma = HEADER_ROWS, False
         elif suffix in (".xlsx", ".xlsm", ".xls"):
-            sheet = spec.get("sheet", 0)
-            try:
-                frame = pd.read_excel(path, sheet_name=sheet, dtype=str)
-            except ValueError as exc:
-                if "not found" in str(exc):
-                    raise InputError([Problem(source, f"sheet {sheet!r} not found")]) from None
-                raise
-            if "sheet" in spec:
-                source = f"{source} [sheet {spec['sheet']}]"
+            raw_names, columns, numbers, header_row, source = _read_excel(
+                path, source, spec.get("sheet"), notes)
+            decimal_comma = False
         else:
             raise InputError(
                 [Problem(source, f"unsupported file type '{suffix}'; use .csv, .parquet or .xlsx")]
             )
     except InputError:
         raise
+    except MemoryError:
+        raise InputError([Problem(source, "too large to read in this machine's memory")]
+                         ) from None
+    except Exception as exc:  # a malformed file of any format: say which and why
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError([Problem(source, f"could not be read: {detail}")]) from None
+    names, columns, written = _named_headers(raw_names, columns, source, header_row, notes)
+    columns, numbers = _drop_blank_rows(columns, numbers)
+    frame = pd.DataFrame(dict(zip(range(len(names)), columns, strict=True)),
+                         index=range(len(numbers)), dtype=object)
+    frame.columns = names
+    first = int(numbers[0]) if len(numbers) else (header_row or 0) + 1
+    contiguous = not len(numbers) or bool(numbers[-1] - numbers[0] == len(numbers) - 1)
+    return LoadedTable(name, frame, source, _digest(frame), first,
+                       row_numbers=None if contiguous else numbers.astype(np.int64),
+                       header_row=header_row, headers=written, notes=notes,
+                       decimal_comma=decimal_comma)
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+
+def _decode(raw: bytes, source: str, notes: list[str]) -> str | None:
+    """The text of a CSV file: UTF-8 (with or without BOM) or UTF-16 with a BOM (Excel's
+    "Unicode text"). Returns None for UTF-8 (pandas decodes it faster from the bytes)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputError([Problem(source, f"not valid UTF-16 text ({exc.reason}); save "
+                                              "it as CSV UTF-8")]) from None
+        notes.append(f"{source}: read as UTF-16 text (Excel's \"Unicode text\")")
+        return text.lstrip("\ufeff")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        byte = raw[exc.start:exc.start + 1].hex()
+        hint = ""
+        if raw[:4].count(b"\x00") >= 1:
+            hint = " (it looks like UTF-16 without a byte-order mark)"
+        elif raw[exc.start] >= 0x80:
+            hint = " (it looks like Windows-1252/Latin-1, Excel's plain \"CSV\")"
+        raise InputError([Problem(
+            source, f"not UTF-8 text (byte {exc.start}, 0x{byte}){hint}; save it as "
+            "\"CSV UTF-8\"", line)]) from None
+    return None
+
+
+def _delimiter(first_line: str, source: str) -> str:
+    """',' unless the header line says otherwise: ';' (Excel in a French or German locale)
+    or a tab (Excel's "Unicode text", .tsv), when it holds no comma."""
+    found = [d for d in (",", ";", "\t") if d in first_line]
+    if not found or found == [","]:
+        return ","
+    if "," not in found:
+        return found[0]
+    # Both ',' and another: ',' unless a column name would then hold the other one.
+    names = next(csv.reader([first_line], delimiter=","), [])
+    other = [d for d in found if d != ","]
+    if any(d in n for n in names for d in other):
+        shown = " and ".join(repr(d) for d in found)
+        raise InputError([Problem(
+            source, f"the header line holds both {shown}: cannot tell which one separates "
+            "the columns; save the file with ',' between columns", 1)])
+    return ","
+
+
+def _read_csv(path: Path, source: str, notes: list[str]
+              ) -> tuple[list[Any], list[np.ndarray], np.ndarray, int, bool]:
+    raw = path.read_bytes()
+    text = _decode(raw, source, notes)
+    body: str | bytes = raw if text is None else text
+    if isinstance(body, bytes) and body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    # Leading blank lines: skipped, but counted in the row numbers.
+    stripped = body.lstrip(b"\r\n" if isinstance(body, bytes) else "\r\n")
+    newline = b"\n" if isinstance(body, bytes) else "\n"
+    skipped = body[: len(body) - len(stripped)].count(newline)  # type: ignore[arg-type]
+    if not stripped.strip():
+        raise InputError([Problem(source, "the file is empty (no header row)")])
+    end = stripped.find(newline)  # type: ignore[arg-type]
+    first = stripped[: end if end >= 0 else len(stripped)]
+    first_line = first.decode("utf-8") if isinstance(first, bytes) else first
+    delimiter = _delimiter(first_line.rstrip("\r"), source)
+    if delimiter != ",":
+        name = "';'" if delimiter == ";" else "tab"
+        notes.append(f"{source}: columns separated by {name}, not ','"
+                     + ("; numbers may use ',' as decimal separator" if delimiter == ";"
+                        else ""))
+    buffer = io.BytesIO(stripped) if isinstance(stripped, bytes) else io.StringIO(stripped)
+    try:
+        frame = pd.read_csv(
+            buffer, sep=delimiter, header=None, dtype=str, keep_default_na=False,
+            na_values=[""], skip_blank_lines=False, encoding="utf-8", index_col=False,
+        )
     except pd.errors.EmptyDataError:
         raise InputError([Problem(source, "the file is empty (no header row)")]) from None
-    except Exception as exc:  # a malformed file of any format: say which and why
-        raise InputError([Problem(source, f"could not be read: {exc}")]) from None
-    frame = _as_text(frame)
-    return LoadedTable(name, frame, source, _digest(frame), HEADER_ROWS + 1)
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found:
+            want, line, saw = map(int, found.groups())
+            raise InputError([Problem(
+                source, f"this row has {saw} cells and the header {want} (a stray "
+                f"{'comma' if delimiter == ',' else 'delimiter'} or an unquoted cell holding "
+                "one?)", line + skipped)]) from None
+        raise
+    header_row = skipped + 1
+    raw_names = list(frame.iloc[0]) if len(frame) else []
+    columns = [frame.iloc[1:, i].to_numpy(dtype=object) for i in range(frame.shape[1])]
+    numbers = np.arange(len(frame) - 1, dtype=np.int64) + header_row + 1
+    if _NEUTRALIZED_BYTES.search(stripped if isinstance(stripped, bytes)
+                                 else stripped.encode("utf-8", "surrogatepass")):
+        columns = _unneutralize(columns)
+    return raw_names, columns, numbers, header_row, delimiter == ";"
 
 
-def _read_sql(name: str, spec: dict[str, str]) -> LoadedTable:
+# --- Parquet ---------------------------------------------------------------------------------
+
+
+def _read_parquet(path: Path) -> tuple[list[Any], list[np.ndarray]]:
+    """Each column cast to text by Arrow (vectorized): integers read "7" even where the
+    column has nulls (pandas would make them floats, "7.0"), floats their shortest form."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    columns = []
+    for column in table.columns:
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if pa.types.is_boolean(column.type):
+            text = pc.if_else(column, "true", "false")
+        else:
+            try:
+                text = pc.cast(column, pa.string())
+            except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+                values = column.to_pylist()
+                text = pa.array([None if v is None else str(v) for v in values], pa.string())
+        cells = text.to_numpy(zero_copy_only=False).astype(object)
+        cells[pd.isna(cells)] = np.nan
+        columns.append(cells)
+    return list(table.column_names), columns
+
+
+# --- Excel -----------------------------------------------------------------------------------
+
+
+def _excel_text(value: Any, number_format: str | None) -> Any:
+    """A cell as the text a CSV export would hold; None stays missing."""
+    if value is None:
+        return np.nan
+    if isinstance(value, str):
+        return value if value != "" else np.nan
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not value.is_integer():
+            return repr(value)
+        if isinstance(value, float) and abs(value) >= 2**53:
+            return repr(value)
+        number = str(int(value))
+        # A number formatted "000" shows 007 in Excel: read it as shown.
+        if number_format and re.fullmatch(r"0+", number_format) and value >= 0:
+            number = number.zfill(len(number_format))
+        return number
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _sheet_formulas(path: Path) -> bool:
+    """Whether any worksheet of the workbook holds a formula (a cheap scan of its XML)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as book:
+        for info in book.infolist():
+            if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
+                with book.open(info) as part:
+                    tail = b""
+                    while chunk := part.read(1 << 20):
+                        if re.search(rb"<(?:\w+:)?f[ >]", tail + chunk):
+                            return True
+                        tail = chunk[-8:]
+    return False
+
+
+def _read_excel(path: Path, source: str, sheet: str | None, notes: list[str]
+                ) -> tuple[list[Any], list[np.ndarray], np.ndarray, int, str]:
+    """Read one sheet with openpyxl: every cell as the text it shows, no missing-value
+    guessing (NA, #N/A, NULL are text), formulas by their saved value, and a formula that
+    has none refused with its cell."""
+    import zipfile
+
+    import openpyxl
+
+    if path.suffix.lower() == ".xls" or not zipfile.is_zipfile(path):
+        what = ("an old-format .xls workbook" if path.read_bytes()[:4] == b"\xd0\xcf\x11\xe0"
+                else "empty" if path.stat().st_size == 0 else "not a zip archive")
+        raise InputError([Problem(
+            source, f"not a valid Excel workbook (.xlsx): {what}; open it in Excel and save "
+            "it as .xlsx, or export the sheet as CSV UTF-8")])
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError([Problem(source, f"not a valid Excel workbook (.xlsx): {detail}")]
+                         ) from None
+    try:
+        if sheet is not None:
+            if sheet not in book.sheetnames:
+                raise InputError([Problem(source, f"sheet {sheet!r} not found")])
+            ws = book[sheet]
+            source = f"{source} [sheet {sheet}]"
+        else:
+            visible = [w for w in book.worksheets if w.sheet_state == "visible"]
+            if not visible:
+                raise InputError([Problem(source, "the workbook has no visible sheet")])
+            ws = visible[0]
+            hidden = [w.title for w in book.worksheets[: book.worksheets.index(ws)]]
+            if hidden:
+                notes.append(f"{source}: hidden sheet(s) {', '.join(hidden)} skipped; read "
+                             f"the first visible sheet, {ws.title!r} (name one with sheet = ...)")
+        rows: list[list[Any]] = []
+        errors: list[tuple[int, int, str]] = []
+        for cells in ws.iter_rows():
+            line = []
+            for cell in cells:
+                value = getattr(cell, "value", None)
+                if getattr(cell, "data_type", None) == "e" and value is not None:
+                    errors.append((cell.row, cell.column - 1, str(value)))
+                line.append(_excel_text(value, getattr(cell, "number_format", None)))
+            rows.append(line)
+    finally:
+        book.close()
+    # Row i of the list is Excel row i + 1 (read-only iteration starts at row 1, padded).
+    header = next((i for i, r in enumerate(rows) if any(pd.notna(v) for v in r)), None)
+    if header is None:
+        raise InputError([Problem(source, "the sheet is empty (no header row)")])
+    width = max(len(r) for r in rows)
+    matrix = np.full((len(rows) - header - 1, width), np.nan, dtype=object)
+    for i, r in enumerate(rows[header + 1:]):
+        matrix[i, : len(r)] = r
+    names = rows[header] + [None] * (width - len(rows[header]))
+    columns = [matrix[:, j].copy() for j in range(width)]
+    numbers = np.arange(header + 2, len(rows) + 1, dtype=np.int64)
+    header_row = header + 1
+    col_name = {j: ("" if names[j] is None or (isinstance(names[j], float) and np.isnan(names[j]))
+                    else str(names[j]).strip()) or _letter(j) for j in range(width)}
+    problems = [Problem(source, f"the cell {_letter(j)}{r} holds the Excel error {v}; fix the "
+                        "formula or type the value", r, col_name[j])
+                for r, j, v in errors if r > header_row]
+    if _sheet_formulas(path):
+        problems += _unsaved_formulas(path, ws.title, source, header_row, col_name)
+    if problems:
+        raise InputError(problems)
+    return names, _unneutralize(columns), numbers, header_row, source
+
+
+def _unsaved_formulas(path: Path, title: str, source: str, header_row: int,
+                      col_name: dict[int, str]) -> list[Problem]:
+    """Formula cells without a saved value (written by a program, never opened in Excel):
+    their value is unknown, and reading them as empty would change the plan."""
+    import openpyxl
+
+    values = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    problems = []
+    try:
+        for shown, written in zip(values[title].iter_rows(), formulas[title].iter_rows(),
+                                  strict=False):
+            for a, b in zip(shown, written, strict=False):
+                formula = getattr(b, "value", None)
+                is_formula = getattr(b, "data_type", None) == "f" or (
+                    isinstance(formula, str) and formula.startswith("=")
+                ) or type(formula).__name__ in ("ArrayFormula", "DataTableFormula")
+                if is_formula and getattr(a, "value", None) is None:
+                    text = formula if isinstance(formula, str) else getattr(formula, "text", "")
+                    row = b.row
+                    problems.append(Problem(
+                        source, f"the formula cell {_letter(b.column - 1)}{row} ({text}) has "
+                        "no saved value; open the workbook in Excel and save it, or paste "
+                        "values", row, col_name.get(b.column - 1) if row != header_row
+                        else None))
+                    if len(problems) >= 50:
+                        return problems
+    finally:
+        values.close()
+        formulas.close()
+    return problems
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+
+def _split_statements(query: str) -> list[str] | str:
+    """The statements of `query` (split at ';' outside literals, quoted names and comments),
+    with comments blanked; a message if a literal or comment is not closed."""
+    statements, current, i, n = [], [], 0, len(query)
+    while i < n:
+        c = query[i]
+        if query.startswith("--", i):
+            j = query.find("\n", i)
+            i = n if j < 0 else j
+            current.append(" ")
+        elif query.startswith("/*", i):
+            j = query.find("*/", i + 2)
+            if j < 0:
+                return "a /* comment is not closed"
+            i = j + 2
+            current.append(" ")
+        elif c in "'\"`[":
+            close = "]" if c == "[" else c
+            j = i + 1
+            while True:
+                k = query.find(close, j)
+                if k < 0:
+                    return f"a quote {c} is not closed"
+                if query.startswith(close * 2, k) and close != "]":
+                    j = k + 2
+                    continue
+                break
+            current.append(query[i:k + 1])
+            i = k + 1
+        elif c == "$" and (tag := re.match(r"\$(?:[A-Za-z_]\w*)?\$", query[i:])):
+            k = query.find(tag.group(0), i + len(tag.group(0)))
+            if k < 0:
+                return f"a {tag.group(0)} quote is not closed"
+            current.append(query[i:k + len(tag.group(0))])
+            i = k + len(tag.group(0))
+        elif c == ";":
+            statements.append("".join(current))
+            current = []
+            i += 1
+        else:
+            current.append(c)
+            i += 1
+    statements.append("".join(current))
+    return [s.strip() for s in statements if s.strip()]
+
+
+def check_select(query: str) -> str | None:
+    """Why `query` may not be run, or None: only one SELECT (or WITH ... SELECT) statement."""
+    statements = _split_statements(query)
+    if isinstance(statements, str):
+        return f"the query cannot be parsed: {statements}"
+    if not statements:
+        return "the query is empty"
+    if len(statements) > 1:
+        return (f"the query holds {len(statements)} statements (separated by ';'); give a "
+                "single SELECT")
+    word = re.match(r"[\s(]*([A-Za-z]+)", statements[0])
+    first = word.group(1).upper() if word else statements[0][:20]
+    if first not in ("SELECT", "WITH"):
+        return (f"only a SELECT (or WITH ... SELECT) query is run on a data source; this one "
+                f"starts with {first!r}")
+    return None
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """The URL with its password percent-encoded (a raw '@' in it would otherwise move the
+    host), and the password as written: the LAST '@' before the path ends the user part."""
+    from urllib.parse import quote, unquote
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or rest.startswith("/"):
+        return url, None
+    head = rest.split("?", 1)[0]
+    at = head.rfind("@")
+    if at < 0:
+        return url, None
+    userinfo, tail = rest[:at], rest[at + 1:]
+    user, colon, password = userinfo.partition(":")
+    if not colon:
+        return url, None
+    return f"{scheme}://{user}:{quote(unquote(password), safe='')}@{tail}", password
+
+
+def _read_sql(name: str, spec: dict[str, str], base_dir: Path) -> LoadedTable:
     # SQLAlchemy is imported here: most runs read files and need not pay for it.
     import sqlalchemy
 
     url, query = spec["url"], spec.get("query")
-    source = f"table '{name}' ({_hide_password(url)})"
+    fixed, secret = _split_credentials(url)
+    try:
+        parsed = sqlalchemy.engine.make_url(fixed)
+        shown = parsed.render_as_string(hide_password=True)
+    except Exception as exc:
+        source = f"table '{name}' ({_hide_password(url, secret)})"
+        detail = _hide_password(str(exc).splitlines()[0], secret)
+        raise InputError([Problem(source, f"not a database URL: {detail}")]) from None
+    source = f"table '{name}' ({shown})"
     if not query:
         raise InputError([Problem(source, "a SQL source needs a query")])
+    refused = check_select(query)
+    if refused:
+        raise InputError([Problem(source, f"{refused}; nothing was run")])
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend == "sqlite":
+        if parsed.username or parsed.password:
+            raise InputError([Problem(source, "SQLite takes no user or password in its URL")])
+        database = parsed.database or ""
+        if database not in ("", ":memory:"):
+            import sqlite3
+            from urllib.parse import quote
+
+            file = Path(database[5:] if database.startswith("file:") else database)
+            if not file.is_absolute():
+                file = base_dir / file  # relative to the scenario file (data contract)
+            if not file.exists():
+                # SQLite would silently create an empty database, and the query then fails
+                # with "no such table"; say what is really wrong, leave no stray file behind.
+                raise InputError([Problem(source, f"database file not found: {file}")])
+            if not file.is_file():
+                raise InputError([Problem(source, f"{file} is not a regular file")])
+            target = f"file:{quote(str(file))}?mode=ro"
+            kwargs["creator"] = lambda: sqlite3.connect(target, uri=True)
+            parsed = sqlalchemy.engine.make_url("sqlite://")
+    elif backend == "postgresql":
+        driver = parsed.get_driver_name()
+        if driver == "psycopg2" and "+" not in parsed.drivername:
+            try:  # a bare postgresql:// works with whichever psycopg is installed
+                import psycopg2  # noqa: F401
+            except ImportError:
+                parsed = parsed.set(drivername="postgresql+psycopg")
+                driver = "psycopg"
+        if driver in ("psycopg", "psycopg2"):
+            kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
     try:
-        parsed = sqlalchemy.engine.make_url(url)
+        engine = sqlalchemy.create_engine(parsed, **kwargs)
+        try:
+            with engine.connect() as conn:
+                try:
+                    if backend == "sqlite":
+                        conn.exec_driver_sql("PRAGMA query_only = ON")
+                    elif backend == "postgresql":
+                        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    frame = pd.read_sql_query(sqlalchemy.text(query), conn,
+                                              dtype_backend="numpy_nullable")
+                finally:
+                    conn.rollback()  # whatever the query did, nothing is kept
+        finally:
+            engine.dispose()
     except Exception as exc:
-        detail = _hide_password(str(exc).splitlines()[0])
-        raise InputError([Problem(source, f"not a database URL: {detail}")]) from None
-    database = parsed.database or ""
-    if (parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-            and not database.startswith("file:") and not Path(database).exists()):
-        # SQLite would silently create an empty database, and the query then fails with
-        # "no such table"; say what is really wrong, and leave no stray file behind.
-        raise InputError([Problem(source, f"database file not found: {database}")])
-    try:
-        engine = sqlalchemy.create_engine(url)
-        with engine.connect() as conn:
-            frame = pd.read_sql_query(sqlalchemy.text(query), conn)
-    except Exception as exc:
-        detail = _hide_password(str(exc).splitlines()[0])
+        detail = _hide_password(str(exc).strip().splitlines()[0] if str(exc).strip()
+                                else type(exc).__name__, secret)
         raise InputError([Problem(source, f"query failed: {detail}")]) from None
+    notes: list[str] = []
+    raw_names = list(frame.columns)
     frame = _as_text(frame)
+    columns = [frame.iloc[:, i].to_numpy(dtype=object) for i in range(frame.shape[1])]
+    names, columns, written = _named_headers(raw_names, columns, f"{source} query", None, notes)
+    frame = pd.DataFrame(dict(zip(range(len(names)), columns, strict=True)),
+                         index=range(len(frame)), dtype=object)
+    frame.columns = names
     # A result set has no header row: its first record is row 1.
-    return LoadedTable(name, frame, f"{source} query", _digest(frame), 1)
+    return LoadedTable(name, frame, f"{source} query", _digest(frame), 1, header_row=None,
+                       headers=written, notes=notes)

@@ -8,15 +8,21 @@ expressions per column; the cost of owning them is small and the messages are ou
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from allocator.errors import Problem
-from allocator.tables.readers import LoadedTable
+from allocator.tables.readers import INVISIBLE, LoadedTable
 
 MAX_PROBLEMS_PER_CHECK = 50
+# An extra column this close to a schema column (difflib ratio) is taken for a misspelling.
+CLOSE_HEADER = 0.85
+# A number with a decimal comma (';'-delimited files): 1,5  -2,25  3  1,5e3
+_COMMA_NUMBER = r"^\s*[+-]?\d+(?:,\d+)?(?:[eE][+-]?\d+)?\s*$"
+_POINT_DECIMAL = r"^\s*[+-]?\d*\.\d+(?:[eE][+-]?\d+)?\s*$"
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class Schema:
 
 
 def _rows(table: LoadedTable, mask: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(mask) + table.first_row
+    return table.row_of(np.flatnonzero(mask))
 
 
 def _report(
@@ -70,6 +76,7 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
     out = pd.DataFrame(index=frame.index)
     if len(frame) == 0 and not schema.allow_empty:
         problems.append(Problem(table.source, f"the {schema.table} table has no rows"))
+    _misspelt_columns(table, schema, problems)
     missing = [c.name for c in schema.columns if c.required and c.name not in frame.columns]
     for name in missing:
         have = ", ".join(map(str, frame.columns)) or "none"
@@ -96,10 +103,17 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
                         f"expected one of {', '.join(col.choices)}", values)
             out[col.name] = values.where(~empty | (col.default is not None), np.nan).astype(object)
         else:
+            if table.decimal_comma:
+                text = _decimal_commas(table, text, empty, col.name, problems)
             numbers = pd.to_numeric(text.where(~empty, np.nan), errors="coerce").astype(float)
             is_nan_text = text.astype(str).str.strip().str.lower().isin(["nan"]).to_numpy() & ~empty
             not_number = numbers.isna().to_numpy() & ~empty & ~is_nan_text  # one message a cell
-            _report(problems, table, not_number, col.name, "expected a number", raw)
+            comma = np.zeros(len(frame), dtype=bool)
+            if not_number.any():  # '1,234' or '1,5': say what a number looks like here
+                comma = not_number & text.astype(str).str.contains(",", regex=False).to_numpy()
+            _report(problems, table, not_number & ~comma, col.name, "expected a number", raw)
+            _report(problems, table, comma, col.name, "expected a number, with '.' for "
+                    "decimals and no thousands separator", raw)
             if col.default is not None:
                 numbers = numbers.where(~empty, float(col.default))  # type: ignore[arg-type]
             elif not col.nullable:
@@ -118,8 +132,11 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
                 high = ok & (finite > col.max)
                 _report(problems, table, high, col.name, f"expected a number <= {col.max:g}", raw)
             out[col.name] = numbers
+    clean = _check_ids(table, schema, out, problems)
     if schema.unique and all(c in frame.columns for c in schema.unique):
         key = out[list(schema.unique)]
+        if clean:
+            _case_only_ids(table, schema, key)
         dup = key.duplicated(keep=False).to_numpy() & key.notna().all(axis=1).to_numpy()
         label = "+".join(schema.unique)
         first = key.duplicated(keep="first").to_numpy() & dup
@@ -134,6 +151,110 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
         if extra not in out.columns:
             out[extra] = frame[extra]  # extra columns are kept and ignored (data contract)
     return out, problems
+
+
+def _misspelt_columns(table: LoadedTable, schema: Schema, problems: list[Problem]) -> None:
+    """An extra column close to exactly one schema column that the file lacks is taken for a
+    misspelling: ignoring it would silently drop what it holds (every travel cost, say)."""
+    known = [c.name for c in schema.columns]
+    for extra in table.frame.columns:
+        if extra in known:
+            continue
+        close = difflib.get_close_matches(extra, known, n=3, cutoff=CLOSE_HEADER)
+        if len(close) == 1 and close[0] not in table.frame.columns:
+            header = table.header(extra)
+            problems.append(Problem(
+                table.source, f"unknown column {header!r}; did you mean {close[0]!r}? (a "
+                "misspelt column would be ignored; rename it, or drop it if it is not meant "
+                "to be used)", table.header_row, header))
+
+
+def _decimal_commas(table: LoadedTable, text: pd.Series, empty: np.ndarray, column: str,
+                    problems: list[Problem]) -> pd.Series:
+    """A ';'-delimited file's numbers: '1,5' is 1.5 where the column is unambiguous (no cell
+    uses '.' as decimal separator); a column mixing both is refused."""
+    cells = text.astype(str)
+    has_comma = cells.str.contains(",", regex=False).to_numpy() & ~empty
+    if not has_comma.any():
+        return text
+    comma = has_comma & cells.str.match(_COMMA_NUMBER).to_numpy()
+    point = cells.str.match(_POINT_DECIMAL).to_numpy() & ~empty
+    if not comma.any():
+        return text
+    if point.any():
+        _report(problems, table, point, column, "this column mixes decimal commas (e.g. row "
+                f"{int(table.row_of(np.flatnonzero(comma)[0])[0])}) and decimal points; "
+                "use one separator", text)
+        return text
+    note = (f"{table.source}: column '{column}' read with decimal commas (1,5 = 1.5), as the "
+            "file separates columns with ';'")
+    if note not in table.notes:
+        table.notes.append(note)
+    return text.where(~comma, cells.str.replace(",", ".", regex=False))
+
+
+def _check_ids(table: LoadedTable, schema: Schema, out: pd.DataFrame,
+               problems: list[Problem]) -> bool:
+    """Ids (key columns and *_id columns) holding invisible or control characters are
+    refused: a zero-width space or a direction override makes two ids look the same, a
+    line break breaks every table that shows them. False if any was found."""
+    clean = True
+    for col in schema.columns:
+        name = col.name
+        if col.kind != "str" or name not in out.columns or not (
+                name in schema.unique or name.endswith("_id")):
+            continue
+        values = out[name]
+        present = values.notna().to_numpy()
+        text = values[present].astype(str)
+        if not INVISIBLE.search(" ".join(text)):  # one C scan; per cell only if needed
+            continue
+        clean = False
+        bad = np.zeros(len(values), dtype=bool)
+        bad[np.flatnonzero(present)] = text.str.contains(INVISIBLE).to_numpy()
+        # The raw cell, not the stripped one: a trailing tab is shown as it was.
+        raw = table.frame[name] if name in table.frame.columns else values
+        _report(problems, table, bad, name, "an id holding an invisible or control character "
+                "(zero-width space, NUL, direction override, tab or line break); remove it",
+                raw)
+    return clean
+
+
+def _case_only_ids(table: LoadedTable, schema: Schema, key: pd.DataFrame) -> None:
+    """Keys unique only by case or Unicode form ('S1' and 's1', composed and decomposed 'é')
+    are different ids, as the data contract says; a note names them, as they are rarely
+    meant (both are read, and count as different people, sites or services)."""
+    import unicodedata
+
+    present = key.notna().all(axis=1).to_numpy()
+    if present.sum() < 2:
+        return
+    parts = [key[c][present].astype(str) for c in key.columns]
+    raw = parts[0] if len(parts) == 1 else parts[0].str.cat(parts[1:], sep="\x00")
+    joined = "\x01".join(raw)  # no id holds a control character (checked before)
+    folded = unicodedata.normalize("NFKC", joined).casefold()
+    if folded == joined and joined.isascii():
+        return
+    folded_keys = pd.Series(folded.split("\x01"), index=raw.index)
+    if len(folded_keys) != len(raw) or not folded_keys.duplicated().any():
+        return
+    pairs = pd.DataFrame({"f": folded_keys.to_numpy(), "r": raw.to_numpy(),
+                          "pos": np.flatnonzero(present)})
+    pairs = pairs[pairs["f"].duplicated(keep=False)]
+    variants = pairs.drop_duplicates(["f", "r"])
+    clashing = variants["f"].duplicated(keep=False)
+    if not clashing.any():
+        return
+    shown = variants[clashing].groupby("f", sort=False).head(2).head(2)
+    label = "+".join(schema.unique)
+    rows = table.row_of(shown["pos"].to_numpy())
+    example = " and ".join(f"{r.replace(chr(0), '/')!r} (row {int(n)})"
+                           for r, n in zip(shown["r"], rows, strict=True))
+    groups = int(variants[clashing]["f"].nunique())
+    table.notes.append(
+        f"{table.source}: {groups} {label} value(s) differ from another only by case or "
+        f"Unicode form, e.g. {example}; they are read as different {schema.table} (ids are "
+        "case-sensitive)")
 
 
 def check_reference(
