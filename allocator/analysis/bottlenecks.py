@@ -17,7 +17,16 @@ from allocator.formulations.ops_data import OpsData
 
 STAGE_UNIT = {"service": "units of weighted shortfall", "cost": "in cost",
               "stability": "FTE moved", "weighted": "in the weighted objective"}
-RELAX_UP = {"budget", "capacity", "availability", "moved", "stage_hold", "one_site"}
+# The stability stage minimizes sum(dp + dm): moving 1 FTE from one place to another counts
+# 2 there. Everything a person reads speaks of FTE moved = half of that sum.
+STAGE_SCALE = {"stability": 0.5}
+RELAX_UP = {"budget", "capacity", "availability", "moved", "stage_hold", "one_site", "fte"}
+# What a user changes to move each row's right-hand side (the self-check re-solves with it).
+INPUT = {"budget": "budgets.csv amount", "capacity": "sites.csv capacity_fte",
+         "min_staff": "sites.csv min_fte", "moved": "policy.max_moved_fte",
+         "stage_hold": "objective.abs_tol", "fte": "staff.csv fte",
+         "availability": "staff.csv fte"}
+PEOPLE_LINES = 3  # people named in words per stage
 
 
 def _step(rhs: float) -> float:
@@ -27,9 +36,23 @@ def _step(rhs: float) -> float:
     return float(10 ** (math.floor(math.log10(abs(rhs))) - 2))
 
 
+def _fitting_step(step: float, room: float) -> float:
+    """The round step, made smaller (1, 0.5, 0.2, 0.1...) until it fits the price's range."""
+    if not np.isfinite(room) or room <= 0:
+        return step
+    while step > room and step > 1e-6:
+        for factor in (0.5, 0.2, 0.1):
+            if step * factor <= room or factor == 0.1:
+                step *= factor
+                break
+    return float(f"{step:.6g}")
+
+
 def fmt(value: float) -> str:
     if value is None or not np.isfinite(value):
         return "unlimited"
+    if abs(value) < 5e-13:
+        return "0"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if abs(value) >= 10:
@@ -37,74 +60,157 @@ def fmt(value: float) -> str:
     return f"{value:,.3g}"
 
 
-def ranked(sensitivity: pd.DataFrame) -> pd.DataFrame:
-    """Binding rows with a nonzero price, ranked by impact within the stage order."""
+def ranked(sensitivity: pd.DataFrame, moved_constant: float = 0.0) -> pd.DataFrame:
+    """Binding rows with a nonzero price, ranked by impact within the stage order, with the
+    figures said about each in words, machine-readable: the input a user changes
+    (`input`, today `input_value`), the price per unit of it in the stage's user unit
+    (`price_per_input`, FTE moved for the stability stage), the range of the input over
+    which it holds (`holds_from`..`holds_to`), the step the sentence speaks of and the
+    change per step (`per_step`)."""
     # Demand (coverage) is what the plan serves, not a lever, and single people are too many
     # to list one by one: both have their own aggregated tables (where to hire, marginal cost).
     rows = sensitivity[(sensitivity["kind"] == "constraint") & sensitivity["binding"].astype(bool)
                        & (sensitivity["dual"].abs() > 1e-9)
                        & ~sensitivity["family"].isin(["coverage", "availability"])].copy()
     if rows.empty:
-        return rows.assign(impact=pd.Series(dtype=float), step=pd.Series(dtype=float))
+        return _with_figures(rows.assign(impact=pd.Series(dtype=float),
+                                         step=pd.Series(dtype=float)), moved_constant)
     up = rows["family"].isin(list(RELAX_UP))
     room = np.where(up, rows["rhs_high"] - rows["rhs"], rows["rhs"] - rows["rhs_low"])
     room = np.where(np.isfinite(room), room, np.maximum(rows["rhs"].abs(), 1.0))
     rows["relax_room"] = room
-    rows["impact"] = rows["dual"].abs() * room
-    rows["step"] = [_step(v) for v in rows["rhs"]]
+    rows["impact"] = rows["dual"].abs() * room * rows["stage"].map(STAGE_SCALE).fillna(1.0)
     order = {name: i for i, name in enumerate(dict.fromkeys(rows["stage"]))}
     rows["stage_order"] = rows["stage"].map(order)
-    return rows.sort_values(["stage_order", "impact"], ascending=[True, False]).drop(
+    rows = rows.sort_values(["stage_order", "impact", "family", "labels"],
+                            ascending=[True, False, True, True], kind="stable").drop(
         columns="stage_order")
+    return _with_figures(rows, moved_constant)
+
+
+def _with_figures(rows: pd.DataFrame, moved_constant: float) -> pd.DataFrame:
+    rows = rows.copy()
+    if "relax_room" not in rows:
+        rows["relax_room"] = pd.Series(dtype=float)
+    per_rhs = np.where(rows["family"] == "moved", 2.0, 1.0)  # rhs units per input unit
+    scale = rows["stage"].map(STAGE_SCALE).fillna(1.0).to_numpy()
+
+    def to_input(values: pd.Series) -> np.ndarray:
+        v = values.to_numpy(dtype=float)
+        return np.where(rows["family"] == "moved", (v + moved_constant) / 2.0, v)
+
+    rows["input"] = rows["family"].map(INPUT).fillna("")
+    rows["input_value"] = to_input(rows["rhs"])
+    rows["price_per_input"] = rows["dual"].to_numpy(dtype=float) * per_rhs * scale
+    rows["holds_from"] = to_input(rows["rhs_low"])
+    rows["holds_to"] = to_input(rows["rhs_high"])
+    rows["unit"] = rows["stage"].map(STAGE_UNIT).fillna("")
+    up = rows["family"].isin(list(RELAX_UP)).to_numpy()
+    room = np.where(up, rows["holds_to"] - rows["input_value"],
+                    rows["input_value"] - rows["holds_from"])
+    rows["step"] = [_fitting_step(_step(v), r) for v, r in zip(rows["input_value"], room,
+                                                               strict=True)]
+    # The change of the stage's figure (user unit) when the input moves by one step in the
+    # direction that relaxes it (up, or down for floors such as minimum staffing).
+    rows["per_step"] = rows["price_per_input"] * rows["step"] * np.where(up, 1.0, -1.0)
+    rows["sentence"] = [sentence(row) for _, row in rows.iterrows()] if len(rows) else []
+    return rows
 
 
 def sentence(row: pd.Series, label_fn=str) -> str:  # type: ignore[no-untyped-def]
-    """One plain sentence for one binding constraint; `label_fn` escapes data labels."""
-    gain = abs(row["dual"]) * row["step"]
+    """One plain sentence for one binding constraint (or input); `label_fn` escapes labels."""
+    if "per_step" not in row:  # an old-style ranked row: compute the figures on the spot
+        row = _with_figures(pd.DataFrame([row]), 0.0).iloc[0]
+    gain = row["per_step"]
     unit = STAGE_UNIT.get(row["stage"], "")
-    verb = {"service": "avoids", "cost": "saves", "stability": "avoids"}.get(row["stage"],
-                                                                          "improves by")
-    improves = (row["dual"] < 0) == (row["family"] in RELAX_UP)
-    if not improves:
-        verb = {"service": "adds", "cost": "costs", "stability": "adds"}.get(row["stage"],
-                                                                          "worsens by")
+    better = gain < 0
+    verb = ({"service": "avoids", "cost": "saves", "stability": "avoids"} if better else
+            {"service": "adds", "cost": "costs", "stability": "adds"}).get(
+        row["stage"], "improves by" if better else "worsens by")
     step, label = fmt(row["step"]), label_fn(row["labels"])
-    up_to = fmt(row["relax_room"])
-    sign = "+" if row["family"] in RELAX_UP else "-"
     what = {
         "budget": f"each extra {step} on budget {label}",
         "capacity": f"each extra {step} FTE of room at site {label}",
         "availability": f"each extra {step} FTE of {label}'s time",
+        "fte": f"each extra {step} FTE of {label}",
         "min_staff": f"each {step} FTE less in the minimum staffing of site {label}",
         "coverage": f"each {step} unit less demand for {label}",
-        "moved": f"each extra {step} FTE allowed to move",
+        "moved": f"each extra {step} FTE allowed to move (policy.max_moved_fte)",
         "stage_hold": f"accepting {step} more {STAGE_UNIT.get(row['labels'], 'units')} in "
                       f"the {label} stage",
         "one_site": f"letting {label} work at one more site",
     }.get(row["family"], f"each {step} change in {row['family']} {label}")
-    return (f"{what[0].upper()}{what[1:]} {verb} {fmt(gain)} {unit}, "
-            f"up to {sign}{up_to}.")
+    held = " with service held at today's level" if row["stage"] == "cost" else ""
+    if row["family"] == "stage_hold":
+        rng = (f" (for up to {fmt(row['holds_to'] - row['input_value'])} more)"
+               if np.isfinite(row["holds_to"]) else "")
+    else:
+        rng = _range_words(row)
+    return f"{what[0].upper()}{what[1:]} {verb} {fmt(abs(gain))} {unit}{held}{rng}."
 
 
-def people_by_skill_region(sensitivity: pd.DataFrame, data: OpsData, stage: str) -> pd.DataFrame:
-    """Where to hire: value of one more FTE of people, by home region and skill set."""
-    avail = sensitivity[(sensitivity["stage"] == stage) & (sensitivity["kind"] == "constraint")
-                        & (sensitivity["family"] == "availability")]
-    if avail.empty:
+def _range_words(row: pd.Series) -> str:
+    today, low, high = row["input_value"], row["holds_from"], row["holds_to"]
+    if not (np.isfinite(low) or np.isfinite(high)):
+        return f" (today {fmt(today)}; at that price without limit)"
+    kind = "" if row.get("range_kind", "price") == "price" else " at least"
+    return (f" (today {fmt(today)}; this price holds{kind} from {fmt(low)} to "
+            f"{fmt(high)})")
+
+
+def people_figures(sensitivity: pd.DataFrame, data: OpsData) -> pd.DataFrame:
+    """The value of one more FTE of each staff member (sensitivity rows kind = input,
+    family = fte), with the person's region and skills, in the figures' columns."""
+    fte = sensitivity[(sensitivity["kind"] == "input") & (sensitivity["family"] == "fte")].copy()
+    if fte.empty:
+        return fte
+    staff = data.staff.set_index(data.staff["staff_id"].astype(str))
+    region = data.sites.set_index(data.sites["site_id"].astype(str))["region"]
+    ids = fte["labels"].astype(str)
+    fte["region"] = region.reindex(staff["home_site"].astype(str).reindex(ids)).to_numpy()
+    fte["skills"] = [_skills(v) for v in staff["skills"].reindex(ids).to_numpy()]
+    fte["relax_room"] = fte["rhs_high"] - fte["rhs"]
+    fte["impact"] = fte["dual"].abs() * fte["stage"].map(STAGE_SCALE).fillna(1.0)
+    return _with_figures(fte, 0.0)
+
+
+def _skills(value: object) -> str:
+    """A skill set written one way ("pick;care" and "care;pick" are one set)."""
+    parts = sorted({p.strip() for p in str(value).split(";") if p.strip()})
+    return ";".join(parts)
+
+
+def people_by_skill_region(people: pd.DataFrame, stage: str) -> pd.DataFrame:
+    """Where to hire: the value of one more FTE of people, by home region and skill set.
+
+    `best_value_per_fte` is the largest value of one more FTE of one person in the group
+    (`best_person`; valid up to `holds_up_to_fte` of that person), re-solved where `exact`,
+    else the basis's upper estimate (range_kind = estimate: not reached within
+    output.sensitivity_probes)."""
+    rows = people[people["stage"] == stage] if not people.empty else people
+    if rows.empty:
         return pd.DataFrame()
-    staff = data.staff.set_index("staff_id")
-    region = data.sites.set_index("site_id")["region"]
     frame = pd.DataFrame({
-        "region": region.reindex(staff.loc[avail["labels"], "home_site"]).to_numpy(),
-        "skills": staff.loc[avail["labels"], "skills"].to_numpy(),
-        "value_per_fte": -avail["dual"].to_numpy(),
-        "fully_used": avail["binding"].astype(bool).to_numpy(),
+        "region": rows["region"].astype(str).to_numpy(), "skills": rows["skills"].to_numpy(),
+        "value_per_fte": -rows["dual"].to_numpy(dtype=float)
+        * rows["stage"].map(STAGE_SCALE).fillna(1.0).to_numpy(),
+        "fully_used": rows["binding"].astype(bool).to_numpy(),
+        "person": rows["labels"].astype(str).to_numpy(),
+        "holds_up_to_fte": rows["holds_to"].to_numpy(dtype=float),
+        "exact": (rows["range_kind"] != "estimate").to_numpy(),
     })
-    grouped = frame.groupby(["region", "skills"], sort=True).agg(
+    frame = frame.sort_values(["value_per_fte", "person"], ascending=[False, True],
+                              kind="stable")
+    best = frame.groupby(["region", "skills"], sort=False).first()
+    grouped = frame.groupby(["region", "skills"], sort=False).agg(
         people=("value_per_fte", "size"), fully_used=("fully_used", "sum"),
-        best_value_per_fte=("value_per_fte", "max"), mean_value_per_fte=("value_per_fte", "mean"),
-    ).reset_index()
-    return grouped.sort_values("best_value_per_fte", ascending=False).reset_index(drop=True)
+        mean_value_per_fte=("value_per_fte", "mean"))
+    out = grouped.join(best[["value_per_fte", "person", "holds_up_to_fte", "exact"]]).rename(
+        columns={"value_per_fte": "best_value_per_fte", "person": "best_person"})
+    out = out.reset_index()[["region", "skills", "people", "fully_used", "best_value_per_fte",
+                             "best_person", "holds_up_to_fte", "exact", "mean_value_per_fte"]]
+    return out.sort_values(["best_value_per_fte", "region", "skills"],
+                           ascending=[False, True, True], kind="stable").reset_index(drop=True)
 
 
 def room_by_site(sensitivity: pd.DataFrame, sites_table: pd.DataFrame) -> pd.DataFrame:
@@ -113,10 +219,13 @@ def room_by_site(sensitivity: pd.DataFrame, sites_table: pd.DataFrame) -> pd.Dat
         return pd.DataFrame()
     wide = cap.pivot_table(index="labels", columns="stage", values="dual", aggfunc="first")
     wide.columns = [f"value_of_room_{c}" for c in wide.columns]
-    wide = -wide  # more room lowers the minimized objective: show it as a positive value
+    for column in wide.columns:  # more room lowers the minimized objective: a positive value
+        wide[column] = -wide[column] * STAGE_SCALE.get(column.removeprefix("value_of_room_"),
+                                                       1.0)
     used = sites_table.set_index(sites_table["site_id"].astype(str))[["fte", "capacity_fte"]]
     out = used.join(wide, how="inner").reset_index().rename(columns={"index": "site_id"})
-    return out.sort_values(out.columns[-1], ascending=False).reset_index(drop=True)
+    return out.sort_values([out.columns[-1], "site_id"], ascending=[False, True],
+                           kind="stable").reset_index(drop=True)
 
 
 def marginal_cost_of_service(sensitivity: pd.DataFrame) -> pd.DataFrame:
@@ -125,21 +234,35 @@ def marginal_cost_of_service(sensitivity: pd.DataFrame) -> pd.DataFrame:
     if cov.empty:
         return pd.DataFrame()
     parts = cov["labels"].str.split("/", n=1, expand=True)
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "site_id": parts[0], "service_id": parts[1], "marginal_cost_per_unit": cov["dual"],
         "unique": cov["dual_unique"].astype(bool),
-    }).sort_values("marginal_cost_per_unit", ascending=False).reset_index(drop=True)
+    })
+    return out.sort_values(["marginal_cost_per_unit", "site_id", "service_id"],
+                           ascending=[False, True, True], kind="stable").reset_index(drop=True)
 
 
 def _md_escape(text: object) -> str:
-    """Labels come from data: neutralize Markdown and HTML so a name cannot inject markup."""
-    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for ch in "\\`*_{}[]#!|":
+    """Labels come from data: neutralize Markdown and HTML so a name cannot inject markup,
+    and keep it on one line (a newline or `|` would break a table)."""
+    out = str(text).replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+    out = out.replace("\t", " ")
+    out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\`*_{}[]#!|~":
         out = out.replace(ch, "\\" + ch)
     return out
 
 
-def _md_table(frame: pd.DataFrame, limit: int = 20) -> str:
+def _cell(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, float | np.floating):
+        return fmt(float(value))
+    return _md_escape(value)
+
+
+def _md_table(frame: pd.DataFrame, limit: int = 20, where: str = "") -> str:
+    """A Markdown table of the first `limit` rows; `where` names the CSV rows holding all."""
     if frame.empty:
         return "_none_\n"
     shown = frame.head(limit)
@@ -147,63 +270,119 @@ def _md_table(frame: pd.DataFrame, limit: int = 20) -> str:
     rule = "|" + "---|" * len(shown.columns)
     lines = [head, rule]
     for row in shown.itertuples(index=False):
-        cells = [fmt(v) if isinstance(v, float | np.floating) else _md_escape(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    more = f"\n_{len(frame) - limit} more rows in the CSV._\n" if len(frame) > limit else ""
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    more = ""
+    if len(frame) > limit:
+        more = f"\n_{len(frame) - limit} more rows" + (f": {where}" if where else "") + "._\n"
     return "\n".join(lines) + "\n" + more
+
+
+def _nonzero(frame: pd.DataFrame, column: str, what: str) -> tuple[pd.DataFrame, str]:
+    """The rows with a value, and one sentence for the rest (all zeros: said once)."""
+    keep = frame[column].abs() > 1e-9
+    rest = int((~keep).sum())
+    some = "The other" if keep.any() else "All"
+    note = f"{some} {rest} {what} have no value at the margin (0).\n" if rest else ""
+    return frame[keep], note
 
 
 def bottlenecks_markdown(
     sensitivity: pd.DataFrame, data: OpsData, sites_table: pd.DataFrame, title: str,
-    ladders: pd.DataFrame | None = None, top: int = 15,
+    ladders: pd.DataFrame | None = None, top: int = 15, moved_constant: float = 0.0,
 ) -> tuple[str, pd.DataFrame]:
-    """bottlenecks.md, and the ranked table behind it."""
-    table = ranked(sensitivity)
+    """bottlenecks.md, and the table behind it (bottlenecks.csv): every figure said in words,
+    with the input it speaks of, its price per unit of that input and the range where it
+    holds, in machine-readable columns (see `ranked`)."""
+    table = ranked(sensitivity, moved_constant)
+    people = people_figures(sensitivity, data)
     lines = [f"# Bottlenecks: {_md_escape(title)}", ""]
     if table.empty:
         lines += ["No constraint limits the plan: every binding row has a zero price.", ""]
     stages = list(dict.fromkeys(sensitivity.loc[sensitivity["kind"] == "constraint", "stage"]))
+    if "stability" in stages:
+        lines += ["FTE moved = half the sum of |plan - baseline| over staff, site and service "
+                  "(moving 1 FTE from one place to another is 1 FTE moved).", ""]
+    named = []
     for stage in stages:
         rows = table[table["stage"] == stage]
-        people = people_by_skill_region(sensitivity, data, stage)
-        hire = people[people["best_value_per_fte"].abs() > 1e-9].head(3) if not people.empty \
-            else people
-        if rows.empty and hire.empty:
+        mine = people[(people["stage"] == stage) & (people["range_kind"].isin(["price", "basis"]))
+                      & (people["dual"].abs() > 1e-9)] if not people.empty else people
+        mine = mine.sort_values(["dual", "labels"], kind="stable").head(PEOPLE_LINES)
+        named.append(mine)
+        if rows.empty and mine.empty:
             continue
         lines += [f"## {stage.capitalize()} stage", ""]
+        if stage == "cost":
+            lines += ["Cost-stage prices hold service at today's best level (the service "
+                      "stage's optimum).", ""]
         for rank, (_, row) in enumerate(rows.head(top).iterrows(), start=1):
             if row["dual_unique"]:
                 note = ""
             elif pd.isna(row["dual_left"]) or pd.isna(row["dual_right"]):
                 note = (" (price not unique: its left and right prices were not computed "
-                        "within output.sensitivity_share)")
+                        "within output.sensitivity_probes)")
             else:
                 note = (f" (price not unique: {fmt(row['dual_left'])} per unit down, "
                         f"{fmt(row['dual_right'])} per unit up)")
             lines.append(f"{rank}. {sentence(row, _md_escape)}{note}")
-        unit = STAGE_UNIT.get(stage, "")
-        for group in hire.itertuples(index=False):
-            verb = "avoids" if stage != "cost" else "saves"
-            lines.append(
-                f"- People: one more FTE with skills {_md_escape(group.skills)} in region "
-                f"{_md_escape(group.region)} {verb} up to {fmt(group.best_value_per_fte)} "
-                f"{unit} ({group.fully_used} of {group.people} such people fully used).")
+        for _, person in mine.iterrows():
+            said = sentence(person, _md_escape)
+            lines.append(f"- People: {said[0].lower()}{said[1:]} "
+                         f"({_md_escape(person['labels'])}: skills "
+                         f"{_md_escape(person['skills'])}, region "
+                         f"{_md_escape(person['region'])}.)")
         lines.append("")
-    for stage in ("service", "cost"):
-        people = people_by_skill_region(sensitivity, data, stage)
-        if not people.empty and (people["best_value_per_fte"].abs() > 1e-9).any():
-            unit = STAGE_UNIT.get(stage, "")
-            lines += [f"## Where to hire ({stage} stage: value of one more FTE, {unit})", "",
-                      _md_table(people)]
+    for stage in stages:
+        groups = people_by_skill_region(people, stage)
+        if groups.empty:
+            continue
+        unit = STAGE_UNIT.get(stage, "")
+        shown, rest = _nonzero(groups, "best_value_per_fte", "groups")
+        lines += [f"## Where to hire ({stage} stage: value of one more FTE, {unit})", ""]
+        if not shown.empty:
+            lines.append(_md_table(shown, where="one row per person in sensitivity.csv, "
+                                   f"stage = {stage}, kind = input, family = fte"))
+            if not shown["exact"].all():
+                lines.append("Rows with exact = no are the basis's upper estimate: not "
+                             "re-solved within output.sensitivity_probes.\n")
+        lines.append(rest)
     room = room_by_site(sensitivity, sites_table)
     if not room.empty:
-        lines += ["## Room by site (value of one more FTE of capacity)", "", _md_table(room)]
+        values = [c for c in room.columns if c.startswith("value_of_room_")]
+        has_value = room[values].abs().max(axis=1) > 1e-9
+        lines += ["## Room by site (value of one more FTE of capacity)", ""]
+        if has_value.any():
+            lines.append(_md_table(room[has_value], where="sensitivity.csv, family = "
+                                   "capacity"))
+        rest = int((~has_value).sum())
+        if rest:
+            some = "The other" if has_value.any() else "All"
+            lines.append(f"{some} {rest} sites have room to spare: one more FTE of "
+                         "capacity there is worth 0.\n")
     cost = marginal_cost_of_service(sensitivity)
     if not cost.empty:
         lines += ["## Marginal cost of service (cost of one more unit of demand)", "",
-                  _md_table(cost)]
+                  _md_table(cost, where="sensitivity.csv, stage = cost, family = coverage, "
+                            "column dual")]
     if ladders is not None and not ladders.empty:
         lines += ["## Price ladders (how each price steps as the right-hand side moves)", "",
-                  _md_table(ladders[["stage", "family", "labels", "rhs_from", "rhs_to",
-                                     "dual"]], limit=60)]
-    return "\n".join(lines) + "\n", table
+                  _md_table(ladder_view(ladders, moved_constant), limit=60,
+                            where="ladders.csv")]
+    figures = pd.concat([table] + [n for n in named if not n.empty], ignore_index=True) \
+        if any(not n.empty for n in named) else table
+    figures = figures.drop(columns=[c for c in ("region", "skills") if c in figures],
+                           errors="ignore")
+    return "\n".join(lines) + "\n", figures
+
+
+def ladder_view(ladders: pd.DataFrame, moved_constant: float = 0.0) -> pd.DataFrame:
+    """Ladders in the user's units: FTE moved for the stability stage, max_moved_fte for the
+    moved row (its right-hand side is 2 x max_moved_fte)."""
+    view = ladders[["stage", "family", "labels", "rhs_from", "rhs_to", "dual"]].copy()
+    moved = (view["family"] == "moved").to_numpy()
+    for column in ("rhs_from", "rhs_to"):
+        values = view[column].to_numpy(dtype=float)
+        view[column] = np.where(moved, (values + moved_constant) / 2.0, values)
+    scale = view["stage"].map(STAGE_SCALE).fillna(1.0).to_numpy()
+    view["dual"] = view["dual"].to_numpy(dtype=float) * np.where(moved, 2.0, 1.0) * scale
+    return view.rename(columns={"rhs_from": "from", "rhs_to": "to", "dual": "price"})

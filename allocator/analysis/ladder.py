@@ -7,15 +7,13 @@ objective is piecewise linear in the right-hand side; each rung is one linear pi
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 
-from allocator.analysis.sensitivity import affordable
+from allocator.analysis.sensitivity import Probes
 from allocator.core.model import LinearModel
 
-LADDER_FAMILIES = ("budget", "capacity", "min_staff", "availability", "moved")
+LADDER_FAMILIES = ("budget", "capacity", "min_staff", "fte", "moved")
 MAX_RUNGS = 8  # per direction
 TOP_ROWS = 5  # ladders per stage
 
@@ -44,57 +42,80 @@ def _solve_at(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: igno
 
 
 def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-untyped-def]
-               lo: float, hi: float, deadline: float | None = None,
+               lo: float, hi: float, probes: Probes | None = None,
                ) -> list[dict]:  # type: ignore[type-arg]
     """The rungs of one row's ladder; `lo`/`hi` are the row's bounds, restored at the end.
 
-    Each rung is a warm re-solve plus a full ranging (HiGHS has no per-row ranging), so a
-    rung starts only if one more (as long as the last one took) fits before the deadline: a
-    large model gets the rungs nearest the plan first.
+    Each rung is a warm re-solve plus a full ranging (HiGHS has no per-row ranging), counted
+    against `probes`: the rungs nearest the plan come first. Neighbouring bases with the same
+    price are one rung (a price, not a basis, is what the ladder shows).
     """
+    probes = probes if probes is not None else Probes()
     rungs: list[dict] = []  # type: ignore[type-arg]
-    started = time.perf_counter()
+    if not probes.take():
+        return rungs
     start = _solve_at(highs, row, lo, hi, use_hi, rhs)
-    rung_seconds = time.perf_counter() - started
     if start is None:
         highs.changeRowBounds(row, _bound(lo), _bound(hi))
         return rungs
-    seen = {(round(start[2], 9), round(start[3], 9))}
     rungs.append({"rhs_from": start[2], "rhs_to": start[3], "dual": start[1],
                   "objective_at_rhs": start[0], "rhs": rhs})
     for direction in (1.0, -1.0):
         piece = start
         for _ in range(MAX_RUNGS):
-            if not affordable(deadline, rung_seconds):
-                break
             end = piece[3] if direction > 0 else piece[2]
-            if not np.isfinite(end):
+            if not np.isfinite(end) or not probes.take():
                 break
             probe = end + direction * max(1e-6 * max(1.0, abs(end)), 1e-7)
-            started = time.perf_counter()
             nxt = _solve_at(highs, row, lo, hi, use_hi, probe)
-            rung_seconds = time.perf_counter() - started
             if nxt is None:
                 rungs.append({"rhs_from": end if direction > 0 else -np.inf,
                               "rhs_to": np.inf if direction > 0 else end, "dual": np.nan,
                               "objective_at_rhs": np.nan, "rhs": probe})
                 break
-            key = (round(nxt[2], 9), round(nxt[3], 9))
-            if key in seen:
-                break
-            seen.add(key)
             rungs.append({"rhs_from": nxt[2], "rhs_to": nxt[3], "dual": nxt[1],
                           "objective_at_rhs": nxt[0], "rhs": probe})
+            far = nxt[3] if direction > 0 else nxt[2]
+            if direction * (far - probe) <= 1e-9 * max(1.0, abs(probe)):
+                break  # the basis range does not reach past the probe: no progress
             piece = nxt
     highs.changeRowBounds(row, _bound(lo), _bound(hi))  # the next probe re-solves from here
-    return sorted(rungs, key=lambda r: (r["rhs_from"], r["rhs_to"]))
+    return _merge(sorted(rungs, key=lambda r: (r["rhs_from"], r["rhs_to"])))
+
+
+def _merge(rungs: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+    """Adjacent rungs with the same price are one piece of the objective."""
+    out: list[dict] = []  # type: ignore[type-arg]
+    for rung in rungs:
+        if out:
+            last = out[-1]
+            same = (np.isnan(rung["dual"]) and np.isnan(last["dual"])) or \
+                abs(rung["dual"] - last["dual"]) <= 1e-9 * max(1.0, abs(last["dual"]))
+            touching = rung["rhs_from"] <= last["rhs_to"] + 1e-6 * max(1.0, abs(last["rhs_to"]))
+            if same and touching:
+                last["rhs_to"] = max(last["rhs_to"], rung["rhs_to"])
+                continue
+        out.append(dict(rung))
+    return out
 
 
 def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type: ignore[no-untyped-def]
-                  deadline: float | None = None) -> pd.DataFrame:
-    """Ladders for the stage's top bottlenecks (largest |dual| x |rhs| in LADDER_FAMILIES)."""
+                  probes: Probes | None = None) -> pd.DataFrame:
+    """Ladders for the stage's top bottlenecks (largest |price| x |rhs| in LADDER_FAMILIES).
+
+    For a staff member (family `fte`) the ladder moves their FTE: the availability row with
+    the bounds that follow it relaxed (formulations.ops.FteLinks), as the FTE values are
+    priced. `rhs_today` is the right-hand side in the plan (the report's "today" line)."""
     impacts, rows, families = [], [], []
     for name in LADDER_FAMILIES:
+        if name == "fte":
+            if sens.input_rows is None:
+                continue
+            k = np.flatnonzero(np.abs(sens.input_dual) > 1e-9)
+            impacts.append(np.abs(sens.input_dual[k]) * np.maximum(1.0, sens.input_rhs[k]))
+            rows.append(sens.input_rows[k])
+            families += [name] * k.size
+            continue
         block = model.con_blocks.get(name)
         if block is None:
             continue
@@ -104,26 +125,64 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type:
         rows.append(idx)
         families += [name] * idx.size
     frames = []
+    links = None
+    if "fte" in families:
+        from allocator.formulations.ops import fte_links
+
+        links = fte_links(model)
     if rows:
         impact, row_index = np.concatenate(impacts), np.concatenate(rows)
         order = np.argsort(-impact, kind="stable")[:top]  # ties keep family, then row order
         row_lo, row_hi = model.row_lo, model.row_hi
         for k in order:
-            if not affordable(deadline, 2 * sens.ranging_seconds):  # at least two rungs
-                break
+            if probes is not None and (probes.stopped or (
+                    probes.cap is not None and probes.used + 2 > probes.cap)):
+                break  # at least two rungs
             r, family = int(row_index[k]), families[k]
-            block = model.con_blocks[family]
+            block = model.con_blocks["availability" if family == "fte" else family]
             label = "/".join(map(str, block.labels.iloc[r - block.start].tolist()))
-            use_hi = bool(sens.rhs[r] == row_hi[r])
-            rungs = row_ladder(highs, r, float(sens.rhs[r]), use_hi, float(row_lo[r]),
-                               float(row_hi[r]), deadline)
+            use_hi = bool(sens.rhs[r] == row_hi[r]) or family == "fte"
+            relax = _relax_fte(highs, links, r - block.start) if family == "fte" and \
+                links is not None else None
+            try:
+                rungs = row_ladder(highs, r, float(row_hi[r] if family == "fte" else
+                                                   sens.rhs[r]), use_hi, float(row_lo[r]),
+                                   float(row_hi[r]), probes)
+            finally:
+                if relax is not None:
+                    relax()
             if rungs:
                 frame = pd.DataFrame(rungs)
                 frame.insert(0, "labels", label)
                 frame.insert(0, "family", family)
                 frame.insert(0, "stage", sens.stage)
+                frame["rhs_today"] = float(row_hi[r] if family == "fte" else sens.rhs[r])
                 frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["stage", "family", "labels", "rhs_from", "rhs_to", "dual",
-                                     "objective_at_rhs", "rhs"])
+                                     "objective_at_rhs", "rhs", "rhs_today"])
     return pd.concat(frames, ignore_index=True)
+
+
+def _relax_fte(highs, links, k: int):  # type: ignore[no-untyped-def]
+    """Relax the bounds that follow person k's FTE (implied by their availability row);
+    returns the function that restores them."""
+    lp = highs.getLp()
+    col_lo = np.asarray(lp.col_lower_, dtype=float)
+    col_hi = np.asarray(lp.col_upper_, dtype=float)
+    mine = links.cols[links.col_ptr[k]:links.col_ptr[k + 1]].astype(np.int32)
+    lr = links.link_rows[links.link_ptr[k]:links.link_ptr[k + 1]]
+    z = links.link_z[links.link_ptr[k]:links.link_ptr[k + 1]]
+    row_lo = np.asarray(lp.row_lower_, dtype=float)
+    row_hi = np.asarray(lp.row_upper_, dtype=float)
+    lr = lr[(z >= 0) & (col_lo[np.maximum(z, 0)] > 0.5)]  # site decision fixed at 1
+    highs.changeColsBounds(mine.size, mine, col_lo[mine], np.full(mine.size, 1e30))
+    for row in lr:
+        highs.changeRowBounds(int(row), float(row_lo[row]), 1e30)
+
+    def restore() -> None:
+        highs.changeColsBounds(mine.size, mine, col_lo[mine], col_hi[mine])
+        for row in lr:
+            highs.changeRowBounds(int(row), float(row_lo[row]), float(row_hi[row]))
+
+    return restore

@@ -24,12 +24,67 @@ import pandas as pd
 from allocator.core.model import LinearModel, join_labels
 
 BINDING_TOL = 1e-7
-MAX_ONE_SIDED = 200  # left/right re-solves per stage; the largest |dual| rows first
+MAX_ONE_SIDED = 200  # rows per stage given left/right prices; largest |dual| x |rhs| first
 MAX_EXTENDED = 60  # rows per stage whose basis range is widened to the full price range
 MAX_STEPS = 8  # successive rangings per end of a range
-DEFAULT_SHARE = 0.05  # of a stage's solve time, for the extra re-solves (output.sensitivity_share)
-MIN_EXTRA_SECONDS = 0.5
-EXTRA_SPLIT = (0.4, 0.7)  # cumulative shares: one-sided prices, price ranges; then ladders
+# The extras (left/right prices, price ranges, the value of one more FTE, ladders) are
+# budgeted by work, not by wall time, so the same input gives the same files: each stage gets
+# DEFAULT_PROBES warm re-solves (output.sensitivity_probes), handed out in this order and
+# these shares (what one kind leaves goes to the next). Wall time is only a safety stop.
+DEFAULT_PROBES = 400
+PROBE_SPLIT = (("one-sided prices", 0.3), ("price ranges", 0.2), ("FTE values", 0.3),
+               ("ladders", 0.2))
+DEFAULT_SHARE = 0.05  # of a stage's solve time: the safety stop (output.sensitivity_share)
+SAFETY_MIN_SECONDS = 20.0  # the safety stop is never shorter than this
+
+
+class Probes:
+    """A count of warm re-solves for one stage's extras, with a wall-time safety stop.
+
+    `phase(share)` raises the cumulative cap by `share` of the total; `take()` spends one
+    probe, or refuses (the cap is reached, or one more probe as long as the last would pass
+    the safety deadline: then `stopped` says so, and the run's notes must too).
+    """
+
+    def __init__(self, total: int | None = None, deadline: float | None = None) -> None:
+        self.total = total
+        self.used = 0
+        self.cap = 0 if total is not None else None
+        self.shares = 0.0
+        self.deadline = deadline
+        self.stopped = ""  # the phase the safety stop cut short, if any
+        self.phase_name = ""
+        self._last = 0.0
+        self._prev: float | None = None
+
+    def phase(self, name: str, share: float) -> None:
+        self.phase_name = name
+        self.shares = min(1.0, self.shares + share)
+        if self.total is not None:
+            self.cap = self.total if self.shares >= 1.0 - 1e-9 else \
+                round(self.shares * self.total)
+        self._prev = None
+
+    def take(self) -> bool:
+        if self.cap is not None and self.used >= self.cap:
+            return False
+        now = time.perf_counter()
+        if self._prev is not None:
+            self._last = now - self._prev
+        if self.deadline is not None and now + self._last > self.deadline:
+            self.stopped = self.stopped or self.phase_name
+            return False
+        self._prev = now
+        self.used += 1
+        return True
+
+    def note(self, stage: str) -> str:
+        if not self.stopped:
+            return ""
+        return (f"sensitivity of stage '{stage}': the safety time limit "
+                f"(output.sensitivity_share) stopped the extras during {self.stopped} after "
+                f"{self.used} re-solves; what was not reached keeps its basis range and no "
+                "left/right prices, and this run's sensitivity files may differ from another's")
 
 
 @dataclass
@@ -55,8 +110,17 @@ class LpSensitivity:
     dual_right: np.ndarray  # per unit of rhs increase
     range_kind: np.ndarray | None = None  # "price": the dual changes past each end; "basis"
     source: str = "lp"  # "lp" or "fixed-integer lp"
-    extras_deadline: float | None = None  # when the ladders' share of the budget runs out
     ranging_seconds: float = 0.0  # one full ranging: what each ranging probe costs on top
+    probes: Probes | None = None  # the extras' work budget, shared with the ladders
+    # The value of one more FTE of each staff member (ops): the availability row's price
+    # with the person's FTE bounds moving along (see formulations.ops.FteLinks).
+    input_rows: np.ndarray | None = None  # availability rows
+    input_rhs: np.ndarray | None = None  # today's FTE
+    input_dual: np.ndarray | None = None  # objective change per FTE more (right price)
+    input_low: np.ndarray | None = None  # the FTE range over which input_dual holds
+    input_high: np.ndarray | None = None
+    input_kind: np.ndarray | None = None  # price | basis | estimate | zero
+    note: str = ""
 
 
 def _clean(values: np.ndarray) -> np.ndarray:
@@ -67,12 +131,13 @@ def _clean(values: np.ndarray) -> np.ndarray:
 
 
 def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore[no-untyped-def]
-                      source: str = "lp", budget: float | None = None) -> LpSensitivity:
+                      source: str = "lp", probes: Probes | None = None,
+                      model: LinearModel | None = None) -> LpSensitivity:
     """Read duals and ranging from a Highs instance that has just solved an LP to optimality.
 
-    `budget`: seconds for the re-solves after HiGHS's ranging (None: no limit). The first
-    EXTRA_SPLIT[0] of it goes to one-sided prices, up to EXTRA_SPLIT[1] to price ranges;
-    the rest is left for the ladders (`extras_deadline`), so each kind gets some.
+    `probes`: the work budget of the re-solves after HiGHS's ranging (None: no limit), handed
+    out by PROBE_SPLIT: one-sided prices, price ranges, then (with `model`, an ops model) the
+    value of one more FTE of each staff member; the rest is left for the ladders.
     """
     lp = highs.getLp()
     n, m = lp.num_col_, lp.num_row_
@@ -112,14 +177,17 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
     )
     result.range_kind = np.where(binding, "basis", "price").astype(object)
     result.ranging_seconds = ranging_seconds
-    now = time.perf_counter()
-    result.extras_deadline = None if budget is None else now + budget
-    if one_sided and not unique.all():
-        _one_sided_prices(highs, result, lo, hi,
-                          None if budget is None else now + EXTRA_SPLIT[0] * budget)
+    probes = probes if probes is not None else Probes()
+    result.probes = probes
     if one_sided:
-        _extend_ranges(highs, result, lo, hi,
-                       None if budget is None else now + EXTRA_SPLIT[1] * budget)
+        probes.phase(*PROBE_SPLIT[0])
+        if not unique.all():
+            _one_sided_prices(highs, result, lo, hi, probes)
+        probes.phase(*PROBE_SPLIT[1])
+        _extend_ranges(highs, result, lo, hi, probes)
+    if model is not None:
+        probes.phase(*PROBE_SPLIT[2])
+        _fte_prices(highs, model, result, lo, hi, probes if one_sided else Probes(0))
     return result
 
 
@@ -134,76 +202,178 @@ def _set_rhs(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: ignor
 
 
 def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
-                   hi: np.ndarray, deadline: float | None = None) -> None:
+                   hi: np.ndarray, probes: Probes) -> None:
     """Widen basis ranges to price ranges by successive ranging (parametric analysis).
 
     HiGHS's range is where the current basis stays optimal; in a degenerate LP the next
     basis can carry the same price, and a negotiator wants to know how far the *price*
     holds. Past each end we re-solve a step beyond, and while the dual is unchanged take the
-    new basis's range end. Done for the rows with the largest |dual| (the bottlenecks).
+    new basis's range end. Done for the rows with the largest |dual| x |rhs| first.
     """
     rows = np.flatnonzero(sens.binding & sens.dual_unique & (np.abs(sens.row_dual) > 1e-9))
-    rows = rows[np.argsort(-np.abs(sens.row_dual[rows]), kind="stable")][:MAX_EXTENDED]
-    cost = sens.ranging_seconds  # of one probe (a warm re-solve and a ranging), updated
-    out_of_time = False
+    rows = rows[np.argsort(-_impact(sens, rows), kind="stable")][:MAX_EXTENDED]
     for r in rows:
-        if out_of_time or not affordable(deadline, cost):
-            break  # the rest keep their basis ranges (range_kind = "basis")
         use_hi = bool(np.isfinite(hi[r]) and sens.rhs[r] == hi[r])
-        dual = sens.row_dual[r]
-        for direction in (-1.0, 1.0):
-            end = sens.rhs_low[r] if direction < 0 else sens.rhs_high[r]
-            closed = False
-            for _ in range(MAX_STEPS):
-                if not np.isfinite(end):
-                    closed = True
-                    break
-                if not affordable(deadline, cost):
-                    out_of_time = True  # `end` is still a proven end of this price
-                    break
-                started = time.perf_counter()
-                probe = end + direction * 1e-6 * max(1.0, abs(end))
-                _set_rhs(highs, int(r), lo[r], hi[r], use_hi, probe)
-                highs.run()
-                if highs.getModelStatus().name != "kOptimal":
-                    closed = True  # infeasible past the end: the price cannot continue
-                    break
-                new_dual = highs.getSolution().row_dual[r]
-                if abs(new_dual - dual) > 1e-7 * max(1.0, abs(dual)):
-                    closed = True
-                    break
-                _status, ranging = highs.getRanging()
-                values = ranging.row_bound_dn.value_ if direction < 0 else \
-                    ranging.row_bound_up.value_
-                new_end = _clean([values[r]])[0]
-                cost = time.perf_counter() - started
-                if direction * (new_end - probe) <= 0:
-                    end = probe
-                    break
-                end = new_end
-            if direction < 0:
-                sens.rhs_low[r] = end
-            else:
-                sens.rhs_high[r] = end
-            if not closed:
-                break
-        else:
+        low, high, closed = _widen(highs, int(r), lo[r], hi[r], use_hi, sens.row_dual[r],
+                                   sens.rhs_low[r], sens.rhs_high[r], probes)
+        sens.rhs_low[r], sens.rhs_high[r] = low, high
+        if closed:
             sens.range_kind[r] = "price"  # type: ignore[index]
         _set_rhs(highs, int(r), lo[r], hi[r], use_hi, sens.rhs[r])
+        if probes.stopped or (probes.cap is not None and probes.used >= probes.cap):
+            break  # the rest keep their basis ranges (range_kind = "basis")
+
+
+def _impact(sens: LpSensitivity, rows: np.ndarray) -> np.ndarray:
+    """What a row's price is worth at the scale of its right-hand side (a budget's price
+    per unit of money is small, its rows come first all the same)."""
+    return np.abs(sens.row_dual[rows]) * np.maximum(1.0, np.abs(sens.rhs[rows]))
+
+
+def _widen(highs, r: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no-untyped-def]
+           dual: float, low: float, high: float, probes: Probes) -> tuple[float, float, bool]:
+    """The range of right-hand sides over which `dual` holds, from a basis range [low, high]:
+    past each end, re-solve a step beyond; while the price is unchanged, take the new basis's
+    end. Returns the range and whether both of its ends were proven (the price changes, or
+    the LP turns infeasible, past each)."""
+    ends = [low, high]
+    closed_both = True
+    for side, direction in ((0, -1.0), (1, 1.0)):
+        end = ends[side]
+        closed = False
+        for _ in range(MAX_STEPS):
+            if not np.isfinite(end):
+                closed = True
+                break
+            if not probes.take():
+                break  # `end` is still a proven end of this price
+            probe = end + direction * max(1e-6 * max(1.0, abs(end)), 1e-7)
+            _set_rhs(highs, r, lo, hi, use_hi, probe)
+            highs.run()
+            if highs.getModelStatus().name != "kOptimal":
+                closed = True  # infeasible past the end: the price cannot continue
+                break
+            new_dual = highs.getSolution().row_dual[r]
+            if abs(new_dual - dual) > 1e-7 * max(1.0, abs(dual)):
+                closed = True
+                break
+            _status, ranging = highs.getRanging()
+            values = ranging.row_bound_dn.value_ if direction < 0 else \
+                ranging.row_bound_up.value_
+            new_end = _clean([values[r]])[0]
+            if direction * (new_end - probe) <= 0:
+                end = probe
+                break
+            end = new_end
+        ends[side] = end
+        closed_both &= closed
+    return ends[0], ends[1], closed_both
+
+
+def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,  # type: ignore[no-untyped-def]
+                lo: np.ndarray, hi: np.ndarray, probes: Probes) -> None:
+    """The value of one more FTE of each staff member, with the range where it holds.
+
+    A person's FTE is the right-hand side of their availability row and also the upper bound
+    of their assignment columns (formulations.ops.FteLinks): the row's dual alone misses the
+    bounds' reduced costs. From the basis, `row dual + reduced costs of the columns at those
+    bounds` is a first estimate, never smaller in size than the true price of one more FTE
+    (the right derivative); the people with the largest estimates are then priced exactly:
+    their implied bounds are relaxed (the feasible set stays the same), and the row's price
+    for an increase and the range over which it holds are found by re-solving, as for any
+    row. What the probes do not reach keeps the estimate (input_kind = "estimate").
+    """
+    from allocator.formulations.ops import fte_links
+
+    links = fte_links(model)
+    if links is None:
+        return
+    rows = links.rows
+    n = rows.size
+    x, col_dual = sens.x, sens.col_dual
+    lp = highs.getLp()
+    col_lo = np.asarray(lp.col_lower_, dtype=float)
+    col_hi = np.asarray(lp.col_upper_, dtype=float)
+    person = np.repeat(np.arange(n), np.diff(links.col_ptr))
+    cols = links.cols
+    at_ub = x[cols] >= col_hi[cols] - 1e-9 * np.maximum(1.0, np.abs(col_hi[cols]))
+    estimate = sens.row_dual[rows] + np.bincount(
+        person, weights=np.where(at_ub, np.minimum(col_dual[cols], 0.0), 0.0), minlength=n)
+    link_person = np.repeat(np.arange(n), np.diff(links.link_ptr))
+    link_on = (links.link_z >= 0) & (x[np.maximum(links.link_z, 0)] > 0.5)
+    if links.link_rows.size:
+        estimate += np.bincount(link_person[link_on],
+                                weights=np.minimum(sens.row_dual[links.link_rows[link_on]], 0.0),
+                                minlength=n)
+    fte = hi[rows]
+    sens.input_rows = rows
+    sens.input_rhs = fte.copy()
+    sens.input_dual = estimate
+    sens.input_low = np.full(n, np.nan)
+    sens.input_high = np.full(n, np.nan)
+    zero = np.abs(estimate) <= 1e-12
+    sens.input_kind = np.where(zero, "zero", "estimate").astype(object)
+    sens.input_dual[zero] = 0.0
+    order = np.flatnonzero(~zero)
+    order = order[np.argsort(estimate[order], kind="stable")]  # most valuable first
+    inf = 1e30
+    for k in order:
+        if probes.stopped or (probes.cap is not None and probes.used >= probes.cap):
+            break
+        r = int(rows[k])
+        mine = cols[links.col_ptr[k]:links.col_ptr[k + 1]].astype(np.int32)
+        lr = links.link_rows[links.link_ptr[k]:links.link_ptr[k + 1]]
+        lr = lr[link_on[links.link_ptr[k]:links.link_ptr[k + 1]]]
+        highs.changeColsBounds(mine.size, mine, col_lo[mine], np.full(mine.size, inf))
+        for row in lr:
+            highs.changeRowBounds(int(row), _bound(lo[row]), inf)
+        try:
+            found = _price_up(highs, r, lo[r], hi[r], float(fte[k]), probes)
+        finally:
+            highs.changeColsBounds(mine.size, mine, col_lo[mine], col_hi[mine])
+            for row in lr:
+                highs.changeRowBounds(int(row), _bound(lo[row]), _bound(hi[row]))
+            highs.changeRowBounds(r, _bound(lo[r]), _bound(hi[r]))
+        if found is None:
+            continue
+        dual, low, high, kind = found
+        sens.input_dual[k], sens.input_low[k], sens.input_high[k] = dual, low, high
+        sens.input_kind[k] = kind
+
+
+def _price_up(highs, r: int, lo: float, hi: float, rhs: float,  # type: ignore[no-untyped-def]
+              probes: Probes) -> tuple[float, float, float, str] | None:
+    """The price of raising row r's upper bound from `rhs`, and the range where it holds."""
+    from allocator.analysis.ladder import _solve_at
+
+    if not probes.take():
+        return None
+    at = _solve_at(highs, r, lo, hi, True, rhs)
+    if at is None:
+        return None
+    _obj, dual, low, high = at
+    if high - rhs <= 1e-9 * max(1.0, abs(rhs)):  # a breakpoint: going up is the next piece
+        if not probes.take():
+            return None
+        nxt = _solve_at(highs, r, lo, hi, True, rhs + max(1e-6 * max(1.0, abs(rhs)), 1e-7))
+        if nxt is None:
+            return None
+        _obj, dual, low, high = nxt
+        low = max(low, rhs) if low > rhs - 1e-9 * max(1.0, abs(rhs)) else low
+    low, high, closed = _widen(highs, r, lo, hi, True, dual, low, high, probes)
+    return dual, low, high, "price" if closed else "basis"
 
 
 def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
-                      hi: np.ndarray, deadline: float | None = None) -> None:
+                      hi: np.ndarray, probes: Probes) -> None:
     """Left and right shadow prices of the rows whose dual is not unique, by re-solving."""
     rows = np.flatnonzero(~sens.dual_unique)
-    rows = rows[np.argsort(-np.abs(sens.row_dual[rows]), kind="stable")][:MAX_ONE_SIDED]
+    rows = rows[np.argsort(-_impact(sens, rows), kind="stable")][:MAX_ONE_SIDED]
     base = sens.objective
-    cost = 0.0  # of the last row's two re-solves: the next is expected to cost as much
     for r in rows:
-        if not affordable(deadline, cost):
-            sens.dual_left[r] = sens.dual_right[r] = np.nan  # not computed: out of time
+        if not (probes.take() and probes.take()):
+            sens.dual_left[r] = sens.dual_right[r] = np.nan  # not computed within the probes
             continue
-        started = time.perf_counter()
         delta = 1e-4 * max(1.0, abs(sens.rhs[r]))
         slopes = []
         for direction in (-1.0, 1.0):
@@ -216,7 +386,6 @@ def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignor
             slopes.append((value - base) / (direction * delta) if ok else np.nan)
         highs.changeRowBounds(int(r), _bound(lo[r]), _bound(hi[r]))
         sens.dual_left[r], sens.dual_right[r] = slopes
-        cost = time.perf_counter() - started
         if abs(slopes[0] - slopes[1]) <= 1e-6 * max(1.0, abs(sens.row_dual[r])):
             sens.dual_unique[r] = True  # a basis change, but the same price on both sides
 
@@ -281,6 +450,19 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
                 "cost": np.nan, "cost_low": np.nan, "cost_high": np.nan,
                 "dual_source": sens.source,
             }))
+        if sens.input_rows is not None and "availability" in model.con_blocks:
+            frames.append(pd.DataFrame({
+                "stage": sens.stage, "kind": "input", "family": "fte",
+                "labels": labels_of(model.con_blocks["availability"]),
+                "activity": sens.activity[sens.input_rows], "rhs": sens.input_rhs,
+                "slack": sens.slack[sens.input_rows], "binding": sens.binding[sens.input_rows],
+                "dual": sens.input_dual, "dual_unique": sens.input_kind != "estimate",
+                "dual_left": np.nan, "dual_right": sens.input_dual,
+                "rhs_low": sens.input_low, "rhs_high": sens.input_high,
+                "range_kind": sens.input_kind, "value": np.nan, "reduced_cost": np.nan,
+                "cost": np.nan, "cost_low": np.nan, "cost_high": np.nan,
+                "dual_source": sens.source,
+            }))
         for block in model.var_blocks.values():
             sl = block.slice
             frames.append(pd.DataFrame({
@@ -300,14 +482,16 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
 
 def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-untyped-def]
                   source: str = "lp", solve_seconds: float = 0.0,
-                  share: float = DEFAULT_SHARE) -> tuple[LpSensitivity, pd.DataFrame]:
-    """Sensitivity and price ladders of one solved stage LP held by `highs`.
+                  share: float = DEFAULT_SHARE, probes: int | None = None,
+                  ) -> tuple[LpSensitivity, pd.DataFrame, str]:
+    """Sensitivity and price ladders of one solved stage LP held by `highs`, and a note for
+    the run's notes ("" unless the safety stop cut the extras short).
 
-    The re-solves behind one-sided prices, price ranges and ladders are warm but not free:
-    after HiGHS's ranging they get `share` of the stage's own solve time (at least
-    MIN_EXTRA_SECONDS), split by EXTRA_SPLIT, so a large nightly model spends little on its
-    report beyond the ranging while a small model gets every extra. What the budget does not
-    reach keeps HiGHS's basis ranges and says so (range_kind = "basis").
+    The re-solves behind one-sided prices, price ranges, FTE values and ladders are counted,
+    not timed: `probes` of them per stage (output.sensitivity_probes, default
+    DEFAULT_PROBES), handed out by PROBE_SPLIT, so the same input gives the same files on any
+    machine. `share` of the stage's solve time (at least SAFETY_MIN_SECONDS) is only a safety
+    stop for a model whose probes are slow; if it triggers, the note says so.
 
     `highs` is left at its last probe's solution, with every bound restored: no re-solve is
     spent on getting back to the optimum, which every caller already holds (a later stage's
@@ -315,22 +499,26 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
     """
     from allocator.analysis.ladder import stage_ladders
 
-    budget = max(MIN_EXTRA_SECONDS, share * solve_seconds)
+    count = DEFAULT_PROBES if probes is None else int(probes)
+    safety = max(SAFETY_MIN_SECONDS, share * solve_seconds)
+    budget = Probes(count, time.perf_counter() + safety)
     # The extras are small moves from an optimal basis: dual simplex re-solves them warm in
     # milliseconds, where interior point (if the stage used it) would start over each time.
     _status, method = highs.getOptionValue("solver")
     highs.setOptionValue("solver", "simplex")
     try:
-        sens = highs_sensitivity(highs, stage, source=source, budget=budget)
-        ladders = stage_ladders(highs, model, sens, deadline=sens.extras_deadline)
+        sens = highs_sensitivity(highs, stage, source=source, probes=budget, model=model)
+        budget.phase(*PROBE_SPLIT[3])
+        ladders = stage_ladders(highs, model, sens, probes=budget)
     finally:
         highs.setOptionValue("solver", method)
-    return sens, ladders
+    sens.note = budget.note(stage)
+    return sens, ladders, sens.note
 
 
 def resolve_stage_sensitivities(
     model: LinearModel, objectives: list, stages: list, x: np.ndarray,  # type: ignore[type-arg]
-    share: float = DEFAULT_SHARE,
+    share: float = DEFAULT_SHARE, probes: int | None = None,
 ) -> tuple[list[LpSensitivity], list[pd.DataFrame]]:
     """Sensitivity of each solved stage by a HiGHS re-solve: used when another solver found
     the plan, and for MIPs, whose duals are those of the LP with the integers fixed."""
@@ -358,8 +546,8 @@ def resolve_stage_sensitivities(
         highs.run()
         if highs.getModelStatus().name != "kOptimal":
             break
-        sens, ladder = analyze_stage(highs, model, stage.name, source,
-                                     time.perf_counter() - started, share)
+        sens, ladder, _note = analyze_stage(highs, model, stage.name, source,
+                                            time.perf_counter() - started, share, probes)
         out.append(sens)
         ladders.append(ladder)
         if stage.hold_rhs is not None:

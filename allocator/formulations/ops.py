@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from allocator.core.model import LinearModel
 from allocator.formulations.base import DataBacked, Formulation
@@ -216,6 +217,64 @@ def _stability(
     return constant
 
 
+@dataclass
+class FteLinks:
+    """What moves with one staff member's FTE `a_i`, per availability row (CSR-like).
+
+    `a_i` is the availability row's right-hand side, but also the upper bound of each of the
+    person's `x` and `moved_up` columns, and (whole mode, with the person's site decision
+    fixed at 1) the limit of the `whole_link` rows. Those bounds are implied by the row
+    (x >= 0, down <= x0), so relaxing them leaves the feasible set as it is: then the row's
+    right-hand side alone carries the FTE, and its price is the value of one more FTE.
+    """
+
+    rows: np.ndarray  # global row index of each availability row
+    col_ptr: np.ndarray  # cols[col_ptr[k]:col_ptr[k+1]]: bounds that follow row k's FTE
+    cols: np.ndarray
+    link_ptr: np.ndarray  # link_rows[...]: whole_link rows of row k's person
+    link_rows: np.ndarray
+    link_z: np.ndarray  # the assign column of each of those rows
+
+
+def fte_links(model: LinearModel) -> FteLinks | None:
+    """The FTE links of an ops model (None for other models)."""
+    block, x = model.con_blocks.get("availability"), model.var_blocks.get("x")
+    if block is None or x is None:
+        return None
+    up = model.var_blocks.get("moved_up")
+    sub = model.matrix[block.start:block.start + block.size]
+    sub = sp.csr_array(sub)
+    sub.sort_indices()
+    xcols = sub.indices.astype(np.int64)
+    counts = np.diff(sub.indptr)
+    if up is not None:
+        upcols = up.start + (xcols - x.start)
+        per = np.repeat(np.arange(block.size), counts)
+        cols = np.concatenate([xcols, upcols])
+        order = np.argsort(np.concatenate([per, per]), kind="stable")
+        cols = cols[order]
+        counts = 2 * counts
+    else:
+        cols = xcols
+    col_ptr = np.concatenate([[0], np.cumsum(counts)])
+    link = model.con_blocks.get("whole_link")
+    z = model.var_blocks.get("assign")
+    if link is None or z is None:
+        empty = np.zeros(0, dtype=np.int64)
+        return FteLinks(block.start + np.arange(block.size), col_ptr, cols,
+                        np.zeros(block.size + 1, dtype=np.int64), empty, empty)
+    # whole_link row j belongs to x column j; its assign column is its entry outside x.
+    links = sp.csr_array(model.matrix[link.start:link.start + link.size])
+    zcol = np.full(link.size, -1, dtype=np.int64)
+    rows_of = np.repeat(np.arange(link.size), np.diff(links.indptr))
+    is_z = links.indices >= z.start
+    zcol[rows_of[is_z]] = links.indices[is_z]
+    link_rows = link.start + (xcols - x.start)
+    link_ptr = np.concatenate([[0], np.cumsum(np.diff(sub.indptr))])
+    return FteLinks(block.start + np.arange(block.size), col_ptr, cols, link_ptr, link_rows,
+                    zcol[xcols - x.start])
+
+
 class OpsFormulation(Formulation):
     """spec/ops-model.md: budgets, staff, sites and service targets."""
 
@@ -238,7 +297,8 @@ class OpsFormulation(Formulation):
     ) -> tuple[str, pd.DataFrame] | None:
         from allocator.analysis.bottlenecks import bottlenecks_markdown
 
-        return bottlenecks_markdown(sensitivity, built.data, tables["sites"], title, ladders)
+        return bottlenecks_markdown(sensitivity, built.data, tables["sites"], title, ladders,
+                                    moved_constant=built.moved_constant)
 
     def diagnose(  # type: ignore[override]
         self, built: OpsModel, scenario: Scenario

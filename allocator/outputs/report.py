@@ -135,42 +135,74 @@ def _price_chart(bottlenecks: pd.DataFrame) -> str:
     top = bottlenecks.head(12).iloc[::-1]
     fig, ax = _figure(max(2.0, 0.35 * len(top) + 1))
     y = np.arange(len(top))
-    gain = (top["dual"].abs() * top["step"]).to_numpy()
+    if "per_step" in top:
+        gain = top["per_step"].abs().to_numpy(dtype=float)
+    else:
+        gain = (top["dual"].abs() * top["step"]).to_numpy()
     ax.barh(y, gain, color="#8a5fb0")
     names = [f"{s}: {f} {lab} (per {st:g})" for s, f, lab, st in
              zip(top["stage"], top["family"], top["labels"], top["step"], strict=True)]
     ax.set_yticks(y, names)
-    ax.set_xlabel("objective gained per step of the right-hand side")
+    ax.set_xlabel("objective gained per step of the input (FTE moved for stability)")
     return _svg(fig)
 
 
-def _ladder_charts(ladders: pd.DataFrame) -> str:
+def _moved_constant(summary: dict[str, Any], ladders: pd.DataFrame) -> float:
+    """The moved row holds 2 x max_moved_fte minus the baseline FTE that must move anyway."""
+    limit = (summary.get("policy") or {}).get("max_moved_fte")
+    moved = ladders[ladders["family"] == "moved"]
+    if limit is None or moved.empty or "rhs_today" not in moved:
+        return 0.0
+    return 2.0 * float(limit) - float(moved["rhs_today"].iloc[0])
+
+
+def _ladder_charts(ladders: pd.DataFrame, moved_constant: float = 0.0) -> str:
+    from allocator.analysis.bottlenecks import STAGE_SCALE
+
     parts = []
     for (stage, family, label), rungs in ladders.groupby(["stage", "family", "labels"],
                                                          sort=False):
-        numeric = ["rhs_from", "rhs_to", "dual", "rhs"]
+        numeric = [c for c in ("rhs_from", "rhs_to", "dual", "rhs", "rhs_today") if c in rungs]
         rungs = rungs.astype(dict.fromkeys(numeric, float)).sort_values("rhs_from")
+        # In the user's units: max_moved_fte (the row holds twice it), FTE moved.
+        to_input = (lambda v: (v + moved_constant) / 2.0) if family == "moved" else \
+            (lambda v: v)
+        price_scale = (2.0 if family == "moved" else 1.0) * STAGE_SCALE.get(str(stage), 1.0)
         fig, ax = _figure(2.2)
         finite = rungs[np.isfinite(rungs["rhs_from"]) | np.isfinite(rungs["rhs_to"])]
-        lows = finite["rhs_from"].replace(-np.inf, np.nan)
-        highs = finite["rhs_to"].replace(np.inf, np.nan)
+        lows = to_input(finite["rhs_from"].replace(-np.inf, np.nan))
+        highs = to_input(finite["rhs_to"].replace(np.inf, np.nan))
         span = np.nanmax(highs.to_numpy(dtype=float)) if highs.notna().any() else 1.0
         base = np.nanmin(lows.to_numpy(dtype=float)) if lows.notna().any() else 0.0
         pad = 0.1 * max(abs(span - base), 1.0)
         for row in finite.itertuples(index=False):
-            lo = row.rhs_from if np.isfinite(row.rhs_from) else base - pad
-            hi = row.rhs_to if np.isfinite(row.rhs_to) else span + pad
-            ax.plot([lo, hi], [row.dual, row.dual], color="#3f6fa8", linewidth=2)
-        current = rungs["rhs"].iloc[0] if len(rungs) else None
-        if current is not None:
-            ax.axvline(float(rungs.loc[rungs["rhs_from"] <= current, "rhs"].iloc[0])
-                       if (rungs["rhs_from"] <= current).any() else float(current),
-                       color="#999", linestyle=":")
-        ax.set_xlabel("right-hand side")
-        ax.set_ylabel("shadow price")
+            lo = to_input(row.rhs_from) if np.isfinite(row.rhs_from) else base - pad
+            hi = to_input(row.rhs_to) if np.isfinite(row.rhs_to) else span + pad
+            ax.plot([lo, hi], [row.dual * price_scale] * 2, color="#3f6fa8", linewidth=2)
+        if "rhs_today" in rungs and len(rungs):
+            ax.axvline(to_input(float(rungs["rhs_today"].iloc[0])), color="#999",
+                       linestyle=":")
+        ax.ticklabel_format(axis="both", style="plain", useOffset=False)
+        ax.set_xlabel("max_moved_fte" if family == "moved" else
+                      ("FTE" if family in ("fte", "capacity", "min_staff") else
+                       "right-hand side"))
+        ax.set_ylabel("price per unit")
         parts.append(f"<figure><figcaption>{_e(stage)} stage: {_e(family)} "
                      f"{_e(label)}</figcaption>{_svg(fig)}</figure>")
     return "".join(parts)
+
+
+STAGE_KPI = {"service": "weighted shortfall (service stage)", "cost": "cost (cost stage)",
+             "stability": "FTE moved (stability stage)"}
+
+
+def _known_seconds(summary: dict[str, Any]) -> str:
+    """The run's time so far: the report is written before the run's total is known."""
+    seconds = summary.get("seconds") or {}
+    if "total" in seconds:
+        return f"{seconds['total']:.2f} s"
+    known = sum(v for k, v in seconds.items() if k not in ("write", "total"))
+    return f"{known:.2f} s to load, build, solve and analyze (writing the files not included)"
 
 
 def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -> str:
@@ -179,7 +211,10 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
     ladders = tables.get("ladders")
     kpis = [("status", summary["status"])]
     for stage in summary["stages"]:
-        kpis.append((f"{stage['name']} stage", _num(stage["objective"])))
+        value = stage["objective"]
+        if stage["name"] == "stability" and value is not None:
+            value = 0.5 * value  # the model counts additions and removals: 2 per FTE moved
+        kpis.append((STAGE_KPI.get(stage["name"], f"{stage['name']} stage"), _num(value)))
     if plan is not None and {"fte", "cost"} <= set(plan.columns):
         kpis += [("FTE allocated", _num(plan["fte"].sum())), ("plan cost", _num(
             plan["cost"].sum()))]
@@ -195,7 +230,7 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
         f"<p class='muted'>allocator {_e(summary['version'])} · solver "
         f"{_e(summary['solver']['name'])}"
         f" · {size['rows']:,} rows × {size['columns']:,} columns, {size['nonzeros']:,} nonzeros"
-        f" · {summary['seconds'].get('total', 0):.2f} s</p>",
+        f" · {_e(_known_seconds(summary))}</p>",
         f"<div class='kpis'>{kpi_html}</div>",
     ]
     ops_coverage = {"site_id", "service_id", "served", "shortfall", "served_share"}
@@ -216,17 +251,25 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
     if bottlenecks is not None and not bottlenecks.empty:
         from allocator.analysis.bottlenecks import sentence
 
-        items = "".join(f"<li>{_e(sentence(row))}</li>"
-                        for _, row in bottlenecks.head(15).iterrows())
-        sections += ["<h2>Bottlenecks</h2>", f"<ol>{items}</ol>",
+        items = "".join(
+            f"<li>{_e(row['sentence'] if 'sentence' in row else sentence(row))}</li>"
+            for _, row in bottlenecks.head(15).iterrows())
+        columns = [c for c in ("stage", "family", "labels", "input", "input_value",
+                               "price_per_input", "holds_from", "holds_to", "range_kind")
+                   if c in bottlenecks] if "input" in bottlenecks else \
+            ["stage", "family", "labels", "dual", "rhs", "rhs_low", "rhs_high", "impact"]
+        defined = ("<p class='muted'>FTE moved = half the sum of |plan − baseline| over "
+                   "staff, site and service: moving 1 FTE from one place to another is 1 FTE "
+                   "moved.</p>" if any(st["name"] == "stability" for st in summary["stages"])
+                   else "")
+        sections += ["<h2>Bottlenecks</h2>", defined, f"<ol>{items}</ol>",
                      "<h2>Shadow prices</h2>", _price_chart(bottlenecks),
-                     _table(bottlenecks[["stage", "family", "labels", "dual", "rhs", "rhs_low",
-                                         "rhs_high", "impact"]], left=3)]
+                     _table(bottlenecks[columns], left=3)]
     if ladders is not None and not ladders.empty:
         sections += ["<h2>Price ladders</h2>",
                      "<p class='muted'>How each top bottleneck's price steps as its "
                      "right-hand side moves (exact breakpoints; dotted line: today).</p>",
-                     _ladder_charts(ladders)]
+                     _ladder_charts(ladders, _moved_constant(summary, ladders))]
     warnings = summary.get("warnings") or []
     if warnings:
         sections += ["<h2>Warnings</h2>", "<ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings)
