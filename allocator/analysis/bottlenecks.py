@@ -372,6 +372,9 @@ def bottlenecks_markdown(
         if any(not n.empty for n in named) else table
     figures = figures.drop(columns=[c for c in ("region", "skills") if c in figures],
                            errors="ignore")
+    for column in figures.columns:
+        if figures[column].dtype.kind == "f":
+            figures[column] = figures[column] + 0.0  # no -0
     return "\n".join(lines) + "\n", figures
 
 

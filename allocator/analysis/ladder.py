@@ -161,7 +161,10 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type:
     if not frames:
         return pd.DataFrame(columns=["stage", "family", "labels", "rhs_from", "rhs_to", "dual",
                                      "objective_at_rhs", "rhs", "rhs_today"])
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    for column in ("rhs_from", "rhs_to", "dual", "objective_at_rhs", "rhs", "rhs_today"):
+        out[column] = out[column].astype(float) + 0.0  # no -0
+    return out
 
 
 def _relax_fte(highs, links, k: int):  # type: ignore[no-untyped-def]

@@ -477,21 +477,37 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
             }))
     if not frames:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+    return _tidy(pd.concat(frames, ignore_index=True))
+
+
+VALUE_DECIMALS = 9  # values and activities: float noise below this, not a figure
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """No -0 in any figure; values and activities rounded to VALUE_DECIMALS decimals (far
+    inside the solver's tolerances), so 23.3 is not written 23.299999999999997."""
+    for column in frame.columns:
+        if frame[column].dtype.kind == "f":
+            values = frame[column].to_numpy()
+            if column in ("value", "activity", "slack", "rhs"):
+                values = np.round(values, VALUE_DECIMALS)
+            frame[column] = values + 0.0
+    return frame
 
 
 def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-untyped-def]
                   source: str = "lp", solve_seconds: float = 0.0,
                   share: float = DEFAULT_SHARE, probes: int | None = None,
-                  ) -> tuple[LpSensitivity, pd.DataFrame, str]:
+                  deadline: float | None = None) -> tuple[LpSensitivity, pd.DataFrame, str]:
     """Sensitivity and price ladders of one solved stage LP held by `highs`, and a note for
     the run's notes ("" unless the safety stop cut the extras short).
 
     The re-solves behind one-sided prices, price ranges, FTE values and ladders are counted,
     not timed: `probes` of them per stage (output.sensitivity_probes, default
     DEFAULT_PROBES), handed out by PROBE_SPLIT, so the same input gives the same files on any
-    machine. `share` of the stage's solve time (at least SAFETY_MIN_SECONDS) is only a safety
-    stop for a model whose probes are slow; if it triggers, the note says so.
+    machine. `share` of the stage's solve time (at least SAFETY_MIN_SECONDS), or the run's
+    `deadline` (a time.monotonic() instant) if sooner, is only a safety stop for a model
+    whose probes are slow; if it triggers, the note says so.
 
     `highs` is left at its last probe's solution, with every bound restored: no re-solve is
     spent on getting back to the optimum, which every caller already holds (a later stage's
@@ -501,7 +517,10 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
 
     count = DEFAULT_PROBES if probes is None else int(probes)
     safety = max(SAFETY_MIN_SECONDS, share * solve_seconds)
-    budget = Probes(count, time.perf_counter() + safety)
+    stop = time.perf_counter() + safety
+    if deadline is not None:
+        stop = min(stop, time.perf_counter() + (deadline - time.monotonic()))
+    budget = Probes(count, stop)
     # The extras are small moves from an optimal basis: dual simplex re-solves them warm in
     # milliseconds, where interior point (if the stage used it) would start over each time.
     _status, method = highs.getOptionValue("solver")

@@ -1,4 +1,11 @@
-"""Plan tables of the ops model (data-contract.md outputs), computed from the solution vector."""
+"""Plan tables of the ops model (data-contract.md outputs), computed from the solution vector.
+
+Figures are rounded so the files read as numbers, not float noise: FTE and workload to
+FTE_DECIMALS decimals (1e-9, well inside the solver's feasibility tolerance of 1e-7 and the
+stages' hold tolerance, so every constraint still holds as checked), money to
+MONEY_DECIMALS; no -0. The plan is not polished: FTE a hold tolerance lets move (a later
+stage may use the `rel_tol` slack of an earlier one) stays as the solver left it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,13 @@ import pandas as pd
 from allocator.formulations.ops import OpsModel
 
 ZERO = 1e-9  # below this an FTE is solver noise, not an allocation
+FTE_DECIMALS = 9
+MONEY_DECIMALS = 6
+
+
+def _r(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Rounded, and -0 made 0."""
+    return np.round(np.asarray(values, dtype=float), decimals) + 0.0
 
 
 def _sort(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -19,10 +33,10 @@ def _sort(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def plan_tables(ops: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
     data, e, model = ops.data, ops.triples, ops.model
     xv = np.clip(x[model.var_blocks["x"].slice], 0.0, None)
-    xv = np.where(xv > ZERO, xv, 0.0)
+    xv = _r(np.where(xv > ZERO, xv, 0.0), FTE_DECIMALS)
     sites, staff, services, targets = data.sites, data.staff, data.services, data.targets
     i, s, k, t = (e[c].to_numpy() for c in ("i", "s", "k", "t"))
-    cost = e["cost"].to_numpy() * xv
+    cost = _r(e["cost"].to_numpy() * xv, MONEY_DECIMALS)
 
     used = xv > 0
     plan = pd.DataFrame({
@@ -39,17 +53,19 @@ def plan_tables(ops: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
     served = np.minimum(work, demand)
     coverage = pd.DataFrame({
         "site_id": targets["site_id"].to_numpy(), "service_id": targets["service_id"].to_numpy(),
-        "demand": demand, "served": served, "shortfall": demand - served,
-        "served_share": np.divide(served, demand, out=np.ones_like(demand), where=demand > 0),
+        "demand": demand, "served": _r(served, FTE_DECIMALS),
+        "shortfall": _r(demand - served, FTE_DECIMALS),
+        "served_share": _r(np.divide(served, demand, out=np.ones_like(demand),
+                                     where=demand > 0), FTE_DECIMALS),
     })
     coverage = _sort(coverage, ["site_id", "service_id"])
 
     site_fte = np.bincount(s, weights=xv, minlength=len(sites))
     site_cost = np.bincount(s, weights=cost, minlength=len(sites))
     site_table = pd.DataFrame({
-        "site_id": sites["site_id"].to_numpy(), "fte": site_fte,
+        "site_id": sites["site_id"].to_numpy(), "fte": _r(site_fte, FTE_DECIMALS),
         "capacity_fte": sites["capacity_fte"].to_numpy(), "min_fte": sites["min_fte"].to_numpy(),
-        "cost": site_cost,
+        "cost": _r(site_cost, MONEY_DECIMALS),
     })
     site_table = _sort(site_table, ["site_id"])
 
@@ -62,8 +78,8 @@ def plan_tables(ops: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
         spent_col = spent.reindex(budgets["budget_id"].to_numpy()).fillna(0.0).to_numpy()
         budget_table = pd.DataFrame({
             "budget_id": budgets["budget_id"].to_numpy(), "scope": budgets["scope"].to_numpy(),
-            "amount": budgets["amount"].to_numpy(), "spent": spent_col,
-            "headroom": budgets["amount"].to_numpy() - spent_col,
+            "amount": budgets["amount"].to_numpy(), "spent": _r(spent_col, MONEY_DECIMALS),
+            "headroom": _r(budgets["amount"].to_numpy() - spent_col, MONEY_DECIMALS),
         })
         budget_table = _sort(budget_table, ["budget_id"])
     else:

@@ -1,0 +1,330 @@
+"""Every figure said in words is checked against a re-solve (issue 12).
+
+The self-check reads the machine-readable columns of bottlenecks.csv (the input a figure
+speaks of, its value today, its price per unit in the stage's user unit and the range where
+the price holds), moves that input by a small step inside the range in a copy of the data
+folder, re-solves in-process through `allocator.run.solve_scenario` (what the CLI runs) and
+compares the change of the stage's figure with the stated price.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from allocator.run import solve_scenario
+from tests.conftest import DEMO, ROOT
+
+FAST = ["output.sensitivity=false", "output.report=false"]  # re-solves need only the optimum
+SCALE = {"stability": 0.5}  # the stability objective counts 2 per FTE moved
+FILES = ("sensitivity.csv", "ladders.csv", "bottlenecks.csv", "bottlenecks.md")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def copy_demo(where: Path) -> Path:
+    """models/demo.toml and data/demo/ copied side by side, as the scenario expects."""
+    (where / "models").mkdir(parents=True)
+    shutil.copy(DEMO, where / "models" / "demo.toml")
+    shutil.copytree(ROOT / "data" / "demo", where / "data" / "demo")
+    return where / "models" / "demo.toml"
+
+
+def solve(scenario: Path, out: Path, *sets: str) -> dict:
+    outcome = solve_scenario(scenario, out, list(sets), force=True)
+    assert int(outcome.exit_code) == 0, outcome.summary.get("message")
+    return json.loads((out / "summary.json").read_text())
+
+
+def _table_path(scenario: Path, name: str) -> Path:
+    text = scenario.read_text()
+    found = re.search(rf'^{name}\s*=\s*"([^"]+)"', text, re.M)
+    assert found, name
+    return (scenario.parent / found.group(1)).resolve()
+
+
+def _set_cell(scenario: Path, table: str, key: str, label: str, column: str,
+              value: float) -> None:
+    path = _table_path(scenario, table)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    hit = frame[key] == label
+    assert hit.sum() == 1, (table, label)
+    frame.loc[hit, column] = repr(float(value))
+    frame.to_csv(path, index=False)
+
+
+def moved_input(scenario: Path, row: pd.Series, value: float) -> list[str]:
+    """Set the figure's input to `value` in the copied data (or as a --set override)."""
+    table_inputs = {"budgets.csv amount": ("budgets", "budget_id", "amount"),
+                    "staff.csv fte": ("staff", "staff_id", "fte"),
+                    "sites.csv capacity_fte": ("sites", "site_id", "capacity_fte"),
+                    "sites.csv min_fte": ("sites", "site_id", "min_fte")}
+    if row["input"] in table_inputs:
+        table, key, column = table_inputs[row["input"]]
+        _set_cell(scenario, table, key, str(row["labels"]), column, value)
+        return []
+    if row["input"] == "policy.max_moved_fte":
+        return [f"policy.max_moved_fte={value!r}"]
+    if row["input"] == "objective.abs_tol":  # the hold of an earlier stage
+        return [f"objective.abs_tol={value - float(row['input_value']) + 1e-9!r}"]
+    raise AssertionError(f"no way to move {row['input']}")
+
+
+def step_inside(row: pd.Series, relative: float = 0.5, largest: float | None = None) -> float:
+    """A step in the direction the figure speaks of, inside the stated range."""
+    today = float(row["input_value"])
+    up = float(row["per_step"]) * float(row["price_per_input"]) >= 0  # raising relaxes
+    end = float(row["holds_to"] if up else row["holds_from"])
+    room = abs(end - today) if np.isfinite(end) else float(row["step"])
+    step = min(float(row["step"]), relative * room)
+    if largest is not None:
+        step = min(step, largest)
+    assert step > 0, row.to_dict()
+    return step if up else -step
+
+
+def check_figure(base_scenario: Path, base: dict, row: pd.Series, work: Path, *sets: str,
+                 step: float | None = None) -> tuple[float, float] | None:
+    """Re-solve with the figure's input moved by `step` (default: inside its range) and
+    return (stated price, re-solved price); None where the figure is a cost-stage price and
+    the move also changes the service optimum (the figure holds service at today's level,
+    the re-solve cannot)."""
+    step = step_inside(row) if step is None else step
+    copy = copy_demo_like(base_scenario, work)
+    extra = moved_input(copy, row, float(row["input_value"]) + step)
+    moved = solve(copy, work / "out", *FAST, *sets, *extra)
+    stage = row["stage"]
+    if stage != "service" and "service" in base["objectives"]:
+        before, after = base["objectives"]["service"], moved["objectives"]["service"]
+        if abs(after - before) > 1e-9 * max(1.0, abs(before)):
+            return None
+    change = (moved["objectives"][stage] - base["objectives"][stage]) * SCALE.get(stage, 1.0)
+    return float(row["price_per_input"]), change / step
+
+
+def copy_demo_like(scenario: Path, work: Path) -> Path:
+    """A fresh copy of the folder holding the scenario (models/ and data/ side by side)."""
+    root = scenario.parent.parent
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(root, work, ignore=shutil.ignore_patterns("out", "run*", "day*"))
+    return work / scenario.parent.name / scenario.name
+
+
+def figures(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "bottlenecks.csv", dtype={"labels": str})
+
+
+def person_figures(run: Path) -> pd.DataFrame:
+    """sensitivity.csv's value of one more FTE of every person, in the figures' columns."""
+    sens = pd.read_csv(run / "sensitivity.csv", dtype={"labels": str})
+    rows = sens[(sens["kind"] == "input") & (sens["family"] == "fte")].copy()
+    return rows.assign(input="staff.csv fte", input_value=rows["rhs"],
+                       price_per_input=rows["dual"], holds_from=rows["rhs_low"],
+                       holds_to=rows["rhs_high"], step=1.0, per_step=rows["dual"])
+
+
+def assert_price(stated: float, resolved: float) -> None:
+    assert resolved == pytest.approx(stated, rel=1e-6, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    where = tmp_path_factory.mktemp("demo")
+    scenario = copy_demo(where / "case")
+    summary = solve(scenario, where / "run")
+    return scenario, where / "run", summary
+
+
+def test_one_more_fte_matches_a_resolve(demo_run, tmp_path):
+    """The value of one more FTE of a person counts the bounds that follow the FTE: BRS002
+    was said to be worth 0.322 per FTE (the availability row's dual alone); raising the FTE
+    inside the stated range gives the stated price."""
+    scenario, run, base = demo_run
+    table = figures(run)
+    people = table[(table["family"] == "fte") & (table["range_kind"] == "price")]
+    service = people[people["stage"] == "service"].sort_values("price_per_input").head(3)
+    assert len(service) >= 3
+    assert "BRS002" in set(people["labels"])
+    brs = people[(people["labels"] == "BRS002") & (people["stage"] == "service")].iloc[0]
+    assert -brs["price_per_input"] > 0.39  # 0.322 before: the bound's reduced cost left out
+    checked = 0
+    for k, (_, row) in enumerate(pd.concat([service, brs.to_frame().T]).iterrows()):
+        found = check_figure(scenario, base, row, tmp_path / f"p{k}")
+        assert found is not None
+        assert_price(*found)
+        checked += 1
+    # The where-to-hire tables: cost-stage values of people whose FTE leaves the service
+    # optimum as it is (one row per person in sensitivity.csv).
+    every = person_figures(run)
+    no_service = set(every.loc[(every["stage"] == "service") & (every["dual"] == 0), "labels"])
+    cost = every[(every["stage"] == "cost") & (every["range_kind"] == "price")
+                 & every["labels"].isin(no_service)]
+    for k, (_, row) in enumerate(cost.sort_values("price_per_input").head(2).iterrows()):
+        found = check_figure(scenario, base, row, tmp_path / f"c{k}")
+        if found is not None:
+            assert_price(*found)
+            checked += 1
+    assert checked >= 5
+
+
+def test_one_more_fte_changes_price_past_its_range(demo_run, tmp_path):
+    """Just past the stated end, the price is no longer the same."""
+    scenario, run, base = demo_run
+    table = figures(run)
+    row = table[(table["family"] == "fte") & (table["stage"] == "service")
+                & (table["range_kind"] == "price") & np.isfinite(table["holds_to"])
+                ].sort_values("price_per_input").iloc[0]
+    end = float(row["holds_to"])
+    width = 1e-3 * max(1.0, end)
+    at_end = check_figure(scenario, base, row, tmp_path / "a", step=end - row["input_value"])
+    past = check_figure(scenario, base, row, tmp_path / "b",
+                        step=end + width - row["input_value"])
+    assert at_end is not None and past is not None
+    assert_price(*at_end)  # the whole range has the one price
+    # The slope over the last bit, past the end, differs from the stated price.
+    last = (past[1] * (end + width - row["input_value"])
+            - at_end[1] * (end - row["input_value"])) / width
+    assert abs(last - row["price_per_input"]) > 1e-6 * max(1.0, abs(row["price_per_input"]))
+
+
+def test_constraint_figures_match_resolves(demo_run, tmp_path):
+    """Budget (and other) sentences: the price per unit of the input, inside its range."""
+    scenario, run, base = demo_run
+    table = figures(run)
+    rows = table[(table["family"] != "fte") & (table["range_kind"] == "price")]
+    assert (rows["family"] == "budget").any()
+    checked = 0
+    for k, (_, row) in enumerate(rows.head(4).iterrows()):
+        found = check_figure(scenario, base, row, tmp_path / f"r{k}")
+        if found is not None:
+            assert_price(*found)
+            checked += 1
+    assert checked >= 1
+
+
+def test_words_and_tables_tell_the_truth(demo_run):
+    _scenario, run, _base = demo_run
+    md = (run / "bottlenecks.md").read_text()
+    assert "0.322" not in md  # the understated value of BRS002's time
+    # "N more rows": every such note points to a file of the run folder that holds them.
+    for note in re.findall(r"_(\d+) more rows([^_]*)_", md):
+        named = re.findall(r"([\w-]+\.csv)", note[1])
+        assert named and all((run / name).exists() for name in named), note
+    ladders = pd.read_csv(run / "ladders.csv", dtype={"labels": str})
+    budget = ladders[(ladders["family"] == "budget") & (ladders["labels"] == "B-SOU")]
+    assert set(budget["rhs_today"]) == {3_650_000.0}  # today, not the first probe
+    html = (run / "report.html").read_text()
+    header = re.search(r"nonzeros · ([0-9.]+) s to load, build, solve and analyze", html)
+    assert header and float(header.group(1)) > 0
+    for name in ("sensitivity", "bottlenecks", "plan", "ladders", "sites", "coverage"):
+        text = (run / f"{name}.csv").read_text()
+        assert not re.search(r"(?<![\w.e])-0(?![.\de])", text), name  # no "-0"
+    for name in ("plan", "sites", "coverage", "budgets"):
+        text = (run / f"{name}.csv").read_text()
+        assert not re.search(r"\d\.\d*(9999999|0000000)\d", text), name  # 23.299999999999997
+
+
+def test_same_input_same_files(tmp_path):
+    """The extras are budgeted by probes, not by wall time: identical runs, identical files."""
+    scenario = copy_demo(tmp_path / "case")
+    solve(scenario, tmp_path / "a")
+    solve(scenario, tmp_path / "b")
+    for name in FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert not any("safety" in note for note in summary["notes"])
+
+
+# --------------------------------------------------------------------------- stability
+
+
+def test_stability_figures_speak_in_fte_moved(tmp_path):
+    """FTE moved = half the sum of |plan - baseline|; the price of max_moved_fte is per FTE
+    of that unit (the limit row holds 2 x max_moved_fte)."""
+    day1 = copy_demo(tmp_path / "day1case")
+    solve(day1, tmp_path / "day1", *FAST)
+    scenario = copy_demo(tmp_path / "case")
+    text = scenario.read_text().replace(
+        "[tables]", f'[tables]\nbaseline = "{tmp_path}/day1/plan.csv"').replace(
+        'order = ["service", "cost"]', 'order = ["service", "cost", "stability"]')
+    text = text.replace("[policy]", "[policy]\nmax_moved_fte = 1.5")
+    scenario.write_text(text)
+    # Today South has more money and Hull less demand: the plan wants to move people.
+    _set_cell(scenario, "budgets", "budget_id", "B-SOU", "amount", 3_900_000)
+    base = solve(scenario, tmp_path / "run")
+    run = tmp_path / "run"
+    plan = pd.read_csv(run / "plan.csv", dtype=str)
+    baseline = pd.read_csv(tmp_path / "day1" / "plan.csv", dtype=str)
+    key = ["staff_id", "site_id", "service_id"]
+    a = plan.assign(fte=plan["fte"].astype(float)).set_index(key)["fte"]
+    b = baseline.assign(fte=baseline["fte"].astype(float)).set_index(key)["fte"]
+    both = a.index.union(b.index)
+    moved = 0.5 * (a.reindex(both, fill_value=0) - b.reindex(both, fill_value=0)).abs().sum()
+    assert moved > 0.1
+    assert 0.5 * base["objectives"]["stability"] == pytest.approx(moved, abs=1e-4)
+    html = (run / "report.html").read_text()
+    kpi = re.search(r"<b>([0-9.,]+)</b><span>FTE moved \(stability stage\)</span>", html)
+    assert kpi and float(kpi.group(1).replace(",", "")) == pytest.approx(moved, rel=5e-3)
+    assert "FTE moved = half the sum" in (run / "bottlenecks.md").read_text()
+    table = figures(run)
+    limit = table[(table["family"] == "moved") & (table["stage"] == "service")]
+    assert len(limit) == 1, table[["stage", "family", "labels"]]
+    row = limit.iloc[0]
+    assert row["input"] == "policy.max_moved_fte" and row["input_value"] == pytest.approx(1.5)
+    found = check_figure(scenario, base, row, tmp_path / "m",
+                         step=step_inside(row, largest=0.1))
+    assert found is not None
+    assert_price(*found)
+
+
+# --------------------------------------------------------------------------- escaping
+
+
+def _tables_intact(md: str) -> None:
+    for block in re.split(r"\n\n", md):
+        lines = [line for line in block.splitlines() if line.startswith("|")]
+        if lines:
+            widths = {len(re.findall(r"(?<!\\)\|", line)) for line in lines}
+            assert len(widths) == 1, block  # every row as wide as the header
+
+
+def test_ids_cannot_break_or_inject_markdown(tmp_path):
+    scenario = copy_demo(tmp_path / "case")
+    data = scenario.parent.parent / "data" / "demo"
+    odd_service = "customer|care *bold*"
+    odd_budget = "B|SOU [x](http://e) <b>"
+    for name, old, new in (("services", "customer care", odd_service),
+                           ("targets", "customer care", odd_service),
+                           ("budgets", "B-SOU", odd_budget)):
+        frame = pd.read_csv(data / f"{name}.csv", dtype=str, keep_default_na=False)
+        frame = frame.replace({old: new})
+        frame.to_csv(data / f"{name}.csv", index=False)
+    solve(scenario, tmp_path / "run")
+    md = (tmp_path / "run" / "bottlenecks.md").read_text()
+    assert "*bold*" not in md and "[x](" not in md and "<b>" not in md
+    _tables_intact(md)
+    assert re.search(r"customer\\\|care", md) and re.search(r"budget B\\\|SOU", md)
+
+
+def test_line_breaks_in_labels_stay_in_their_cell():
+    """The readers refuse ids with line breaks; other text (a region, a skill set, a
+    scenario name) still reaches the tables, and must stay on its line."""
+    from allocator.analysis.bottlenecks import _md_escape, _md_table
+
+    frame = pd.DataFrame({"region": ["North\nSouth|East", "# h"], "value": [1.0, -0.0]})
+    md = _md_table(frame)
+    assert len(md.strip().splitlines()) == 4
+    _tables_intact(md)
+    assert "\n" not in _md_escape("a\r\nb\nc") and _md_escape("a|b") == "a\\|b"
+    assert "| 0 |" in md  # no -0
