@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from allocator.core.checks import StageFigure, plan_problems, value_problems
 from allocator.core.model import LinearModel, Objective
+from allocator.errors import InputError, Problem
 from allocator.solvers.base import Backend, RawSolution, SolverSettings, Status, rel_gap
 from allocator.solvers.registry import make_backend
 
@@ -79,6 +81,10 @@ def solve_stages(
     """Solve each objective in turn; the first stage that fails decides the status."""
     start = time.perf_counter()
     deadline = start + settings.time_limit if settings.time_limit else None
+    unholdable = value_problems(model, objectives)
+    if unholdable:
+        raise InputError([Problem("model", f"no solver can hold this: {p}")
+                          for p in unholdable])
     if backend is None:
         backend = make_backend(solver, settings, model)
         backend.load(model)
@@ -125,6 +131,16 @@ def solve_stages(
         for stage in result.stages:
             objective = by_name[stage.name]
             stage.final_value = float(objective.c @ result.x + objective.constant)
+        # The plan ships only if our own recomputation agrees with the solver's figures.
+        figures = [StageFigure(s.name, s.objective, s.hold_rhs, s is result.stages[-1])
+                   for s in result.stages]
+        disagreements = plan_problems(model, objectives, figures, result.x,
+                                      backend.plan_tolerance)
+        if disagreements:
+            result.status = Status.ERROR
+            result.x = None
+            result.message = ("the solver's plan does not check out against the model, so it "
+                              "is not written: " + "; ".join(disagreements))
     result.notes.extend(backend.notes)
     result.seconds = time.perf_counter() - start
     return result

@@ -79,6 +79,10 @@ class Backend(abc.ABC):
     display: str = ""
     capabilities: frozenset[Capability] = frozenset()
     methods: frozenset[str] = frozenset({"auto"})  # the solver.method values it honours
+    # How far (relative to each row's own magnitude) the plan may miss a row and still be
+    # the solver's honest answer: vertex solvers meet rows to ~1e-9; first-order methods
+    # (PDLP) meet their tolerance on the norm of all rows, so single rows miss by more.
+    plan_tolerance: float = 1e-6
 
     def __init__(self, settings: SolverSettings) -> None:
         self.settings = settings

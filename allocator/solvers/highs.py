@@ -33,6 +33,15 @@ def coupling_rows(model: LinearModel) -> int:
         lengths >= max(COUPLING_ROW_MIN, COUPLING_ROW_SHARE * model.num_vars)))
 
 
+def checked(status, what: str) -> None:  # type: ignore[no-untyped-def]
+    """HiGHS answers a refused call with a status, not an exception (a row with a 1e15
+    entry is dropped and the rest solved): every call that changes the model is checked."""
+    if getattr(status, "name", "") == "kError":
+        from allocator.errors import SolverFailure
+
+        raise SolverFailure(f"HiGHS refused {what}; nothing was solved")
+
+
 def _finite(values: np.ndarray) -> np.ndarray:
     return np.clip(values, -_HIGHS_INF, _HIGHS_INF)
 
@@ -70,7 +79,7 @@ def clone_at_basis(highs):  # type: ignore[no-untyped-def]
     for key, value in (("threads", 1), ("solver", "simplex"), ("output_flag", False),
                        ("time_limit", float("inf"))):
         clone.setOptionValue(key, value)
-    clone.passModel(highs.getLp())
+    checked(clone.passModel(highs.getLp()), "the copy of the model")
     clone.setBasis(highs.getBasis())
     return clone
 
@@ -89,20 +98,22 @@ def load_into_highs(  # type: ignore[no-untyped-def]
     lower = model.lb if lb is None else lb
     upper = model.ub if ub is None else ub
     empty = np.zeros(0, dtype=np.int32)
-    highs.addCols(n, cost, _finite(lower), _finite(upper), 0, empty, empty, np.zeros(0))
+    checked(highs.addCols(n, cost, _finite(lower), _finite(upper), 0, empty, empty,
+                          np.zeros(0)), "the columns")
     matrix = model.matrix
     if model.num_rows:
-        highs.addRows(
+        checked(highs.addRows(
             model.num_rows, _finite(model.row_lo), _finite(model.row_hi), matrix.nnz,
             matrix.indptr.astype(np.int32, copy=False), matrix.indices.astype(np.int32, copy=False),
             matrix.data,
-        )
+        ), "the rows")
     integer = np.flatnonzero(model.integer)
     if integer.size and not relax_integers:
         import highspy
 
         kinds = np.full(integer.size, highspy.HighsVarType.kInteger)
-        highs.changeColsIntegrality(integer.size, integer.astype(np.int32), kinds)
+        checked(highs.changeColsIntegrality(integer.size, integer.astype(np.int32), kinds),
+                "the integer columns")
 
 
 class HighsBackend(Backend):
@@ -140,6 +151,8 @@ class HighsBackend(Backend):
                   "ipm": ("ipm", None), "pdlp": ("pdlp", None)}.get(settings.method)
         if method and not self.is_mip:
             opts["solver"] = method[0]
+            if method[0] == "pdlp":
+                self.plan_tolerance = 1e-4
             if method[1] is not None:
                 opts["simplex_strategy"] = method[1]
         opts.update(settings.options)
@@ -174,12 +187,13 @@ class HighsBackend(Backend):
 
     def set_objective(self, c: np.ndarray, constant: float = 0.0) -> None:
         idx = np.arange(self.num_vars, dtype=np.int32)
-        self.highs.changeColsCost(self.num_vars, idx, c.astype(float))
-        self.highs.changeObjectiveOffset(float(constant))
+        checked(self.highs.changeColsCost(self.num_vars, idx, c.astype(float)), "the objective")
+        checked(self.highs.changeObjectiveOffset(float(constant)), "the objective constant")
 
     def add_row(self, cols: np.ndarray, vals: np.ndarray, lo: float, hi: float) -> None:
-        self.highs.addRow(float(max(lo, -_HIGHS_INF)), float(min(hi, _HIGHS_INF)), len(cols),
-                          cols.astype(np.int32), vals.astype(float))
+        checked(self.highs.addRow(float(max(lo, -_HIGHS_INF)), float(min(hi, _HIGHS_INF)),
+                                  len(cols), cols.astype(np.int32), vals.astype(float)),
+                "the row holding the previous stage")
 
     def solve(self, time_limit: float | None) -> RawSolution:
         import highspy

@@ -156,6 +156,7 @@ class PdlpBackend(_ModelBuilderBackend):
     capabilities = frozenset({Capability.CONTINUOUS, Capability.DUALS, Capability.TIME_LIMIT,
                               Capability.THREADS})
     methods = frozenset({"auto", "pdlp"})
+    plan_tolerance = 1e-4
 
     def _parameters(self) -> str:
         s = self.settings
