@@ -176,6 +176,8 @@ def _print_summary(summary: dict, out_dir: Path, verb: str = "written") -> None:
                       "" if objective is None else f"{objective:,.4f}",
                       "" if gap is None else f"{gap:.2e}", f"{stage['seconds']:.2f}")
     out.print(table)
+    if summary["status"] == "error" and summary.get("message"):
+        err.print(f"[bold red]error[/]: {summary['message']}", highlight=False)
     for warning in summary["warnings"]:
         err.print(f"[yellow]warning[/]: {warning}", highlight=False)
     for note in summary["notes"]:

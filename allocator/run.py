@@ -78,7 +78,7 @@ class StageAnalysis:
     next stage (or the plan's tables) goes on in the original meanwhile, on the other core."""
 
     def __init__(self, highs, model, stage: StageResult,  # type: ignore[no-untyped-def]
-                 share: float) -> None:
+                 share: float, deadline: float | None = None) -> None:
         self.stage = stage.name
         self.error = ""
         self._found: tuple[LpSensitivity, pd.DataFrame] | None = None
@@ -89,7 +89,9 @@ class StageAnalysis:
         clone = clone_at_basis(highs)
         # The warm start should take no iterations; a limit keeps a numerically troubled one
         # from turning into a second full solve that the run would then wait for.
-        clone.setOptionValue("time_limit", max(30.0, stage.seconds))
+        clone.setOptionValue("time_limit", max(30.0, stage.seconds) if deadline is None
+                             else max(0.5, min(max(30.0, stage.seconds),
+                                               deadline - time.monotonic())))
 
         def work() -> None:
             nonlocal clone
@@ -131,6 +133,15 @@ def _prepare(
     ops.model.matrix  # noqa: B018 - assemble the CSR now so the build phase owns its cost
     times["build"] = time.perf_counter() - t1
     return scenario, formulation, ops, times
+
+
+def _within(scenario: Scenario, deadline: float | None) -> Scenario:
+    """The scenario with its solver time limit cut to what is left of the run's."""
+    if deadline is None:
+        return scenario
+    left = max(1.0, deadline - time.monotonic())
+    solver = scenario.solver.model_copy(update={"time_limit": left})
+    return scenario.model_copy(update={"solver": solver})
 
 
 def exit_code_for(status: Status, accept_timeout: bool) -> ExitCode:
@@ -193,7 +204,12 @@ def solve_scenario(
     say = on_phase or (lambda _msg: None)
     check_target(out, force)
     start = time.perf_counter()
+    began = time.monotonic()
     scenario, formulation, ops, times = _prepare(scenario_path, overrides or [])
+    # The run's one promise to a scheduler: it ends by this instant plus the time to write
+    # (loading counted). Solving gets what is left; the extras get what solving leaves.
+    limit = scenario.solver.time_limit
+    deadline = None if limit is None else began + limit
     size = ops.model.size()
     say(f"model: {size['rows']:,} rows, {size['columns']:,} columns, {size['nonzeros']:,} "
         f"nonzeros, {size['integer_columns']:,} integer")
@@ -221,7 +237,7 @@ def solve_scenario(
                 for earlier in analyses:  # earlier one is usually done: it had a whole
                     earlier.result()  # stage's solve to run in
             analyses.append(StageAnalysis(backend.highs, ops.model, stage,
-                                          scenario.output.sensitivity_share))
+                                          scenario.output.sensitivity_share, deadline))
             times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_sens
 
     def gather() -> None:
@@ -293,12 +309,18 @@ def solve_scenario(
                     scenario.output.marginal_rows:
                 t_marg = time.perf_counter()
                 say("whole mode: exact marginal values by parallel re-solves")
-                marginals = mip_marginals(
+                found = mip_marginals(
                     ops.model, objectives[0], result.x,
                     getattr(getattr(ops, "data", None), "targets", None),
                     scenario.output.marginal_step, scenario.output.marginal_rows,
                     time_limit=max(10.0, 5 * result.stages[0].seconds),
-                    mip_gap=scenario.solver.mip_gap)
+                    mip_gap=scenario.solver.mip_gap, deadline=deadline)
+                if found.skipped:
+                    result.notes.append(
+                        f"time limit: {len(found.skipped)} marginal re-solves not run or "
+                        f"stopped at the run's deadline ({', '.join(found.skipped[:5])}"
+                        + (", ..." if len(found.skipped) > 5 else "") + ")")
+                marginals = found.table
                 if not marginals.empty:
                     folder.table("marginals", marginals)
                     tables["marginals"] = marginals
@@ -309,7 +331,7 @@ def solve_scenario(
         elif result.status is Status.INFEASIBLE:
             t_diag = time.perf_counter()
             say("infeasible: diagnosing (elastic repairs and a conflict set)")
-            story = formulation.diagnose(ops, scenario)
+            story = formulation.diagnose(ops, _within(scenario, deadline))
             if story is not None:
                 folder.text("diagnosis.md", story[0])
                 folder.json("diagnosis.json", story[1])
