@@ -27,6 +27,11 @@ INPUT = {"budget": "budgets.csv amount", "capacity": "sites.csv capacity_fte",
          "stage_hold": "objective.abs_tol", "fte": "staff.csv fte",
          "availability": "staff.csv fte"}
 PEOPLE_LINES = 3  # people named in words per stage
+MIN_PEOPLE_ROOM = 0.01  # FTE
+# Rows not said one by one: demand is what the plan serves (marginal cost of service), people
+# are priced by their FTE (where to hire), and the stability rows (x - baseline = up - down)
+# and whole-mode links are the model's bookkeeping, not levers.
+NOT_SENTENCES = ("coverage", "availability", "stability", "whole_link")
 
 
 def _step(rhs: float) -> float:
@@ -51,7 +56,7 @@ def _fitting_step(step: float, room: float) -> float:
 def fmt(value: float) -> str:
     if value is None or not np.isfinite(value):
         return "unlimited"
-    if abs(value) < 5e-13:
+    if abs(value) < 5e-9:
         return "0"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
@@ -67,11 +72,9 @@ def ranked(sensitivity: pd.DataFrame, moved_constant: float = 0.0) -> pd.DataFra
     (`price_per_input`, FTE moved for the stability stage), the range of the input over
     which it holds (`holds_from`..`holds_to`), the step the sentence speaks of and the
     change per step (`per_step`)."""
-    # Demand (coverage) is what the plan serves, not a lever, and single people are too many
-    # to list one by one: both have their own aggregated tables (where to hire, marginal cost).
     rows = sensitivity[(sensitivity["kind"] == "constraint") & sensitivity["binding"].astype(bool)
                        & (sensitivity["dual"].abs() > 1e-9)
-                       & ~sensitivity["family"].isin(["coverage", "availability"])].copy()
+                       & ~sensitivity["family"].isin(list(NOT_SENTENCES))].copy()
     if rows.empty:
         return _with_figures(rows.assign(impact=pd.Series(dtype=float),
                                          step=pd.Series(dtype=float)), moved_constant)
@@ -305,9 +308,17 @@ def bottlenecks_markdown(
     named = []
     for stage in stages:
         rows = table[table["stage"] == stage]
+        # People whose price holds for at least MIN_PEOPLE_ROOM FTE more (a price over a
+        # sliver of an FTE is true but of no use to say).
         mine = people[(people["stage"] == stage) & (people["range_kind"].isin(["price", "basis"]))
-                      & (people["dual"].abs() > 1e-9)] if not people.empty else people
-        mine = mine.sort_values(["dual", "labels"], kind="stable").head(PEOPLE_LINES)
+                      & (people["dual"].abs() > 1e-9)
+                      & (people["holds_to"] - people["input_value"] >= MIN_PEOPLE_ROOM)
+                      ] if not people.empty else people
+        # Ranked by what up to one more FTE buys within the range where the price holds.
+        worth = mine["dual"].abs() * np.minimum(
+            np.nan_to_num(mine["holds_to"] - mine["input_value"], nan=1.0, posinf=1.0), 1.0)
+        mine = mine.assign(_worth=-worth).sort_values(["_worth", "labels"], kind="stable").drop(
+            columns="_worth").head(PEOPLE_LINES)
         named.append(mine)
         if rows.empty and mine.empty:
             continue
@@ -337,15 +348,22 @@ def bottlenecks_markdown(
         if groups.empty:
             continue
         unit = STAGE_UNIT.get(stage, "")
-        shown, rest = _nonzero(groups, "best_value_per_fte", "groups")
+        exact = groups[groups["exact"]]
+        shown, rest = _nonzero(exact, "best_value_per_fte", "groups")
         lines += [f"## Where to hire ({stage} stage: value of one more FTE, {unit})", ""]
         if not shown.empty:
-            lines.append(_md_table(shown, where="one row per person in sensitivity.csv, "
+            lines.append(_md_table(shown.drop(columns="exact"),
+                                   where="one row per person in sensitivity.csv, "
                                    f"stage = {stage}, kind = input, family = fte"))
-            if not shown["exact"].all():
-                lines.append("Rows with exact = no are the basis's upper estimate: not "
-                             "re-solved within output.sensitivity_probes.\n")
         lines.append(rest)
+        estimated = people[(people["stage"] == stage) & (people["range_kind"] == "estimate")]
+        if len(estimated):
+            lines.append(
+                f"{len(estimated)} more people were not priced within "
+                "output.sensitivity_probes: for them sensitivity.csv holds an upper estimate "
+                f"from the optimal basis (range_kind = estimate; at most "
+                f"{fmt(estimated['dual'].abs().max() * STAGE_SCALE.get(stage, 1.0))} {unit} "
+                "per FTE).\n")
     room = room_by_site(sensitivity, sites_table)
     if not room.empty:
         values = [c for c in room.columns if c.startswith("value_of_room_")]

@@ -27,11 +27,12 @@ BINDING_TOL = 1e-7
 MAX_ONE_SIDED = 200  # rows per stage given left/right prices; largest |dual| x |rhs| first
 MAX_EXTENDED = 60  # rows per stage whose basis range is widened to the full price range
 MAX_STEPS = 8  # successive rangings per end of a range
+MAX_FTE_STEPS = 3  # per end of an FTE value's range: more people priced, ranges a bit shorter
 # The extras (left/right prices, price ranges, the value of one more FTE, ladders) are
 # budgeted by work, not by wall time, so the same input gives the same files: each stage gets
 # DEFAULT_PROBES warm re-solves (output.sensitivity_probes), handed out in this order and
 # these shares (what one kind leaves goes to the next). Wall time is only a safety stop.
-DEFAULT_PROBES = 400
+DEFAULT_PROBES = 200
 PROBE_SPLIT = (("one-sided prices", 0.3), ("price ranges", 0.2), ("FTE values", 0.3),
                ("ladders", 0.2))
 DEFAULT_SHARE = 0.05  # of a stage's solve time: the safety stop (output.sensitivity_share)
@@ -231,7 +232,8 @@ def _impact(sens: LpSensitivity, rows: np.ndarray) -> np.ndarray:
 
 
 def _widen(highs, r: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no-untyped-def]
-           dual: float, low: float, high: float, probes: Probes) -> tuple[float, float, bool]:
+           dual: float, low: float, high: float, probes: Probes,
+           steps: int = MAX_STEPS) -> tuple[float, float, bool]:
     """The range of right-hand sides over which `dual` holds, from a basis range [low, high]:
     past each end, re-solve a step beyond; while the price is unchanged, take the new basis's
     end. Returns the range and whether both of its ends were proven (the price changes, or
@@ -241,7 +243,7 @@ def _widen(highs, r: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no
     for side, direction in ((0, -1.0), (1, 1.0)):
         end = ends[side]
         closed = False
-        for _ in range(MAX_STEPS):
+        for _ in range(steps):
             if not np.isfinite(end):
                 closed = True
                 break
@@ -276,12 +278,16 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,  # type: ignore[
 
     A person's FTE is the right-hand side of their availability row and also the upper bound
     of their assignment columns (formulations.ops.FteLinks): the row's dual alone misses the
-    bounds' reduced costs. From the basis, `row dual + reduced costs of the columns at those
-    bounds` is a first estimate, never smaller in size than the true price of one more FTE
-    (the right derivative); the people with the largest estimates are then priced exactly:
-    their implied bounds are relaxed (the feasible set stays the same), and the row's price
-    for an increase and the range over which it holds are found by re-solving, as for any
-    row. What the probes do not reach keeps the estimate (input_kind = "estimate").
+    bounds' reduced costs. Those bounds are implied by the rows (x >= 0, down <= baseline), so
+    relaxing them all leaves the feasible set, for every FTE, as it is; in that LP the FTE is
+    the row's right-hand side alone. One warm re-solve and one ranging then price every
+    person: a person not fully used is worth 0 (up to any FTE); a fully used one is worth the
+    row's dual over its basis range. Where that range is empty on the upper side (a
+    degenerate vertex) the price of going up is found by a re-solve a step above, and the
+    most valuable ranges are widened to the range of the price, as for any row, while the
+    probes last. Until then a person keeps the basis's estimate `row dual + reduced costs of
+    the columns at those bounds`, never smaller in size than the true price
+    (input_kind = "estimate").
     """
     from allocator.formulations.ops import fte_links
 
@@ -300,7 +306,7 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,  # type: ignore[
     estimate = sens.row_dual[rows] + np.bincount(
         person, weights=np.where(at_ub, np.minimum(col_dual[cols], 0.0), 0.0), minlength=n)
     link_person = np.repeat(np.arange(n), np.diff(links.link_ptr))
-    link_on = (links.link_z >= 0) & (x[np.maximum(links.link_z, 0)] > 0.5)
+    link_on = (links.link_z >= 0) & (col_lo[np.maximum(links.link_z, 0)] > 0.5)
     if links.link_rows.size:
         estimate += np.bincount(link_person[link_on],
                                 weights=np.minimum(sens.row_dual[links.link_rows[link_on]], 0.0),
@@ -314,31 +320,60 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,  # type: ignore[
     zero = np.abs(estimate) <= 1e-12
     sens.input_kind = np.where(zero, "zero", "estimate").astype(object)
     sens.input_dual[zero] = 0.0
-    order = np.flatnonzero(~zero)
-    order = order[np.argsort(estimate[order], kind="stable")]  # most valuable first
+    if not probes.take():
+        return
     inf = 1e30
-    for k in order:
-        if probes.stopped or (probes.cap is not None and probes.used >= probes.cap):
-            break
-        r = int(rows[k])
-        mine = cols[links.col_ptr[k]:links.col_ptr[k + 1]].astype(np.int32)
-        lr = links.link_rows[links.link_ptr[k]:links.link_ptr[k + 1]]
-        lr = lr[link_on[links.link_ptr[k]:links.link_ptr[k + 1]]]
-        highs.changeColsBounds(mine.size, mine, col_lo[mine], np.full(mine.size, inf))
-        for row in lr:
-            highs.changeRowBounds(int(row), _bound(lo[row]), inf)
-        try:
-            found = _price_up(highs, r, lo[r], hi[r], float(fte[k]), probes)
-        finally:
-            highs.changeColsBounds(mine.size, mine, col_lo[mine], col_hi[mine])
-            for row in lr:
-                highs.changeRowBounds(int(row), _bound(lo[row]), _bound(hi[row]))
+    relax = np.unique(cols).astype(np.int32)
+    link_rows = links.link_rows[link_on]
+    highs.changeColsBounds(relax.size, relax, col_lo[relax], np.full(relax.size, inf))
+    for row in link_rows:
+        highs.changeRowBounds(int(row), _bound(lo[row]), inf)
+    try:
+        highs.run()
+        if highs.getModelStatus().name != "kOptimal":
+            return
+        solution = highs.getSolution()
+        dual = np.asarray(solution.row_dual, dtype=float)[rows]
+        used = np.asarray(solution.row_value, dtype=float)[rows]
+        _status, ranging = highs.getRanging()
+        up = _clean(ranging.row_bound_up.value_)[rows]
+        dn = _clean(ranging.row_bound_dn.value_)[rows]
+        tol = 1e-9 * np.maximum(1.0, np.abs(fte))
+        idle = used < fte - tol  # not fully used: one more FTE is worth nothing
+        sens.input_dual[idle] = 0.0
+        sens.input_low[idle] = used[idle]
+        sens.input_high[idle] = np.inf
+        sens.input_kind[idle] = "price"
+        open_up = ~idle & (up > fte + tol)  # the basis's price holds a step up
+        sens.input_dual[open_up] = dual[open_up]
+        sens.input_low[open_up] = np.minimum(dn[open_up], fte[open_up])
+        sens.input_high[open_up] = up[open_up]
+        sens.input_kind[open_up] = "basis"
+        # Re-solves, most valuable first: a degenerate person's price up, then the widening
+        # of basis ranges into price ranges.
+        order = np.flatnonzero(~idle)
+        order = order[np.argsort(sens.input_dual[order], kind="stable")]
+        for k in order:
+            if probes.stopped or (probes.cap is not None and probes.used >= probes.cap):
+                break
+            r = int(rows[k])
+            if open_up[k]:
+                low, high, closed = _widen(highs, r, lo[r], hi[r], True, float(dual[k]),
+                                           float(sens.input_low[k]), float(sens.input_high[k]),
+                                           probes, MAX_FTE_STEPS)
+                found = (float(dual[k]), low, high, "price" if closed else "basis")
+            else:
+                found = _price_up(highs, r, lo[r], hi[r], float(fte[k]), probes)
             highs.changeRowBounds(r, _bound(lo[r]), _bound(hi[r]))
-        if found is None:
-            continue
-        dual, low, high, kind = found
-        sens.input_dual[k], sens.input_low[k], sens.input_high[k] = dual, low, high
-        sens.input_kind[k] = kind
+            if found is None:
+                continue
+            sens.input_dual[k], sens.input_low[k], sens.input_high[k] = found[:3]
+            sens.input_kind[k] = found[3]
+    finally:
+        highs.changeColsBounds(relax.size, relax, col_lo[relax], col_hi[relax])
+        for row in link_rows:
+            highs.changeRowBounds(int(row), _bound(lo[row]), _bound(hi[row]))
+    sens.input_dual += 0.0
 
 
 def _price_up(highs, r: int, lo: float, hi: float, rhs: float,  # type: ignore[no-untyped-def]
@@ -360,7 +395,7 @@ def _price_up(highs, r: int, lo: float, hi: float, rhs: float,  # type: ignore[n
             return None
         _obj, dual, low, high = nxt
         low = max(low, rhs) if low > rhs - 1e-9 * max(1.0, abs(rhs)) else low
-    low, high, closed = _widen(highs, r, lo, hi, True, dual, low, high, probes)
+    low, high, closed = _widen(highs, r, lo, hi, True, dual, low, high, probes, MAX_FTE_STEPS)
     return dual, low, high, "price" if closed else "basis"
 
 
