@@ -494,16 +494,10 @@ def _read_excel(path: Path, source: str, sheet: str | None, notes: list[str]
             if hidden:
                 notes.append(f"{source}: hidden sheet(s) {', '.join(hidden)} skipped; read "
                              f"the first visible sheet, {ws.title!r} (name one with sheet = ...)")
-        rows: list[list[Any]] = []
-        errors: list[tuple[int, int, str]] = []
-        for cells in ws.iter_rows():
-            line = []
-            for cell in cells:
-                value = getattr(cell, "value", None)
-                if getattr(cell, "data_type", None) == "e" and value is not None:
-                    errors.append((cell.row, cell.column - 1, str(value)))
-                line.append(_excel_text(value, getattr(cell, "number_format", None)))
-            rows.append(line)
+        # Error values (#N/A, #DIV/0!) read as their text, as a CSV export writes them: a
+        # number column then says "expected a number (found '#DIV/0!')".
+        rows = [[_excel_text(getattr(cell, "value", None), getattr(cell, "number_format", None))
+                 for cell in cells] for cells in ws.iter_rows()]
     finally:
         book.close()
     # Row i of the list is Excel row i + 1 (read-only iteration starts at row 1, padded).
@@ -520,9 +514,7 @@ def _read_excel(path: Path, source: str, sheet: str | None, notes: list[str]
     header_row = header + 1
     col_name = {j: ("" if names[j] is None or (isinstance(names[j], float) and np.isnan(names[j]))
                     else str(names[j]).strip()) or _letter(j) for j in range(width)}
-    problems = [Problem(source, f"the cell {_letter(j)}{r} holds the Excel error {v}; fix the "
-                        "formula or type the value", r, col_name[j])
-                for r, j, v in errors if r > header_row]
+    problems = []
     if _sheet_formulas(path):
         problems += _unsaved_formulas(path, ws.title, source, header_row, col_name)
     if problems:

@@ -183,7 +183,7 @@ def _decimal_commas(table: LoadedTable, text: pd.Series, empty: np.ndarray, colu
         return text
     if point.any():
         _report(problems, table, point, column, "this column mixes decimal commas (e.g. row "
-                f"{int(table.row_of(np.flatnonzero(comma)[0])[0])}) and decimal points; "
+                f"{int(table.row_of(np.flatnonzero(comma)[:1])[0])}) and decimal points; "
                 "use one separator", text)
         return text
     note = (f"{table.source}: column '{column}' read with decimal commas (1,5 = 1.5), as the "
