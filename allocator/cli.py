@@ -140,6 +140,13 @@ def _overrides(solver: str | None, time_limit: float | None, sets: tuple[str, ..
 @click.version_option(__version__, prog_name="allocator")
 def main() -> None:
     """Allocate budgets, staff and site capacity at least cost, and say why."""
+    if not sys.warnoptions:
+        # Library warnings (numpy's "invalid value encountered", matplotlib's font notes)
+        # are for developers: on a nightly run's stderr they read as failures. What a user
+        # must know is said as a warning or note of the run. PYTHONWARNINGS/-W bring them back.
+        import warnings
+
+        warnings.simplefilter("ignore")
 
 
 @main.command()

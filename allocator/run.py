@@ -21,7 +21,7 @@ from allocator.analysis.sensitivity import (
     sensitivity_frame,
 )
 from allocator.analysis.stages import SolveResult, StageResult, solve_stages, stage_objectives
-from allocator.errors import ExitCode
+from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
 from allocator.formulations.base import Built, Formulation
 from allocator.outputs.folder import check_target, run_folder
@@ -29,6 +29,7 @@ from allocator.outputs.report import render_report
 from allocator.scenario import Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
 from allocator.solvers.highs import HighsBackend, clone_at_basis
+from allocator.solvers.registry import backend_class, check_capabilities
 
 
 @dataclass
@@ -126,11 +127,19 @@ def _prepare(
     t0 = time.perf_counter()
     scenario = load_scenario(scenario_path, overrides)
     formulation = get_formulation(scenario.model, str(scenario_path))
+    # The solver is checked before any table is read (a typo costs no load), and again,
+    # with the model's shape, before any solving: `validate` refuses what `solve` would.
+    solver_class = backend_class(scenario.solver.name)
+    available, detail = solver_class.is_available()
+    if not available:
+        raise CapabilityError(f"{solver_class.display} is not available here: {detail}",
+                              "solver.name")
     data = formulation.load(scenario)
     times["load"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     ops = formulation.build(data, scenario)
     ops.model.matrix  # noqa: B018 - assemble the CSR now so the build phase owns its cost
+    check_capabilities(solver_class, ops.model)
     times["build"] = time.perf_counter() - t1
     return scenario, formulation, ops, times
 

@@ -166,12 +166,34 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
     return raw
 
 
+# A scenario file is a page of settings; anything larger is not one (a FIFO or /dev/zero
+# given by mistake would otherwise block or fill memory).
+MAX_SCENARIO_BYTES = 1 << 20
+
+
+def _read_scenario_bytes(path: Path) -> bytes:
+    """The file's bytes, read only if it is a regular file of sensible size (never blocks)."""
+    import stat
+
+    info = path.stat()  # FileNotFoundError is the caller's
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError("a folder, not a file: give the scenario .toml inside it", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError("not a regular file (a device, FIFO or socket): give a scenario "
+                         ".toml file", str(path))
+    if info.st_size > MAX_SCENARIO_BYTES:
+        raise InputError(f"{info.st_size:,} bytes: a scenario file is a page of settings "
+                         f"(at most {MAX_SCENARIO_BYTES:,} bytes)", str(path))
+    with path.open("rb") as handle:
+        return handle.read(MAX_SCENARIO_BYTES + 1)
+
+
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Read, override and validate a scenario file; every problem is reported at once."""
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = _read_scenario_bytes(path).decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"scenario file not found: {path}", source) from None
     except UnicodeDecodeError as exc:

@@ -154,6 +154,7 @@ def load_ops(scenario: Scenario) -> OpsData:
          "amount": pd.Series(dtype=float)}))
     baseline = frames.get("baseline")
 
+    skill_warnings = _match_skills(loaded["staff"], staff, services, problems)
     site_ids = pd.Index(sites["site_id"])
     service_ids = pd.Index(services["service_id"])
     check_reference(loaded["staff"], staff, "home_site", site_ids, "site", problems)
@@ -170,9 +171,78 @@ def load_ops(scenario: Scenario) -> OpsData:
         raise InputError(problems)
 
     data = OpsData(sites, services, staff, targets, budgets, baseline, loaded,
-                   budget_sites=members)
+                   budget_sites=members, warnings=skill_warnings)
+    if "budgets" in loaded and budgets.empty:
+        data.warnings.append(
+            f"the budgets table ({loaded['budgets'].source}) has a header but no rows: this "
+            "run has NO budget limit at all; remove the table from the scenario if that is "
+            "meant, or fill it")
     _warn(data)
     return data
+
+
+# Skills are labels typed by people in many exports: matched without regard to case or the
+# spaces around them ('PICK ', 'pick' and 'Pick' are one skill), and shown in lower case.
+SKILL_SEPARATOR = ";"
+WRONG_SEPARATORS = (",", "|", "/", "+")
+
+
+def _skill_key(tokens: pd.Series) -> pd.Series:
+    return tokens.astype(str).str.strip().str.casefold()
+
+
+def _match_skills(table: LoadedTable, staff: pd.DataFrame, services: pd.DataFrame,
+                  problems: list[Problem]) -> list[str]:
+    """Normalize skills (case, spaces) in place; refuse cells written with another separator;
+    return warnings naming the staff whose skills match no service, with the closest skill.
+
+    Works on the distinct skills cells, not the rows: a million staff share a few hundred."""
+    import difflib
+
+    services["skill"] = _skill_key(services["skill"])
+    known = set(services["skill"])
+    cells = staff["skills"].astype(str)
+    distinct = pd.Series(cells.unique())
+    tokens = distinct.str.split(SKILL_SEPARATOR).explode()
+    keys = _skill_key(tokens)
+    keys = keys[keys != ""]
+    normal = keys.groupby(level=0, sort=False).agg(lambda k: SKILL_SEPARATOR.join(
+        dict.fromkeys(k)))
+    normal = normal.reindex(range(len(distinct)), fill_value="")
+    mapping = dict(zip(distinct, normal, strict=True))
+    staff["skills"] = cells.map(mapping)
+    matched = keys.isin(known).groupby(level=0).any().reindex(range(len(distinct)),
+                                                               fill_value=False)
+    # A cell that matches nothing as written but would with another separator is a typo of
+    # the separator: refuse it (the person would silently do no work otherwise).
+    wrong = pd.Series(False, index=distinct.index)
+    for sep in WRONG_SEPARATORS:
+        parts = _skill_key(distinct.str.split(sep).explode())
+        hits = parts.isin(known).groupby(level=0).sum()
+        wrong |= (hits >= 1) & distinct.str.contains(sep, regex=False) & ~matched
+    bad_cells = set(distinct[wrong])
+    if bad_cells:
+        mask = cells.isin(bad_cells).to_numpy()
+        _report(problems, table, mask, "skills",
+                f"skills are separated by '{SKILL_SEPARATOR}' (e.g. 'pick;pack'), not by "
+                f"{' or '.join(repr(c) for c in WRONG_SEPARATORS)}", cells)
+    unmatched_cells = set(distinct[~matched & ~wrong])
+    warnings: list[str] = []
+    if unmatched_cells:
+        lost = cells.isin(unmatched_cells)
+        stray = sorted(set(keys[~keys.isin(known)]))
+        hints = []
+        for token in stray[:8]:
+            close = difflib.get_close_matches(token, sorted(known), n=1, cutoff=0.5)
+            hints.append(f"'{token}'" + (f" (closest service skill: '{close[0]}')"
+                                         if close else ""))
+        ids = staff.loc[lost, "staff_id"].astype(str).head(5).tolist()
+        warnings.append(
+            f"{int(lost.sum())} staff rows have no skill that any service needs, so they are "
+            f"left out of the plan (e.g. {', '.join(ids)}); skills matching nothing: "
+            f"{', '.join(hints)}{' ...' if len(stray) > 8 else ''}. Skills match "
+            "without regard to case or surrounding spaces; separate them with ';'")
+    return warnings
 
 
 def _warn(data: OpsData) -> None:

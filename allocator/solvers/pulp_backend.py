@@ -153,8 +153,29 @@ class PulpBackend(Backend):
 
 
 def pulp_backend_for(solver_name: str) -> type[PulpBackend]:
-    """A backend class for ``pulp:<NAME>``; capabilities are PuLP's, checked at solve time."""
+    """A backend class for ``pulp:<NAME>``; capabilities are PuLP's, checked at solve time.
+
+    The name is checked against PuLP's own list here, so that `validate` and `solve` refuse a
+    misspelt solver before any table is read, and an uninstalled one is said as such."""
+    import pulp
+
+    from allocator.errors import CapabilityError
+
+    known = pulp.listSolvers()
+    if solver_name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(solver_name, known, n=1)
+        hint = f"; did you mean 'pulp:{close[0]}'?" if close else ""
+        raise CapabilityError(f"PuLP knows no solver '{solver_name}'{hint} (PuLP's solvers: "
+                              f"{', '.join(known)})", "solver.name")
+
+    def is_available(cls: type[PulpBackend]) -> tuple[bool, str]:
+        if solver_name in pulp.listSolvers(onlyAvailable=True):
+            return True, "via PuLP"
+        return False, f"PuLP cannot find {solver_name} on this machine"
+
     return type(f"Pulp_{solver_name}", (PulpBackend,), {
         "name": f"pulp:{solver_name}", "display": f"{solver_name} (PuLP)",
-        "pulp_name": solver_name, "is_available": classmethod(lambda cls: (True, "via PuLP")),
+        "pulp_name": solver_name, "is_available": classmethod(is_available),
     })
