@@ -309,7 +309,8 @@ def explain(run_dir: Path) -> None:
     except BaseException as exc:
         sys.exit(_fail(exc))
     _print_summary(summary, run_dir, verb="run folder")
-    out.print(Markdown(story.read_text(encoding="utf-8")))
+    # Sentences wrap at the terminal's width (the shared console crops, for tables).
+    Console(soft_wrap=False).print(Markdown(story.read_text(encoding="utf-8")))
 
 
 @main.command()

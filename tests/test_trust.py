@@ -246,3 +246,20 @@ def test_validate_refuses_what_solve_would(case):
     assert "pure LP" in run.stderr
     run = run_cli("validate", case / "scenario.toml", "--set", 'solver.name="pulp:NOPE"')
     assert run.code == BAD_INPUT and "PuLP knows no solver 'NOPE'" in run.stderr
+
+
+def test_explain_wraps_its_sentences_at_the_terminal_width(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("solve", TINY, out=out).code == 0
+    proc = subprocess.run([sys.executable, "-m", "allocator.cli", "explain", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "COLUMNS": "60"})
+    assert proc.returncode == 0, proc.stderr
+    story = (out / "bottlenecks.md").read_text(encoding="utf-8")
+    printed = " ".join(proc.stdout.split())
+    sentences = [line.lstrip("-*0123456789. ").strip() for line in story.splitlines()
+                 if line.strip() and not line.startswith(("#", "|"))]
+    assert sentences
+    for sentence in sentences:  # every word of every sentence is shown, none cut off
+        words = " ".join(sentence.replace("**", "").replace("`", "").split())
+        assert words[-20:] in printed, words
