@@ -6,3 +6,15 @@ try:
     __version__ = version("allocator")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+local"
+
+__all__ = ["Run", "__version__", "open_run", "solve"]
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    """The Python API (allocator.solve, open_run, Run), imported on first use so that
+    `import allocator` and the CLI's start-up do not pay for pandas before they need it."""
+    if name in ("solve", "open_run", "Run"):
+        from allocator import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'allocator' has no attribute {name!r}")

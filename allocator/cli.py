@@ -163,13 +163,14 @@ def main() -> None:
 def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
           sets: tuple[str, ...], force: bool, accept_timeout: bool) -> None:
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
-    from allocator.run import solve_scenario
+    from allocator.api import solve as solve_run  # the Python API is the one entry point
 
-    outcome = _interruptible(lambda: solve_scenario(
-        scenario, out_dir, _overrides(solver, time_limit, sets), force=force,
-        accept_timeout=accept_timeout, on_phase=lambda msg: err.print(msg, highlight=False)))
-    _print_summary(outcome.summary, out_dir)
-    sys.exit(int(outcome.exit_code))
+    run = _interruptible(lambda: solve_run(
+        scenario, out_dir, force=force, accept_timeout=accept_timeout,
+        on_phase=lambda msg: err.print(msg, highlight=False),
+        overrides=_overrides(solver, time_limit, sets)))
+    _print_summary(run.summary, out_dir)
+    sys.exit(run.exit_code)
 
 
 def _print_summary(summary: dict, out_dir: Path, verb: str = "written") -> None:  # type: ignore[type-arg]

@@ -1,0 +1,161 @@
+"""The Python front door: what the CLI calls, for analysts who negotiate budgets in notebooks.
+
+    >>> import allocator
+    >>> run = allocator.solve("models/demo.toml", out="runs/demo", force=True)   # doctest: +SKIP
+    >>> run.summary["objectives"]                                               # doctest: +SKIP
+    >>> run.plan.groupby("site_id")["fte"].sum()                                # doctest: +SKIP
+    >>> allocator.open_run("runs/demo").sensitivity.head()                      # doctest: +SKIP
+
+A `Run` is a finished run folder: its tables are read from the folder (the files are the
+truth a nightly job and a notebook share) through the same rules the loaders use, so ids stay
+text (`007`) and cells the writer protected against formula injection read back as written.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from allocator.errors import InputError
+from allocator.outputs.folder import FORMULA_START
+
+# Shortcuts for the settings people change most; any other setting is `section__key=value`.
+SHORTCUTS = {"solver": "solver.name", "time_limit": "solver.time_limit",
+             "assignment": "policy.assignment"}
+
+
+def overrides_from(settings: dict[str, Any]) -> list[str]:
+    """Keyword settings as the CLI's `--set KEY=VALUE` strings (values as TOML literals)."""
+    items = []
+    for key, value in settings.items():
+        dotted = SHORTCUTS.get(key, key.replace("__", "."))
+        items.append(f"{dotted}={_toml_literal(value)}")
+    return items
+
+
+def _toml_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_literal(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value))  # a TOML basic string is a JSON string
+
+
+def _unprotect(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo the writer's formula protection: `'=x` was written for the text `=x`."""
+    for col in frame.columns:
+        if pd.api.types.is_string_dtype(frame[col].dtype) or frame[col].dtype == object:
+            text = frame[col].astype(object)
+            text = text.where(text.isna(), text.astype(str))
+            protected = text.str.startswith("'", na=False) & text.str[1:2].isin(FORMULA_START)
+            if protected.any():
+                frame[col] = text.where(~protected, text.str[1:])
+    return frame
+
+
+def read_output_table(path: Path) -> pd.DataFrame:
+    """One table of a run folder, as the run meant it: ids and other text stay text."""
+    if path.with_suffix(".parquet").exists():
+        return pd.read_parquet(path.with_suffix(".parquet"))
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False,
+                        dtype={c: str for c in _text_columns(path)})
+    return _unprotect(frame)
+
+
+def _text_columns(path: Path) -> list[str]:
+    """Columns that hold ids or words: read as text whatever they look like (`007`)."""
+    header = pd.read_csv(path, nrows=0).columns
+    return [c for c in header if c.endswith(("_id", "id", "labels", "name", "skills", "skill",
+                                             "region", "scope", "family", "stage", "kind"))]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: its folder, its summary, and its tables on demand."""
+
+    folder: Path
+    summary: dict[str, Any] = field(repr=False)
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.summary["exit_code"])
+
+    @property
+    def status(self) -> str:
+        return str(self.summary["status"])
+
+    @property
+    def objectives(self) -> dict[str, float | None]:
+        return dict(self.summary["objectives"])
+
+    def tables(self) -> list[str]:
+        """The tables this run wrote (model-dependent: ops writes plan, coverage, ...)."""
+        return sorted(p.stem for p in self.folder.glob("*.csv"))
+
+    def table(self, name: str) -> pd.DataFrame:
+        path = self.folder / f"{name}.csv"
+        if not path.exists():
+            raise InputError(f"this run has no {name} table (it has: "
+                             f"{', '.join(self.tables()) or 'none'})", str(self.folder))
+        return read_output_table(path)
+
+    @property
+    def plan(self) -> pd.DataFrame:
+        return self.table("plan")
+
+    @property
+    def coverage(self) -> pd.DataFrame:
+        return self.table("coverage")
+
+    @property
+    def budgets(self) -> pd.DataFrame:
+        return self.table("budgets")
+
+    @property
+    def sensitivity(self) -> pd.DataFrame:
+        return self.table("sensitivity")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v:,.6g}" for k, v in self.objectives.items()
+                          if v is not None)
+        return (f"Run({self.summary.get('name', '?')!r}, {self.status}"
+                f"{', ' + shown if shown else ''}, folder='{self.folder}')")
+
+
+def open_run(folder: str | Path) -> Run:
+    """A run folder written earlier (by the CLI, a nightly job or `solve`)."""
+    folder = Path(folder)
+    summary_file = folder / "summary.json"
+    if not summary_file.is_file():
+        raise InputError(f"{folder} is not a run folder (no summary.json)", str(folder))
+    return Run(folder, json.loads(summary_file.read_text(encoding="utf-8")))
+
+
+def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = False,
+          accept_timeout: bool = False, on_phase: Callable[[str], None] | None = None,
+          overrides: Sequence[str] = (), **settings: Any) -> Run:
+    """Solve a scenario file and return its run; the same pipeline as `allocator solve`.
+
+    `settings` override the scenario's: `solver="glop"`, `time_limit=30`,
+    `assignment="whole"`, or any `section__key=value` (`output__report=False`);
+    `overrides` takes the CLI's `KEY=VALUE` strings as they are. Without
+    `out` the run goes to a new temporary folder (its path is `run.folder`). Bad input
+    raises `InputError` (its `.problems` list every problem); an infeasible or timed-out
+    run returns normally: look at `run.status` and `run.exit_code`.
+    """
+    from allocator.run import solve_scenario
+
+    target = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="allocator-")) / "run"
+    outcome = solve_scenario(Path(scenario), target, [*overrides, *overrides_from(settings)],
+                             force=force, accept_timeout=accept_timeout, on_phase=on_phase)
+    return Run(target, outcome.summary)
