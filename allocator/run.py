@@ -218,7 +218,7 @@ def solve_scenario(
     # The run's one promise to a scheduler: it ends by this instant plus the time to write
     # (loading counted). Solving gets what is left; the extras get what solving leaves.
     limit = scenario.solver.time_limit
-    deadline = None if limit is None else began + limit
+    deadline = None if limit is None or not np.isfinite(limit) else began + limit
     size = ops.model.size()
     say(f"model: {size['rows']:,} rows, {size['columns']:,} columns, {size['nonzeros']:,} "
         f"nonzeros, {size['integer_columns']:,} integer")

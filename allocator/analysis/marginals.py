@@ -167,7 +167,7 @@ def mip_marginals(
         results: list[float | None] = []
         for job in [base_job, *jobs]:
             try:
-                wait = None if deadline is None else max(0.0, left())
+                wait = None if not np.isfinite(left()) else max(0.0, left())
                 results.append(job.get(timeout=wait))
             except PoolTimeout:
                 results.append(None)
