@@ -1,0 +1,339 @@
+"""`allocator runs list|show|prune`: the run store from the command line (docs/run-store.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+STORE_HELP = ("The run store: a database URL (sqlite:///..., postgresql://...) or a file or "
+              "folder path. Default: $ALLOCATOR_STORE, else runs.sqlite in the current folder "
+              "or in ./runs/.")
+
+
+def store_option(func):  # type: ignore[no-untyped-def]
+    return click.option("--store", "store_url", metavar="URL|PATH", help=STORE_HELP)(func)
+
+
+def _fail(exc: BaseException) -> None:
+    from allocator.cli import _fail as cli_fail
+
+    sys.exit(cli_fail(exc))
+
+
+def _url(option: str | None) -> str:
+    from allocator.store.db import DEFAULT_NAME, ENV, StoreError, resolve_url
+
+    url = resolve_url(option)
+    if url is not None:
+        return url
+    if option is None and not os.environ.get(ENV):
+        for candidate in (Path(DEFAULT_NAME), Path("runs") / DEFAULT_NAME):
+            if candidate.is_file():
+                return f"sqlite:///{candidate.resolve()}"
+    raise StoreError("no run store found: give --store URL|PATH or set ALLOCATOR_STORE "
+                     f"(solve records in {DEFAULT_NAME} beside the run folder by default)",
+                     "store")
+
+
+def _open(option: str | None):  # type: ignore[no-untyped-def]
+    from allocator.store.db import open_store
+
+    url = _url(option)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        from allocator.store.db import StoreError
+
+        raise StoreError(f"no run store at {url[len('sqlite:///'):]}", "store")
+    return open_store(url)
+
+
+def _fmt(value: float | None, digits: int = 6) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.{digits}g}" if abs(value) < 1e15 else f"{value:.4e}"
+
+
+def run_dict(run, full: bool = False) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from allocator.store.record import iso
+
+    found: dict[str, Any] = {
+        "id": run.id, "uid": run.uid, "scenario": run.scenario_name, "model": run.model,
+        "status": run.status, "exit_code": run.exit_code, "reason": run.reason,
+        "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
+        "total_seconds": run.total_seconds, "solve_seconds": run.solve_seconds,
+        "objectives": {s.name: s.objective for s in run.stages},
+        "folder": run.folder, "host": run.host, "user": run.user,
+    }
+    if not full:
+        return found
+    found.update({
+        "pid": run.pid, "scenario_path": run.scenario_path,
+        "scenario_sha256": run.scenario_sha256, "command": run.command,
+        "overrides": run.overrides, "versions": run.versions, "settings": run.settings,
+        "seconds": run.seconds, "mip_gap": run.mip_gap,
+        "model_size": {"rows": run.model_rows, "columns": run.model_columns,
+                       "nonzeros": run.model_nonzeros, "integer_columns": run.model_integers},
+        "summary_sha256": run.summary_sha256,
+        "stages": [{"name": s.name, "status": s.status, "objective": s.objective,
+                    "plan_value": s.plan_value, "bound": s.bound, "gap": s.gap,
+                    "seconds": s.seconds} for s in run.stages],
+        "inputs": {i.name: {"source": i.source, "rows": i.rows, "sha256_16": i.sha256_16}
+                   for i in run.inputs},
+        "constraints": [{"rank": c.rank, "stage": c.stage, "kind": c.kind, "family": c.family,
+                         "labels": c.labels, "activity": c.activity, "rhs": c.rhs,
+                         "dual": c.dual, "rhs_low": c.rhs_low, "rhs_high": c.rhs_high,
+                         "range_kind": c.range_kind, "impact": c.impact,
+                         "sentence": c.sentence} for c in run.constraints],
+        "warnings": run.warnings or [], "notes": run.notes or [],
+    })
+    return found
+
+
+@click.group("runs")
+def runs() -> None:
+    """The recorded runs: list, show, prune (docs/run-store.md)."""
+
+
+@runs.command("list")
+@click.option("--scenario", help="Only runs of this scenario (its name).")
+@click.option("--last", type=click.IntRange(min=0), default=20, show_default=True,
+              help="The newest N runs (0: all).")
+@click.option("--status", "statuses", multiple=True,
+              help="Only runs with this status (repeat, or comma-separated): optimal, "
+                   "feasible, infeasible, failed, interrupted, lost, running, ...")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts (a list, newest first).")
+@store_option
+def list_runs(scenario: str | None, last: int, statuses: tuple[str, ...], as_json: bool,
+              store_url: str | None) -> None:
+    """The recorded runs, newest first."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from allocator.store.models import Run
+    from allocator.store.record import dumps
+
+    try:
+        store = _open(store_url)
+        try:
+            query = select(Run).options(selectinload(Run.stages)).order_by(
+                Run.started_at.desc(), Run.id.desc())
+            if scenario:
+                query = query.where(Run.scenario_name == scenario)
+            wanted = [s.strip() for item in statuses for s in item.split(",") if s.strip()]
+            if wanted:
+                query = query.where(Run.status.in_(wanted))
+            if last:
+                query = query.limit(last)
+            with store.session() as session:
+                rows = [run_dict(r) for r in session.scalars(query).all()]
+        finally:
+            store.close()
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(dumps(rows))
+        return
+    table = Table(title=f"runs ({len(rows)})", title_justify="left")
+    for col in ("id", "started (UTC)", "scenario", "status", "exit", "objectives",
+                "solve s", "total s", "folder"):
+        table.add_column(col, justify="right" if col in ("id", "exit", "solve s", "total s")
+                         else "left")
+    for r in rows:
+        objectives = ", ".join(f"{k} {_fmt(v)}" for k, v in r["objectives"].items())
+        table.add_row(str(r["id"]), (r["started_at"] or "").replace("T", " ").rstrip("Z"),
+                      r["scenario"], r["status"],
+                      "" if r["exit_code"] is None else str(r["exit_code"]), objectives,
+                      _fmt(r["solve_seconds"], 3), _fmt(r["total_seconds"], 3), r["folder"])
+    out.print(table)
+
+
+def _find(session, key: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from allocator.errors import InputError
+    from allocator.store.models import Run
+
+    if key.isdigit():
+        run = session.get(Run, int(key))
+        if run is not None:
+            return run
+    if len(key) >= 6:
+        found = session.scalars(select(Run).where(Run.uid.startswith(key.lower()))).all()
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise InputError(f"run {key}: {len(found)} runs have a uid starting so", "runs")
+    raise InputError(f"no run {key} in the store", "runs")
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Everything recorded, as JSON.")
+@store_option
+def show_run(run_id: str, as_json: bool, store_url: str | None) -> None:
+    """Everything recorded about run RUN_ID (its number, or the start of its uid)."""
+    from allocator.store.record import dumps
+
+    try:
+        store = _open(store_url)
+        try:
+            with store.session() as session:
+                found = run_dict(_find(session, run_id), full=True)
+        finally:
+            store.close()
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(dumps(found))
+        return
+    head = Table(title=f"run {found['id']} ({found['uid']})", title_justify="left",
+                 show_header=False)
+    head.add_column("what")
+    head.add_column("value")
+    versions = found["versions"] or {}
+    for key, value in (
+            ("scenario", f"{found['scenario']} ({found['scenario_path']})"),
+            ("scenario sha256", found["scenario_sha256"]),
+            ("status", f"{found['status']} (exit {found['exit_code']})"),
+            ("why", found["reason"]), ("started (UTC)", found["started_at"]),
+            ("finished (UTC)", found["finished_at"]),
+            ("where", f"{found['user']}@{found['host']} pid {found['pid']}"),
+            ("folder", found["folder"]),
+            ("solver", (found["settings"] or {}).get("solver", {}) and
+             json.dumps((found["settings"] or {}).get("solver"))),
+            ("versions", ", ".join(f"{k} {v}" for k, v in versions.items() if v)),
+            ("overrides", " ".join(found["overrides"] or [])),
+            ("phases", ", ".join(f"{k} {v:.2f}s" for k, v in (found["seconds"] or {}).items())),
+            ("model size", ", ".join(f"{k} {v:,}" for k, v in found["model_size"].items()
+                                     if v is not None))):
+        if value:
+            head.add_row(key, str(value))
+    out.print(head)
+    if found["stages"]:
+        table = Table(title="stages", title_justify="left")
+        for col in ("stage", "status", "objective", "bound", "gap", "seconds"):
+            table.add_column(col, justify="left" if col in ("stage", "status") else "right")
+        for s in found["stages"]:
+            table.add_row(s["name"], s["status"] or "", _fmt(s["objective"], 10),
+                          _fmt(s["bound"], 10), "" if s["gap"] is None else f"{s['gap']:.2e}",
+                          _fmt(s["seconds"], 3))
+        out.print(table)
+    if found["inputs"]:
+        table = Table(title="inputs", title_justify="left")
+        for col in ("table", "source", "rows", "sha256_16"):
+            table.add_column(col)
+        for name, i in found["inputs"].items():
+            table.add_row(name, i["source"] or "", str(i["rows"]), i["sha256_16"] or "")
+        out.print(table)
+    if found["constraints"]:
+        table = Table(title="top binding constraints", title_justify="left")
+        for col in ("#", "stage", "family", "labels", "shadow price", "range", "impact"):
+            table.add_column(col, justify="right" if col in ("#", "shadow price", "impact")
+                             else "left")
+        for c in found["constraints"]:
+            span = f"{_fmt(c['rhs_low'])} .. {_fmt(c['rhs_high'])}" if (
+                c["rhs_low"] is not None or c["rhs_high"] is not None) else ""
+            table.add_row(str(c["rank"]), c["stage"] or "", c["family"] or "",
+                          c["labels"] or "", _fmt(c["dual"]), span, _fmt(c["impact"]))
+        out.print(table)
+    for warning in found["warnings"]:
+        out.print(f"warning: {warning}", highlight=False, markup=False)
+    for note in found["notes"]:
+        out.print(f"note: {note}", highlight=False, markup=False)
+
+
+def _is_run_folder_of(folder: Path, summary_sha256: str | None) -> str | None:
+    """Why `folder` must not be removed for this run, or None when it may: it must be an
+    allocator run folder (the marker .allocator-run) that still holds this very run (its
+    summary.json is the one recorded), not a later run written to the same place."""
+    from allocator.outputs.folder import MARKER
+    from allocator.store.record import file_sha256
+
+    if os.path.islink(folder) or not folder.is_dir():
+        return "not a folder"
+    if not (folder / MARKER).is_file() or not (folder / "summary.json").is_file():
+        return "not an allocator run folder (no .allocator-run marker or summary.json)"
+    if summary_sha256 is None or file_sha256(folder / "summary.json") != summary_sha256:
+        return "it now holds another run (its summary.json is not the one recorded)"
+    return None
+
+
+@runs.command("prune")
+@click.option("--keep", type=click.IntRange(min=0), required=True,
+              help="Runs to keep per scenario (the newest).")
+@click.option("--scenario", help="Prune only this scenario's runs.")
+@click.option("--folders", is_flag=True,
+              help="Also delete the run folders of the pruned runs (only folders that are "
+                   "still those runs' allocator run folders, and that no kept run uses).")
+@click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")
+@store_option
+def prune_runs(keep: int, scenario: str | None, folders: bool, dry_run: bool,
+               store_url: str | None) -> None:
+    """Delete recorded runs beyond the newest --keep of each scenario (running ones stay)."""
+    from sqlalchemy import delete, select
+
+    from allocator.store.models import RUNNING, Run, RunConstraint, RunInput, RunStage
+
+    removed: list[tuple[int, str, str, str | None]] = []
+    try:
+        store = _open(store_url)
+        try:
+            with store.session() as session:
+                query = select(Run.id, Run.scenario_name, Run.status, Run.folder,
+                               Run.summary_sha256).order_by(
+                    Run.scenario_name, Run.started_at.desc(), Run.id.desc())
+                if scenario:
+                    query = query.where(Run.scenario_name == scenario)
+                seen: dict[str, int] = {}
+                doomed, kept_folders = [], set()
+                for rid, name, status, folder, digest in session.execute(query).all():
+                    seen[name] = seen.get(name, 0) + 1
+                    if seen[name] <= keep or status == RUNNING:
+                        kept_folders.add(folder)
+                    else:
+                        doomed.append((rid, name, folder, digest))
+                others = select(Run.folder).where(Run.id.not_in([d[0] for d in doomed])) \
+                    if doomed else select(Run.folder)
+                kept_folders |= set(session.scalars(others).all())
+                ids = [d[0] for d in doomed]
+                if ids and not dry_run:
+                    for start in range(0, len(ids), 500):
+                        chunk = ids[start:start + 500]
+                        for table in (RunConstraint, RunInput, RunStage):
+                            session.execute(delete(table).where(table.run_id.in_(chunk)))
+                        session.execute(delete(Run).where(Run.id.in_(chunk)))
+                    session.commit()
+        finally:
+            store.close()
+        handled: set[str] = set()
+        for rid, name, folder, digest in doomed:
+            fate = None
+            if folders and folder not in handled:
+                handled.add(folder)
+                why = "a kept run uses it" if folder in kept_folders else \
+                    _is_run_folder_of(Path(folder), digest)
+                if why is None:
+                    if not dry_run:
+                        shutil.rmtree(folder)
+                    fate = "folder would be deleted" if dry_run else "folder deleted"
+                elif os.path.lexists(folder):
+                    fate = f"folder kept: {why}"
+            removed.append((rid, name, folder, fate))
+    except Exception as exc:
+        _fail(exc)
+    verb = "would delete" if dry_run else "deleted"
+    for rid, name, folder, fate in removed:
+        out.print(f"{verb}: run {rid} ({name}) {folder}" + (f": {fate}" if fate else ""),
+                  highlight=False, markup=False)
+    out.print(f"{verb} {len(removed)} runs; kept the newest {keep} per scenario",
+              highlight=False)
