@@ -160,15 +160,32 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--accept-timeout", is_flag=True,
               help="Exit 0 (not 5) when the time limit leaves a plan not proven optimal.")
+@click.option("--store", "store_url", metavar="URL|PATH",
+              help="Record the run in this store (database URL, or SQLite file or folder). "
+                   "Default: $ALLOCATOR_STORE, else the scenario's [store] url, else "
+                   "runs.sqlite beside the run folder (docs/run-store.md).")
+@click.option("--no-store", is_flag=True, help="Do not record the run.")
 def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
-          sets: tuple[str, ...], force: bool, accept_timeout: bool) -> None:
+          sets: tuple[str, ...], force: bool, accept_timeout: bool, store_url: str | None,
+          no_store: bool) -> None:
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
     from allocator.api import solve as solve_run  # the Python API is the one entry point
+    from allocator.store.db import resolve_url
+    from allocator.store.record import Recording
 
-    run = _interruptible(lambda: solve_run(
-        scenario, out_dir, force=force, accept_timeout=accept_timeout,
-        on_phase=lambda msg: err.print(msg, highlight=False),
-        overrides=_overrides(solver, time_limit, sets)))
+    overrides = _overrides(solver, time_limit, sets)
+    recording = Recording(
+        None if no_store else resolve_url(store_url, scenario, out_dir), scenario, out_dir,
+        overrides, warn=lambda msg: err.print(f"[yellow]warning[/]: {msg}", highlight=False),
+        note=lambda msg: err.print(msg, highlight=False, markup=False))
+    try:
+        run = _interruptible(recording.wrap(lambda: solve_run(
+            scenario, out_dir, force=force, accept_timeout=accept_timeout,
+            on_phase=lambda msg: err.print(msg, highlight=False), overrides=overrides)))
+    except SystemExit as stop:  # an error: recorded with the exit code it gets
+        recording.failed(stop.code)
+        raise
+    recording.finished(run.summary, out_dir)
     _print_summary(run.summary, out_dir)
     sys.exit(run.exit_code)
 
@@ -336,9 +353,11 @@ def _register() -> None:
     """Command groups that live beside their library code."""
     from allocator.bench.cli import bench
     from allocator.convert import convert_command
+    from allocator.store.cli import runs
 
     main.add_command(convert_command)
     main.add_command(bench)
+    main.add_command(runs)
 
 
 _register()
