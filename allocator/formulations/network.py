@@ -1,13 +1,21 @@
 """The network model (spec/more-models.md): which sites to keep open, and who each serves.
 
-The capacitated facility location problem in its strong form: besides the capacity row
-``sum_p f_sp <= cap_s open_s`` every lane carries ``f_sp <= d_p open_s``. Those link rows
-are redundant for the integer problem but make the LP relaxation much tighter, which is
-what lets the OR-Library instances (cap41...cap134) solve in a fraction of a second.
+The capacitated facility location problem, linked by site: ``sum_p f_sp <= cap_s open_s``
+(a site with no capacity gets the same row with a limit no plan can reach). The spec's
+per-lane rows ``f_sp <= d_p open_s`` are left out on purpose: they are implied once the
+sites are decided (a lane cannot carry more than its point's demand, ``sum_s f_sp = d_p``),
+so the optimum is the same, but they carry each demand figure as a coefficient in every
+lane of its point. A demand's price read from its row (sensitivity.csv, ladders) then moved
+the row alone while every lane still held the old figure: the price of a demand nobody can
+change (Liverpool 10.14 where one more unit costs 3.46). Without them the demand figure is
+the demand row's right-hand side and nothing else (flows have no upper bound of their own),
+so the row's dual, its range and its left/right prices are those of demand.csv. HiGHS's
+cuts recover what the LP relaxation loses (OR-Library cap41...cap134 solve as fast; capb
+faster).
 
 With ``policy.single_source`` each point is served by one site: the flow is then ``d_p y_sp``
-with ``y_sp`` binary, so the model keeps one column per lane (no flow column beside it) and
-every row stays integer-friendly for CP-SAT.
+with ``y_sp`` binary, so the model keeps one column per lane (no flow column beside it),
+``y_sp <= open_s`` links it, and every row stays integer-friendly for CP-SAT.
 """
 
 from __future__ import annotations
@@ -146,8 +154,8 @@ def build_network(data: NetworkData) -> NetworkModel:
     if data.single_source:
         lane = m.add_variables("serve", lane_labels, 0.0, 1.0, integer=True)
         unit = d[p]
-    else:
-        lane = m.add_variables("flow", lane_labels, 0.0, d[p])
+    else:  # no upper bound: the demand row bounds a flow, and the demand figure stays its own
+        lane = m.add_variables("flow", lane_labels, 0.0, np.inf)
         unit = np.ones(n)
     lcol = lane.start + np.arange(n)
 
@@ -161,7 +169,8 @@ def build_network(data: NetworkData) -> NetworkModel:
                       description="each point's demand served in full")
 
     cap = sites["capacity"].to_numpy(dtype=float)
-    limited = np.flatnonzero(np.isfinite(cap) & (status != "closed"))
+    candidate = status != "closed"
+    limited = np.flatnonzero(np.isfinite(cap) & candidate)
     if limited.size:
         pos = np.full(len(sites), -1)
         pos[limited] = np.arange(limited.size)
@@ -173,10 +182,24 @@ def build_network(data: NetworkData) -> NetworkModel:
             np.concatenate([unit[keep], -cap[limited]]), hi=0.0,
             description="flow out of a site within its capacity, none if closed")
 
-    link_coef = np.ones(n) if data.single_source else d[p]
-    m.add_constraints("link", lane_labels, np.tile(np.arange(n), 2),
-                      np.concatenate([lcol, ocol[s]]), np.concatenate([np.ones(n), -link_coef]),
-                      hi=0.0, description="a lane carries flow only from an open site")
+    if data.single_source:  # y_sp <= open_s: no demand figure in it
+        m.add_constraints("link", lane_labels, np.tile(np.arange(n), 2),
+                          np.concatenate([lcol, ocol[s]]),
+                          np.concatenate([np.ones(n), -np.ones(n)]), hi=0.0,
+                          description="a point is served only from an open site")
+    else:
+        free = np.flatnonzero(~np.isfinite(cap) & candidate & np.isin(np.arange(len(sites)), s))
+        if free.size:  # no capacity: a limit past any plan (twice all demand), none if closed
+            pos = np.full(len(sites), -1)
+            pos[free] = np.arange(free.size)
+            keep = pos[s] >= 0
+            reach = 2.0 * float(d.sum()) + 1.0
+            m.add_constraints(
+                "open", pd.DataFrame({"site_id": cat(free, site_ids)}),
+                np.concatenate([pos[s][keep], np.arange(free.size)]),
+                np.concatenate([lcol[keep], ocol[free]]),
+                np.concatenate([np.ones(int(keep.sum())), np.full(free.size, -reach)]),
+                hi=0.0, description="a site with no capacity limit ships only if open")
 
     m.set_objective("cost", {"open": sites["fixed_cost"].to_numpy(dtype=float),
                              lane.name: lanes["unit_cost"].to_numpy() * unit})
