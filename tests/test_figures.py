@@ -110,12 +110,14 @@ def check_figure(base_scenario: Path, base: dict, row: pd.Series, work: Path, *s
 
 
 def copy_demo_like(scenario: Path, work: Path) -> Path:
-    """A fresh copy of the folder holding the scenario (models/ and data/ side by side)."""
-    root = scenario.parent.parent
+    """A fresh copy of the folder holding the scenario and its tables: models/ and data/
+    side by side (the demo), or one folder (a generated instance)."""
+    beside = (scenario.parent / "scenario.toml").exists() and scenario.name == "scenario.toml"
+    root = scenario.parent if beside else scenario.parent.parent
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(root, work, ignore=shutil.ignore_patterns("out", "run*", "day*"))
-    return work / scenario.parent.name / scenario.name
+    return work / scenario.name if beside else work / scenario.parent.name / scenario.name
 
 
 def figures(run: Path) -> pd.DataFrame:
@@ -244,6 +246,30 @@ def test_same_input_same_files(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert not any("safety" in note for note in summary["notes"])
+
+
+@pytest.mark.parametrize("seed", [3, 17])
+def test_generated_instances_figures_match_resolves(tmp_path, seed):
+    """The same self-check on generated instances whose money binds."""
+    from allocator.datagen import generate_ops, write_ops_instance
+
+    tables = generate_ops(40, seed=seed)
+    tables["budgets"]["amount"] *= 0.8
+    scenario = write_ops_instance(tables, tmp_path / "case", f"gen{seed}")
+    base = solve(scenario, tmp_path / "case" / "run")
+    table = figures(tmp_path / "case" / "run")
+    said = table[table["range_kind"].isin(["price", "basis"])
+                 & (table["price_per_input"].abs() > 1e-9)]
+    people = person_figures(tmp_path / "case" / "run")
+    people = people[(people["stage"] == "service") & (people["range_kind"] == "price")
+                    & (people["dual"] < 0)].sort_values("dual").head(2)
+    checked = 0
+    for k, (_, row) in enumerate(pd.concat([said.head(4), people]).iterrows()):
+        found = check_figure(scenario, base, row, tmp_path / f"w{k}")
+        if found is not None:
+            assert_price(*found)
+            checked += 1
+    assert checked >= 2
 
 
 # --------------------------------------------------------------------------- stability
