@@ -66,7 +66,7 @@ def _figure(height: float):  # type: ignore[no-untyped-def]
     return plt.subplots(figsize=(9, height))
 
 
-def _table(frame: pd.DataFrame, limit: int = 40, left: int = 1) -> str:
+def _table(frame: pd.DataFrame, limit: int = 40, left: int = 1, source: str = "") -> str:
     if frame is None or frame.empty:
         return "<p class='muted'>none</p>"
     head = "".join(f"<th class='{'l' if i < left else ''}'>{_e(c)}</th>"
@@ -77,7 +77,8 @@ def _table(frame: pd.DataFrame, limit: int = 40, left: int = 1) -> str:
             f"<td class='l'>{_e(v)}</td>" if i < left or isinstance(v, str)
             else f"<td>{_num(v)}</td>" for i, v in enumerate(row))
         body.append(f"<tr>{cells}</tr>")
-    more = (f"<p class='muted'>{len(frame) - limit} more rows in the CSV file.</p>"
+    where = f" in {_e(source)}" if source else ""
+    more = (f"<p class='muted'>{len(frame) - limit} more rows{where}.</p>"
             if len(frame) > limit else "")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
 
@@ -239,15 +240,18 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
                      _coverage_grid(coverage)]
     if budgets is not None and not budgets.empty and {"budget_id", "amount", "spent"} <= set(
             budgets.columns):
-        sections += ["<h2>Budget use</h2>", _budget_chart(budgets), _table(budgets)]
+        sections += ["<h2>Budget use</h2>", _budget_chart(budgets),
+                     _table(budgets, source="budgets.csv")]
     shown = {"coverage", "budgets", "bottlenecks", "ladders", "sensitivity", "marginals"}
     for name, frame in tables.items():
         if name in shown or frame is None or not isinstance(frame, pd.DataFrame):
             continue
-        sections += [f"<h2>{_e(name.replace('_', ' ').capitalize())}</h2>", _table(frame)]
+        sections += [f"<h2>{_e(name.replace('_', ' ').capitalize())}</h2>",
+                     _table(frame, source=f"{name}.csv")]
     marginals = tables.get("marginals")
     if marginals is not None and not marginals.empty:
-        sections += ["<h2>Marginal values (MIP re-solves)</h2>", _table(marginals, left=3)]
+        sections += ["<h2>Marginal values (MIP re-solves)</h2>",
+                     _table(marginals, left=3, source="marginals.csv")]
     if bottlenecks is not None and not bottlenecks.empty:
         from allocator.analysis.bottlenecks import sentence
 
@@ -264,7 +268,7 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
                    else "")
         sections += ["<h2>Bottlenecks</h2>", defined, f"<ol>{items}</ol>",
                      "<h2>Shadow prices</h2>", _price_chart(bottlenecks),
-                     _table(bottlenecks[columns], left=3)]
+                     _table(bottlenecks[columns], left=3, source="bottlenecks.csv")]
     if ladders is not None and not ladders.empty:
         sections += ["<h2>Price ladders</h2>",
                      "<p class='muted'>How each top bottleneck's price steps as its "
