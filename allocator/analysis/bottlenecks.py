@@ -144,6 +144,8 @@ def sentence(row: pd.Series, label_fn=str) -> str:  # type: ignore[no-untyped-de
         "one_site": f"letting {label} work at one more site",
     }.get(row["family"], f"each {step} change in {row['family']} {label}")
     held = " with service held at today's level" if row["stage"] == "cost" else ""
+    if row.get("dual_source") == "fixed-integer lp":  # whole mode: no true duals
+        held += " (everyone's sites fixed as planned)"
     if row["family"] == "stage_hold":
         rng = (f" (for up to {fmt(row['holds_to'] - row['input_value'])} more)"
                if np.isfinite(row["holds_to"]) else "")
