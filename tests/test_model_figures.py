@@ -78,3 +78,128 @@ def test_network_demand_prices_are_those_of_demand_csv(tmp_path):
         if bool(row["dual_unique"]):
             assert row["dual_left"] == pytest.approx(row["dual"])
     assert not wrong, wrong
+
+
+# -- 2. the funding trade-off of a non-concave case --------------------------------------------
+# A's slopes are 1, 9 and 2.5 (rising, then falling); B and C are concave.
+NONCONCAVE_RESPONSE = """program_id,spend,value
+A,0,0
+A,50,50
+A,100,500
+A,150,625
+B,0,0
+B,40,280
+B,100,520
+B,200,720
+C,0,0
+C,60,300
+C,120,420
+"""
+NONCONCAVE_PROGRAMS = "program_id,group,min_spend,max_spend\nA,g,0,\nB,g,0,\nC,h,0,\n"
+NONCONCAVE_BUDGETS = "budget_id,scope,amount\ntotal,all,200\nh,group:h,90\n"
+
+
+def funding_case(tmp_path: Path, programs: str, response: str, budgets: str,
+                 settings: str = "") -> Path:
+    folder = tmp_path / "case"
+    folder.mkdir()
+    (folder / "programs.csv").write_text(programs)
+    (folder / "response.csv").write_text(response)
+    (folder / "budgets.csv").write_text(budgets)
+    scenario = folder / "scenario.toml"
+    scenario.write_text('model = "funding"\nname = "case"\n[tables]\nprograms = "programs.csv"\n'
+                        'response = "response.csv"\nbudgets = "budgets.csv"\n' + settings)
+    return scenario
+
+
+def best_value(curves: dict[str, list[tuple[float, float]]], groups: dict[str, str],
+               budgets: dict[str, float], total: float) -> float:
+    """An independent formulation (scipy's MILP, written from the spec): each curve as a convex
+    combination of two neighbouring breakpoints chosen by a binary per piece; the total spend
+    at most `total`, each group's at most its budget."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    names = list(curves)
+    lam, pick, rows, lo, hi = [], [], [], [], []
+    n = 0
+    for name in names:
+        k = len(curves[name])
+        lam.append(np.arange(n, n + k))
+        n += k
+    for name in names:
+        k = len(curves[name]) - 1
+        pick.append(np.arange(n, n + k))
+        n += k
+    spend = np.zeros(n)
+    value = np.zeros(n)
+    for i, name in enumerate(names):
+        spend[lam[i]] = [s for s, _ in curves[name]]
+        value[lam[i]] = [v for _, v in curves[name]]
+    integrality = np.zeros(n)
+    for i, _name in enumerate(names):
+        integrality[pick[i]] = 1
+        row = np.zeros(n)
+        row[lam[i]] = 1
+        rows.append(row), lo.append(1), hi.append(1)  # the weights sum to one
+        row = np.zeros(n)
+        row[pick[i]] = 1
+        rows.append(row), lo.append(1), hi.append(1)  # one piece picked
+        for j, col in enumerate(lam[i]):  # a breakpoint weighs only next to the piece picked
+            row = np.zeros(n)
+            row[col] = 1
+            for q in (j - 1, j):
+                if 0 <= q < len(pick[i]):
+                    row[pick[i][q]] = -1
+            rows.append(row), lo.append(-np.inf), hi.append(0)
+    row = np.zeros(n)
+    for i in range(len(names)):
+        row[lam[i]] = spend[lam[i]]
+    rows.append(row), lo.append(-np.inf), hi.append(total)
+    for group, amount in budgets.items():
+        row = np.zeros(n)
+        for i, name in enumerate(names):
+            if groups[name] == group:
+                row[lam[i]] = spend[lam[i]]
+        rows.append(row), lo.append(-np.inf), hi.append(amount)
+    found = milp(-value, integrality=integrality, bounds=Bounds(0, 1),
+                 constraints=LinearConstraint(np.array(rows), lo, hi),
+                 options={"mip_rel_gap": 1e-12})
+    assert found.status == 0
+    return float(-found.fun)
+
+
+def test_nonconcave_tradeoff_every_sample_against_independent_solves(tmp_path):
+    scenario = funding_case(tmp_path, NONCONCAVE_PROGRAMS, NONCONCAVE_RESPONSE,
+                            NONCONCAVE_BUDGETS, "[policy]\nallow_nonconcave = true\n")
+    run = run_cli("solve", scenario, out=tmp_path / "run")
+    assert run.code == 0, run.stderr
+    curve = pd.read_csv(run.out / "tradeoff.csv")
+    assert len(curve) >= 20 and not curve["exact"].any()
+    table = pd.read_csv(scenario.parent / "response.csv")
+    curves = {p: list(zip(g["spend"], g["value"], strict=True))
+              for p, g in table.groupby("program_id", sort=False)}
+    groups = {"A": "g", "B": "g", "C": "h"}
+    wrong = []
+    for budget, value in zip(curve["budget"], curve["value"], strict=True):
+        true = best_value(curves, groups, {"h": 90.0}, budget)
+        if abs(true - value) > 1e-6 * max(1.0, abs(true)):
+            wrong.append((budget, value, true))
+    assert not wrong, wrong
+    assert (np.diff(curve["value"].to_numpy()) >= -1e-9).all()
+    assert curve["value"].iloc[-1] == pytest.approx(run.summary["objectives"]["value"]) or \
+        curve["budget"].iloc[-1] > 200
+
+
+# -- 3. the trade-off curve whatever solver found the plan -------------------------------------
+@pytest.mark.parametrize("solver", ["glop", "pdlp", "scip", "cbc"])
+def test_tradeoff_written_for_every_solver(solver, tmp_path):
+    reference = run_cli("solve", MODELS / "funding.toml", "--set", "output.report=false",
+                        out=tmp_path / "highs")
+    run = run_cli("solve", MODELS / "funding.toml", "--solver", solver, "--set",
+                  "output.report=false", out=tmp_path / solver)
+    assert reference.code == 0 and run.code == 0, run.stderr
+    expected = pd.read_csv(reference.out / "tradeoff.csv")
+    got = pd.read_csv(run.out / "tradeoff.csv")
+    assert len(got) >= 5 and len(got) == len(expected)
+    assert np.allclose(got[["budget", "value"]], expected[["budget", "value"]])
+    assert not (run.out / "tradeoff.txt").exists()

@@ -10,7 +10,15 @@ not the slope, are merged away, so every row of the table is a true kink of the 
 The total budget is a row ``sum_p spend_p <= B`` added for the purpose; the budgets that
 already cap all spend one for one are lifted while it is traced (B replaces them), group
 budgets and draws stay. A model with integers (whole programs, non-concave curves) has no
-such exact form: its curve is sampled by re-solving the MIP on a grid, and says so.
+such exact form: its curve is sampled on a grid, and says so. Each sample is solved in a
+fresh HiGHS instance (one session re-solved at each budget returned stale plans reported
+optimal: values above the true best, and a curve falling as the budget grew), and its plan is
+checked against its budget before its value is taken. The best value cannot fall as the total
+budget rises (more budget only relaxes), so a sample below an earlier one is a solver failure:
+it is repaired with the earlier plan's value (still feasible there) and labelled as such.
+
+The curve is always traced by HiGHS, whatever solver found the plan: the ranging it needs is
+HiGHS's (as for sensitivity.csv).
 """
 
 from __future__ import annotations
@@ -43,7 +51,8 @@ class _Parametric:
         from allocator.solvers.highs import load_into_highs, new_highs
 
         self.highs = new_highs()
-        self.highs.setOptionValue("threads", 1)
+        # No `threads` option: HiGHS refuses every run() of an instance whose thread count
+        # differs from the scheduler this thread already started (another analysis's).
         load_into_highs(self.highs, model, c, relax_integers=relax)
         for r in lifted:
             self.highs.changeRowBounds(int(r), -highspy.kHighsInf, highspy.kHighsInf)
@@ -67,6 +76,18 @@ class _Parametric:
         value = sign * float(self.highs.getInfo().objective_function_value) if ok else None
         self._cost(self.c, self.constant)
         return value
+
+    def plan_ok(self, budget: float) -> bool:
+        """The solution held respects the total budget and its objective is its own."""
+        x = np.asarray(self.highs.getSolution().col_value, dtype=float)
+        if x.size < self.n:
+            return False
+        total = float(self.vals @ x[self.cols])
+        objective = float(self.c @ x[:self.n] + self.constant)
+        reported = float(self.highs.getInfo().objective_function_value)
+        scale = max(1.0, abs(budget))
+        return total <= budget + 1e-6 * scale and \
+            abs(objective - reported) <= 1e-6 * max(1.0, abs(reported))
 
     def at(self, budget: float) -> float | None:
         """The optimal (minimized) objective with the total capped at `budget`."""
@@ -117,14 +138,7 @@ def parametric_curve(
     if low is None or high is None:
         return pd.DataFrame(columns=COLUMNS)
     if integer:
-        grid = np.unique(np.linspace(low, high, SAMPLES))
-        values = [session.at(b) for b in grid]
-        got = [(b, sign * v + 0.0) for b, v in zip(grid, values, strict=True) if v is not None]
-        b = np.array([g[0] for g in got])
-        v = np.array([g[1] for g in got])
-        frame = pd.DataFrame({"budget": b, "value": v, "marginal_value_before": np.nan,
-                              "marginal_value_after": np.nan, "kind": "sample", "exact": False})
-        return frame[COLUMNS]
+        return _sampled(model, c, constant, cols, vals, lifted, sign, low, high)
 
     scale = max(1.0, abs(low), abs(high))
     step = 1e-7 * scale
@@ -152,6 +166,7 @@ def parametric_curve(
         values.append(value)
     else:
         stopped = True  # max_pieces reached: the curve is exact up to its last row only
+    values = _checked(model, c, constant, cols, vals, lifted, budgets, values)
     b, v = _merge(budgets, [sign * value + 0.0 for value in values])
     slopes = np.diff(v) / np.diff(b) if b.size > 1 else np.zeros(0)
     before = np.r_[np.nan, slopes]
@@ -165,6 +180,57 @@ def parametric_curve(
         after[-1] = np.nan
     return pd.DataFrame({"budget": b, "value": v, "marginal_value_before": before,
                          "marginal_value_after": after, "kind": kind, "exact": True})[COLUMNS]
+
+
+def _checked(model: LinearModel, c: np.ndarray, constant: float, cols: np.ndarray,
+             vals: np.ndarray, lifted: Sequence[int], budgets: list[float],
+             values: list[float]) -> list[float]:
+    """The traced breakpoints' minimized values, never rising with the budget: a breakpoint
+    above an earlier one is re-solved from scratch; one that still rises is an error, not a
+    curve to write."""
+    v = np.asarray(values, dtype=float)
+    tol = 1e-7 * np.maximum(1.0, np.abs(v))
+    risen = np.flatnonzero(v > np.minimum.accumulate(v) + tol)
+    for k in risen:
+        session = _Parametric(model, c, constant, cols, vals, lifted, relax=False)
+        fresh = session.at(budgets[k])
+        if fresh is not None and session.plan_ok(budgets[k]):
+            v[k] = fresh
+    if (v > np.minimum.accumulate(v) + tol).any():
+        raise ArithmeticError("the traced value curve falls as the budget rises, even after "
+                              "fresh re-solves; it is not written")
+    return v.tolist()
+
+
+def _sampled(model: LinearModel, c: np.ndarray, constant: float, cols: np.ndarray,
+             vals: np.ndarray, lifted: Sequence[int], sign: float, low: float,
+             high: float) -> pd.DataFrame:
+    """The MIP's best value on a grid of budgets, each from a fresh solve, checked and made
+    non-decreasing (see the module's docstring)."""
+    grid = np.unique(np.linspace(low, high, SAMPLES))
+    budgets, minimized, kinds = [], [], []
+    for budget in grid:
+        session = _Parametric(model, c, constant, cols, vals, lifted, relax=False)
+        session.highs.setOptionValue("mip_rel_gap", 1e-9)
+        value = session.at(budget)
+        if value is None or not session.plan_ok(budget):
+            continue
+        budgets.append(float(budget))
+        minimized.append(value)
+        kinds.append("sample")
+    v = np.asarray(minimized, dtype=float)
+    # The minimized objective cannot rise with the budget: a plan fits every larger budget.
+    best = np.minimum.accumulate(v) if v.size else v
+    risen = v > best + 1e-6 * np.maximum(1.0, np.abs(best))
+    for k in np.flatnonzero(risen):
+        source = int(np.flatnonzero(v[:k] <= best[k] + 1e-9 * max(1.0, abs(best[k])))[0])
+        kinds[k] = (f"sample (the solver's plan was worth {sign * v[k] + 0.0:.6g}; the plan "
+                    f"at budget {budgets[source]:.6g} fits and does better)")
+    frame = pd.DataFrame({"budget": np.asarray(budgets, dtype=float),
+                          "value": sign * np.where(risen, best, v) + 0.0,
+                          "marginal_value_before": np.nan, "marginal_value_after": np.nan,
+                          "kind": pd.Series(kinds, dtype=object), "exact": False})
+    return frame[COLUMNS]
 
 
 def budget_tradeoff(built: FundingModel, x: np.ndarray | None = None,
@@ -190,8 +256,13 @@ def value_at(curve: pd.DataFrame, budget: float | np.ndarray) -> np.ndarray:
     return np.interp(np.asarray(budget, dtype=float), b, v, left=np.nan, right=v[-1])
 
 
-def tradeoff_svg(curve: pd.DataFrame, built: FundingModel, x: np.ndarray | None = None) -> str:
-    """tradeoff.svg: the curve, its breakpoints, and where the plan solved sits on it."""
+def tradeoff_svg(curve: pd.DataFrame, built: FundingModel, x: np.ndarray | None = None,
+                 why: str = "") -> str:
+    """tradeoff.svg: the curve, its breakpoints, and where the plan solved sits on it.
+
+    The axis is a total budget only where the model has one (a budget of scope `all`
+    drawing one for one, which the trace replaces); otherwise (mknap-style draws, group
+    budgets only) it is the total spend, with every budget of the model held."""
     import io
 
     import matplotlib
@@ -206,15 +277,22 @@ def tradeoff_svg(curve: pd.DataFrame, built: FundingModel, x: np.ndarray | None 
         exact = bool(curve["exact"].iloc[0])
         ax.plot(b, v, color="#3f6fa8", linewidth=2, marker="o" if exact else ".",
                 label="best value (exact breakpoints)" if exact else "best value (sampled)")
+    elif why:
+        ax.text(0.5, 0.5, f"no curve: {why}", ha="center", va="center", wrap=True,
+                transform=ax.transAxes)
     if x is not None:
         spend = x[built.model.var_blocks["spend"].slice]
         objective = built.model.objectives["value"]
         value = -(objective.c @ x + objective.constant)
         ax.plot([spend.sum()], [value], marker="*", markersize=12, color="#d9604c",
                 linestyle="none", label="this plan")
-    ax.set_xlabel("total budget")
+    if built.total_budget_rows.size:
+        ax.set_xlabel("total budget")
+        ax.set_title("Value against the total budget (group budgets held)")
+    else:
+        ax.set_xlabel("total spend over all programs (no budget of the model caps it as such)")
+        ax.set_title("Value against total spend (every budget of the model held)")
     ax.set_ylabel("value")
-    ax.set_title("Value against the total budget (group budgets held)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     buffer = io.StringIO()

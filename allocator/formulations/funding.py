@@ -375,8 +375,21 @@ class FundingFormulation(Formulation):
     def extra_outputs(
         self, built: FundingModel, x: np.ndarray
     ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-        """tradeoff.csv and tradeoff.svg: value against the total budget, traced exactly."""
-        from allocator.analysis.tradeoff import budget_tradeoff, tradeoff_svg
+        """tradeoff.csv and tradeoff.svg: value against the total budget, traced exactly.
 
-        curve = budget_tradeoff(built, x)
-        return {"tradeoff": curve}, {"tradeoff.svg": tradeoff_svg(curve, built, x)}
+        Traced by HiGHS whatever solver found the plan (its ranging is what traces it). If it
+        cannot be traced, tradeoff.csv keeps its header and tradeoff.txt says why, so an
+        empty curve is never silent."""
+        from allocator.analysis.tradeoff import COLUMNS, budget_tradeoff, tradeoff_svg
+
+        files: dict[str, str] = {}
+        try:
+            curve = budget_tradeoff(built, x)
+            why = "" if len(curve) else ("no total budget is feasible: the least and the most "
+                                         "total spend could not be found")
+        except Exception as exc:  # the plan stands; the missing curve is said, not hidden
+            curve, why = pd.DataFrame(columns=COLUMNS), f"{type(exc).__name__}: {exc}"
+        if why:
+            files["tradeoff.txt"] = f"The trade-off curve could not be traced: {why}.\n"
+        files["tradeoff.svg"] = tradeoff_svg(curve, built, x, why)
+        return {"tradeoff": curve}, files
