@@ -20,13 +20,22 @@ out = Console(soft_wrap=True)
 
 
 def _fail(exc: BaseException) -> int:
-    from allocator.errors import EnvironmentFailure, is_environment_error
+    import errno
+
+    from allocator.errors import EnvironmentFailure, InputError, is_environment_error
 
     if isinstance(exc, KeyboardInterrupt):
         err.print("interrupted: stopped; nothing was written", highlight=False)
         return 130
     if is_environment_error(exc):  # a full disk, a read-only remount: the machine, not a bug
         exc = EnvironmentFailure.from_os_error(exc)  # type: ignore[arg-type]
+    path_faults = {  # a path the user gave that cannot be opened: bad input, with the reason
+        errno.ENOENT: "not found", errno.ENOTDIR: "a part of this path is a file, not a folder",
+        errno.EISDIR: "a folder, not a file", errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied", errno.ELOOP: "a loop of symbolic links",
+        errno.ENAMETOOLONG: "a name in this path is too long for the file system"}
+    if isinstance(exc, OSError) and exc.filename and exc.errno in path_faults:
+        exc = InputError(path_faults[exc.errno], str(exc.filename))
     if isinstance(exc, AllocatorError):
         err.print(f"[bold red]error[/] ({exc.exit_code.name.lower().replace('_', ' ')}):",
                   highlight=False)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -36,6 +37,12 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 def leftovers(out: Path) -> list[str]:
     return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
+
+
+def written(folder: Path) -> list[str]:
+    """What runs left in `folder`, but the run store's database (it records refused runs too,
+    beside --out: allocator/store)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("runs.sqlite"))
 
 
 def assert_refused_early(run, *needles: str) -> None:  # type: ignore[no-untyped-def]
@@ -195,6 +202,30 @@ def test_partial_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Pat
         alive.wait(timeout=30)
 
 
+def fake_partial(parent: Path, name: str, host: str) -> Path:
+    """A temporary folder as a run on `host` leaves it (lock file, lock not held)."""
+    folder = parent / name
+    folder.mkdir()
+    info = {"pid": 2**22 + 12345, "host": host, "started": "2026-01-01T00:00:00+0000"}
+    (folder / ".allocator-partial").write_text(json.dumps(info))
+    (folder / "plan.csv").write_text("half\n")
+    return folder
+
+
+def test_partial_folder_of_another_machine_is_removed_only_once_idle(tmp_path: Path) -> None:
+    """A folder shared between machines (or containers with new host names): another host's
+    unlocked partial folder goes only after a day without change."""
+    out = tmp_path / "run"
+    recent = fake_partial(tmp_path, ".run.partial-recent01", "another-host")
+    idle = fake_partial(tmp_path, ".run.partial-idle0001", "another-host")
+    here = fake_partial(tmp_path, ".run.partial-here0001", socket.gethostname())
+    two_days_ago = time.time() - 2 * 86400
+    for path in (idle, *idle.iterdir()):
+        os.utime(path, (two_days_ago, two_days_ago))
+    assert run_cli("solve", TINY, out=out).code == 0
+    assert recent.exists() and not idle.exists() and not here.exists()
+
+
 def test_earlier_run_set_aside_by_a_cut_replace_is_cleaned(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run_cli("solve", TINY, out=out).code == 0
@@ -245,18 +276,18 @@ def test_out_dot_and_the_current_folder(tmp_path: Path) -> None:
         assert proc.returncode == BAD_INPUT, (target, proc.stderr)
         assert "model:" not in proc.stderr and "--out" in proc.stderr, proc.stderr
     assert here.is_dir() and list(here.iterdir()) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_name_too_long_for_the_temporary_folder(tmp_path: Path) -> None:
     out = tmp_path / ("x" * 245)  # fits, but not with '.NAME.partial-XXXXXXXX' around it
     run = run_cli("solve", TINY, out=out)
     assert_refused_early(run, "too long", "255")
-    assert list(tmp_path.iterdir()) == []
+    assert written(tmp_path) == []
     out = tmp_path / ("y" * 300) / "run"
     run = run_cli("solve", TINY, out=out)
     assert_refused_early(run, "300 bytes")
-    assert list(tmp_path.iterdir()) == []
+    assert written(tmp_path) == []
 
 
 @pytest.fixture
@@ -291,7 +322,7 @@ def test_out_on_a_read_only_place(tmp_path: Path, mount_tmpfs) -> None:  # type:
     try:
         run = run_cli("solve", TINY, out=place / "run")
         assert_refused_early(run, reason)
-        assert list(place.iterdir()) == []
+        assert written(place) == []
     finally:
         if os.geteuid() != 0:
             place.chmod(0o755)
@@ -304,7 +335,15 @@ def test_full_disk_is_an_environment_failure_and_leaves_nothing(mount_tmpfs) -> 
     assert "no space left on device" in run.stderr and str(place / "run") in run.stderr
     assert "nothing was written" in run.stderr and "bug" not in run.stderr.replace(
         "not a bug", "")
-    assert list(place.iterdir()) == []
+    assert written(place) == []
+
+
+def test_scenario_path_under_a_file_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    for command in (("validate",), ("solve", "--out", str(tmp_path / "run"))):
+        proc = cli(command[0], tmp_path / "afile" / "s.toml", *command[1:])
+        assert proc.returncode == BAD_INPUT, proc.stderr
+        assert "is a file, not a folder" in proc.stderr and "bug" not in proc.stderr
 
 
 MID_RUN = textwrap.dedent("""

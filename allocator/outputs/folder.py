@@ -308,17 +308,36 @@ def _partial_state(path: Path) -> str:
             info = json.loads(os.read(fd, 65536).decode("utf-8"))
         except (OSError, ValueError):
             return "foreign"
-        if not isinstance(info, dict) or info.get("host") != socket.gethostname():
-            return "foreign"  # another machine's run: its processes cannot be seen from here
+        if not isinstance(info, dict):
+            return "foreign"
+        here = info.get("host") == socket.gethostname()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return "live"
         except OSError:  # no locks on this file system: the process id must do
+            if not here:
+                return "foreign"  # another machine's process cannot be seen from here
             return "live" if _pid_alive(info.get("pid")) else "stale"
-        return "stale"
+        # Free lock: its run is gone. Another machine's (a shared folder, a container with a
+        # new host name) is trusted only once idle for a day: a file system mounted without
+        # shared locks would show its live runs unlocked.
+        return "stale" if here or _idle_for(path, OTHER_HOST_IDLE) else "foreign"
     finally:
         os.close(fd)
+
+
+OTHER_HOST_IDLE = 24 * 3600.0  # seconds
+
+
+def _idle_for(path: Path, seconds: float) -> bool:
+    """Nothing in `path` (a flat folder) changed for `seconds`."""
+    try:
+        newest = max([path.stat().st_mtime,
+                      *(entry.stat(follow_symlinks=False).st_mtime for entry in os.scandir(path))])
+    except OSError:
+        return False
+    return time.time() - newest > seconds
 
 
 def clean_leftovers(out: Path) -> None:
