@@ -203,3 +203,28 @@ def test_tradeoff_written_for_every_solver(solver, tmp_path):
     assert len(got) >= 5 and len(got) == len(expected)
     assert np.allclose(got[["budget", "value"]], expected[["budget", "value"]])
     assert not (run.out / "tradeoff.txt").exists()
+
+
+# -- 4. duplicate ids: exit 2 with file, row and column, in every table ------------------------
+DUPLICATES = [
+    ("network", "sites.csv", "site_id"), ("network", "demand.csv", "point_id"),
+    ("network", "lanes.csv", "site_id+point_id"), ("funding", "programs.csv", "program_id"),
+    ("funding", "budgets.csv", "budget_id"), ("assignment", "tasks.csv", "task_id"),
+    ("assignment", "resources.csv", "resource_id"),
+    ("assignment", "options.csv", "task_id+resource_id"),
+]
+
+
+@pytest.mark.parametrize(("model", "table", "column"), DUPLICATES)
+def test_duplicate_ids_are_bad_input(model, table, column, tmp_path):
+    scenario = copy_model(model, tmp_path)
+    path = scenario.parent / table
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[1]]) + "\n")  # the first row again, at the end
+    for command in (("validate", scenario), ("solve", scenario, "--out", tmp_path / "run")):
+        run = run_cli(*command)
+        assert run.code == 2, (command[0], run.stderr)
+        assert f"{table} row {len(lines) + 1} column '{column}': duplicate" in run.stderr, \
+            run.stderr
+        assert "bug" not in run.stderr
+    assert not (tmp_path / "run").exists()

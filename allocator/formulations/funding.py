@@ -242,6 +242,8 @@ def load_funding(scenario: Scenario) -> FundingData:
          "amount": pd.Series(dtype=float)}))
     check_reference(found.loaded["response"], response, "program_id",
                     pd.Index(programs["program_id"]), "program", found.problems)
+    if programs["program_id"].duplicated().any() or budgets["budget_id"].duplicated().any():
+        found.raise_if_any()  # reported by the schema (row, column); ids must index below
     segments, upper, base = _curves(found, programs, response,
                                     scenario.policy.allow_nonconcave)
     low = programs["min_spend"].to_numpy(dtype=float)

@@ -85,6 +85,8 @@ def load_network(scenario: Scenario) -> NetworkData:
     lane_table = found.loaded["lanes"]
     check_reference(lane_table, lanes, "site_id", site_ids, "site", found.problems)
     check_reference(lane_table, lanes, "point_id", point_ids, "demand point", found.problems)
+    if site_ids.has_duplicates or point_ids.has_duplicates:
+        found.raise_if_any()  # reported by the schema (row, column); ids must index below
 
     usable = np.ones(len(lanes), dtype=bool)
     limit = scenario.policy.max_distance
