@@ -155,6 +155,41 @@ def test_sensitivity_force_refuses_users_folder_and_replaces_its_own(tmp_path: P
     assert leftovers(mine) == []
 
 
+APPEARS = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from allocator.outputs import folder
+    real_commit = folder.RunFolder.commit
+    def commit(self, force):  # the user's folder appears after the early check
+        self.out.mkdir()
+        (self.out / "notes.docx").write_bytes(b"the only copy")
+        real_commit(self, force)
+    folder.RunFolder.commit = commit
+    from allocator.cli import main
+    main(sys.argv[1:])
+""")
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_folder_that_appears_during_the_run_is_not_replaced(tmp_path: Path,
+                                                            force: bool) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", APPEARS, "solve", str(TINY), "--out", str(out),
+                           *(["--force"] if force else [])], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert proc.returncode == BAD_INPUT, proc.stderr
+    assert "appeared during the run" in proc.stderr or "not an allocator run" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.docx"]
+    assert (out / "notes.docx").read_bytes() == b"the only copy"
+    assert leftovers(out) == []
+
+
+def test_force_refuses_a_mount_point(mount_tmpfs) -> None:  # type: ignore[no-untyped-def]
+    place = mount_tmpfs("size=1m")  # empty, but a mount point cannot be renamed away
+    run = run_cli("solve", TINY, "--force", out=place)
+    assert_refused_early(run, "mount point")
+
+
 # --- 7. what killed runs leave behind --------------------------------------------------------
 
 HOLD_A_RUN_FOLDER = textwrap.dedent("""

@@ -230,6 +230,9 @@ def _check_existing(out: Path, force: bool) -> None:
                          "--out", "--out")
     if not out.is_dir():
         raise InputError(f"{out} exists and is not a folder", "--out")
+    if os.path.ismount(out):
+        raise _refuse(out, "is a mount point, which cannot be replaced: write the run folder "
+                           f"inside it, e.g. --out {out / 'run'}")
     reason = replace_refusal(out)
     if reason:
         raise _refuse(out, f"{reason}; refusing to replace it (--force replaces only a run "
@@ -543,6 +546,8 @@ class RunFolder:
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
                 raise _refuse(self.out, "appeared during the run; use --force to replace "
                                         "it") from exc
+            if exc.errno in (errno.EBUSY, errno.EACCES, errno.EPERM, errno.EXDEV):
+                raise _refuse(self.out, f"could not be put in place: {exc.strerror}") from exc
             raise
         self._committed = True
         ACTIVE.discard(self.tmp)
