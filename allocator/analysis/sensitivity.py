@@ -33,10 +33,21 @@ MAX_FTE_STEPS = 3  # per end of an FTE value's range: more people priced, ranges
 # DEFAULT_PROBES warm re-solves (output.sensitivity_probes), handed out in this order and
 # these shares (what one kind leaves goes to the next). Wall time is only a safety stop.
 DEFAULT_PROBES = 200
+MIN_PROBES = 10
+PROBE_NONZEROS = 5e7  # default probes x nonzeros: big models get fewer (each is a ranging)
 PROBE_SPLIT = (("one-sided prices", 0.3), ("price ranges", 0.2), ("FTE values", 0.3),
                ("ladders", 0.2))
 DEFAULT_SHARE = 0.05  # of a stage's solve time: the safety stop (output.sensitivity_share)
 SAFETY_MIN_SECONDS = 20.0  # the safety stop is never shorter than this
+
+
+def default_probes(model: LinearModel) -> int:
+    """Probes per stage when the scenario does not say (output.sensitivity_probes): every
+    probe is a warm re-solve and a full ranging, whose cost grows with the model, so the
+    count falls with its size (deterministically: the same model, the same count) from
+    DEFAULT_PROBES on models up to 250k nonzeros to MIN_PROBES on the largest."""
+    nonzeros = max(1, int(model.nnz))
+    return int(min(DEFAULT_PROBES, max(MIN_PROBES, PROBE_NONZEROS // nonzeros)))
 
 
 class Probes:
@@ -538,11 +549,11 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
     the run's notes ("" unless the safety stop cut the extras short).
 
     The re-solves behind one-sided prices, price ranges, FTE values and ladders are counted,
-    not timed: `probes` of them per stage (output.sensitivity_probes, default
-    DEFAULT_PROBES), handed out by PROBE_SPLIT, so the same input gives the same files on any
-    machine. `share` of the stage's solve time (at least SAFETY_MIN_SECONDS), or the run's
-    `deadline` (a time.monotonic() instant) if sooner, is only a safety stop for a model
-    whose probes are slow; if it triggers, the note says so.
+    not timed: `probes` of them per stage (output.sensitivity_probes; by default
+    `default_probes(model)`), handed out by PROBE_SPLIT, so the same input gives the same
+    files on any machine. `share` of the stage's solve time (at least SAFETY_MIN_SECONDS),
+    or the run's `deadline` (a time.monotonic() instant) if sooner, is only a safety stop
+    for a model whose probes are slow; if it triggers, the note says so.
 
     `highs` is left at its last probe's solution, with every bound restored: no re-solve is
     spent on getting back to the optimum, which every caller already holds (a later stage's
@@ -550,7 +561,7 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
     """
     from allocator.analysis.ladder import stage_ladders
 
-    count = DEFAULT_PROBES if probes is None else int(probes)
+    count = default_probes(model) if probes is None else int(probes)
     safety = max(SAFETY_MIN_SECONDS, share * solve_seconds)
     stop = time.perf_counter() + safety
     if deadline is not None:
