@@ -228,3 +228,67 @@ def test_duplicate_ids_are_bad_input(model, table, column, tmp_path):
             run.stderr
         assert "bug" not in run.stderr
     assert not (tmp_path / "run").exists()
+
+
+# -- 6. infeasibility: repairs in the input's terms, each applied and re-solved ----------------
+def apply_repairs(scenario: Path, repairs: list[dict], out: Path) -> Path:
+    """Edit a copy of the CSVs as a user would: the file, row and column each repair names."""
+    shutil.copytree(scenario.parent, out)
+    edited: dict[Path, pd.DataFrame] = {}
+    for repair in repairs:
+        path = out / Path(repair["source"]).name
+        frame = edited.setdefault(path, pd.read_csv(path, dtype=str, keep_default_na=False))
+        frame.loc[repair["row"] - 2, repair["column"]] = repr(float(repair["proposed"]))
+    for path, frame in edited.items():
+        frame.to_csv(path, index=False)
+    return out / scenario.name
+
+
+def infeasible_case(model: str, tmp_path: Path) -> Path:
+    scenario = copy_model(model, tmp_path)
+    folder = scenario.parent
+    if model == "network":  # 1,100 of capacity for 1,495 of demand
+        sites = pd.read_csv(folder / "sites.csv")
+        sites["capacity"] = [300, 800, 200, 100, 200, 100, 150]
+        sites.to_csv(folder / "sites.csv", index=False)
+    elif model == "funding":  # floors of 350 under a broadcast budget of 300
+        programs = pd.read_csv(folder / "programs.csv")
+        programs.loc[programs["program_id"] == "tv", "min_spend"] = 200
+        programs.loc[programs["program_id"] == "radio", "min_spend"] = 150
+        programs.to_csv(folder / "programs.csv", index=False)
+    else:
+        resources = pd.read_csv(folder / "resources.csv")
+        resources["capacity"] = 1
+        resources.to_csv(folder / "resources.csv", index=False)
+    return scenario
+
+
+@pytest.mark.parametrize(("model", "keys"), [
+    ("network", {"capacity", "demand", "mix"}), ("funding", {"budget", "floors", "mix"}),
+    ("assignment", {"capacity", "mix"})])
+def test_diagnosis_repairs_in_input_terms_work(model, keys, tmp_path):
+    import json
+
+    scenario = infeasible_case(model, tmp_path)
+    run = run_cli("solve", scenario, out=tmp_path / "run")
+    assert run.code == 3, run.stderr
+    diagnosis = json.loads((run.out / "diagnosis.json").read_text())
+    options = {o["key"]: o for o in diagnosis["options"]}
+    assert set(options) == keys
+    text = (run.out / "diagnosis.md").read_text()
+    for key in keys:
+        option = options[key]
+        assert option["repairs"] and option["verified_feasible"] is True, key
+        for repair in option["repairs"]:
+            assert f"row {repair['row']}" in repair["text"] and repair["text"] in text
+        fixed = apply_repairs(scenario, option["repairs"], tmp_path / f"fixed-{key}")
+        again = run_cli("solve", fixed, "--set", "output.sensitivity=false", "--set",
+                        "output.report=false", out=tmp_path / f"run-{key}")
+        assert again.code == 0, (key, again.stderr)
+    if model == "funding":  # the floors are offered, in programs.csv's terms
+        floors = {r["id"]: r for r in options["floors"]["repairs"]}
+        assert set(floors) <= {"tv", "radio"} and floors
+        lowered = sum(r["current"] - r["proposed"] for r in floors.values())
+        assert lowered == pytest.approx(50, abs=1e-4)
+        (budget,) = options["budget"]["repairs"]
+        assert budget["id"] == "broadcast" and budget["proposed"] == pytest.approx(350)

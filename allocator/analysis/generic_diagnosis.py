@@ -8,6 +8,7 @@ and HiGHS's IIS of the LP relaxation, mapped to the same labels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -80,3 +81,148 @@ def generic_diagnosis(model: LinearModel, title: str, time_limit: float = 60.0
     lines += ["", "## Conflict set (these limits cannot hold together)", ""]
     lines += [f"- {c['family']} {c['labels']}" for c in conflict[:60]] or ["- (not available)"]
     return "\n".join(lines) + "\n", payload
+
+
+# -- repairs in the input's terms ----------------------------------------------------------
+@dataclass
+class Lever:
+    """One input figure a repair may change, and where it sits in the model.
+
+    `row` with `sign` +1 raises the row's upper side (a budget, a capacity), -1 lowers its
+    lower side (a demand, which is an equality: both sides move); `col` instead names a
+    column whose lower bound is the figure (a spend floor), lowered. `guard` is a binary
+    column that must be 1 for extra room in `row` to count (a site's capacity, open).
+    """
+
+    group: str  # the option it belongs to: "capacity", "budget", "floors", "demand"
+    table: str
+    position: int  # data row of `table` (0-based): the spreadsheet row comes from the source
+    column: str
+    label: str
+    current: float
+    sign: float
+    row: int = -1
+    col: int = -1
+    guard: int = -1
+
+
+OPTION_TITLES = {"capacity": "capacity only", "budget": "budgets only",
+                 "floors": "spend floors only", "demand": "serve less demand",
+                 "mix": "cheapest mix"}
+
+
+def _elastic(model: LinearModel, levers: list[Lever], time_limit: float
+             ) -> np.ndarray | None:
+    """The least relative change of the levers' figures that lets a plan exist (the model's
+    integers kept): one violation column per lever, each weighted by 1 / its figure."""
+    import highspy
+
+    highs = new_highs()
+    lb = model.lb.copy()
+    for lever in levers:
+        if lever.col >= 0:
+            lb[lever.col] = 0.0
+    load_into_highs(highs, model, np.zeros(model.num_vars), lb=lb)
+    highs.setOptionValue("time_limit", float(time_limit))
+    big = 1e9
+    start = highs.getNumCol()
+    for lever in levers:
+        cost = 1.0 / max(1.0, abs(lever.current))
+        highs.addCol(cost, 0.0, highspy.kHighsInf, 0, np.zeros(0, np.int32), np.zeros(0))
+        e = highs.getNumCol() - 1
+        if lever.row >= 0:
+            highs.changeCoeff(int(lever.row), e, -lever.sign)
+            if lever.guard >= 0:
+                highs.addRow(-highspy.kHighsInf, 0.0, 2, np.array([e, lever.guard], np.int32),
+                             np.array([1.0, -big]))
+        else:
+            highs.addRow(float(lever.current), highspy.kHighsInf, 2,
+                         np.array([lever.col, e], np.int32), np.array([1.0, 1.0]))
+    highs.run()
+    if highs.getModelStatus().name != "kOptimal":
+        return None
+    x = np.asarray(highs.getSolution().col_value, dtype=float)
+    return np.maximum(x[start:start + len(levers)], 0.0)
+
+
+def repair_options(model: LinearModel, levers: list[Lever], sources: dict[str, Any],
+                   verify: Any, time_limit: float = 60.0) -> list[dict[str, Any]]:
+    """A menu of repairs, one option per group of levers and the cheapest mix, each in the
+    input's terms (file, spreadsheet row, column, today's figure, the figure that works) and
+    verified by `verify(repairs)`: a re-solve of the model rebuilt from the changed inputs."""
+    options = []
+    groups = [g for g in OPTION_TITLES if g != "mix" and any(lv.group == g for lv in levers)]
+    for key in [*groups, "mix"]:
+        chosen = [lv for lv in levers if key == "mix" or lv.group == key]
+        found = _elastic(model, chosen, time_limit)
+        repairs = []
+        if found is not None:
+            for lever, e in zip(chosen, found, strict=True):
+                if e <= TOL * max(1.0, abs(lever.current)):
+                    continue
+                # A hair past the least change, so that the re-solve is not on a knife edge.
+                step = e * (1 + 1e-9) + 1e-9 * max(1.0, abs(lever.current))
+                proposed = lever.current + lever.sign * step
+                if lever.sign < 0:
+                    proposed = max(proposed, 0.0)
+                source = sources[lever.table]
+                row = int(source.row_of(lever.position))
+                what = "raise" if lever.sign > 0 else "lower"
+                repairs.append({
+                    "table": lever.table, "source": source.source, "row": row,
+                    "column": lever.column, "id": lever.label, "position": lever.position,
+                    "current": lever.current,
+                    "proposed": proposed,
+                    "text": f"{what} {lever.column} of '{lever.label}' ({source.source} row "
+                            f"{row}) from {lever.current:g} to {proposed:.6g}"})
+        verified = bool(repairs) and bool(verify(repairs))
+        options.append({"key": key, "title": OPTION_TITLES[key], "repairs": repairs,
+                        "verified_feasible": verified if repairs else None})
+    return options
+
+
+def options_markdown(options: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Repairs, in the input files' terms (each verified by re-solving)", ""]
+    for k, option in enumerate(options):
+        letter = chr(ord("A") + k)
+        if not option["repairs"]:
+            lines += [f"### Option {letter}: {option['title']}: not enough on its own", ""]
+            continue
+        state = "verified: a plan exists" if option["verified_feasible"] else \
+            "NOT verified: the re-solve found no plan"
+        lines += [f"### Option {letter}: {option['title']} ({state})", ""]
+        lines += [f"- {r['text']}" for r in option["repairs"][:60]]
+        lines.append("")
+    return lines
+
+
+def diagnosis_with_options(model: LinearModel, title: str, time_limit: float,
+                           levers: list[Lever], sources: dict[str, Any], verify: Any
+                           ) -> tuple[str, dict[str, Any]]:
+    """The generic diagnosis (row repairs by label, conflict set) with the menu of repairs in
+    the input's terms in front."""
+    text, payload = generic_diagnosis(model, title, time_limit)
+    options = repair_options(model, levers, sources, verify, time_limit)
+    payload["options"] = options
+    body = text.split("\n", 2)[2]  # after the title line and its blank line
+    lines = [f"# No plan can be made: {title}", "", *options_markdown(options),
+             "## In the model's own rows", "", body]
+    return "\n".join(lines), payload
+
+
+def feasible(model: LinearModel, time_limit: float = 60.0) -> bool:
+    """Whether a plan exists (HiGHS, the model's integers kept; the first plan found will do)."""
+    highs = new_highs()
+    load_into_highs(highs, model, np.zeros(model.num_vars))
+    highs.setOptionValue("time_limit", float(time_limit))
+    highs.run()
+    return highs.getModelStatus().name == "kOptimal"
+
+
+def changed(frame: Any, repairs: list[dict[str, Any]], table: str, column: str) -> Any:
+    """A copy of a validated table with the repairs to (table, column) applied by position."""
+    out = frame.copy()
+    for repair in repairs:
+        if repair["table"] == table and repair["column"] == column:
+            out.iloc[repair["position"], out.columns.get_loc(column)] = repair["proposed"]
+    return out

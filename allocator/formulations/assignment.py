@@ -10,7 +10,9 @@ objective is stored minimized either way, with ``model.maximize`` telling reader
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -193,3 +195,34 @@ class AssignmentFormulation(Formulation):
 
     def plan_tables(self, built: AssignmentModel, x: np.ndarray) -> dict[str, pd.DataFrame]:  # type: ignore[override]
         return assignment_tables(built, x)
+
+    def diagnose(self, built: AssignmentModel, scenario: Scenario  # type: ignore[override]
+                 ) -> tuple[str, dict[str, Any]] | None:
+        """Capacity repairs in resources.csv terms, verified by rebuilding from the changed
+        table and re-solving; then the generic row repairs and conflict set."""
+        from allocator.analysis.generic_diagnosis import (
+            Lever,
+            changed,
+            diagnosis_with_options,
+            feasible,
+        )
+
+        data, model = built.data, built.model
+        limit = float(scenario.solver.time_limit or 60.0)
+        levers = []
+        block = model.con_blocks.get("capacity")
+        if block is not None:
+            cap = data.resources["capacity"].to_numpy(dtype=float)
+            r = data.options["r"].to_numpy()
+            limited = np.flatnonzero(np.isfinite(cap) & np.isin(np.arange(len(cap)), r))
+            levers += [Lever("capacity", "resources", int(k), "capacity",
+                             str(data.resources["resource_id"].iloc[k]), float(cap[k]), 1.0,
+                             row=block.start + i) for i, k in enumerate(limited)]
+
+        def verify(repairs: list[dict[str, Any]]) -> bool:
+            again = dataclasses.replace(
+                data, resources=changed(data.resources, repairs, "resources", "capacity"))
+            return feasible(build_assignment(again).model, limit)
+
+        return diagnosis_with_options(model, scenario.name, limit, levers, data.sources,
+                                      verify)

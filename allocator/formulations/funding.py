@@ -19,7 +19,9 @@ it every program in a budget's scope draws 1 per unit.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -373,6 +375,44 @@ class FundingFormulation(Formulation):
 
     def plan_tables(self, built: FundingModel, x: np.ndarray) -> dict[str, pd.DataFrame]:  # type: ignore[override]
         return funding_tables(built, x)
+
+    def diagnose(self, built: FundingModel, scenario: Scenario  # type: ignore[override]
+                 ) -> tuple[str, dict[str, Any]] | None:
+        """Repairs in budgets.csv and programs.csv terms (budgets only, spend floors only,
+        the cheapest mix), each verified by rebuilding from the changed tables and
+        re-solving; then the generic row repairs and conflict set. A whole program's floor
+        (funded in full) is a yes/no, not a figure to lower: it shows in the conflict set."""
+        from allocator.analysis.generic_diagnosis import (
+            Lever,
+            changed,
+            diagnosis_with_options,
+            feasible,
+        )
+
+        data, model = built.data, built.model
+        limit = float(scenario.solver.time_limit or 60.0)
+        levers = []
+        block = model.con_blocks.get("budget")
+        if block is not None:
+            amount = data.budgets["amount"].to_numpy(dtype=float)
+            levers += [Lever("budget", "budgets", k, "amount",
+                             str(data.budgets["budget_id"].iloc[k]), float(amount[k]), 1.0,
+                             row=block.start + k) for k in range(len(amount))]
+        low = data.programs["min_spend"].to_numpy(dtype=float)
+        whole = data.programs["whole"].to_numpy(dtype=bool)
+        spend = model.var_blocks["spend"].start
+        levers += [Lever("floors", "programs", int(k), "min_spend",
+                         str(data.programs["program_id"].iloc[k]), float(low[k]), -1.0,
+                         col=spend + int(k)) for k in np.flatnonzero((low > 0) & ~whole)]
+
+        def verify(repairs: list[dict[str, Any]]) -> bool:
+            again = dataclasses.replace(
+                data, budgets=changed(data.budgets, repairs, "budgets", "amount"),
+                programs=changed(data.programs, repairs, "programs", "min_spend"))
+            return feasible(build_funding(again).model, limit)
+
+        return diagnosis_with_options(model, scenario.name, limit, levers, data.sources,
+                                      verify)
 
     def extra_outputs(
         self, built: FundingModel, x: np.ndarray
