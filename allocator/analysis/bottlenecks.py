@@ -54,8 +54,10 @@ def _fitting_step(step: float, room: float) -> float:
 
 
 def fmt(value: float) -> str:
-    if value is None or not np.isfinite(value):
-        return "unlimited"
+    if value is None or np.isnan(value):
+        return "unlimited"  # (no range end known)
+    if not np.isfinite(value):
+        return "unlimited" if value > 0 else "-unlimited"
     if abs(value) < 5e-9:
         return "0"
     if abs(value) >= 1000:
@@ -386,6 +388,9 @@ def bottlenecks_markdown(
                             "column dual")]
     if ladders is not None and not ladders.empty:
         lines += ["## Price ladders (how each price steps as the right-hand side moves)", "",
+                  "Each row is one price and the range of the input over which it holds; the "
+                  "outer ends of a ladder are where the re-solves stopped (the price may go "
+                  "on past them), except an end beyond which the model is infeasible.", "",
                   _md_table(ladder_view(ladders, moved_constant), limit=60,
                             where="ladders.csv")]
     figures = pd.concat([table] + [n for n in named if not n.empty], ignore_index=True) \
@@ -407,5 +412,6 @@ def ladder_view(ladders: pd.DataFrame, moved_constant: float = 0.0) -> pd.DataFr
         values = view[column].to_numpy(dtype=float)
         view[column] = np.where(moved, (values + moved_constant) / 2.0, values)
     scale = view["stage"].map(STAGE_SCALE).fillna(1.0).to_numpy()
-    view["dual"] = view["dual"].to_numpy(dtype=float) * np.where(moved, 2.0, 1.0) * scale
+    price = view["dual"].to_numpy(dtype=float) * np.where(moved, 2.0, 1.0) * scale
+    view["dual"] = [fmt(v) if np.isfinite(v) else "infeasible" for v in price]
     return view.rename(columns={"rhs_from": "from", "rhs_to": "to", "dual": "price"})
