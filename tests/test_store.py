@@ -441,3 +441,50 @@ def test_migrations_build_the_tables_the_code_uses(store: str) -> None:
             assert compare_metadata(context, Base.metadata) == []
     finally:
         opened.close()
+
+
+# --- a lock per target -----------------------------------------------------------------------
+
+
+def test_second_run_into_the_same_target_fails_at_once(tmp_path: Path) -> None:
+    from allocator.store.target_lock import hold_target, lock_path
+
+    out, store = tmp_path / "run", str(tmp_path / "runs.sqlite")
+    with hold_target(out):  # this process holds the target, as a run in progress does
+        started = time.monotonic()
+        second = solve(out, "--store", store)
+        assert second.code == 2, second.stderr
+        assert f"pid {os.getpid()}" in second.stderr and "being written" in second.stderr
+        assert not out.exists()
+        assert time.monotonic() - started < 60
+    assert not lock_path(out).exists()  # released: removed
+    [row] = listed(store)
+    assert row["status"] == "failed" and "being written" in row["reason"]
+    # A lock file left by a dead process (nobody holds its flock) is taken over.
+    lock_path(out).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    third = solve(out, "--store", store)
+    assert third.code == 0, third.stderr
+    assert third.summary["status"] == "optimal" and not lock_path(out).exists()
+
+
+def test_two_cli_runs_into_one_target(tmp_path: Path) -> None:
+    """The second run is refused before it loads anything, naming the first, which goes on."""
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "allocator.cli", "solve", str(DEMO),
+                              "--out", str(out), "--no-store"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    from allocator.store.target_lock import lock_path
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(lock_path(out).read_text()).get("pid") == first.pid:
+                break
+        time.sleep(0.01)
+    second = solve(out, "--no-store")
+    first_out = first.communicate(timeout=120)
+    assert first.returncode == 0, first_out[1]
+    if second.code == 0:  # the first had finished before the second started
+        pytest.skip("the first run finished before the second started")
+    assert second.code == 2 and f"pid {first.pid}" in second.stderr, second.stderr
+    assert json.loads((out / "summary.json").read_text())["name"] == "acme-demo"
