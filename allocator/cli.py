@@ -181,16 +181,22 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
     from allocator.api import solve as solve_run  # the Python API is the one entry point
     from allocator.store.db import resolve_url
     from allocator.store.record import Recording
+    from allocator.store.target_lock import hold_target
 
     overrides = _overrides(solver, time_limit, sets)
     recording = Recording(
         None if no_store else resolve_url(store_url, scenario, out_dir), scenario, out_dir,
         overrides, warn=lambda msg: err.print(f"[yellow]warning[/]: {msg}", highlight=False),
         note=lambda msg: err.print(msg, highlight=False, markup=False))
+
+    def work():  # type: ignore[no-untyped-def]
+        with hold_target(out_dir):  # a second run into --out fails now, not after solving
+            return solve_run(scenario, out_dir, force=force, accept_timeout=accept_timeout,
+                             on_phase=lambda msg: err.print(msg, highlight=False),
+                             overrides=overrides)
+
     try:
-        run = _interruptible(recording.wrap(lambda: solve_run(
-            scenario, out_dir, force=force, accept_timeout=accept_timeout,
-            on_phase=lambda msg: err.print(msg, highlight=False), overrides=overrides)))
+        run = _interruptible(recording.wrap(work))
     except SystemExit as stop:  # an error: recorded with the exit code it gets
         recording.failed(stop.code)
         raise
