@@ -106,11 +106,29 @@ def _with_figures(rows: pd.DataFrame, moved_constant: float) -> pd.DataFrame:
 
     rows["input"] = rows["family"].map(INPUT).fillna("")
     rows["input_value"] = to_input(rows["rhs"])
-    rows["price_per_input"] = rows["dual"].to_numpy(dtype=float) * per_rhs * scale
-    rows["holds_from"] = to_input(rows["rhs_low"])
-    rows["holds_to"] = to_input(rows["rhs_high"])
-    rows["unit"] = rows["stage"].map(STAGE_UNIT).fillna("")
     up = rows["family"].isin(list(RELAX_UP)).to_numpy()
+    # Where the dual is not unique, the sentence speaks of the price in the direction that
+    # relaxes the row (up for limits, down for floors): the one-sided price, over its range.
+    price = rows["dual"].to_numpy(dtype=float)
+    low, high = rows["rhs_low"].to_numpy(dtype=float), rows["rhs_high"].to_numpy(dtype=float)
+    if "dual_unique" in rows and "right_to" in rows:
+        split = ~rows["dual_unique"].astype(bool).to_numpy()
+        rhs = rows["rhs"].to_numpy(dtype=float)
+        side = np.where(up, rows["dual_right"], rows["dual_left"]).astype(float)
+        reach = np.where(up, rows["right_to"], rows["left_from"]).astype(float)
+        price = np.where(split, side, price)
+        low = np.where(split, np.where(up, rhs, reach), low)
+        high = np.where(split, np.where(up, reach, rhs), high)
+        unknown = split & ~(np.isfinite(side) & ~np.isnan(reach))
+        if unknown.any():  # not computed within the probes: said, not priced
+            rows["range_kind"] = np.where(unknown, "estimate", rows["range_kind"])
+            price = np.where(unknown, rows["dual"].to_numpy(dtype=float), price)
+            low = np.where(unknown, np.nan, low)
+            high = np.where(unknown, np.nan, high)
+    rows["price_per_input"] = price * per_rhs * scale
+    rows["holds_from"] = to_input(pd.Series(low))
+    rows["holds_to"] = to_input(pd.Series(high))
+    rows["unit"] = rows["stage"].map(STAGE_UNIT).fillna("")
     room = np.where(up, rows["holds_to"] - rows["input_value"],
                     rows["input_value"] - rows["holds_from"])
     rows["step"] = [_fitting_step(_step(v), r) for v, r in zip(rows["input_value"], room,

@@ -133,6 +133,8 @@ class LpSensitivity:
     input_high: np.ndarray | None = None
     input_kind: np.ndarray | None = None  # price | basis | estimate | zero
     note: str = ""
+    left_from: np.ndarray | None = None  # dual_left holds from here to rhs (nan: unknown)
+    right_to: np.ndarray | None = None  # dual_right holds from rhs to here
 
 
 def _clean(values: np.ndarray) -> np.ndarray:
@@ -188,6 +190,8 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
         unique, row_dual.copy(), row_dual.copy(), source=source,
     )
     result.range_kind = np.where(binding, "basis", "price").astype(object)
+    result.left_from = np.full(len(activity), np.nan)
+    result.right_to = result.left_from.copy()
     result.ranging_seconds = ranging_seconds
     probes = probes if probes is not None else Probes()
     result.probes = probes
@@ -412,28 +416,49 @@ def _price_up(highs, r: int, lo: float, hi: float, rhs: float,  # type: ignore[n
 
 def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
                       hi: np.ndarray, probes: Probes) -> None:
-    """Left and right shadow prices of the rows whose dual is not unique, by re-solving."""
+    """Left and right shadow prices of the rows whose dual is not unique, by re-solving a
+    hair below and above the right-hand side: each is the dual of the basis found there, so
+    the exact one-sided derivative, and that basis's range says how far it holds
+    (`left_from`, `right_to`)."""
     rows = np.flatnonzero(~sens.dual_unique)
     rows = rows[np.argsort(-_impact(sens, rows), kind="stable")][:MAX_ONE_SIDED]
-    base = sens.objective
     for r in rows:
         if not (probes.take() and probes.take()):
             sens.dual_left[r] = sens.dual_right[r] = np.nan  # not computed within the probes
             continue
-        delta = 1e-4 * max(1.0, abs(sens.rhs[r]))
-        slopes = []
+        rhs = float(sens.rhs[r])
+        use_hi = bool(np.isfinite(hi[r]) and rhs == hi[r])
+        eps = max(1e-6 * max(1.0, abs(rhs)), 1e-7)
+        found = []
         for direction in (-1.0, 1.0):
-            new_lo = lo[r] + direction * delta if np.isfinite(lo[r]) else lo[r]
-            new_hi = hi[r] + direction * delta if np.isfinite(hi[r]) else hi[r]
-            highs.changeRowBounds(int(r), _bound(new_lo), _bound(new_hi))
-            highs.run()
-            ok = highs.getModelStatus().name == "kOptimal"
-            value = highs.getInfo().objective_function_value if ok else np.nan
-            slopes.append((value - base) / (direction * delta) if ok else np.nan)
-        highs.changeRowBounds(int(r), _bound(lo[r]), _bound(hi[r]))
-        sens.dual_left[r], sens.dual_right[r] = slopes
-        if abs(slopes[0] - slopes[1]) <= 1e-6 * max(1.0, abs(sens.row_dual[r])):
+            found.append(_probe(highs, int(r), lo[r], hi[r], use_hi, rhs + direction * eps))
+        _set_rhs(highs, int(r), lo[r], hi[r], use_hi, rhs)
+        (left, _l_low, l_high), (right, r_low, _r_high) = found
+        sens.dual_left[r], sens.dual_right[r] = left, right
+        tol = 1e-9 * max(1.0, abs(rhs))
+        # Each one-sided price holds from the right-hand side on if its basis reaches it.
+        sens.left_from[r] = found[0][1] if np.isfinite(left) and l_high >= rhs - tol \
+            else np.nan
+        sens.right_to[r] = found[1][2] if np.isfinite(right) and r_low <= rhs + tol \
+            else np.nan
+        if np.isfinite(left) and np.isfinite(right) and \
+                abs(left - right) <= 1e-6 * max(1.0, abs(sens.row_dual[r])):
             sens.dual_unique[r] = True  # a basis change, but the same price on both sides
+
+
+def _probe(highs, r: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no-untyped-def]
+           value: float) -> tuple[float, float, float]:
+    """Row r's dual with its right-hand side at `value`, and the basis range around it
+    (nan, nan, nan where the LP is not optimal there)."""
+    _set_rhs(highs, r, lo, hi, use_hi, value)
+    highs.run()
+    if highs.getModelStatus().name != "kOptimal":
+        return np.nan, np.nan, np.nan
+    dual = float(highs.getSolution().row_dual[r])
+    _status, ranging = highs.getRanging()
+    low = _clean([ranging.row_bound_dn.value_[r]])[0]
+    high = _clean([ranging.row_bound_up.value_[r]])[0]
+    return dual, min(low, value), max(high, value)
 
 
 def affordable(deadline: float | None, expected: float) -> bool:
@@ -468,6 +493,12 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
 
     held = solved if solved is not None else [s.stage for s in stages]
     for sens in stages:
+        # How far each one-sided price holds: the price range where the dual is unique.
+        left_from = sens.left_from if sens.left_from is not None else \
+            np.full(len(sens.rhs), np.nan)
+        right_to = sens.right_to if sens.right_to is not None else left_from.copy()
+        left_from = np.where(np.isnan(left_from) & sens.dual_unique, sens.rhs_low, left_from)
+        right_to = np.where(np.isnan(right_to) & sens.dual_unique, sens.rhs_high, right_to)
         for block in model.con_blocks.values():
             sl = block.slice
             frames.append(pd.DataFrame({
@@ -476,6 +507,7 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
                 "rhs": sens.rhs[sl], "slack": sens.slack[sl], "binding": sens.binding[sl],
                 "dual": sens.row_dual[sl], "dual_unique": sens.dual_unique[sl],
                 "dual_left": sens.dual_left[sl], "dual_right": sens.dual_right[sl],
+                "left_from": left_from[sl], "right_to": right_to[sl],
                 "rhs_low": sens.rhs_low[sl], "rhs_high": sens.rhs_high[sl],
                 "range_kind": sens.range_kind[sl] if sens.range_kind is not None else "basis",
                 "value": np.nan, "reduced_cost": np.nan, "cost": np.nan, "cost_low": np.nan,
@@ -491,6 +523,7 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
                 "slack": sens.slack[holds], "binding": sens.binding[holds],
                 "dual": sens.row_dual[holds], "dual_unique": sens.dual_unique[holds],
                 "dual_left": sens.dual_left[holds], "dual_right": sens.dual_right[holds],
+                "left_from": left_from[holds], "right_to": right_to[holds],
                 "rhs_low": sens.rhs_low[holds], "rhs_high": sens.rhs_high[holds],
                 "range_kind": "basis", "value": np.nan, "reduced_cost": np.nan,
                 "cost": np.nan, "cost_low": np.nan, "cost_high": np.nan,
@@ -504,6 +537,7 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
                 "slack": sens.slack[sens.input_rows], "binding": sens.binding[sens.input_rows],
                 "dual": sens.input_dual, "dual_unique": sens.input_kind != "estimate",
                 "dual_left": np.nan, "dual_right": sens.input_dual,
+                "left_from": np.nan, "right_to": sens.input_high,
                 "rhs_low": sens.input_low, "rhs_high": sens.input_high,
                 "range_kind": sens.input_kind, "value": np.nan, "reduced_cost": np.nan,
                 "cost": np.nan, "cost_low": np.nan, "cost_high": np.nan,
@@ -515,7 +549,8 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
                 "stage": sens.stage, "kind": "variable", "family": block.name,
                 "labels": labels_of(block), "activity": np.nan, "rhs": np.nan,
                 "slack": np.nan, "binding": False, "dual": np.nan, "dual_unique": True,
-                "dual_left": np.nan, "dual_right": np.nan, "rhs_low": np.nan,
+                "dual_left": np.nan, "dual_right": np.nan, "left_from": np.nan,
+                "right_to": np.nan, "rhs_low": np.nan,
                 "rhs_high": np.nan, "range_kind": "", "value": sens.x[sl],
                 "reduced_cost": sens.col_dual[sl],
                 "cost": sens.cost[sl], "cost_low": sens.cost_low[sl],
