@@ -292,3 +292,63 @@ def test_diagnosis_repairs_in_input_terms_work(model, keys, tmp_path):
         assert lowered == pytest.approx(50, abs=1e-4)
         (budget,) = options["budget"]["repairs"]
         assert budget["id"] == "broadcast" and budget["proposed"] == pytest.approx(350)
+
+
+# -- 5. network capacity figures in sites.csv's terms ------------------------------------------
+def test_network_capacity_figures_are_those_of_sites_csv(tmp_path):
+    """sensitivity.csv, marginals.csv and ladders.csv state capacity rows in sites.csv's
+    terms (rhs = the capacity, activity = the load); their prices agree with re-solves
+    with the capacity moved in sites.csv."""
+    scenario = copy_model("network", tmp_path)
+    run = run_cli("solve", scenario, "--set", "output.report=false", out=tmp_path / "run")
+    assert run.code == 0, run.stderr
+    base = run.summary["objectives"]["cost"]
+    sens = pd.read_csv(run.out / "sensitivity.csv", dtype={"labels": str})
+    rows = sens[(sens["kind"] == "constraint") & (sens["family"] == "capacity")] \
+        .set_index("labels")
+    sites_file = scenario.parent / "sites.csv"
+    sites = pd.read_csv(sites_file, dtype={"site_id": str, "capacity": float})
+    load = pd.read_csv(run.out / "sites.csv", dtype={"site_id": str}).set_index("site_id")
+
+    def moved(site: str, capacity: float) -> float:
+        changed = sites.copy()
+        changed.loc[changed["site_id"] == site, "capacity"] = capacity
+        changed.to_csv(sites_file, index=False)
+        try:
+            return library_objective(scenario)
+        finally:
+            sites.to_csv(sites_file, index=False)
+
+    wrong = []
+    for site, row in rows.iterrows():
+        capacity = float(sites.set_index("site_id").loc[site, "capacity"])
+        assert row["rhs"] == pytest.approx(capacity)
+        if load.loc[site, "decision"] == "open":
+            assert row["activity"] == pytest.approx(load.loc[site, "load"])
+        up = moved(site, capacity + 1) - base
+        stated_up = row["dual_right"] if np.isfinite(row["dual_right"]) else row["dual"]
+        if row["rhs_high"] >= capacity + 1 and abs(stated_up - up) > 1e-6:
+            wrong.append((site, "up", stated_up, up))
+        stated_down = row["dual_left"] if np.isfinite(row["dual_left"]) else row["dual"]
+        stated = np.isfinite(row["dual_left"]) or bool(row["dual_unique"])
+        if stated and row["rhs_low"] <= capacity - 1:
+            down = base - moved(site, capacity - 1)
+            if abs(stated_down - down) > 1e-6:
+                wrong.append((site, "down", stated_down, down))
+    assert not wrong, wrong
+    # marginals.csv: the limit is the capacity, the step moves it in sites.csv
+    marginals = pd.read_csv(run.out / "marginals.csv", dtype={"labels": str})
+    for _, m in marginals[marginals["family"] == "capacity"].iterrows():
+        capacity = float(sites.set_index("site_id").loc[m["labels"], "capacity"])
+        assert m["limit"] == pytest.approx(capacity)
+        per_unit = (moved(m["labels"], capacity + m["step"]) - base) / m["step"]
+        assert m["marginal_per_unit"] == pytest.approx(per_unit, abs=1e-6)
+    # ladders.csv: today's rung is today's capacity, and the objective one unit into the
+    # rung above today (where the fixed decisions stay optimal) is the re-solve's
+    ladders = pd.read_csv(run.out / "ladders.csv", dtype={"labels": str})
+    birmingham = ladders[(ladders["family"] == "capacity") & (ladders["labels"] == "Birmingham")]
+    assert (birmingham["rhs_today"] == 900).all()
+    today = birmingham[(birmingham["rhs_from"] <= 900) & (birmingham["rhs_to"] >= 900)
+                       & (birmingham["rhs_to"] > birmingham["rhs_from"])].iloc[0]
+    assert today["rhs_from"] == pytest.approx(795) and today["rhs_to"] == pytest.approx(905)
+    assert moved("Birmingham", 899) - base == pytest.approx(-today["dual"] * 1, abs=1e-6)

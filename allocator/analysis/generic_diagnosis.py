@@ -91,7 +91,7 @@ class Lever:
     `row` with `sign` +1 raises the row's upper side (a budget, a capacity), -1 lowers its
     lower side (a demand, which is an equality: both sides move); `col` instead names a
     column whose lower bound is the figure (a spend floor), lowered. `guard` is a binary
-    column that must be 1 for extra room in `row` to count (a site's capacity, open).
+    column that must be 0 for extra room in `row` to count (a site's capacity: not closed).
     """
 
     group: str  # the option it belongs to: "capacity", "budget", "floors", "demand"
@@ -103,7 +103,7 @@ class Lever:
     sign: float
     row: int = -1
     col: int = -1
-    guard: int = -1
+    guard: int = -1  # its column: 1 means the lever's site is closed (0: open)
 
 
 OPTION_TITLES = {"capacity": "capacity only", "budget": "budgets only",
@@ -133,8 +133,8 @@ def _elastic(model: LinearModel, levers: list[Lever], time_limit: float
         if lever.row >= 0:
             highs.changeCoeff(int(lever.row), e, -lever.sign)
             if lever.guard >= 0:
-                highs.addRow(-highspy.kHighsInf, 0.0, 2, np.array([e, lever.guard], np.int32),
-                             np.array([1.0, -big]))
+                highs.addRow(-highspy.kHighsInf, big, 2, np.array([e, lever.guard], np.int32),
+                             np.array([1.0, big]))
         else:
             highs.addRow(float(lever.current), highspy.kHighsInf, 2,
                          np.array([lever.col, e], np.int32), np.array([1.0, 1.0]))

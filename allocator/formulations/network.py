@@ -1,7 +1,15 @@
 """The network model (spec/more-models.md): which sites to keep open, and who each serves.
 
-The capacitated facility location problem, linked by site: ``sum_p f_sp <= cap_s open_s``
-(a site with no capacity gets the same row with a limit no plan can reach). The spec's
+The capacitated facility location problem, linked by site. The decision is written as
+``closed_s = 1 - open_s`` (binary), so that the capacity row reads
+``sum_p f_sp + cap_s closed_s <= cap_s``: for a site kept open its right-hand side is the
+capacity in sites.csv and its activity the load, so its price, range, ladder and marginal
+are in the file's terms (a capacity of 795..905, not a row limit of -105..5). The
+relaxation is the same as with ``sum_p f_sp <= cap_s open_s``; the fixed costs of every
+candidate site are the objective's constant, minus ``fixed_s closed_s``. A site with no
+site ships only if open: ``sum_p f_sp + M closed_s <= M`` with M past any plan (so that
+moving a closed site's capacity row lets it ship nothing: its capacity is worth nothing
+until it opens, as in a re-solve with sites.csv changed). The spec's
 per-lane rows ``f_sp <= d_p open_s`` are left out on purpose: they are implied once the
 sites are decided (a lane cannot carry more than its point's demand, ``sum_s f_sp = d_p``),
 so the optimum is the same, but they carry each demand figure as a coefficient in every
@@ -15,7 +23,7 @@ faster).
 
 With ``policy.single_source`` each point is served by one site: the flow is then ``d_p y_sp``
 with ``y_sp`` binary, so the model keeps one column per lane (no flow column beside it),
-``y_sp <= open_s`` links it, and every row stays integer-friendly for CP-SAT.
+``y_sp + closed_s <= 1`` links it, and every row stays integer-friendly for CP-SAT.
 """
 
 from __future__ import annotations
@@ -140,7 +148,7 @@ def load_network(scenario: Scenario) -> NetworkData:
 
 
 def build_network(data: NetworkData) -> NetworkModel:
-    """One call per family: open, flow (or serve), demand, capacity, link."""
+    """One call per family: closed, flow (or serve), demand, capacity, link/open_only."""
     sites, demand, lanes = data.sites, data.demand, data.lanes
     site_ids, point_ids = pd.Index(sites["site_id"]), pd.Index(demand["point_id"])
     s, p = lanes["s"].to_numpy(), lanes["p"].to_numpy()
@@ -149,10 +157,10 @@ def build_network(data: NetworkData) -> NetworkModel:
     m = LinearModel("network")
 
     status = sites["status"].to_numpy().astype(str)
-    opened = m.add_variables("open", pd.DataFrame({"site_id": site_ids.astype(object)}),
-                             (status == "open").astype(float),
-                             (status != "closed").astype(float), integer=True)
-    ocol = opened.start + np.arange(len(sites))
+    shut = m.add_variables("closed", pd.DataFrame({"site_id": site_ids.astype(object)}),
+                           (status == "closed").astype(float),
+                           (status != "open").astype(float), integer=True)
+    ccol = shut.start + np.arange(len(sites))
     lane_labels = pd.DataFrame({"site_id": cat(s, site_ids), "point_id": cat(p, point_ids)})
     # `unit` is the flow a column stands for: the flow itself, or d_p when it means "serves".
     if data.single_source:
@@ -182,31 +190,32 @@ def build_network(data: NetworkData) -> NetworkModel:
         m.add_constraints(
             "capacity", pd.DataFrame({"site_id": cat(limited, site_ids)}),
             np.concatenate([pos[s][keep], np.arange(limited.size)]),
-            np.concatenate([lcol[keep], ocol[limited]]),
-            np.concatenate([unit[keep], -cap[limited]]), hi=0.0,
+            np.concatenate([lcol[keep], ccol[limited]]),
+            np.concatenate([unit[keep], cap[limited]]), hi=cap[limited],
             description="flow out of a site within its capacity, none if closed")
 
-    if data.single_source:  # y_sp <= open_s: no demand figure in it
+    if data.single_source:  # y_sp + closed_s <= 1: no demand figure in it
         m.add_constraints("link", lane_labels, np.tile(np.arange(n), 2),
-                          np.concatenate([lcol, ocol[s]]),
-                          np.concatenate([np.ones(n), -np.ones(n)]), hi=0.0,
+                          np.concatenate([lcol, ccol[s]]),
+                          np.concatenate([np.ones(n), np.ones(n)]), hi=1.0,
                           description="a point is served only from an open site")
-    else:
-        free = np.flatnonzero(~np.isfinite(cap) & candidate & np.isin(np.arange(len(sites)), s))
-        if free.size:  # no capacity: a limit past any plan (twice all demand), none if closed
-            pos = np.full(len(sites), -1)
-            pos[free] = np.arange(free.size)
-            keep = pos[s] >= 0
-            reach = 2.0 * float(d.sum()) + 1.0
-            m.add_constraints(
-                "open", pd.DataFrame({"site_id": cat(free, site_ids)}),
-                np.concatenate([pos[s][keep], np.arange(free.size)]),
-                np.concatenate([lcol[keep], ocol[free]]),
-                np.concatenate([np.ones(int(keep.sum())), np.full(free.size, -reach)]),
-                hi=0.0, description="a site with no capacity limit ships only if open")
+    else:  # every site that may open ships only if open, whatever its capacity row says
+        free = np.flatnonzero(candidate & np.isin(np.arange(len(sites)), s))
+        pos = np.full(len(sites), -1)
+        pos[free] = np.arange(free.size)
+        keep = pos[s] >= 0
+        reach = 2.0 * float(d.sum()) + 1.0
+        m.add_constraints(
+            "open_only", pd.DataFrame({"site_id": cat(free, site_ids)}),
+            np.concatenate([pos[s][keep], np.arange(free.size)]),
+            np.concatenate([lcol[keep], ccol[free]]),
+            np.concatenate([np.ones(int(keep.sum())), np.full(free.size, reach)]),
+            hi=reach, description="a closed site ships nothing (the limit, twice all demand, "
+            "is past any plan)")
 
-    m.set_objective("cost", {"open": sites["fixed_cost"].to_numpy(dtype=float),
-                             lane.name: lanes["unit_cost"].to_numpy() * unit})
+    fixed = sites["fixed_cost"].to_numpy(dtype=float)
+    m.set_objective("cost", {"closed": -fixed, lane.name: lanes["unit_cost"].to_numpy() * unit},
+                    constant=float(fixed.sum()))
     return NetworkModel(m, data)
 
 
@@ -229,7 +238,7 @@ def network_tables(built: NetworkModel, x: np.ndarray) -> dict[str, pd.DataFrame
         "flow": flow[used], "share": flow[used] / d[p[used]], "cost": cost[used],
     }), ["site_id", "point_id"])
 
-    is_open = x[model.var_blocks["open"].slice] > OPEN
+    is_open = x[model.var_blocks["closed"].slice] < OPEN
     fixed = sites["fixed_cost"].to_numpy(dtype=float)
     load = np.bincount(s, weights=flow, minlength=len(sites))
     cap = sites["capacity"].to_numpy(dtype=float)
@@ -280,7 +289,7 @@ class NetworkFormulation(Formulation):
 
         data, model = built.data, built.model
         limit = float(scenario.solver.time_limit or 60.0)
-        ocol = model.var_blocks["open"].start
+        ccol = model.var_blocks["closed"].start
         levers = []
         cap = data.sites["capacity"].to_numpy(dtype=float)
         block = model.con_blocks.get("capacity")
@@ -289,7 +298,7 @@ class NetworkFormulation(Formulation):
                                                          .astype(str) != "closed"))
             levers += [Lever("capacity", "sites", int(site), "capacity",
                              str(data.sites["site_id"].iloc[site]), float(cap[site]), 1.0,
-                             row=block.start + k, guard=ocol + int(site))
+                             row=block.start + k, guard=ccol + int(site))
                        for k, site in enumerate(limited)]
         d = data.demand["demand"].to_numpy(dtype=float)
         if not data.single_source:  # there the demand row counts sites, not units
