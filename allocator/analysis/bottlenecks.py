@@ -171,16 +171,24 @@ def sentence(row: pd.Series, label_fn=str) -> str:  # type: ignore[no-untyped-de
                if np.isfinite(row["holds_to"]) else "")
     else:
         rng = _range_words(row)
-    return f"{what[0].upper()}{what[1:]} {verb} {fmt(abs(gain))} {unit}{held}{rng}."
+    per = ""
+    if row["family"] in ("fte", "availability", "capacity", "min_staff", "moved") and \
+            row["step"] != 1:
+        per = f" ({fmt(abs(row['price_per_input']))} per FTE)"
+    return f"{what[0].upper()}{what[1:]} {verb} {fmt(abs(gain))} {unit}{per}{held}{rng}."
 
 
 def _range_words(row: pd.Series) -> str:
     today, low, high = row["input_value"], row["holds_from"], row["holds_to"]
+    unit = " FTE" if row["family"] in ("fte", "availability", "capacity", "min_staff",
+                                        "moved") else ""
     if not (np.isfinite(low) or np.isfinite(high)):
-        return f" (today {fmt(today)}; at that price without limit)"
+        if np.isnan(low) and np.isnan(high):
+            return f" (today {fmt(today)}{unit}; how far this price holds was not computed)"
+        return f" (today {fmt(today)}{unit}; at that price without limit)"
     kind = "" if row.get("range_kind", "price") == "price" else " at least"
-    return (f" (today {fmt(today)}; this price holds{kind} from {fmt(low)} to "
-            f"{fmt(high)})")
+    return (f" (today {fmt(today)}{unit}; this price holds{kind} from {fmt(low)} to "
+            f"{fmt(high)}{unit})")
 
 
 def people_figures(sensitivity: pd.DataFrame, data: OpsData) -> pd.DataFrame:
