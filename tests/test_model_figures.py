@@ -352,3 +352,27 @@ def test_network_capacity_figures_are_those_of_sites_csv(tmp_path):
                        & (birmingham["rhs_to"] > birmingham["rhs_from"])].iloc[0]
     assert today["rhs_from"] == pytest.approx(795) and today["rhs_to"] == pytest.approx(905)
     assert moved("Birmingham", 899) - base == pytest.approx(-today["dual"] * 1, abs=1e-6)
+
+
+@pytest.mark.parametrize(("cap", "amount", "worth"), [
+    (50, 120, 4.0), (50, 1000, 5.0), (100, 120, 1.0), (100, 1000, 2.0), (150, 120, 0.0),
+    (150, 1000, 2.0)])
+def test_funding_binding_spend_cap_priced_on_its_column(cap, amount, worth, tmp_path):
+    """A's curve has slopes 5 then 2; B's slope 1 prices money while the total budget binds
+    (amount 120). A binding max_spend (inside a piece, at a breakpoint, or where money is
+    spare) is priced by the spend column's reduced cost (in the minimized objective) as a
+    re-solve with max_spend one higher in programs.csv says."""
+    programs = f"program_id,group,min_spend,max_spend\nA,g,0,{cap}\nB,g,0,\n"
+    response = "program_id,spend,value\nA,0,0\nA,100,500\nA,200,700\nB,0,0\nB,100,100\n"
+    scenario = funding_case(tmp_path, programs, response,
+                            f"budget_id,scope,amount\nall,all,{amount}\n")
+    run = run_cli("solve", scenario, "--set", "output.report=false", out=tmp_path / "run")
+    assert run.code == 0, run.stderr
+    sens = pd.read_csv(run.out / "sensitivity.csv", dtype={"labels": str})
+    spend = sens[(sens["kind"] == "variable") & (sens["family"] == "spend")].set_index("labels")
+    base = run.summary["objectives"]["value"]
+    (scenario.parent / "programs.csv").write_text(programs.replace(f"A,g,0,{cap}",
+                                                                   f"A,g,0,{cap + 1}"))
+    raised = library_objective(scenario)
+    assert raised - base == pytest.approx(worth)
+    assert -spend.loc["A", "reduced_cost"] == pytest.approx(raised - base)

@@ -75,7 +75,8 @@ FULL = 1e-7  # relative: a segment filled to within this of its width is full
 class FundingData:
     """Validated tables, with the curves cut into pieces.
 
-    `segments` has one row per piece of a curve up to the program's upper spend: the
+    `segments` has one row per piece of a curve (to its last breakpoint; max_spend bounds
+    the spend column, see _curves): the
     program code `p`, `start` spend, `width`, `slope`, and `ordered` (the program's curve is
     not concave there, so the piece needs a binary). `members` lists (budget code `b`,
     program code `p`, `rate`) for every program a budget covers.
@@ -179,8 +180,9 @@ def _curves(found: TableSet, programs: pd.DataFrame, response: pd.DataFrame,
     upper = np.where(np.isnan(cap), last, np.minimum(cap, last))
     base = np.zeros(len(programs))
     base[bp["p"].to_numpy()[first]] = bp["value"].to_numpy()[first]
-    seg["width"] = np.minimum(seg["width"].to_numpy(),
-                              upper[seg["p"].to_numpy()] - seg["start"].to_numpy())
+    # The pieces are the whole curve, not clipped at max_spend: the cap is the spend
+    # column's bound alone, so a binding cap's price is that column's reduced cost (a clipped
+    # piece would hold the same bound and take the price, leaving spend at 0).
     seg = seg[seg["width"] > 0].reset_index(drop=True)
     return seg, upper, base
 
