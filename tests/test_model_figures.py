@@ -376,3 +376,58 @@ def test_funding_binding_spend_cap_priced_on_its_column(cap, amount, worth, tmp_
     raised = library_objective(scenario)
     assert raised - base == pytest.approx(worth)
     assert -spend.loc["A", "reduced_cost"] == pytest.approx(raised - base)
+
+
+# -- the other figures of the samples, against re-solves with the file changed ----------------
+def test_funding_budget_prices_are_those_of_budgets_csv(tmp_path):
+    """Each budget's price (minimized objective per unit, so value = -dual) against
+    re-solves with its amount one lower and higher in budgets.csv."""
+    scenario = copy_model("funding", tmp_path)
+    run = run_cli("solve", scenario, "--set", "output.report=false", out=tmp_path / "run")
+    assert run.code == 0, run.stderr
+    base = run.summary["objectives"]["value"]
+    sens = pd.read_csv(run.out / "sensitivity.csv", dtype={"labels": str})
+    rows = sens[(sens["kind"] == "constraint") & (sens["family"] == "budget")] \
+        .set_index("labels")
+    path = scenario.parent / "budgets.csv"
+    budgets = pd.read_csv(path, dtype={"budget_id": str, "amount": float})
+    for k, budget in enumerate(budgets["budget_id"]):
+        row = rows.loc[budget]
+        worth = {}
+        for step in (-1.0, 1.0):
+            changed = budgets.copy()
+            changed.loc[k, "amount"] += step
+            changed.to_csv(path, index=False)
+            worth[step] = library_objective(scenario)
+        budgets.to_csv(path, index=False)
+        up, down = worth[1.0] - base, base - worth[-1.0]
+        right = row["dual_right"] if np.isfinite(row["dual_right"]) else row["dual"]
+        left = row["dual_left"] if np.isfinite(row["dual_left"]) else row["dual"]
+        assert -right == pytest.approx(up, abs=1e-6), budget
+        assert -left == pytest.approx(down, abs=1e-6), budget
+
+
+def test_assignment_capacity_marginals_are_those_of_resources_csv(tmp_path):
+    """marginals.csv (MIP re-solves by the pipeline) against re-solves with each resource's
+    capacity moved by the stated step in resources.csv; the limit is the capacity."""
+    scenario = copy_model("assignment", tmp_path)
+    run = run_cli("solve", scenario, "--set", "output.report=false", out=tmp_path / "run")
+    assert run.code == 0, run.stderr
+    marginals = pd.read_csv(run.out / "marginals.csv", dtype={"labels": str})
+    capacity = marginals[marginals["family"] == "capacity"]
+    assert len(capacity)
+    path = scenario.parent / "resources.csv"
+    resources = pd.read_csv(path, dtype={"resource_id": str, "capacity": float})
+    base = library_objective(scenario)
+    sign = 1.0 if run.summary["sense"] == "min" else -1.0
+    for _, m in capacity.iterrows():
+        k = int(np.flatnonzero(resources["resource_id"] == m["labels"])[0])
+        assert m["limit"] == pytest.approx(resources.loc[k, "capacity"])
+        changed = resources.copy()
+        changed.loc[k, "capacity"] += m["step"]
+        changed.to_csv(path, index=False)
+        moved = library_objective(scenario)
+        resources.to_csv(path, index=False)
+        # marginals.csv is per unit of the minimized objective (README conventions)
+        assert m["marginal_per_unit"] == pytest.approx(sign * (moved - base) / m["step"],
+                                                       abs=1e-6), m["labels"]
