@@ -34,7 +34,7 @@ MAX_FTE_STEPS = 3  # per end of an FTE value's range: more people priced, ranges
 # these shares (what one kind leaves goes to the next). Wall time is only a safety stop.
 DEFAULT_PROBES = 200
 MIN_PROBES = 10
-PROBE_NONZEROS = 5e7  # default probes x nonzeros: big models get fewer (each is a ranging)
+PROBE_NONZEROS = 2e6  # default probes x nonzeros: big models get fewer (each is a ranging)
 PROBE_SPLIT = (("one-sided prices", 0.3), ("price ranges", 0.2), ("FTE values", 0.3),
                ("ladders", 0.2))
 DEFAULT_SHARE = 0.05  # of a stage's solve time: the safety stop (output.sensitivity_share)
@@ -45,7 +45,7 @@ def default_probes(model: LinearModel) -> int:
     """Probes per stage when the scenario does not say (output.sensitivity_probes): every
     probe is a warm re-solve and a full ranging, whose cost grows with the model, so the
     count falls with its size (deterministically: the same model, the same count) from
-    DEFAULT_PROBES on models up to 250k nonzeros to MIN_PROBES on the largest."""
+    DEFAULT_PROBES on models up to 10k nonzeros to MIN_PROBES from 200k on."""
     nonzeros = max(1, int(model.nnz))
     return int(min(DEFAULT_PROBES, max(MIN_PROBES, PROBE_NONZEROS // nonzeros)))
 
