@@ -420,7 +420,8 @@ def test_utf16_unicode_text_is_read(case: Path, tiny_plan: list) -> None:
     assert plan_rows(solve_ok(case / "scenario.toml")) == tiny_plan
 
 
-@pytest.mark.parametrize("bom,newline", [("\ufeff", "\r\n"), ("", "\r\n"), ("\ufeff", "\n")])
+@pytest.mark.parametrize("bom,newline", [("\ufeff", "\r\n"), ("", "\r\n"), ("\ufeff", "\n"),
+                                        ("", "\r")])
 def test_bom_and_crlf_are_read(case: Path, tiny_plan: list, bom: str, newline: str) -> None:
     for name in TABLES:
         text = (case / f"{name}.csv").read_text()
@@ -452,12 +453,16 @@ def test_csv_missing_words_stay_text(case: Path) -> None:
 
 
 def test_parquet_integer_ids_with_nulls_stay_integers(case: Path, tiny_plan: list) -> None:
-    """A skill column of integers with a null: pandas made it float ("1.0"), so staff with
-    skill "1" matched nothing and the service went unserved."""
-    services = pd.DataFrame({"service_id": ["pick", "pack"],
-                             "skill": pd.array([1, None], dtype="Int64"),
-                             "productivity": [2, 1]})
-    services.to_parquet(case / "services.parquet")
+    """A skill column of integers with a null, written without pandas' metadata (Spark,
+    DuckDB, Polars, pyarrow): pandas made it float ("1.0"), so staff with skill "1" matched
+    nothing and the service went unserved."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"service_id": ["pick", "pack"],
+                             "skill": pa.array([1, None], pa.int64()),
+                             "productivity": pa.array([2, 1], pa.int64())}),
+                   case / "services.parquet")
     edit(case / "scenario.toml", 'services = "services.csv"', 'services = "services.parquet"')
     edit(case / "staff.csv", "007,A,pick;pack", "007,A,1;pack")
     edit(case / "staff.csv", "s2,A,pick,", "s2,A,1,")

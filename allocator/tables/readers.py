@@ -199,6 +199,11 @@ def _unneutralize(columns: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def _size(nbytes: int) -> str:
+    mb = nbytes / 1024 / 1024
+    return f"{nbytes:,} bytes" if mb < 1 else f"{mb:,.0f} MB"
+
+
 def _check_file(path: Path, source: str, name: str, max_file_mb: float) -> os.stat_result:
     """Only a regular file below the size cap is opened (a FIFO would block, /dev/zero never
     ends); os.stat follows symlinks, so a link to either is refused too."""
@@ -218,7 +223,7 @@ def _check_file(path: Path, source: str, name: str, max_file_mb: float) -> os.st
             ".xlsx)")])
     if info.st_size > max_file_mb * 1024 * 1024:
         raise InputError([Problem(
-            source, f"is {info.st_size / 1024 / 1024:,.0f} MB, above the {max_file_mb:g} MB "
+            source, f"is {_size(info.st_size)}, above the {max_file_mb:g} MB "
             "cap on input files; raise it with [input] max_file_mb (or --set "
             "input.max_file_mb=...)")])
     return info
@@ -345,12 +350,16 @@ def _read_csv(path: Path, source: str, notes: list[str]
     stripped = body.lstrip(b"\r\n" if isinstance(body, bytes) else "\r\n")
     newline = b"\n" if isinstance(body, bytes) else "\n"
     skipped = body[: len(body) - len(stripped)].count(newline)  # type: ignore[arg-type]
+    if not skipped and len(body) != len(stripped):  # CR-only line ends
+        skipped = body[: len(body) - len(stripped)].count(  # type: ignore[arg-type]
+            b"\r" if isinstance(body, bytes) else "\r")
     if not stripped.strip():
         raise InputError([Problem(source, "the file is empty (no header row)")])
-    end = stripped.find(newline)  # type: ignore[arg-type]
-    first = stripped[: end if end >= 0 else len(stripped)]
-    first_line = first.decode("utf-8") if isinstance(first, bytes) else first
-    delimiter = _delimiter(first_line.rstrip("\r"), source)
+    # The header line ends at the first line break of any kind (LF, CRLF, or an old Mac's CR).
+    head = stripped[:65536]
+    head = head.decode("utf-8", "ignore") if isinstance(head, bytes) else head
+    first_line = re.split(r"[\r\n]", head, maxsplit=1)[0]
+    delimiter = _delimiter(first_line, source)
     if delimiter != ",":
         name = "';'" if delimiter == ";" else "tab"
         notes.append(f"{source}: columns separated by {name}, not ','"

@@ -206,12 +206,16 @@ def _check_ids(table: LoadedTable, schema: Schema, out: pd.DataFrame,
             continue
         values = out[name]
         present = values.notna().to_numpy()
-        text = values[present].astype(str)
-        if not INVISIBLE.search(" ".join(text)):  # one C scan; per cell only if needed
+        cells = values.to_numpy(dtype=object)[present]
+        joined = " ".join(map(str, cells))
+        # One C scan (isprintable is False for every Cc/Cf/Zl/Zp character); the regex, and
+        # then a check per cell, only where something is there.
+        if joined.isprintable() or not INVISIBLE.search(joined):
             continue
         clean = False
         bad = np.zeros(len(values), dtype=bool)
-        bad[np.flatnonzero(present)] = text.str.contains(INVISIBLE).to_numpy()
+        bad[np.flatnonzero(present)] = pd.Series(cells, dtype=object).astype(object).map(
+            lambda v: INVISIBLE.search(str(v)) is not None).to_numpy(dtype=bool)
         # The raw cell, not the stripped one: a trailing tab is shown as it was.
         raw = table.frame[name] if name in table.frame.columns else values
         _report(problems, table, bad, name, "an id holding an invisible or control character "
@@ -229,16 +233,21 @@ def _case_only_ids(table: LoadedTable, schema: Schema, key: pd.DataFrame) -> Non
     present = key.notna().all(axis=1).to_numpy()
     if present.sum() < 2:
         return
-    parts = [key[c][present].astype(str) for c in key.columns]
-    raw = parts[0] if len(parts) == 1 else parts[0].str.cat(parts[1:], sep="\x00")
-    joined = "\x01".join(raw)  # no id holds a control character (checked before)
-    folded = unicodedata.normalize("NFKC", joined).casefold()
-    if folded == joined and joined.isascii():
-        return
-    folded_keys = pd.Series(folded.split("\x01"), index=raw.index)
+    parts = [key[c].to_numpy(dtype=object)[present] for c in key.columns]
+    raw = parts[0] if len(parts) == 1 else pd.Series(parts[0], dtype=object).astype(str).str.cat(
+        [pd.Series(p, dtype=object).astype(str) for p in parts[1:]], sep="\x00"
+    ).to_numpy(dtype=object)
+    joined = "\x01".join(map(str, raw))  # no id holds a control character (checked before)
+    if joined.isascii():
+        folded = joined.lower()
+        if folded == joined:  # no upper case at all: nothing can differ by case only
+            return
+    else:
+        folded = unicodedata.normalize("NFKC", joined).casefold()
+    folded_keys = pd.Series(folded.split("\x01"), dtype=object)
     if len(folded_keys) != len(raw) or not folded_keys.duplicated().any():
         return
-    pairs = pd.DataFrame({"f": folded_keys.to_numpy(), "r": raw.to_numpy(),
+    pairs = pd.DataFrame({"f": folded_keys.to_numpy(), "r": raw,
                           "pos": np.flatnonzero(present)})
     pairs = pairs[pairs["f"].duplicated(keep=False)]
     variants = pairs.drop_duplicates(["f", "r"])
