@@ -72,7 +72,7 @@ def run_dict(run, full: bool = False) -> dict[str, Any]:  # type: ignore[no-unty
         "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
         "total_seconds": run.total_seconds, "solve_seconds": run.solve_seconds,
         "objectives": {s.name: s.objective for s in run.stages},
-        "folder": run.folder, "host": run.host, "user": run.user,
+        "folder": run.folder, "host": run.host, "user": run.os_user,
     }
     if not full:
         return found

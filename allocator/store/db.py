@@ -8,6 +8,7 @@ while the schema is migrated (two first runs racing to create the tables)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -46,8 +47,9 @@ def _as_url(value: str, base: Path) -> str:
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = base / path
-    if path.is_dir():
-        path = path / DEFAULT_NAME
+    with contextlib.suppress(OSError, ValueError):  # a name too long, say: opening says why
+        if path.is_dir():
+            path = path / DEFAULT_NAME
     return f"sqlite:///{os.path.abspath(path)}"
 
 
@@ -79,8 +81,15 @@ def resolve_url(option: str | None, scenario: Path | None = None,
             if found.lower() in OFF:
                 return None
             return _as_url(found, Path(os.path.abspath(scenario)).parent)
-    if out is not None:
-        return _as_url(str(Path(os.path.abspath(out)).parent / DEFAULT_NAME), cwd)
+    if out is not None and Path(out).name not in ("", ".", ".."):
+        parent = Path(os.path.abspath(out)).parent
+        try:
+            if not parent.is_dir() and (os.path.lexists(parent) or
+                                        len(os.fsencode(parent.name)) > 255):
+                return None  # the target cannot be written either: its own check says why
+        except (OSError, ValueError):
+            return None
+        return _as_url(str(parent / DEFAULT_NAME), cwd)
     return None
 
 
@@ -138,7 +147,8 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
         seconds = max(1, int(timeout))
         args: dict[str, object] = {"connect_timeout": seconds}
         if "psycopg" in parsed.drivername or parsed.drivername == "postgresql":
-            args["options"] = f"-c lock_timeout={seconds * 1000}"
+            args["options"] = (f"-c lock_timeout={seconds * 1000} "
+                               f"-c statement_timeout={seconds * 1000}")
         return create_engine(parsed, poolclass=NullPool, connect_args=args)
     return create_engine(parsed, poolclass=NullPool)
 

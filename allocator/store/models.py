@@ -51,7 +51,7 @@ class Run(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     host: Mapped[str] = mapped_column(String(255))
-    user: Mapped[str | None] = mapped_column(String(255))
+    os_user: Mapped[str | None] = mapped_column(String(255))  # ("user" is reserved in SQL)
     pid: Mapped[int] = mapped_column(Integer)
     pid_start: Mapped[int | None] = mapped_column(BigInteger)  # /proc start time: pid reuse
     command: Mapped[list[str] | None] = mapped_column(JSON)

@@ -194,7 +194,7 @@ class Recorder:
         row = Run(
             uid=uuid.uuid4().hex, scenario_name=_scenario_name(scenario),
             scenario_path=os.path.abspath(scenario), scenario_sha256=file_sha256(scenario),
-            status=RUNNING, started_at=utcnow(), host=socket.gethostname(), user=_user(),
+            status=RUNNING, started_at=utcnow(), host=socket.gethostname(), os_user=_user(),
             pid=os.getpid(), pid_start=proc_start(os.getpid()),
             command=list(command if command is not None else sys.argv),
             overrides=list(overrides or []), versions=versions(),

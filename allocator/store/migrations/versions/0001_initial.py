@@ -42,7 +42,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True)),
         sa.Column("host", sa.String(255), nullable=False),
-        sa.Column("user", sa.String(255)),
+        sa.Column("os_user", sa.String(255)),
         sa.Column("pid", sa.Integer(), nullable=False),
         sa.Column("pid_start", sa.BigInteger()),
         sa.Column("command", sa.JSON()),
