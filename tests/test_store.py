@@ -429,7 +429,7 @@ def test_migrations_build_the_tables_the_code_uses(store: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from allocator.store.db import head_revision, open_store
+    from allocator.store.db import HEAD, head_revision, open_store
     from allocator.store.models import Base
 
     opened = open_store(store)
@@ -437,7 +437,7 @@ def test_migrations_build_the_tables_the_code_uses(store: str) -> None:
     try:
         with opened.engine.connect() as conn:
             context = MigrationContext.configure(conn)
-            assert context.get_current_revision() == head_revision()
+            assert context.get_current_revision() == head_revision() == HEAD
             assert compare_metadata(context, Base.metadata) == []
     finally:
         opened.close()
