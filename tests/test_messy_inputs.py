@@ -210,23 +210,35 @@ def test_excel_formula_without_saved_value_is_refused_naming_the_cell(case: Path
                    "formula cell G3 (=F2*2) has no saved value")
 
 
-def test_excel_formula_with_saved_value_reads_its_value(case: Path, tiny_plan: list) -> None:
-    """A workbook saved by Excel keeps each formula's value: that value is read."""
+def save_formula_value(book: Path, sheet_xml_hint: bytes, ref: str, formula: str,
+                       value: str, kind: str | None = None) -> None:
+    """Rewrite cell `ref` as Excel saves a computed formula: <f>formula</f><v>value</v>."""
+    import re
     import zipfile
 
-    def change(book) -> None:
-        book["Staff"]["D3"] = "=1+1"  # fte of s2, 2 in the tiny case
-    write_book(case, change=change)
-    # Add the cached value Excel would have saved: <f>1+1</f><v>2</v>.
-    book = case / "book.xlsx"
     with zipfile.ZipFile(book) as src:
         parts = {i.filename: src.read(i) for i in src.infolist()}
-    name = next(n for n, b in parts.items() if n.startswith("xl/worksheets/") and b"1+1" in b)
-    parts[name] = parts[name].replace(b"<f>1+1</f><v></v>", b"<f>1+1</f><v>2</v>").replace(
-        b"<f>1+1</f>", b"<f>1+1</f><v>2</v>") if b"<v>2</v>" not in parts[name] else parts[name]
+    name = next(n for n, b in parts.items()
+                if n.startswith("xl/worksheets/") and sheet_xml_hint in b)
+    t = f' t="{kind}"' if kind else ""
+    cell = f'<c r="{ref}"{t}><f>{formula}</f><v>{value}</v></c>'.encode()
+    parts[name], count = re.subn(rf'<c r="{ref}"[^>]*>.*?</c>'.encode(), cell, parts[name])
+    assert count == 1
     with zipfile.ZipFile(book, "w") as dst:
         for n, b in parts.items():
             dst.writestr(n, b)
+
+
+def test_excel_formula_with_saved_value_reads_its_value(case: Path, tiny_plan: list) -> None:
+    """A workbook saved by Excel keeps each formula's value: that value is read, and a
+    formula whose value is the empty text (=IF(..., "")) is an empty cell."""
+    def change(book) -> None:
+        book["Staff"]["D3"] = "=1+1"  # fte of s2, 2 in the tiny case
+        book["Staff"]["G3"] = '=IF(1>2,"x","")'  # travel_cost of s2: empty, default 0
+    write_book(case, change=change)
+    save_formula_value(case / "book.xlsx", b"1+1", "D3", "1+1", "2")
+    save_formula_value(case / "book.xlsx", b"1+1", "G3", "IF(1&gt;2,&quot;x&quot;,&quot;&quot;)",
+                       "", "str")
     assert plan_rows(solve_ok(case / "scenario.toml")) == tiny_plan
 
 

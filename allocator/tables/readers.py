@@ -548,7 +548,10 @@ def _unsaved_formulas(path: Path, title: str, source: str, header_row: int,
                 is_formula = getattr(b, "data_type", None) == "f" or (
                     isinstance(formula, str) and formula.startswith("=")
                 ) or type(formula).__name__ in ("ArrayFormula", "DataTableFormula")
-                if is_formula and getattr(a, "value", None) is None:
+                # A formula whose saved value is the empty string ("str", as Excel writes
+                # =IF(...,"")) has a value: an empty cell, as a CSV export holds it.
+                if is_formula and getattr(a, "value", None) is None and getattr(
+                        a, "data_type", None) != "str":
                     text = formula if isinstance(formula, str) else getattr(formula, "text", "")
                     row = b.row
                     problems.append(Problem(

@@ -260,10 +260,12 @@ def _case_only_ids(table: LoadedTable, schema: Schema, key: pd.DataFrame) -> Non
     example = " and ".join(f"{r.replace(chr(0), '/')!r} (row {int(n)})"
                            for r, n in zip(shown["r"], rows, strict=True))
     groups = int(variants[clashing]["f"].nunique())
-    table.notes.append(
+    note = (
         f"{table.source}: {groups} {label} value(s) differ from another only by case or "
         f"Unicode form, e.g. {example}; they are read as different {schema.table} (ids are "
         "case-sensitive)")
+    if note not in table.notes:
+        table.notes.append(note)
 
 
 def check_reference(
