@@ -385,14 +385,14 @@ def test_list_show_and_prune(tmp_path: Path) -> None:
     toml = other / "scenario.toml"
     toml.write_text(toml.read_text().replace('name = "tiny"', 'name = "other"'))
     for out, scenario, extra in (("mon", TINY, ()), ("tue", TINY, ()), ("thu", TINY, ()),
-                                 ("x", toml, ()), ("wed", TINY, ()),
+                                 ("fri", TINY, ()), ("x", toml, ()), ("wed", TINY, ()),
                                  ("wed", TINY, ("--force",))):
         assert solve(runs / out, "--store", store, *extra, scenario=scenario).code == 0
-    names = ["wed", "wed", "x", "thu", "tue", "mon"]
+    names = ["wed", "wed", "x", "fri", "thu", "tue", "mon"]
     assert [Path(r["folder"]).name for r in listed(store)] == names
     assert [Path(r["folder"]).name for r in listed(store, "--scenario", "other")] == ["x"]
     assert [Path(r["folder"]).name for r in listed(store, "--last", "2")] == ["wed", "wed"]
-    assert len(listed(store, "--status", "optimal")) == 6
+    assert len(listed(store, "--status", "optimal")) == 7
     assert listed(store, "--status", "failed,lost") == []
     uid = listed(store, "--scenario", "other")[0]["uid"]
     assert show(store, uid[:8])["scenario"] == "other"
@@ -409,6 +409,8 @@ def test_list_show_and_prune(tmp_path: Path) -> None:
     summary = runs / "tue" / "summary.json"
     summary.write_text(summary.read_text() + "\n")
     (runs / "thu" / ".allocator-run").unlink()
+    (runs / "fri" / "notes.docx").write_text("mine")  # fri holds a file of someone's
+    shutil.copytree(runs / "mon", runs / "mon-copy")  # a user's copy: not in the store
     before = listed(store)
     dry = run_cli("runs", "prune", "--keep", "1", "--folders", "--dry-run", "--store", store)
     assert dry.code == 0 and listed(store) == before and (runs / "mon").is_dir()
@@ -418,6 +420,8 @@ def test_list_show_and_prune(tmp_path: Path) -> None:
     assert not (runs / "mon").exists()  # its own run folder: deleted
     assert (runs / "tue" / "plan.csv").is_file() and "holds another run" in run.stdout
     assert (runs / "thu" / "plan.csv").is_file() and "not an allocator run" in run.stdout
+    assert (runs / "fri" / "notes.docx").is_file() and "did not write" in run.stdout
+    assert (runs / "mon-copy" / "plan.csv").is_file()  # never in the store: never touched
     assert (runs / "wed" / "plan.csv").is_file()  # the kept run's folder (same path)
     assert (runs / "x" / "plan.csv").is_file()  # the other scenario's newest
 

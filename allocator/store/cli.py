@@ -16,6 +16,8 @@ from rich.table import Table
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
+EXIT_CODES = ("Exit codes: 0 done; 2 bad usage (no store found, no such run, a store that "
+              "cannot be opened); 1 internal error (the log path is printed).")
 STORE_HELP = ("The run store: a database URL (sqlite:///..., postgresql://...) or a file or "
               "folder path. Default: $ALLOCATOR_STORE, else runs.sqlite in the current folder "
               "or in ./runs/.")
@@ -99,12 +101,12 @@ def run_dict(run, full: bool = False) -> dict[str, Any]:  # type: ignore[no-unty
     return found
 
 
-@click.group("runs")
+@click.group("runs", epilog=EXIT_CODES)
 def runs() -> None:
     """The recorded runs: list, show, prune (docs/run-store.md)."""
 
 
-@runs.command("list")
+@runs.command("list", epilog=EXIT_CODES)
 @click.option("--scenario", help="Only runs of this scenario (its name).")
 @click.option("--last", type=click.IntRange(min=0), default=20, show_default=True,
               help="The newest N runs (0: all).")
@@ -176,7 +178,7 @@ def _find(session, key: str):  # type: ignore[no-untyped-def]
     raise InputError(f"no run {key} in the store", "runs")
 
 
-@runs.command("show")
+@runs.command("show", epilog=EXIT_CODES)
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Everything recorded, as JSON.")
 @store_option
@@ -255,8 +257,9 @@ def show_run(run_id: str, as_json: bool, store_url: str | None) -> None:
 def _is_run_folder_of(folder: Path, summary_sha256: str | None) -> str | None:
     """Why `folder` must not be removed for this run, or None when it may: it must be an
     allocator run folder (the marker .allocator-run) that still holds this very run (its
-    summary.json is the one recorded), not a later run written to the same place."""
-    from allocator.outputs.folder import MARKER
+    summary.json is the one recorded), not a later run written to the same place, and
+    nothing but the files the run wrote (as --force would replace it)."""
+    from allocator.outputs.folder import MARKER, replace_refusal
     from allocator.store.record import file_sha256
 
     if os.path.islink(folder) or not folder.is_dir():
@@ -265,10 +268,10 @@ def _is_run_folder_of(folder: Path, summary_sha256: str | None) -> str | None:
         return "not an allocator run folder (no .allocator-run marker or summary.json)"
     if summary_sha256 is None or file_sha256(folder / "summary.json") != summary_sha256:
         return "it now holds another run (its summary.json is not the one recorded)"
-    return None
+    return replace_refusal(folder)  # files someone added since: not ours to delete
 
 
-@runs.command("prune")
+@runs.command("prune", epilog=EXIT_CODES)
 @click.option("--keep", type=click.IntRange(min=0), required=True,
               help="Runs to keep per scenario (the newest).")
 @click.option("--scenario", help="Prune only this scenario's runs.")
