@@ -274,6 +274,37 @@ def test_words_and_tables_tell_the_truth(demo_run):
         assert not re.search(r"\d\.\d*(9999999|0000000)\d", text), name  # 23.299999999999997
 
 
+def test_marginal_cost_of_service_matches_held_resolves(demo_run):
+    """The cost of one more unit of demand (cost stage, service held at today's level), as
+    the table states it, against the cost stage re-solved with that demand raised."""
+    scenario, run, base = demo_run
+    md = (run / "bottlenecks.md").read_text()
+    table = md.split("## Marginal cost of service")[1].split("\n\n")[1].splitlines()[2:5]
+    held = next(st["held_at"] for st in base["stages"] if st["name"] == "service")
+    today = cost_with_service_held(scenario, [], held)
+    assert today == pytest.approx(base["objectives"]["cost"], rel=1e-9)
+    path = _table_path(scenario, "targets")
+    original = path.read_text()
+    try:
+        for line in table:
+            cells = [c.strip().replace("\\", "") for c in line.strip("|").split("|")]
+            site, service, demand, price, up_to = cells[:5]
+            demand, up_to = float(demand.replace(",", "")), float(up_to.replace(",", ""))
+            step = min(0.01, 0.5 * (up_to - demand))
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            hit = (frame["site_id"] == site) & (frame["service_id"] == service)
+            assert hit.sum() == 1
+            today_demand = float(frame.loc[hit, "demand"].iloc[0])
+            assert today_demand == pytest.approx(demand, rel=5e-3)
+            frame.loc[hit, "demand"] = repr(today_demand + step)
+            frame.to_csv(path, index=False)
+            resolved = (cost_with_service_held(scenario, [], held) - today) / step
+            path.write_text(original)
+            assert resolved == pytest.approx(float(price.replace(",", "")), rel=1e-5)
+    finally:
+        path.write_text(original)
+
+
 def test_same_input_same_files(demo_run, tmp_path):
     """The extras are budgeted by probes, not by wall time: identical runs, identical files."""
     scenario, first, _base = demo_run

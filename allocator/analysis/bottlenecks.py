@@ -236,20 +236,33 @@ def people_by_skill_region(people: pd.DataFrame, stage: str) -> pd.DataFrame:
                               kind="stable")
     best = frame.groupby(["region", "skills"], sort=False).first()
     grouped = frame.groupby(["region", "skills"], sort=False).agg(
-        people=("value_per_fte", "size"), fully_used=("fully_used", "sum"),
-        mean_value_per_fte=("value_per_fte", "mean"))
+        people=("value_per_fte", "size"), fully_used=("fully_used", "sum"))
     out = grouped.join(best[["value_per_fte", "person", "holds_up_to_fte", "exact"]]).rename(
         columns={"value_per_fte": "best_value_per_fte", "person": "best_person"})
     out = out.reset_index()[["region", "skills", "people", "fully_used", "best_value_per_fte",
-                             "best_person", "holds_up_to_fte", "exact", "mean_value_per_fte"]]
+                             "best_person", "holds_up_to_fte", "exact"]]
     return out.sort_values(["best_value_per_fte", "region", "skills"],
                            ascending=[False, True, True], kind="stable").reset_index(drop=True)
+
+
+def _price_up(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The price of one more unit of each row's right-hand side: the dual where it is unique,
+    else the right (one-sided) price; and what kind of figure that is."""
+    unique = rows["dual_unique"].astype(bool).to_numpy()
+    right = rows["dual_right"].to_numpy(dtype=float) if "dual_right" in rows else \
+        np.full(len(rows), np.nan)
+    price = np.where(unique | np.isnan(right), rows["dual"].to_numpy(dtype=float), right)
+    how = np.where(unique, "unique", np.where(np.isnan(right), "basis only (not unique)",
+                                              "one unit more (one less differs)"))
+    return price, how
 
 
 def room_by_site(sensitivity: pd.DataFrame, sites_table: pd.DataFrame) -> pd.DataFrame:
     cap = sensitivity[(sensitivity["kind"] == "constraint") & (sensitivity["family"] == "capacity")]
     if cap.empty:
         return pd.DataFrame()
+    price, _how = _price_up(cap)
+    cap = cap.assign(dual=price)
     wide = cap.pivot_table(index="labels", columns="stage", values="dual", aggfunc="first")
     wide.columns = [f"value_of_room_{c}" for c in wide.columns]
     for column in wide.columns:  # more room lowers the minimized objective: a positive value
@@ -267,9 +280,12 @@ def marginal_cost_of_service(sensitivity: pd.DataFrame) -> pd.DataFrame:
     if cov.empty:
         return pd.DataFrame()
     parts = cov["labels"].str.split("/", n=1, expand=True)
+    price, how = _price_up(cov)
     out = pd.DataFrame({
-        "site_id": parts[0], "service_id": parts[1], "marginal_cost_per_unit": cov["dual"],
-        "unique": cov["dual_unique"].astype(bool),
+        "site_id": parts[0].to_numpy(), "service_id": parts[1].to_numpy(),
+        "demand": cov["rhs"].to_numpy(dtype=float), "marginal_cost_per_unit": price,
+        "holds_up_to_demand": cov["right_to"].to_numpy(dtype=float) if "right_to" in cov
+        else np.nan, "price": how,
     })
     return out.sort_values(["marginal_cost_per_unit", "site_id", "service_id"],
                            ascending=[False, True, True], kind="stable").reset_index(drop=True)
@@ -286,10 +302,12 @@ def _md_escape(text: object) -> str:
     return out
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, column: str = "") -> str:
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
     if isinstance(value, float | np.floating):
+        if column.startswith("holds") and np.isfinite(value):
+            return f"{float(value):,.8g}"  # a range end: as many digits as it has
         return fmt(float(value))
     return _md_escape(value)
 
@@ -303,7 +321,8 @@ def _md_table(frame: pd.DataFrame, limit: int = 20, where: str = "") -> str:
     rule = "|" + "---|" * len(shown.columns)
     lines = [head, rule]
     for row in shown.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+        lines.append("| " + " | ".join(_cell(v, str(c)) for v, c in
+                                       zip(row, shown.columns, strict=True)) + " |")
     more = ""
     if len(frame) > limit:
         more = f"\n_{len(frame) - limit} more rows" + (f": {where}" if where else "") + "._\n"
@@ -409,7 +428,8 @@ def bottlenecks_markdown(
                          "capacity there is worth 0.\n")
     cost = marginal_cost_of_service(sensitivity)
     if not cost.empty:
-        lines += ["## Marginal cost of service (cost of one more unit of demand)", "",
+        lines += ["## Marginal cost of service (cost of one more unit of demand, service "
+                  "held at today's level)", "",
                   _md_table(cost, where="sensitivity.csv, stage = cost, family = coverage, "
                             "column dual")]
     if ladders is not None and not ladders.empty:
