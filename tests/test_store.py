@@ -216,13 +216,14 @@ def test_failed_runs_are_recorded_with_why(tmp_path: Path) -> None:
     run = solve(tmp_path / "bad", "--store", store, scenario=scenario)
     assert run.code == 2, run.stderr
     assert not (tmp_path / "bad").exists()
-    rec = show(store, recorded_id(run))
+    assert "recorded: run" not in run.stderr  # the error is the news: recorded silently
+    rec = listed(store, "--last", "1")[0]
     assert (rec["status"], rec["exit_code"]) == ("failed", 2)
-    assert "staff.csv" in rec["reason"]
+    assert "staff.csv" in rec["reason"] and "staff.csv" in run.stderr
     # A target that exists (exit 2): refused, recorded as such.
     run = solve(tmp_path / "infeasible", "--store", store, scenario=TINY)
     assert run.code == 2
-    rec = show(store, recorded_id(run))
+    rec = listed(store, "--last", "1")[0]
     assert rec["status"] == "failed" and "--force" in rec["reason"]
     assert [r["status"] for r in listed(store, "--status", "failed")] == ["failed", "failed"]
 

@@ -345,10 +345,8 @@ class Recording:
             return
         exc = self.error or RuntimeError("stopped")
         exit_code = code if isinstance(code, int) else exit_code_of(exc)
-        with _warning(self.warn, self.url):
+        with _warning(self.warn, self.url):  # silently: the error message is the news
             self.recorder._end(FAILED, exit_code, reason_of(exc))
-            self.note(f"recorded: run {self.recorder.id} (failed, exit {exit_code}) in "
-                      f"{shown(self.url or '')}")
 
 
 def _store_problem(url: str, exc: BaseException) -> str:
