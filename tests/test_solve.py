@@ -62,20 +62,40 @@ def test_stage_optima_match_an_independent_formulation(case, generated, tmp_path
         assert _close(run.summary["objectives"][stage], value, 1e-6), stage
 
 
+@pytest.fixture(scope="module")
+def highs_objectives(tmp_path_factory):
+    """Each case's HiGHS optima, solved once for the module (the agreement tests compare
+    every other solver with them; re-solving per solver cost a minute of the suite)."""
+    found: dict[tuple[str, bool], dict[str, float]] = {}
+    folder = tmp_path_factory.mktemp("highs")
+
+    def objectives(scenario: Path, whole: bool = False) -> dict[str, float]:
+        key = (str(scenario), whole)
+        if key not in found:
+            extra = ["--set=policy.assignment=\"whole\""] if whole else []
+            run = run_cli("solve", scenario, "--solver", "highs", *extra,
+                          out=folder / f"run{len(found)}")
+            assert run.code == 0, run.stderr
+            found[key] = run.summary["objectives"]
+        return found[key]
+
+    return objectives
+
+
 @pytest.mark.parametrize("solver", LP_SOLVERS)
 @pytest.mark.parametrize("case", ["tiny", "generated", "demo"])
-def test_lp_backends_agree(case, solver, generated, tmp_path):
+def test_lp_backends_agree(case, solver, generated, highs_objectives, tmp_path):
     scenario = {"tiny": TINY, "generated": generated, "demo": DEMO}[case]
-    base = run_cli("solve", scenario, "--solver", "highs", out=tmp_path / "base")
+    base = highs_objectives(scenario)
     run = run_cli("solve", scenario, "--solver", solver, out=tmp_path / solver)
     _verify(run, scenario, rel=TOLERANCE.get(solver, 1e-6))
-    for stage, value in base.summary["objectives"].items():
+    for stage, value in base.items():
         assert _close(run.summary["objectives"][stage], value, TOLERANCE.get(solver, 1e-6))
 
 
 @pytest.mark.parametrize("solver", MIP_SOLVERS)
 @pytest.mark.parametrize("case", ["tiny", "demo"])
-def test_mip_backends_agree_in_whole_mode(case, solver, tmp_path):
+def test_mip_backends_agree_in_whole_mode(case, solver, highs_objectives, tmp_path):
     scenario = {"tiny": TINY, "demo": DEMO}[case]
     whole = "--set=policy.assignment=\"whole\""
     # CP-SAT counts FTE in 0.01 steps; closing a 1e-4 gap on the demo takes it minutes on two
@@ -83,9 +103,8 @@ def test_mip_backends_agree_in_whole_mode(case, solver, tmp_path):
     extra = ["--set=solver.mip_gap=1e-3", "--set=solver.threads=2"] if solver == "cpsat" else []
     run = run_cli("solve", scenario, "--solver", solver, whole, *extra, out=tmp_path / solver)
     _verify(run, scenario, whole=True, rel=TOLERANCE.get(solver, 1e-6))
-    reference = reference_stages(scenario, whole=True) if case == "tiny" else run_cli(
-        "solve", scenario, "--solver", "highs", whole, out=tmp_path / "ref").summary[
-        "objectives"]
+    reference = reference_stages(scenario, whole=True) if case == "tiny" else \
+        highs_objectives(scenario, whole=True)
     for stage, value in reference.items():
         assert _close(run.summary["objectives"][stage], value, TOLERANCE.get(solver, 1e-4))
 
