@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.analysis.sensitivity import highs_sensitivity
-from allocator.errors import InputError, SolverFailure
+from allocator.errors import InfeasibleError, InputError, SolverFailure
 from allocator.solvers.highs import new_highs
 
 
@@ -41,7 +41,16 @@ def mps_sensitivity(path: Path) -> MpsReport:
                          "(relax the integers, or solve it with `allocator bench`)", str(path))
     highs.run()
     status = highs.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:
+    ms = highspy.HighsModelStatus
+    if status in (ms.kInfeasible,):
+        raise InfeasibleError(f"{path.name}: the LP is infeasible, so it has no optimum to "
+                              "report on")
+    if status in (ms.kUnbounded, ms.kUnboundedOrInfeasible):
+        raise InputError(f"the LP is {highs.modelStatusToString(status).lower()}: it has no "
+                         "optimum to report on (is a bound or a row missing?)", str(path))
+    if status == ms.kModelEmpty:
+        raise InputError("the LP has no columns: nothing to report on", str(path))
+    if status != ms.kOptimal:
         raise SolverFailure(f"{path.name}: HiGHS ended with {highs.modelStatusToString(status)}")
     sens = highs_sensitivity(highs, "objective")
     n, m = lp.num_col_, lp.num_row_
