@@ -81,7 +81,7 @@ def _scope_members(
     if budgets.empty:
         return pd.DataFrame({"budget_id": pd.Series(dtype=object),
                              "site_id": pd.Series(dtype=object)})
-    scope = budgets["scope"].astype(str).str.strip()
+    scope = budgets["scope"].fillna("").astype(str).str.strip()  # empty cells: reported
     kind = scope.str.partition(":")[0].str.strip().str.lower()
     ref = scope.str.partition(":")[2].str.strip()
     is_all = kind.eq("all") & ref.eq("")
@@ -201,8 +201,8 @@ def _match_skills(table: LoadedTable, staff: pd.DataFrame, services: pd.DataFram
 
     services["skill"] = _skill_key(services["skill"])
     known = set(services["skill"])
-    cells = staff["skills"].astype(str)
-    distinct = pd.Series(cells.unique())
+    cells = staff["skills"].fillna("").astype(str)  # an empty cell is reported by the schema
+    distinct = pd.Series(cells.unique(), dtype=object)
     tokens = distinct.str.split(SKILL_SEPARATOR).explode()
     keys = _skill_key(tokens)
     keys = keys[keys != ""]
@@ -226,8 +226,21 @@ def _match_skills(table: LoadedTable, staff: pd.DataFrame, services: pd.DataFram
         _report(problems, table, mask, "skills",
                 f"skills are separated by '{SKILL_SEPARATOR}' (e.g. 'pick;pack'), not by "
                 f"{' or '.join(repr(c) for c in WRONG_SEPARATORS)}", cells)
-    unmatched_cells = set(distinct[~matched & ~wrong])
+    unmatched_cells = set(distinct[~matched & ~wrong & (normal != "")])
     warnings: list[str] = []
+    # A token no service needs, beside others that match, is legal (a skill kept on file)
+    # but is often a typo ('pakc'): those with a close service skill are named as such.
+    loose = keys[~keys.isin(known) & keys.index.isin(np.flatnonzero(matched.to_numpy()))]
+    typos = []
+    for token in sorted(set(loose)):
+        close = difflib.get_close_matches(token, sorted(known), n=1, cutoff=0.75)
+        if close:
+            rows = int(cells.isin(set(distinct[loose.index[loose == token]])).sum())
+            typos.append(f"'{token}' in {rows} staff rows (did you mean '{close[0]}'?)")
+    if typos:
+        warnings.append("skills that no service needs, close to one that a service does: "
+                        + "; ".join(typos[:10]) + (" ..." if len(typos) > 10 else "")
+                        + ". Those people are not counted for that service")
     if unmatched_cells:
         lost = cells.isin(unmatched_cells)
         stray = sorted(set(keys[~keys.isin(known)]))
