@@ -289,4 +289,10 @@ def open_store(url: str, timeout: float = 30.0) -> Store:
     except OSError as exc:
         store.close()
         raise StoreError(f"run store {store.shown}: {exc}", "store") from None
+    except Exception as exc:
+        store.close()
+        if type(exc).__name__ != "CommandError":  # Alembic's: e.g. an unknown revision
+            raise
+        raise StoreError(f"run store {store.shown}: its schema is not one this version of "
+                         f"allocator knows (newest here: {HEAD}): {exc}", "store") from None
     return store
