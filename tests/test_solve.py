@@ -62,6 +62,11 @@ def test_stage_optima_match_an_independent_formulation(case, generated, tmp_path
         assert _close(run.summary["objectives"][stage], value, 1e-6), stage
 
 
+# The agreement tests check optima and plans; the MIP's marginal re-solves and report (60+ s
+# a run on the demo, tested in test_sensitivity.py) add nothing to them.
+NO_EXTRAS = ["--set=output.sensitivity=false", "--set=output.report=false"]
+
+
 @pytest.fixture(scope="module")
 def highs_objectives(tmp_path_factory):
     """Each case's HiGHS optima, solved once for the module (the agreement tests compare
@@ -72,7 +77,7 @@ def highs_objectives(tmp_path_factory):
     def objectives(scenario: Path, whole: bool = False) -> dict[str, float]:
         key = (str(scenario), whole)
         if key not in found:
-            extra = ["--set=policy.assignment=\"whole\""] if whole else []
+            extra = ["--set=policy.assignment=\"whole\"", *NO_EXTRAS] if whole else []
             run = run_cli("solve", scenario, "--solver", "highs", *extra,
                           out=folder / f"run{len(found)}")
             assert run.code == 0, run.stderr
@@ -101,7 +106,8 @@ def test_mip_backends_agree_in_whole_mode(case, solver, highs_objectives, tmp_pa
     # CP-SAT counts FTE in 0.01 steps; closing a 1e-4 gap on the demo takes it minutes on two
     # cores, 1e-3 takes seconds (and its tolerance below is 2e-3 anyway).
     extra = ["--set=solver.mip_gap=1e-3", "--set=solver.threads=2"] if solver == "cpsat" else []
-    run = run_cli("solve", scenario, "--solver", solver, whole, *extra, out=tmp_path / solver)
+    run = run_cli("solve", scenario, "--solver", solver, whole, *extra, *NO_EXTRAS,
+                  out=tmp_path / solver)
     _verify(run, scenario, whole=True, rel=TOLERANCE.get(solver, 1e-6))
     reference = reference_stages(scenario, whole=True) if case == "tiny" else \
         highs_objectives(scenario, whole=True)
