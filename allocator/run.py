@@ -291,6 +291,8 @@ def solve_scenario(
                 folder.table(name, frame)
             for name, text in extra_files.items():
                 folder.text(name, text)
+                if name.endswith(".txt"):  # a formulation's word on what it could not write
+                    result.notes.append(text.strip())
             tables.update(extra_tables)
             if extra_tables or extra_files:
                 times["extra"] = time.perf_counter() - t_extra

@@ -180,6 +180,7 @@ def mip_marginals(
     if not np.isfinite(base):
         return Marginals(pd.DataFrame(), [f"{m.family} {m.labels}" for m in moves])
     rows = []
+    sign = -1.0 if model.maximize else 1.0  # objectives in the user's sense
     for move, value, late in zip(moves, values, unfinished, strict=True):
         if late:
             continue
@@ -188,8 +189,9 @@ def mip_marginals(
         if move.family == "floor":
             per_unit = -per_unit
         rows.append({"stage": objective.name, "family": move.family, "labels": move.labels,
-                     "limit": move.shown, "step": move.step, "objective": base,
-                     "objective_moved": value, "marginal_per_unit": per_unit,
+                     "limit": move.shown, "step": move.step, "objective": sign * base + 0.0,
+                     "objective_moved": sign * value + 0.0,
+                     "marginal_per_unit": sign * per_unit + 0.0,
                      "method": "MIP re-solve"})
     skipped = [f"{m.family} {m.labels}" for m, late in zip(moves, unfinished, strict=True)
                if late]

@@ -36,20 +36,31 @@ def backend_class(name: str) -> type[Backend]:
     )
 
 
+# What a scenario can change to turn its model into an LP or a MIP, by formulation
+# (LinearModel.name); a model not named here is told the solvers only.
+_TO_LP = {"ops": 'or set policy.assignment = "fractional"',
+          "funding": "or make every response curve concave (policy.allow_nonconcave = false) "
+                     "and no program whole"}
+_TO_MIP = {"ops": 'or set policy.assignment = "whole"'}
+
+
 def check_capabilities(cls: type[Backend], model: LinearModel) -> None:
-    """Refuse a model the backend cannot solve, naming the backends that can."""
+    """Refuse a model the backend cannot solve, naming the backends that can (and, where the
+    model's own settings can change its kind, that setting)."""
     if model.num_integer and Capability.INTEGER not in cls.capabilities:
+        hint = _TO_LP.get(model.name, "")
         raise CapabilityError(
-            f"{cls.display} solves linear programs only, and this model has "
-            f"{model.num_integer} integer variables (whole assignment). Use one of: "
-            f"{', '.join(_with(Capability.INTEGER))}; or set policy.assignment = \"fractional\".",
+            f"{cls.display} solves linear programs only, and this {model.name} model has "
+            f"{model.num_integer} integer variables. Use one of: "
+            f"{', '.join(_with(Capability.INTEGER))}" + (f"; {hint}." if hint else "."),
             "solver.name",
         )
     if model.num_integer == 0 and Capability.CONTINUOUS not in cls.capabilities:
+        hint = _TO_MIP.get(model.name, "")
         raise CapabilityError(
-            f"{cls.display} is an integer solver and this model is a pure LP (fractional "
-            f"assignment). Use one of: {', '.join(_with(Capability.CONTINUOUS))}; or set "
-            "policy.assignment = \"whole\".", "solver.name",
+            f"{cls.display} is an integer solver and this {model.name} model is a pure LP. "
+            f"Use one of: {', '.join(_with(Capability.CONTINUOUS))}"
+            + (f"; {hint}." if hint else "."), "solver.name",
         )
 
 
