@@ -270,8 +270,6 @@ def _check_writable(out: Path) -> None:
         raise _place_error(out, existing, exc) from exc
     with contextlib.suppress(OSError):
         os.rmdir(probe)
-    if not missing and not os.access(existing, os.W_OK | os.X_OK):
-        raise _refuse(out, f"cannot be written: permission denied in {existing}")
 
 
 def check_target(out: Path, force: bool) -> None:
@@ -303,7 +301,7 @@ def _partial_state(path: Path) -> str:
     if os.path.islink(path) or not os.path.isdir(path):
         return "foreign"
     try:
-        fd = os.open(path / LOCK, os.O_RDWR | os.O_NOFOLLOW)
+        fd = os.open(path / LOCK, os.O_RDONLY | os.O_NOFOLLOW)  # another user's too
     except OSError:  # no lock file: not ours (or a run still setting up): left alone
         return "foreign"
     try:
