@@ -323,27 +323,82 @@ def _excel(value: object) -> str:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def explain(run_dir: Path) -> None:
-    """Say in words why the plan in RUN_DIR looks the way it does (its bottlenecks)."""
-    import json
-
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Binding constraints to list for models without a bottleneck story.")
+def explain(run_dir: Path, top: int) -> None:
+    """Say in words why the plan in RUN_DIR looks the way it does (its bottlenecks), or why
+    there is no plan (the diagnosis of an infeasible run)."""
     from rich.markdown import Markdown
 
     from allocator.errors import InputError
 
     try:
-        summary_file, story = run_dir / "summary.json", run_dir / "bottlenecks.md"
-        if not summary_file.exists():
-            raise InputError(f"{run_dir} is not a run folder (no summary.json)", str(run_dir))
-        summary = json.loads(summary_file.read_text())
-        if not story.exists():
-            raise InputError(f"{run_dir} has no bottlenecks.md: solve with "
-                             "output.sensitivity = true", str(run_dir))
+        summary = _read_summary(run_dir)
+        story = run_dir / "bottlenecks.md"
+        diagnosis = run_dir / "diagnosis.md"
+        sensitivity = run_dir / "sensitivity.csv"
+        if not story.exists() and not diagnosis.exists() and not sensitivity.exists():
+            why = ("the run has no plan" if summary.get("status") not in ("optimal", "feasible")
+                   else "solve with output.sensitivity = true")
+            raise InputError(f"{run_dir} has nothing to explain ({why})", str(run_dir))
     except BaseException as exc:
         sys.exit(_fail(exc))
     _print_summary(summary, run_dir, verb="run folder")
     # Sentences wrap at the terminal's width (the shared console crops, for tables).
-    Console(soft_wrap=False).print(Markdown(story.read_text(encoding="utf-8")))
+    wrapped = Console(soft_wrap=False)
+    if diagnosis.exists():
+        wrapped.print(Markdown(diagnosis.read_text(encoding="utf-8")))
+    elif story.exists():
+        wrapped.print(Markdown(story.read_text(encoding="utf-8")))
+    else:
+        _print_binding(run_dir, summary, top, wrapped)
+
+
+def _read_summary(run_dir: Path) -> dict:  # type: ignore[type-arg]
+    """summary.json as a dict with the keys explain reads; anything else is bad input."""
+    import json
+
+    from allocator.errors import InputError
+
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise InputError(f"{run_dir} is not a run folder (no summary.json)", str(run_dir))
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"summary.json is not readable JSON ({exc}); was the folder "
+                         "edited or copied while being written?", str(path)) from None
+    needed = ("name", "status", "stages", "warnings", "notes", "seconds", "exit_code")
+    lacking = [k for k in needed if not isinstance(summary, dict) or k not in summary]
+    if lacking:
+        raise InputError(f"summary.json is not a run summary (it lacks {', '.join(lacking)})",
+                         str(path))
+    return summary
+
+
+def _print_binding(run_dir: Path, summary: dict, top: int,  # type: ignore[type-arg]
+                   console: Console) -> None:
+    """Models without a bottleneck story: their binding rows with the largest prices."""
+    from allocator.api import read_output_table
+
+    table = read_output_table(run_dir / "sensitivity.csv")
+    rows = table[(table["kind"] == "constraint") & table["binding"].astype(str).str.lower()
+                 .eq("true")].copy()
+    rows["size"] = rows["dual"].abs()
+    rows = rows.sort_values(["stage", "size", "family", "labels"],
+                            ascending=[True, False, True, True], kind="stable")
+    model = summary.get("model", "this")
+    console.print(f"The {model} model writes no bottleneck story; its binding constraints "
+                  f"with the largest prices (per unit of the row's limit, in the objective's "
+                  f"units; all rows in sensitivity.csv, ranges in ladders.csv):")
+    for stage, group in rows.groupby("stage", sort=False):
+        shown = Table(title=f"stage {stage}", title_justify="left")
+        for col in ("family", "labels", "limit", "price", "holds from", "holds to"):
+            shown.add_column(col, justify="left" if col in ("family", "labels") else "right")
+        for row in group.head(top).itertuples(index=False):
+            shown.add_row(str(row.family), str(row.labels), f"{row.rhs:,.6g}",
+                          f"{row.dual:,.6g}", f"{row.rhs_low:,.6g}", f"{row.rhs_high:,.6g}")
+        console.print(shown)
 
 
 @main.command()

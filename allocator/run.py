@@ -268,7 +268,9 @@ def solve_scenario(
                           on_stage=capture)
     times["solve"] = time.perf_counter() - t2 - times.get("sensitivity", 0.0)
     if not result.status.has_solution or result.x is None:
-        analyses.clear()  # no plan, no report: the (daemon) analyses are not waited for
+        for analysis in analyses:  # no thread may stay inside HiGHS at exit (SIGABRT)
+            analysis.result()
+        analyses.clear()
     if scenario.output.sensitivity and result.x is not None and not analyses \
             and not sensitivities:
         t_sens = time.perf_counter()

@@ -271,6 +271,7 @@ def _previous_run(case: Path) -> Path:
     out = case.parent / "out"
     out.mkdir()
     (out / "plan.csv").write_text("yesterday\n", encoding="utf-8")
+    (out / "summary.json").write_text('{"version": "0.0.9", "exit_code": 0}\n', encoding="utf-8")
     return out
 
 
@@ -279,7 +280,7 @@ def test_existing_out_without_force_is_untouched(case: Path) -> None:
     run = run_cli("solve", case / "scenario.toml", out=out)
     assert run.code == BAD_INPUT, run.stderr
     assert "--force" in run.stderr and str(out) in run.stderr
-    assert [p.name for p in out.iterdir()] == ["plan.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["plan.csv", "summary.json"]
     assert (out / "plan.csv").read_text(encoding="utf-8") == "yesterday\n"
     assert sorted(p.name for p in case.parent.iterdir()) == ["case", "out"]
 

@@ -263,3 +263,36 @@ def test_explain_wraps_its_sentences_at_the_terminal_width(tmp_path):
     for sentence in sentences:  # every word of every sentence is shown, none cut off
         words = " ".join(sentence.replace("**", "").replace("`", "").split())
         assert words[-20:] in printed, words
+
+
+def test_explain_speaks_for_every_model_and_for_infeasible_runs(tmp_path):
+    from tests.conftest import ROOT as root
+    from tests.test_diagnosis import _infeasible_tiny
+
+    net = tmp_path / "net"
+    assert run_cli("solve", root / "models" / "network.toml", out=net).code == 0
+    shown = run_cli("explain", net)
+    assert shown.code == 0, shown.stderr
+    assert "binding constraints with the largest prices" in " ".join(shown.stdout.split())
+    # The first listed price is the largest binding dual of the stage, read from the CSV.
+    import pandas as pd
+    sens = pd.read_csv(net / "sensitivity.csv")
+    binding = sens[(sens["kind"] == "constraint") & sens["binding"]]
+    top = binding.loc[binding["dual"].abs().idxmax()]
+    assert f"{top['dual']:,.6g}" in shown.stdout
+
+    bad = _infeasible_tiny(tmp_path / "case")
+    run = run_cli("solve", bad, out=tmp_path / "inf")
+    assert run.code == 3
+    shown = run_cli("explain", tmp_path / "inf")
+    assert shown.code == 0, shown.stderr
+    first = (tmp_path / "inf" / "diagnosis.md").read_text().splitlines()[0].lstrip("# ")
+    assert " ".join(first.split()) in " ".join(shown.stdout.split())
+
+
+@pytest.mark.parametrize("content", ["{\"name\": \"x\", \"sta", "[]", "{\"name\": \"x\"}"])
+def test_explain_of_a_broken_summary_is_bad_input(tmp_path, content):
+    (tmp_path / "summary.json").write_text(content)
+    shown = run_cli("explain", tmp_path)
+    assert shown.code == BAD_INPUT, shown.stderr
+    assert "bug" not in shown.stderr and "Traceback" not in shown.stderr
