@@ -503,24 +503,33 @@ def _read_excel(path: Path, source: str, sheet: str | None, notes: list[str]
             if hidden:
                 notes.append(f"{source}: hidden sheet(s) {', '.join(hidden)} skipped; read "
                              f"the first visible sheet, {ws.title!r} (name one with sheet = ...)")
-        # Error values (#N/A, #DIV/0!) read as their text, as a CSV export writes them: a
-        # number column then says "expected a number (found '#DIV/0!')".
-        rows = [[_excel_text(getattr(cell, "value", None), getattr(cell, "number_format", None))
-                 for cell in cells] for cells in ws.iter_rows()]
+        # The sheet's recorded size is not trusted: one formatted cell at XFD1048576 would
+        # make every row 16,384 cells wide and every empty row between real ones. Rows are
+        # read as stored, empty ones skipped, trailing empty cells cut.
+        ws.reset_dimensions()
+        kept: list[tuple[int, list[Any]]] = []
+        for number, cells in enumerate(ws.iter_rows(), start=1):
+            # Error values (#N/A, #DIV/0!) read as their text, as a CSV export writes them:
+            # a number column then says "expected a number (found '#DIV/0!')".
+            line = [_excel_text(getattr(cell, "value", None),
+                                getattr(cell, "number_format", None)) for cell in cells]
+            while line and not isinstance(line[-1], str):  # NaN: an empty cell
+                line.pop()
+            if line:
+                kept.append((getattr(cells[0], "row", None) or number, line))
     finally:
         book.close()
-    # Row i of the list is Excel row i + 1 (read-only iteration starts at row 1, padded).
-    header = next((i for i, r in enumerate(rows) if any(pd.notna(v) for v in r)), None)
-    if header is None:
+    if not kept:
         raise InputError([Problem(source, "the sheet is empty (no header row)")])
-    width = max(len(r) for r in rows)
-    matrix = np.full((len(rows) - header - 1, width), np.nan, dtype=object)
-    for i, r in enumerate(rows[header + 1:]):
-        matrix[i, : len(r)] = r
-    names = rows[header] + [None] * (width - len(rows[header]))
+    header_row, names = kept[0]
+    data = kept[1:]
+    width = max(len(line) for _, line in kept)
+    matrix = np.full((len(data), width), np.nan, dtype=object)
+    for i, (_, line) in enumerate(data):
+        matrix[i, : len(line)] = line
+    names = names + [None] * (width - len(names))
     columns = [matrix[:, j].copy() for j in range(width)]
-    numbers = np.arange(header + 2, len(rows) + 1, dtype=np.int64)
-    header_row = header + 1
+    numbers = np.array([n for n, _ in data], dtype=np.int64)
     col_name = {j: ("" if names[j] is None or (isinstance(names[j], float) and np.isnan(names[j]))
                     else str(names[j]).strip()) or _letter(j) for j in range(width)}
     problems = []
@@ -541,6 +550,8 @@ def _unsaved_formulas(path: Path, title: str, source: str, header_row: int,
     formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
     problems = []
     try:
+        values[title].reset_dimensions()
+        formulas[title].reset_dimensions()
         for shown, written in zip(values[title].iter_rows(), formulas[title].iter_rows(),
                                   strict=False):
             for a, b in zip(shown, written, strict=False):
