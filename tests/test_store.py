@@ -397,6 +397,8 @@ def test_list_show_and_prune(tmp_path: Path) -> None:
     assert listed(store, "--status", "failed,lost") == []
     uid = listed(store, "--scenario", "other")[0]["uid"]
     assert show(store, uid[:8])["scenario"] == "other"
+    assert show(store, str(runs / "x"))["uid"] == uid  # by its run folder
+    assert show(store, str(runs / "wed"))["id"] == listed(store)[0]["id"]  # what it holds now
     table = run_cli("runs", "list", "--store", store)
     assert table.code == 0 and "other" in table.stdout
     text = run_cli("runs", "show", "1", "--store", store)

@@ -159,38 +159,20 @@ def list_runs(scenario: str | None, last: int, statuses: tuple[str, ...], as_jso
     out.print(table)
 
 
-def _find(session, key: str):  # type: ignore[no-untyped-def]
-    from sqlalchemy import select
-
-    from allocator.errors import InputError
-    from allocator.store.models import Run
-
-    if key.isdigit():
-        run = session.get(Run, int(key))
-        if run is not None:
-            return run
-    if len(key) >= 6:
-        found = session.scalars(select(Run).where(Run.uid.startswith(key.lower()))).all()
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise InputError(f"run {key}: {len(found)} runs have a uid starting so", "runs")
-    raise InputError(f"no run {key} in the store", "runs")
-
-
 @runs.command("show", epilog=EXIT_CODES)
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Everything recorded, as JSON.")
 @store_option
 def show_run(run_id: str, as_json: bool, store_url: str | None) -> None:
-    """Everything recorded about run RUN_ID (its number, or the start of its uid)."""
-    from allocator.store.record import dumps
+    """Everything recorded about run RUN_ID: its number, the start of its uid, or its run
+    folder (the run that folder holds now)."""
+    from allocator.store.record import dumps, find_run
 
     try:
         store = _open(store_url)
         try:
             with store.session() as session:
-                found = run_dict(_find(session, run_id), full=True)
+                found = run_dict(find_run(session, run_id), full=True)
         finally:
             store.close()
     except Exception as exc:

@@ -367,6 +367,35 @@ def _warning(warn: Callable[[str], None], url: str | None):  # type: ignore[no-u
                 current.close()
 
 
+def find_run(session: Any, key: str) -> Run:
+    """A recorded run by its number, the start of its uid (6 characters or more), or its run
+    folder (the run whose summary.json the folder holds now); InputError if none."""
+    from sqlalchemy import select
+
+    from allocator.errors import InputError
+
+    if key.isdigit():
+        run = session.get(Run, int(key))
+        if run is not None:
+            return run
+    folder = Path(key)
+    if (folder / "summary.json").is_file():
+        digest = file_sha256(folder / "summary.json")
+        found = session.scalars(select(Run).where(
+            Run.folder == os.path.abspath(folder), Run.summary_sha256 == digest).order_by(
+            Run.id.desc())).first()
+        if found is not None:
+            return found
+        raise InputError(f"the run in {folder} is not recorded in this store", str(folder))
+    if len(key) >= 6:
+        matches = session.scalars(select(Run).where(Run.uid.startswith(key.lower()))).all()
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InputError(f"run {key}: {len(matches)} runs have a uid starting so", "runs")
+    raise InputError(f"no run {key} in the store", "runs")
+
+
 def json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return iso(value)
