@@ -420,6 +420,24 @@ def test_semicolon_file_with_decimal_commas_reads_like_the_csv(case: Path) -> No
     assert plan_rows(solve_ok(case / "scenario.toml")) == expected
 
 
+def test_excel_sep_line_sets_the_delimiter_and_is_not_a_row(case: Path) -> None:
+    """Excel writes and reads a first line "sep=;" and does not show it: row numbers
+    start at the header below it."""
+    (case / "targets.csv").write_bytes(b"sep=;\r\nsite_id;service_id;demand;min_level;weight"
+                                       b"\r\nA;pick;4;0,5;1\r\nA;pack;x;0;2\r\nB;pack;2;0;1\r\n")
+    run = solve_bad(case)
+    assert_problem(run, case / "targets.csv", 3, "demand", "expected a number", "'x'")
+
+
+def test_percent_and_currency_cells_are_named(case: Path) -> None:
+    """Spreadsheet formats exported as text ("50%", "$1,000") are not guessed at."""
+    edit(case / "targets.csv", "A,pick,4,0.5,1", "A,pick,4,50%,1")
+    edit(case / "budgets.csv", "all,all,1000", 'all,all,"$1,000"')
+    run = solve_bad(case)
+    assert_problem(run, case / "targets.csv", 2, "min_level", "expected a number", "'50%'")
+    assert_problem(run, case / "budgets.csv", 2, "amount", "no thousands separator", "'$1,000'")
+
+
 def test_semicolon_file_mixing_decimal_separators_is_refused(case: Path) -> None:
     (case / "targets.csv").write_text("site_id;service_id;demand;min_level;weight\n"
                                       "A;pick;4,5;0,5;1\nA;pack;1.5;0;2\nB;pack;2;0;1\n")

@@ -359,9 +359,18 @@ def _read_csv(path: Path, source: str, notes: list[str]
     head = stripped[:65536]
     head = head.decode("utf-8", "ignore") if isinstance(head, bytes) else head
     first_line = re.split(r"[\r\n]", head, maxsplit=1)[0]
-    delimiter = _delimiter(first_line, source)
+    hint = re.fullmatch(r"sep=(.)", first_line.strip(), re.IGNORECASE)
+    if hint:  # Excel's delimiter line ("sep=;"): Excel hides it, and so do the row numbers
+        delimiter = hint.group(1)
+        brk = re.search(rb"\r\n|\n|\r" if isinstance(stripped, bytes) else r"\r\n|\n|\r",
+                        stripped)  # type: ignore[call-overload]
+        stripped = stripped[brk.end():] if brk else stripped[:0]
+        if not stripped.strip():
+            raise InputError([Problem(source, "the file is empty (no header row)")])
+    else:
+        delimiter = _delimiter(first_line, source)
     if delimiter != ",":
-        name = "';'" if delimiter == ";" else "tab"
+        name = {";": "';'", "\t": "tab"}.get(delimiter, repr(delimiter))
         notes.append(f"{source}: columns separated by {name}, not ','"
                      + ("; numbers may use ',' as decimal separator" if delimiter == ";"
                         else ""))
