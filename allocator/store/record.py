@@ -47,6 +47,7 @@ LIBRARIES = ("highspy", "ortools", "pulp", "pandas", "numpy", "scipy", "pyarrow"
              "sqlalchemy", "alembic")
 REASON_CHARS = 20_000
 INTERRUPT_TIMEOUT = 2.0  # seconds the interrupt handler may spend on the store, at most
+SIGNAL_EXITS = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}  # as the CLI exits
 
 _ACTIVE: Recorder | None = None  # the run this process is recording (one per CLI process)
 
@@ -289,7 +290,7 @@ def mark_interrupted_active(signal_name: str = "SIGINT",
                 with engine.begin() as conn:
                     conn.execute(update(Run).where(Run.id == recorder.id,
                                                    Run.status == RUNNING).values(
-                        status=INTERRUPTED, exit_code=143 if signal_name == "SIGTERM" else 130,
+                        status=INTERRUPTED, exit_code=SIGNAL_EXITS.get(signal_name, 130),
                         reason=f"interrupted by {signal_name}: stopped mid-run, no run folder "
                                "was written", finished_at=utcnow()))
                 done.append(True)
