@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -108,7 +109,10 @@ def _interruptible(work):  # type: ignore[no-untyped-def]
             atexit.register(hook)
 
     before, workers_before = set(threading.enumerate()), workers()
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # SIGTERM (a scheduler's stop) and SIGHUP (the terminal or ssh session went away) end
+    # the run as SIGINT does: nothing half-written stays behind.
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, on_term) for sig in handled}
     thread = threading.Thread(target=target, name="allocator-solve", daemon=True)
     thread.start()
     try:
@@ -118,12 +122,15 @@ def _interruptible(work):  # type: ignore[no-untyped-def]
         discard_active()
         stop_workers()
         name = str(interrupt) or "SIGINT"
-        err.print(f"interrupted ({name}): stopped mid-run; no run folder was written")
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            err.print(f"interrupted ({name}): stopped mid-run; no run folder was written")
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(143 if name == "SIGTERM" else 130)  # the solver thread cannot be joined
+        codes = {"SIGTERM": 143, "SIGHUP": 129}
+        os._exit(codes.get(name, 130))  # the solver thread cannot be joined
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if "error" in box:
         discard_active()  # whatever failed, and wherever, no partial folder stays behind
         stop_workers()
@@ -179,6 +186,8 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
           no_store: bool) -> None:
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
     from allocator.api import solve as solve_run  # the Python API is the one entry point
+
+    out_dir = Path(os.path.expanduser(out_dir))  # `--out=~/x`: the shell leaves `~` alone
     from allocator.store.db import resolve_url
     from allocator.store.record import Recording
     from allocator.store.target_lock import hold_target
@@ -250,23 +259,42 @@ def validate(scenario: Path, sets: tuple[str, ...]) -> None:
 @main.command()
 @click.option("--size", type=click.Choice(["tiny", "small", "medium", "large", "xl"]),
               help="A preset staff count.")
-@click.option("--staff", "n_staff", type=int, help="Number of staff rows (instead of --size).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--staff", "n_staff", type=click.IntRange(min=1),
+              help="Number of staff rows (instead of --size).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--budgets", type=click.Choice(["nested", "site"]), default="nested",
               show_default=True,
               help="nested: one budget over all sites, one per region, a few per site; "
                    "site: the per-site ones only (no coupling rows).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True,
+              help="Overwrite the scenario and tables an earlier generate wrote in --out.")
 def generate(size: str | None, n_staff: int | None, seed: int, budgets: str,
-             out_dir: Path) -> None:
+             out_dir: Path, force: bool) -> None:
     """Write a seeded synthetic ops instance (tables + scenario.toml) to --out."""
-    from allocator.datagen import SIZES, generate_ops, write_ops_instance
+    from allocator.datagen import SIZES, TABLES, generate_ops, write_ops_instance
+    from allocator.errors import InputError
 
-    if (size is None) == (n_staff is None):
-        err.print("give exactly one of --size or --staff")
-        sys.exit(int(ExitCode.BAD_INPUT))
+    out_dir = Path(os.path.expanduser(out_dir))
+    ours = {"scenario.toml", *(f"{t}.csv" for t in TABLES)}
+    try:
+        if (size is None) == (n_staff is None):
+            raise InputError("give exactly one of --size or --staff", "generate")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"{out_dir} is a file, not a folder", "--out")
+        clash = sorted(p.name for p in out_dir.iterdir() if p.name in ours) \
+            if out_dir.is_dir() else []
+        if clash and not force:  # a user's data folder is never overwritten by accident
+            raise InputError(f"{out_dir} already holds {', '.join(clash)}; use --force to "
+                             "overwrite them (nothing else in the folder is touched), or "
+                             "another --out", "--out")
+    except InputError as exc:
+        sys.exit(_fail(exc))
     count = SIZES[size] if size else int(n_staff)  # type: ignore[arg-type]
-    name = (size or f"staff{count}") + ("" if budgets == "nested" else f"-{budgets}-budgets")
+    # The seed is part of the name (seed 0 keeps the bare name), so that runs of different
+    # instances are told apart in summaries and the run store.
+    name = (size or f"staff{count}") + ("" if budgets == "nested" else f"-{budgets}-budgets") \
+        + (f"-seed{seed}" if seed else "")
     path = write_ops_instance(generate_ops(count, seed, budgets), out_dir, name)
     out.print(f"written: {path}", highlight=False)
 

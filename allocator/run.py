@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -211,6 +212,9 @@ def solve_scenario(
 ) -> RunOutcome:
     """Run a scenario end to end and write its folder; returns the exit code to use."""
     say = on_phase or (lambda _msg: None)
+    # `--out=~/x` reaches us unexpanded (the shell expands `~` only at a word's start).
+    out = Path(os.path.expanduser(out))
+    scenario_path = Path(os.path.expanduser(scenario_path))
     check_target(out, force)
     start = time.perf_counter()
     began = time.monotonic()

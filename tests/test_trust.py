@@ -296,3 +296,76 @@ def test_explain_of_a_broken_summary_is_bad_input(tmp_path, content):
     shown = run_cli("explain", tmp_path)
     assert shown.code == BAD_INPUT, shown.stderr
     assert "bug" not in shown.stderr and "Traceback" not in shown.stderr
+
+
+# -- more of the same kind, found by trying the tool as a careless user would --------------
+
+def test_force_never_takes_a_copied_run_with_a_users_files_for_a_run(case):
+    first = case.parent / "r1"
+    assert run_cli("solve", case / "scenario.toml", out=first).code == 0
+    mine = case.parent / "mywork"
+    mine.mkdir()
+    for path in first.iterdir():
+        if not path.name.startswith("."):  # `cp r1/* mywork/` leaves the hidden marker
+            shutil.copy(path, mine / path.name)
+    (mine / "staff_v2.csv").write_text("my edits\n")
+    (mine / "notes.md").write_text("call Bob\n")
+    run = run_cli("solve", case / "scenario.toml", "--force", out=mine)
+    assert run.code == BAD_INPUT
+    assert "notes.md" in run.stderr and "staff_v2.csv" in run.stderr
+    assert (mine / "notes.md").read_text() == "call Bob\n"
+    assert (mine / "staff_v2.csv").read_text() == "my edits\n"
+
+
+def test_sighup_ends_the_run_like_sigterm(small_whole, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "allocator.cli", "solve", str(small_whole), *WHOLE,
+         "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGHUP)
+    _stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 129, stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")] == []
+
+
+def test_out_with_an_unexpanded_tilde_goes_home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "allocator.cli", "solve", str(TINY), "--out=~/nightly"],
+        cwd=work, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert (home / "nightly" / "plan.csv").exists()
+    assert not (work / "~").exists()
+
+
+def test_generate_never_overwrites_a_data_folder_by_accident(tmp_path):
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "staff.csv").write_text("the real staff list\n")
+    (out / "notes.txt").write_text("mine\n")
+    run = run_cli("generate", "--size", "tiny", "--out", out)
+    assert run.code == BAD_INPUT and "--force" in run.stderr
+    assert (out / "staff.csv").read_text() == "the real staff list\n"
+    assert run_cli("generate", "--size", "tiny", "--seed", "3", "--out", out, "--force").code == 0
+    assert (out / "notes.txt").read_text() == "mine\n"  # only its own files are written
+    assert 'name = "tiny-seed3"' in (out / "scenario.toml").read_text()
+    assert run_cli("generate", "--staff", "0", "--out", tmp_path / "x").code == BAD_INPUT
+
+
+def test_sensitivity_of_an_infeasible_or_unbounded_lp_is_not_a_bug(tmp_path):
+    infeasible = tmp_path / "inf.mps"
+    infeasible.write_text("NAME INF\nROWS\n N obj\n G c1\n L c2\nCOLUMNS\n x obj 1 c1 1\n"
+                          " x c2 1\nRHS\n rhs c1 5 c2 3\nENDATA\n")
+    unbounded = tmp_path / "unb.mps"
+    unbounded.write_text("NAME UNB\nROWS\n N obj\n G c1\nCOLUMNS\n x obj -1 c1 1\nRHS\n"
+                         " rhs c1 5\nENDATA\n")
+    assert run_cli("sensitivity", infeasible).code == 3
+    run = run_cli("sensitivity", unbounded)
+    assert run.code == BAD_INPUT and "unbounded" in run.stderr

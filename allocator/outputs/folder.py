@@ -47,7 +47,15 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MARKER = ".allocator-run"  # in every run folder allocator writes: what wrote it, its files
 LOCK = ".allocator-partial"  # in a temporary folder: its run (pid, host, start), kept locked
 _RANDOM = re.compile(r"[a-z0-9_]{8}")  # the random part tempfile.mkdtemp adds
-_RUN_SUFFIXES = frozenset({".csv", ".parquet", ".json", ".xlsx", ".md", ".html", ".svg"})
+_RUN_SUFFIXES = frozenset({".csv", ".parquet", ".json", ".xlsx", ".md", ".html", ".svg",
+                           ".txt"})
+# The names (stems) of the files runs wrote before the marker existed: an older run folder is
+# replaced only if every file in it is one of these, so a copy of a run with a user's own
+# files beside it (staff_v2.csv, notes.md) is never taken for a run.
+_RUN_STEMS = frozenset({"plan", "coverage", "budgets", "sites", "summary", "sensitivity",
+                        "bottlenecks", "ladders", "marginals", "report", "diagnosis",
+                        "tradeoff", "points", "groups", "resources", "tasks", "hiring",
+                        "variables", "constraints"})
 _SENSITIVITY_FILES = frozenset({"variables.csv", "constraints.csv"})  # older `sensitivity --out`
 
 # Temporary folders of runs in progress: an interrupt handler removes them before exiting.
@@ -154,7 +162,8 @@ def replace_refusal(folder: Path) -> str | None:
             continue
         # with a marker: the files it lists; an older run: the kinds of file runs write
         ours = name in (MARKER, LOCK) or (
-            name in listed if listed is not None else Path(name).suffix.lower() in _RUN_SUFFIXES)
+            name in listed if listed is not None else (
+                Path(name).suffix.lower() in _RUN_SUFFIXES and Path(name).stem in _RUN_STEMS))
         if not stat.S_ISREG(mode):
             foreign.append(name + ("/" if stat.S_ISDIR(mode) else ""))
         elif not ours:
@@ -450,7 +459,10 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
                 quote, nothing = pa.scalar("'", col.type), pa.scalar("", col.type)
                 col = pc.if_else(risky, pc.binary_join_element_wise(quote, col, nothing), col)
         columns.append(col)
-    pa_csv.write_csv(pa.Table.from_arrays(columns, names=table.column_names), path)
+    # An absolute path: Arrow expands a leading '~' itself, which would write a folder
+    # literally named '~' (from `--out=~/x`, which the shell leaves alone) into $HOME.
+    pa_csv.write_csv(pa.Table.from_arrays(columns, names=table.column_names),
+                     str(Path(path).absolute()))
 
 
 class RunFolder:
