@@ -563,6 +563,21 @@ def test_invisible_character_in_a_reference_id_is_refused(case: Path) -> None:
     assert_problem(run, case / "targets.csv", 3, "service_id", "invisible or control character")
 
 
+def test_reference_differing_only_by_case_or_form_says_so(case: Path) -> None:
+    edit(case / "staff.csv", "s3,B,pack", "s3,b,pack")
+    edit(case / "targets.csv", "A,pack,", "A,Pack,")
+    run = solve_bad(case)
+    assert_problem(run, case / "staff.csv", 4, "home_site", "not a site id",
+                   "differs from it only by case or Unicode form", "'b'")
+    assert_problem(run, case / "targets.csv", 3, "service_id", "not a service id",
+                   "only by case or Unicode form", "'Pack'")
+
+
+def test_invisible_characters_in_headers_are_dropped(case: Path, tiny_plan: list) -> None:
+    edit(case / "staff.csv", "staff_id,home_site", "\u200bstaff_id,home_site\ufeff")
+    assert plan_rows(solve_ok(case / "scenario.toml")) == tiny_plan
+
+
 def test_ids_differing_only_by_case_are_noted(case: Path) -> None:
     from allocator.formulations.ops_data import SCHEMAS
     from allocator.tables.readers import read_table

@@ -148,7 +148,9 @@ def _named_headers(
     unnamed_with_values = []
     for i, (raw, cells) in enumerate(zip(raw_names, columns, strict=True)):
         text = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
-        name = text.strip().lower()
+        # Invisible characters never belong in a header (a stray byte-order mark, a
+        # zero-width space pasted with the name): dropped, as are surrounding spaces.
+        name = INVISIBLE.sub("", text).strip().lower()
         if not name:
             if pd.notna(cells).any():
                 unnamed_with_values.append(_letter(i))

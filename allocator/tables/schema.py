@@ -277,4 +277,17 @@ def check_reference(
         return
     values = frame[column]
     bad = (~values.isin(valid) & values.notna()).to_numpy()
+    if bad.any():  # 'orléans' for 'Orléans', or a decomposed 'é': say why they differ
+        folded = {_fold(v): v for v in valid.astype(str)}
+        near = bad.copy()
+        near[bad] = [_fold(str(v)) in folded for v in values[bad]]
+        _report(problems, table, near, column, f"not a {target} id; a {target} id differs "
+                "from it only by case or Unicode form (ids are case-sensitive)", values)
+        bad = bad & ~near
     _report(problems, table, bad, column, f"not a {target} id", values)
+
+
+def _fold(text: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", text).casefold()
