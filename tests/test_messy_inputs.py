@@ -700,7 +700,8 @@ def postgres() -> Iterator[str]:
         shutil.chown(folder, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     def run(*cmd: str) -> None:
-        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120,
+                       cwd=folder)
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
             "--no-sync")
