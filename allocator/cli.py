@@ -122,6 +122,9 @@ def _interruptible(work):  # type: ignore[no-untyped-def]
         discard_active()
         stop_workers()
         name = str(interrupt) or "SIGINT"
+        from allocator.store.record import mark_interrupted_active
+
+        mark_interrupted_active(name)  # the run store: this run `interrupted` (3 s at most)
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
             err.print(f"interrupted ({name}): stopped mid-run; no run folder was written")
         sys.stdout.flush()
@@ -179,7 +182,7 @@ def main() -> None:
 @click.option("--store", "store_url", metavar="URL|PATH",
               help="Record the run in this store (database URL, or SQLite file or folder). "
                    "Default: $ALLOCATOR_STORE, else the scenario's [store] url, else "
-                   "runs.sqlite beside the run folder (docs/run-store.md).")
+                   "~/.local/share/allocator/runs.sqlite (docs/run-store.md).")
 @click.option("--no-store", is_flag=True, help="Do not record the run.")
 def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
           sets: tuple[str, ...], force: bool, accept_timeout: bool, store_url: str | None,

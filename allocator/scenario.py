@@ -84,6 +84,12 @@ class InputConfig(_Strict):
     max_file_mb: float = Field(2048.0, gt=0)
 
 
+class StoreConfig(_Strict):
+    # Where runs are recorded (docs/run-store.md): a database URL, or a SQLite file or folder
+    # (relative to the scenario file). Unset: $ALLOCATOR_STORE, else the user's default store.
+    url: str | None = None
+
+
 class Scenario(_Strict):
     model: Literal["ops", "assignment", "network", "funding"] = "ops"
     name: str = "scenario"
@@ -92,6 +98,7 @@ class Scenario(_Strict):
     solver: SolverConfig = Field(default_factory=SolverConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     input: InputConfig = Field(default_factory=InputConfig)
     # Where relative table paths are resolved; set from the file's location, not by users.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+# Every run of the suite records into a run store of its own (the default store is the
+# user's, under $XDG_DATA_HOME): the tests never touch the machine's real history.
+os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="allocator-tests-xdg-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

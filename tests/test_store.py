@@ -228,11 +228,18 @@ def test_failed_runs_are_recorded_with_why(tmp_path: Path) -> None:
     assert [r["status"] for r in listed(store, "--status", "failed")] == ["failed", "failed"]
 
 
-def test_default_store_is_beside_the_run_folder(tmp_path: Path) -> None:
-    run = solve(tmp_path / "nightly" / "mon")
-    assert run.code == 0, run.stderr
-    store = tmp_path / "nightly" / "runs.sqlite"
+def test_default_store_is_the_users_own(tmp_path: Path) -> None:
+    home = tmp_path / "xdg"
+    proc = subprocess.run(
+        [sys.executable, "-m", "allocator.cli", "solve", str(TINY), *FAST, "--out",
+         str(tmp_path / "nightly" / "mon")], capture_output=True, text=True, cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if k != "ALLOCATOR_STORE"},
+             "XDG_DATA_HOME": str(home)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    store = home / "allocator" / "runs.sqlite"
     assert store.is_file()
+    assert sorted(p.name for p in (tmp_path / "nightly").iterdir()) == ["mon"]  # nothing beside
+    assert [r["folder"] for r in listed(str(store))] == [str(tmp_path / "nightly" / "mon")]
     assert solve(tmp_path / "nightly" / "tue", "--no-store").code == 0
     env_store = tmp_path / "elsewhere.sqlite"
     proc = subprocess.run(
@@ -241,7 +248,7 @@ def test_default_store_is_beside_the_run_folder(tmp_path: Path) -> None:
         env={**os.environ, "ALLOCATOR_STORE": str(env_store)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     # The folder works as --store (runs.sqlite in it), so does the file.
-    assert [r["folder"] for r in listed(str(tmp_path / "nightly"))] == [
+    assert [r["folder"] for r in listed(str(home / "allocator"))] == [
         str(tmp_path / "nightly" / "mon")]
     assert [r["folder"] for r in listed(str(env_store))] == [str(tmp_path / "nightly" / "wed")]
 
@@ -495,3 +502,20 @@ def test_two_cli_runs_into_one_target(tmp_path: Path) -> None:
         pytest.skip("the first run finished before the second started")
     assert second.code == 2 and f"pid {first.pid}" in second.stderr, second.stderr
     assert json.loads((out / "summary.json").read_text())["name"] == "acme-demo"
+
+
+def test_a_users_own_sqlite_file_is_never_taken_over(tmp_path: Path) -> None:
+    import hashlib
+    import sqlite3
+
+    db = tmp_path / "runs.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("create table laps(x)")
+    conn.commit()
+    conn.close()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    run = solve(tmp_path / "run", "--store", str(db))
+    assert run.code == 0, run.stderr
+    assert "run not recorded" in run.stderr and "did not create" in run.stderr
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "runs.sqlite"]

@@ -19,8 +19,8 @@ out = Console(soft_wrap=True)
 EXIT_CODES = ("Exit codes: 0 done; 2 bad usage (no store found, no such run, a store that "
               "cannot be opened); 1 internal error (the log path is printed).")
 STORE_HELP = ("The run store: a database URL (sqlite:///..., postgresql://...) or a file or "
-              "folder path. Default: $ALLOCATOR_STORE, else runs.sqlite in the current folder "
-              "or in ./runs/.")
+              "folder path. Default: $ALLOCATOR_STORE, else ~/.local/share/allocator/runs.sqlite "
+              "($XDG_DATA_HOME/allocator/runs.sqlite).")
 
 
 def store_option(func):  # type: ignore[no-untyped-def]
@@ -39,13 +39,9 @@ def _url(option: str | None) -> str:
     url = resolve_url(option)
     if url is not None:
         return url
-    if option is None and not os.environ.get(ENV):
-        for candidate in (Path(DEFAULT_NAME), Path("runs") / DEFAULT_NAME):
-            if candidate.is_file():
-                return f"sqlite:///{candidate.resolve()}"
-    raise StoreError("no run store found: give --store URL|PATH or set ALLOCATOR_STORE "
-                     f"(solve records in {DEFAULT_NAME} beside the run folder by default)",
-                     "store")
+    raise StoreError(f"the run store is turned off ({ENV}=none): give --store URL|PATH "
+                     f"(solve records in {DEFAULT_NAME} under ~/.local/share/allocator by "
+                     "default)", "store")
 
 
 def _open(option: str | None):  # type: ignore[no-untyped-def]
@@ -55,7 +51,8 @@ def _open(option: str | None):  # type: ignore[no-untyped-def]
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
         from allocator.store.db import StoreError
 
-        raise StoreError(f"no run store at {url[len('sqlite:///'):]}", "store")
+        raise StoreError(f"no run store at {url[len('sqlite:///'):]} (no run recorded there "
+                         "yet)", "store")
     return open_store(url)
 
 

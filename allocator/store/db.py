@@ -69,8 +69,8 @@ def scenario_store(scenario: Path) -> str | None:
 def resolve_url(option: str | None, scenario: Path | None = None,
                 out: Path | None = None) -> str | None:
     """Where runs are recorded: --store, else $ALLOCATOR_STORE, else the scenario's
-    `[store] url`, else runs.sqlite in the folder that holds the run folder (None: nowhere,
-    when the setting says none/off)."""
+    `[store] url`, else the user's default store (`default_path`; None: nowhere, when the
+    setting says none/off)."""
     cwd = Path.cwd()
     for value, base in ((option, cwd), (os.environ.get(ENV), cwd)):
         if value is not None and value.strip():
@@ -81,16 +81,17 @@ def resolve_url(option: str | None, scenario: Path | None = None,
             if found.lower() in OFF:
                 return None
             return _as_url(found, Path(os.path.abspath(scenario)).parent)
-    if out is not None and Path(out).name not in ("", ".", ".."):
-        parent = Path(os.path.abspath(out)).parent
-        try:
-            if not parent.is_dir() and (os.path.lexists(parent) or
-                                        len(os.fsencode(parent.name)) > 255):
-                return None  # the target cannot be written either: its own check says why
-        except (OSError, ValueError):
-            return None
-        return _as_url(str(parent / DEFAULT_NAME), cwd)
-    return None
+    return _as_url(str(default_path()), cwd)
+
+
+def default_path() -> Path:
+    """The user's own store: $XDG_DATA_HOME/allocator/runs.sqlite (~/.local/share/...).
+
+    Not beside the run folders: a store there would be a file allocator creates in the
+    user's data folders (even for a refused run), could collide with a user's own
+    runs.sqlite, and would split one machine's nightly history by --out."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "allocator" / DEFAULT_NAME
 
 
 def shown(url: str | URL) -> str:
@@ -273,10 +274,38 @@ class Store:
         self.engine.dispose()
 
 
+def _refuse_foreign_sqlite(url: str) -> None:
+    """A SQLite file that holds tables but is not an allocator store is someone else's:
+    refuse it before connecting (connecting would switch it to WAL and migrating would add
+    our tables to it). Read through a read-only connection, which changes nothing."""
+    import sqlite3
+
+    parsed = _parse(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or \
+            not Path(database).is_file() or Path(database).stat().st_size == 0:
+        return
+    try:
+        conn = sqlite3.connect(f"file:{os.path.abspath(database)}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{database} is not a SQLite database ({exc}); give another --store",
+                         "store") from None
+    if tables and "alembic_version" not in tables:
+        raise StoreError(f"{database} is a database that allocator did not create (tables: "
+                         f"{', '.join(sorted(tables)[:5])}); it is left alone: give another "
+                         "--store", "store")
+
+
 def open_store(url: str, timeout: float = 30.0) -> Store:
     """Connect, migrate to the newest schema, mark the lost runs; errors as StoreError."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    _refuse_foreign_sqlite(url)
     store = Store(url, timeout)
     try:
         migrate(store.engine)
