@@ -7,6 +7,7 @@ nearest valid key, because a misspelt ``time_limt`` silently ignored would cost 
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +48,7 @@ class SolverConfig(_Strict):
     time_limit: float | None = Field(None, gt=0)
     mip_gap: float = Field(1e-4, ge=0)
     threads: int = Field(1, ge=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     presolve: bool | None = None
     method: Literal["auto", "simplex", "dual", "primal", "ipm", "pdlp"] = "auto"
     options: dict[str, Any] = Field(default_factory=dict)
@@ -68,6 +69,13 @@ class OutputConfig(_Strict):
         default_factory=lambda: ["csv"]
     )
     sensitivity: bool = True
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _one_format(cls, value: Any) -> Any:
+        """`--set output.formats=csv` means the list of one format."""
+        return [value] if isinstance(value, str) else value
+
     # The extra re-solves behind one-sided prices, price ranges and ladders may take this
     # share of each stage's own solve time (at least 0.5 s): cheap on small models,
     # bounded on the largest nightly runs. Raise it for a negotiation-grade report.
@@ -93,6 +101,13 @@ class StoreConfig(_Strict):
 class Scenario(_Strict):
     model: Literal["ops", "assignment", "network", "funding"] = "ops"
     name: str = "scenario"
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_as_text(cls, value: Any) -> Any:
+        """A name is text even when it looks like a number (`--set name=2026`)."""
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+            else value
     tables: dict[str, TableSpec]
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     solver: SolverConfig = Field(default_factory=SolverConfig)
@@ -128,19 +143,24 @@ def _valid_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str
     return [k for k in current.model_fields if k != "base_dir"]
 
 
-def _problems(error: ValidationError, source: str) -> list[Problem]:
+def _problems(error: ValidationError, source: str,
+              overridden: dict[str, str] | None = None) -> list[Problem]:
+    """Each validation failure, blamed on the file or on the --set that gave the value."""
     problems = []
     for item in error.errors():
         loc = tuple(item["loc"])
         key = ".".join(str(p) for p in loc)
+        given = next((text for dotted, text in (overridden or {}).items()
+                      if key == dotted or key.startswith(dotted + ".")), None)
+        where = f"--set {given}" if given is not None else source
         if item["type"] == "extra_forbidden":
             valid = _valid_keys(Scenario, loc)
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             choices = f" (valid keys here: {', '.join(valid)})" if valid else ""
-            problems.append(Problem(source, f"unknown key '{key}'{hint}{choices}"))
+            problems.append(Problem(where, f"unknown key '{key}'{hint}{choices}"))
         else:
-            problems.append(Problem(source, f"key '{key}': {item['msg']}"))
+            problems.append(Problem(where, f"key '{key}': {item['msg']}"))
     return problems
 
 
@@ -200,7 +220,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     path = Path(path)
     source = str(path)
     try:
-        text = _read_scenario_bytes(path).decode("utf-8")
+        text = _read_scenario_bytes(path).decode("utf-8-sig")  # Notepad writes a BOM
     except FileNotFoundError:
         raise InputError(f"scenario file not found: {path}", source) from None
     except UnicodeDecodeError as exc:
@@ -210,10 +230,13 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", source) from None
     raw = apply_overrides(raw, overrides or [], source)
+    overridden = {item.partition("=")[0].strip(): item for item in overrides or []}
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(_problems(exc, source)) from None
-    scenario.base_dir = path.resolve().parent
+        raise InputError(_problems(exc, source, overridden)) from None
+    # Relative table paths are read from the folder the scenario file is named in: a
+    # symbolic link to a shared template reads the tables beside the link, not the template.
+    scenario.base_dir = Path(os.path.abspath(path)).parent
     scenario._source = source
     return scenario

@@ -369,3 +369,49 @@ def test_sensitivity_of_an_infeasible_or_unbounded_lp_is_not_a_bug(tmp_path):
     assert run_cli("sensitivity", infeasible).code == 3
     run = run_cli("sensitivity", unbounded)
     assert run.code == BAD_INPUT and "unbounded" in run.stderr
+
+
+def test_settings_the_ops_model_cannot_use_are_said(case):
+    run = run_cli("validate", case / "scenario.toml", "--set", "objective.weights={service=2}",
+                  "--set", "policy.max_moved_fte=0", "--set", "policy.max_distance=4")
+    assert run.code == 0
+    said = " ".join(run.stderr.split())
+    assert "objective.weights are used only with" in said
+    assert "policy.max_moved_fte needs a baseline" in said
+    assert "policy.max_distance belongs to the network/funding models" in said
+    refused = run_cli("validate", case / "scenario.toml", "--set", 'objective.sense="max"')
+    assert refused.code == BAD_INPUT and "can only minimize" in refused.stderr
+
+
+def test_set_values_are_blamed_on_the_set_and_read_as_meant(case):
+    run = run_cli("validate", case / "scenario.toml", "--set", "solver.seed=-5")
+    assert run.code == BAD_INPUT
+    assert "--set solver.seed=-5: key 'solver.seed'" in run.stderr
+    ok = run_cli("validate", case / "scenario.toml", "--set", "name=2026", "--set",
+                 "output.formats=csv")
+    assert ok.code == 0, ok.stderr
+
+
+def test_a_scenario_saved_with_a_bom_reads(case):
+    path = case / "scenario.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert run_cli("validate", path).code == 0
+
+
+def test_a_linked_scenario_reads_the_tables_beside_the_link(tmp_path):
+    template, today = tmp_path / "template", tmp_path / "today"
+    shutil.copytree(TINY.parent, template)
+    shutil.copytree(TINY.parent, today)
+    (today / "scenario.toml").unlink()
+    (today / "scenario.toml").symlink_to(template / "scenario.toml")
+    _edit(today / "targets.csv", "A,pick,4,", "A,pick,3,")
+    run = run_cli("solve", today / "scenario.toml", out=tmp_path / "run")
+    assert run.code == 0, run.stderr
+    assert str(today / "targets.csv") in run.summary["inputs"]["targets"]["source"]
+
+
+def test_a_scope_in_another_case_is_named(case):
+    (case / "budgets.csv").write_text("budget_id,scope,amount\nall,region:North,1000\n")
+    run = run_cli("validate", case / "scenario.toml")
+    assert run.code == BAD_INPUT
+    assert "did you mean 'region:north'?" in run.stderr

@@ -88,7 +88,19 @@ def _scope_members(
     is_region = kind.eq("region") & ref.isin(sites["region"])
     is_site = kind.eq("site") & ref.isin(sites["site_id"])
     bad = ~(is_all | is_region | is_site) & budgets["scope"].notna()
-    _report(problems, table, bad.to_numpy(), "scope",
+    # A region or site written in another case ('region:North' for 'north') gets its name.
+    hinted = pd.Series(False, index=budgets.index)
+    for kind_name, ids in (("region", sites["region"]), ("site", sites["site_id"])):
+        folded = {str(v).casefold(): str(v) for v in pd.unique(ids.astype(str))}
+        guess = ref.str.casefold().map(folded)
+        near = bad & kind.eq(kind_name) & guess.notna()
+        for meant in pd.unique(guess[near]):
+            rows = near & guess.eq(meant)
+            _report(problems, table, rows.to_numpy(), "scope",
+                    f"no {kind_name} is written like that; did you mean '{kind_name}:{meant}'? "
+                    "(ids match exactly, case included)", budgets["scope"])
+            hinted |= rows
+    _report(problems, table, (bad & ~hinted).to_numpy(), "scope",
             "expected 'all', 'region:<a region of sites>' or 'site:<a site_id>'", budgets["scope"])
     parts = []
     ids = budgets["budget_id"]
@@ -106,8 +118,35 @@ def _scope_members(
     return pd.concat(parts, ignore_index=True)
 
 
+def _ignored_settings(scenario: Scenario, data: OpsData) -> list[str]:
+    """Settings the file gives that this run cannot use: said, never silently dropped."""
+    found = []
+    objective, policy = scenario.objective, scenario.policy
+    if objective.weights and objective.mode != "weighted":
+        found.append("objective.weights are used only with objective.mode = \"weighted\"; "
+                     "this run solves the stages in order (lexicographic) and ignores them")
+    if objective.mode == "weighted":
+        missing = [s for s in objective.order if s not in objective.weights]
+        if missing:
+            found.append(f"objective.mode = \"weighted\" without a weight for "
+                         f"{', '.join(missing)}: each weighs 1, so one unit of weighted "
+                         "shortfall counts as much as one unit of money; give "
+                         "objective.weights to say what a unit of service is worth")
+    if policy.max_moved_fte is not None and (data.baseline is None or data.baseline.empty):
+        found.append("policy.max_moved_fte needs a baseline table (yesterday's plan); there "
+                     "is none, so no limit on moves applies")
+    for key in ("single_source", "max_distance", "allow_nonconcave"):
+        if key in policy.model_fields_set:
+            found.append(f"policy.{key} belongs to the network/funding models; the ops model "
+                         "ignores it")
+    return found
+
+
 def load_ops(scenario: Scenario) -> OpsData:
     """Read and validate every table; raise one InputError listing all problems found."""
+    from allocator.formulations.tabular import explicit_sense
+
+    explicit_sense(scenario, "ops", "min")  # the ops stages only ever minimize
     problems: list[Problem] = []
     unknown = set(scenario.tables) - set(SCHEMAS)
     for name in sorted(unknown):
@@ -172,6 +211,7 @@ def load_ops(scenario: Scenario) -> OpsData:
 
     data = OpsData(sites, services, staff, targets, budgets, baseline, loaded,
                    budget_sites=members, warnings=skill_warnings)
+    data.warnings.extend(_ignored_settings(scenario, data))
     if "budgets" in loaded and budgets.empty:
         data.warnings.append(
             f"the budgets table ({loaded['budgets'].source}) has a header but no rows: this "
