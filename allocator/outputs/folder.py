@@ -234,11 +234,12 @@ def _check_existing(out: Path, force: bool) -> None:
                                "folder it points to, or remove the link")
     if not os.path.exists(out):
         return
+    if not out.is_dir():  # said first: --force would not help
+        raise InputError(f"{out} is a file, not a folder: a run folder cannot replace it; "
+                         "choose another --out", "--out")
     if not force:
         raise InputError(f"output folder {out} exists; use --force to replace it, or another "
                          "--out", "--out")
-    if not out.is_dir():
-        raise InputError(f"{out} exists and is not a folder", "--out")
     if os.path.ismount(out):
         raise _refuse(out, "is a mount point, which cannot be replaced: write the run folder "
                            f"inside it, e.g. --out {out / 'run'}")
