@@ -224,8 +224,11 @@ def _print_summary(summary: dict, out_dir: Path, verb: str = "written") -> None:
     for stage in summary["stages"]:
         objective = stage["objective"]
         gap = stage["gap"]
-        table.add_row(stage["name"], stage["status"],
-                      "" if objective is None else f"{objective:,.4f}",
+        if stage["name"] == "stability" and objective is not None:
+            shown = f"{objective / 2:,.4f} FTE moved"  # the model counts 2 per FTE moved
+        else:
+            shown = "" if objective is None else f"{objective:,.4f}"
+        table.add_row(stage["name"], stage["status"], shown,
                       "" if gap is None else f"{gap:.2e}", f"{stage['seconds']:.2f}")
     out.print(table)
     if summary["status"] == "error" and summary.get("message"):

@@ -80,7 +80,8 @@ class StageAnalysis:
     next stage (or the plan's tables) goes on in the original meanwhile, on the other core."""
 
     def __init__(self, highs, model, stage: StageResult,  # type: ignore[no-untyped-def]
-                 share: float, deadline: float | None = None) -> None:
+                 share: float, deadline: float | None = None,
+                 probes: int | None = None) -> None:
         self.stage = stage.name
         self.error = ""
         self._found: tuple[LpSensitivity, pd.DataFrame] | None = None
@@ -104,7 +105,8 @@ class StageAnalysis:
                     return
                 clone.setOptionValue("time_limit", float("inf"))
                 self._found = analyze_stage(clone, model, stage.name,
-                                            solve_seconds=stage.seconds, share=share)
+                                            solve_seconds=stage.seconds, share=share,
+                                            probes=probes, deadline=deadline)
             except Exception as exc:  # reported in the run's notes; the plan stands
                 self.error = f"{type(exc).__name__}: {exc}"
             finally:
@@ -184,6 +186,10 @@ def summary_of(
         "objectives": {s.name: _finite(sign * s.objective) for s in result.stages},
         # Each stage's value in the plan written: within the hold tolerance of its optimum.
         "plan_objectives": {s.name: _finite(sign * s.final_value) for s in result.stages},
+        # The user's unit of stability: FTE moved = half of sum(dp + dm) (moving 1 FTE from
+        # one site to another counts 2 in the stage's objective).
+        "fte_moved": next((_finite(0.5 * s.final_value) for s in result.stages
+                           if s.name == "stability"), None),
         "stages": [
             {"name": s.name, "status": s.status.value, "objective": _finite(sign * s.objective),
              "plan_value": _finite(sign * s.final_value), "bound": _finite(sign * s.bound),
@@ -250,7 +256,8 @@ def solve_scenario(
                 for earlier in analyses:  # earlier one is usually done: it had a whole
                     earlier.result()  # stage's solve to run in
             analyses.append(StageAnalysis(backend.highs, ops.model, stage,
-                                          scenario.output.sensitivity_share, deadline))
+                                          scenario.output.sensitivity_share, deadline,
+                                          scenario.output.sensitivity_probes))
             times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_sens
 
     def gather() -> None:
@@ -264,6 +271,8 @@ def solve_scenario(
                 continue
             sensitivities.append(found[0])
             ladders.append(found[1])
+            if found[0].note:  # the safety stop cut the extras short: say so
+                result.notes.append(found[0].note)
         analyses.clear()
         times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_wait
 
@@ -278,9 +287,10 @@ def solve_scenario(
     if scenario.output.sensitivity and result.x is not None and not analyses \
             and not sensitivities:
         t_sens = time.perf_counter()
-        sensitivities, ladders = resolve_stage_sensitivities(ops.model, objectives,
-                                                             result.stages, result.x,
-                                                             scenario.output.sensitivity_share)
+        sensitivities, ladders = resolve_stage_sensitivities(
+            ops.model, objectives, result.stages, result.x, scenario.output.sensitivity_share,
+            scenario.output.sensitivity_probes)
+        result.notes.extend(s.note for s in sensitivities if s.note)
         times["sensitivity"] = time.perf_counter() - t_sens
     code = exit_code_for(result.status, accept_timeout)
     t3 = time.perf_counter()

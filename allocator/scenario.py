@@ -76,9 +76,14 @@ class OutputConfig(_Strict):
         """`--set output.formats=csv` means the list of one format."""
         return [value] if isinstance(value, str) else value
 
-    # The extra re-solves behind one-sided prices, price ranges and ladders may take this
-    # share of each stage's own solve time (at least 0.5 s): cheap on small models,
-    # bounded on the largest nightly runs. Raise it for a negotiation-grade report.
+    # The extra re-solves behind one-sided prices, price ranges, the value of one more FTE
+    # and ladders: this many per stage, counted (not timed) so the same input gives the same
+    # files. Default (None): 200 on models up to 10k nonzeros, 2e6 / nonzeros above (each
+    # probe is a re-solve and a full ranging), at least 10. Raise it for a negotiation-grade
+    # report.
+    sensitivity_probes: int | None = Field(None, ge=0)
+    # Only a safety stop: the extras end after this share of each stage's own solve time
+    # (at least 20 s) even if probes are left, and the run's notes say so.
     sensitivity_share: float = Field(0.05, ge=0)
     report: bool = True
     # MIP (whole mode): limits are moved by this share (at least 1 unit) and re-solved.
