@@ -482,6 +482,15 @@ def test_latin1_is_refused_with_its_line_and_a_hint(case: Path) -> None:
     assert_problem(run, case / "sites.csv", 3, None, "not UTF-8", "Windows-1252", "CSV UTF-8")
 
 
+def test_workbook_named_csv_is_named(case: Path) -> None:
+    """A workbook saved under a .csv name: said as such, not as "not UTF-8 text"."""
+    write_book(case, path=case / "book.csv")
+    shutil.copy(case / "book.csv", case / "staff.csv")
+    (case / "scenario.toml").write_text((TINY.parent / "scenario.toml").read_text())
+    run = solve_bad(case)
+    assert_problem(run, case / "staff.csv", None, None, "is an Excel workbook", "not CSV text")
+
+
 def test_trailing_empty_columns_and_spaces_are_harmless(case: Path, tiny_plan: list) -> None:
     """Exports often end every line with empty cells ("Unnamed: 7" in pandas), and pad
     cells with spaces."""

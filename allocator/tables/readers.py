@@ -298,6 +298,13 @@ def read_table(
 def _decode(raw: bytes, source: str, notes: list[str]) -> str | None:
     """The text of a CSV file: UTF-8 (with or without BOM) or UTF-16 with a BOM (Excel's
     "Unicode text"). Returns None for UTF-8 (pandas decodes it faster from the bytes)."""
+    for magic, what in ((b"PK\x03\x04", "an Excel workbook (or another zip archive)"),
+                        (b"\xd0\xcf\x11\xe0", "an old-format Excel .xls workbook"),
+                        (b"PAR1", "a Parquet file")):
+        if raw.startswith(magic):
+            raise InputError([Problem(source, f"is {what}, not CSV text: give it the right "
+                                              "suffix (.xlsx, .parquet), or export it as CSV "
+                                              "UTF-8")])
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             text = raw.decode("utf-16")
