@@ -21,7 +21,6 @@ from allocator.analysis.sensitivity import (
     resolve_stage_sensitivities,
     sensitivity_frame,
 )
-from allocator.analysis.stages import SolveResult, StageResult, solve_stages, stage_objectives
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
 from allocator.formulations.base import Built, Formulation
@@ -30,6 +29,7 @@ from allocator.outputs.report import render_report
 from allocator.scenario import Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
 from allocator.solvers.highs import HighsBackend, clone_at_basis
+from allocator.solvers.lexicographic import SolveResult, StageResult, solve_stages, stage_objectives
 from allocator.solvers.registry import backend_class, check_capabilities
 
 

@@ -29,10 +29,10 @@ def copy_model(name: str, tmp_path: Path, settings: str = "") -> Path:
 
 def library_objective(scenario: Path, overrides: list[str] | None = None) -> float:
     """The optimum (in the scenario's own sense) by the library path: load, build, solve."""
-    from allocator.analysis.stages import solve_stages, stage_objectives
     from allocator.formulations import get_formulation
     from allocator.scenario import load_scenario
     from allocator.solvers.base import SolverSettings, Status
+    from allocator.solvers.lexicographic import solve_stages, stage_objectives
 
     sc = load_scenario(scenario, overrides or [])
     formulation = get_formulation(sc.model)

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from allocator.analysis.stages import solve_stages, stage_objectives
 from allocator.core.checks import StageFigure, plan_problems
 from allocator.datagen import generate_ops, write_ops_instance
 from allocator.run import prepare
 from allocator.solvers.base import SolverSettings, Status
 from allocator.solvers.highs import HighsBackend
+from allocator.solvers.lexicographic import solve_stages, stage_objectives
 from tests.conftest import ROOT, TINY, run_cli
 
 BAD_INPUT = 2

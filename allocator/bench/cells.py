@@ -60,7 +60,7 @@ def _watch_parent() -> None:
 
 def _load(spec: dict[str, Any]) -> tuple[Any, list[Any], float, dict[str, Any]]:
     """The model and its objectives, timed; a scenario goes through the product's own build."""
-    from allocator.analysis.stages import stage_objectives
+    from allocator.solvers.lexicographic import stage_objectives
 
     start = time.perf_counter()
     path = Path(spec["path"])
@@ -74,7 +74,7 @@ def _load(spec: dict[str, Any]) -> tuple[Any, list[Any], float, dict[str, Any]]:
                                       objective.mode,
                                       {str(k): float(v) for k, v in objective.weights.items()})
     else:
-        from allocator.core.mps import read_mps
+        from allocator.solvers.mps import read_mps
 
         model = read_mps(path)
         objectives = [model.objectives["objective"]]
@@ -89,9 +89,9 @@ def _load(spec: dict[str, Any]) -> tuple[Any, list[Any], float, dict[str, Any]]:
 
 def solve_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """Read, solve and report one cell, in this process. Errors become a status, not a raise."""
-    from allocator.analysis.stages import solve_stages
     from allocator.bench.grid import Config
     from allocator.errors import AllocatorError, CapabilityError
+    from allocator.solvers.lexicographic import solve_stages
 
     config_data = dict(spec["config"])
     config_data["options"] = tuple(sorted(config_data["options"].items()))

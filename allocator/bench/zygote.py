@@ -36,7 +36,7 @@ from importlib import import_module
 from typing import Any
 
 PRELOAD = (
-    "allocator.bench.cells", "allocator.core.mps", "allocator.analysis.stages",
+    "allocator.bench.cells", "allocator.solvers.mps", "allocator.solvers.lexicographic",
     "allocator.run", "highspy", "ortools.linear_solver.python.model_builder_helper", "pulp",
 )
 _PR_SET_PDEATHSIG = 1
