@@ -253,6 +253,13 @@ def test_empty_or_corrupt_workbook_is_named(case: Path, content: bytes) -> None:
     assert "engine" not in line
 
 
+def test_excel_sheet_name_ignores_case_and_spaces(case: Path, tiny_plan: list) -> None:
+    write_book(case)
+    text = (case / "scenario.toml").read_text().replace('sheet = "Staff"', 'sheet = " staff"')
+    (case / "scenario.toml").write_text(text)
+    assert plan_rows(solve_ok(case / "scenario.toml")) == tiny_plan
+
+
 def test_excel_hidden_first_sheet_is_skipped(case: Path, tiny_plan: list) -> None:
     import openpyxl
 

@@ -508,8 +508,12 @@ def _read_excel(path: Path, source: str, sheet: str | None, notes: list[str]
                          ) from None
     try:
         if sheet is not None:
-            if sheet not in book.sheetnames:
-                raise InputError([Problem(source, f"sheet {sheet!r} not found")])
+            if sheet not in book.sheetnames:  # as headers: case and spaces do not matter
+                same = [n for n in book.sheetnames
+                        if n.strip().casefold() == str(sheet).strip().casefold()]
+                if len(same) != 1:
+                    raise InputError([Problem(source, f"sheet {sheet!r} not found")])
+                sheet = same[0]
             ws = book[sheet]
             source = f"{source} [sheet {sheet}]"
         else:
