@@ -795,6 +795,7 @@ def test_postgres_runs_only_one_select(case: Path, postgres: str, query: str, wh
 @pytest.mark.parametrize("query", [
     "WITH gone AS (DELETE FROM {s}.services RETURNING *) SELECT * FROM gone",
     "SELECT *, (SELECT count(*) FROM (SELECT setval('{s}.seq', 5)) x) FROM {s}.services",
+    "SELECT * INTO {s}.copied FROM {s}.services",
 ])
 def test_postgres_transaction_is_read_only(case: Path, postgres: str, query: str) -> None:
     """A single SELECT that would still write (a data-modifying WITH, a sequence change) fails
