@@ -28,6 +28,7 @@ class OpsModel(DataBacked):
     triples: pd.DataFrame  # one row per x column: i, s, k, t codes, cost, productivity
     data: OpsData
     moved_constant: float = 0.0
+    scenario: Any = None  # the settings the analyses read (hiring cost, ladder span)
 
 
 def _cat(codes: np.ndarray, categories: pd.Index) -> pd.Categorical:
@@ -284,7 +285,27 @@ class OpsFormulation(Formulation):
         return load_ops(scenario)
 
     def build(self, data: OpsData, scenario: Scenario) -> OpsModel:
-        return build_ops(data, scenario.policy)
+        built = build_ops(data, scenario.policy)
+        built.scenario = scenario
+        # The stage analyses (sensitivity.analyze_stage) see the model only: the ladder span
+        # travels with it (output.ladder_span; None until the scenario file has the key).
+        built.model.ladder_span = getattr(scenario.output, "ladder_span", None)  # type: ignore[attr-defined]
+        return built
+
+    def extra_outputs(  # type: ignore[override]
+        self, built: OpsModel, x: np.ndarray
+    ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+        """hiring.csv: the value of one more FTE hired at each site and skill."""
+        scenario = built.scenario
+        if scenario is None or not scenario.output.sensitivity:
+            return {}, {}
+        from allocator.analysis.hiring import hiring_table
+
+        table = hiring_table(
+            built, x, list(scenario.objective.order), scenario.objective.mode,
+            dict(scenario.objective.weights), scenario.objective.rel_tol,
+            scenario.objective.abs_tol, getattr(scenario.output, "hiring_cost", "median"))
+        return {"hiring": table}, {}
 
     def plan_tables(self, built: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:  # type: ignore[override]
         from allocator.outputs.ops_tables import plan_tables
