@@ -51,8 +51,12 @@ INVISIBLE = re.compile(
 
 
 def _hide_password(text: str, secret: str | None = None) -> str:
-    if secret and len(secret) >= 3:
-        text = text.replace(secret, "***")
+    from urllib.parse import quote, unquote
+
+    if secret:
+        for form in {secret, unquote(secret), quote(unquote(secret), safe="")}:
+            if len(form) >= 3:  # a shorter one would blank out ordinary words
+                text = text.replace(form, "***")
     return _URL_PASSWORD.sub(r"\1***@", text)
 
 
@@ -667,23 +671,23 @@ def check_select(query: str) -> str | None:
     return None
 
 
+_USERINFO = re.compile(r"^([^:/@]*):(.*)@([\w.\-\[\]:%,]*)((?:[/?#].*)?)$", re.DOTALL)
+
+
 def _split_credentials(url: str) -> tuple[str, str | None]:
-    """The URL with its password percent-encoded (a raw '@' in it would otherwise move the
-    host), and the password as written: the LAST '@' before the path ends the user part."""
+    """The URL with its password percent-encoded (a raw '@', '/' or '?' in it would
+    otherwise move the host), and the password as written: the password runs to the LAST
+    '@' that a host name (and a path or query, or nothing) follows."""
     from urllib.parse import quote, unquote
 
     scheme, sep, rest = url.partition("://")
     if not sep or rest.startswith("/"):
         return url, None
-    head = rest.split("?", 1)[0]
-    at = head.rfind("@")
-    if at < 0:
+    found = _USERINFO.match(rest)
+    if not found:
         return url, None
-    userinfo, tail = rest[:at], rest[at + 1:]
-    user, colon, password = userinfo.partition(":")
-    if not colon:
-        return url, None
-    return f"{scheme}://{user}:{quote(unquote(password), safe='')}@{tail}", password
+    user, password, host, tail = found.groups()
+    return f"{scheme}://{user}:{quote(unquote(password), safe='')}@{host}{tail}", password
 
 
 def _read_sql(name: str, spec: dict[str, str], base_dir: Path) -> LoadedTable:
