@@ -16,6 +16,10 @@ from allocator.core.model import LinearModel
 LADDER_FAMILIES = ("budget", "capacity", "min_staff", "fte", "moved")
 MAX_RUNGS = 8  # per direction
 TOP_ROWS = 5  # ladders per stage
+# output.ladder_span: each ladder also covers today's value +- this share; the rungs that
+# takes are counted apart from the extras' probes (at most SPAN_RUNGS per direction), so a
+# span asked for is a span given, and the same input still gives the same file.
+SPAN_RUNGS = 60
 
 
 def _bound(value: float) -> float:
@@ -43,12 +47,14 @@ def _solve_at(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: igno
 
 def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-untyped-def]
                lo: float, hi: float, probes: Probes | None = None,
+               span: tuple[float, float] | None = None,
                ) -> list[dict]:  # type: ignore[type-arg]
     """The rungs of one row's ladder; `lo`/`hi` are the row's bounds, restored at the end.
 
     Each rung is a warm re-solve plus a full ranging (HiGHS has no per-row ranging), counted
     against `probes`: the rungs nearest the plan come first. Neighbouring bases with the same
-    price are one rung (a price, not a basis, is what the ladder shows).
+    price are one rung (a price, not a basis, is what the ladder shows). `span` (low, high):
+    the ladder goes on until it covers both (up to SPAN_RUNGS per direction).
     """
     probes = probes if probes is not None else Probes()
     rungs: list[dict] = []  # type: ignore[type-arg]
@@ -62,9 +68,13 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-unt
                   "objective_at_rhs": start[0], "rhs": rhs})
     for direction in (1.0, -1.0):
         piece = start
-        for _ in range(MAX_RUNGS):
+        goal = None if span is None else (span[1] if direction > 0 else span[0])
+        for count in range(SPAN_RUNGS if goal is not None else MAX_RUNGS):
             end = piece[3] if direction > 0 else piece[2]
-            if not np.isfinite(end) or not probes.take():
+            covered = goal is None or direction * (end - goal) >= 0
+            if not np.isfinite(end) or (count >= MAX_RUNGS and covered):
+                break
+            if not probes.take():
                 break
             probe = end + direction * max(1e-6 * max(1.0, abs(end)), 1e-7)
             nxt = _solve_at(highs, row, lo, hi, use_hi, probe)
@@ -73,22 +83,35 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-unt
                               "rhs_to": np.inf if direction > 0 else end, "dual": np.nan,
                               "objective_at_rhs": np.nan, "rhs": probe})
                 break
-            rungs.append({"rhs_from": nxt[2], "rhs_to": nxt[3], "dual": nxt[1],
-                          "objective_at_rhs": nxt[0], "rhs": probe})
+            rung = {"rhs_from": nxt[2], "rhs_to": nxt[3], "dual": nxt[1],
+                    "objective_at_rhs": nxt[0], "rhs": probe}
+            rungs.append(rung)
+            if abs(nxt[1]) <= 1e-12 and (direction > 0) == use_hi:
+                # A price of 0 inside a piece while the row is relaxed: the objective is
+                # convex and never worsens as a limit is relaxed, so it is flat from here on.
+                rung["rhs_to" if direction > 0 else "rhs_from"] = direction * np.inf
+                break
             far = nxt[3] if direction > 0 else nxt[2]
             if direction * (far - probe) <= 1e-9 * max(1.0, abs(probe)):
                 break  # the basis range does not reach past the probe: no progress
             piece = nxt
     highs.changeRowBounds(row, _bound(lo), _bound(hi))  # the next probe re-solves from here
-    return _merge(sorted(rungs, key=lambda r: (r["rhs_from"], r["rhs_to"])))
+    return _merge(sorted(rungs, key=lambda r: (r["rhs"], r["rhs_from"], r["rhs_to"])))
 
 
 def _merge(rungs: list[dict]) -> list[dict]:  # type: ignore[type-arg]
-    """Adjacent rungs with the same price are one piece of the objective."""
+    """Adjacent rungs with the same price are one piece of the objective. Each rung holds
+    the point it was solved at (`rhs`); where two basis ranges overlap (a range HiGHS
+    reports for a slack row can reach past the next price), the boundary is put between
+    the two points, at the end the nearer rung states."""
     out: list[dict] = []  # type: ignore[type-arg]
     for rung in rungs:
         if out:
             last = out[-1]
+            if rung["rhs_from"] < last["rhs_to"]:
+                edge = last["rhs_to"] if last["rhs_to"] <= rung["rhs"] else \
+                    max(rung["rhs_from"], last["rhs"])
+                last["rhs_to"], rung = edge, {**rung, "rhs_from": edge}
             same = (np.isnan(rung["dual"]) and np.isnan(last["dual"])) or \
                 abs(rung["dual"] - last["dual"]) <= 1e-9 * max(1.0, abs(last["dual"]))
             touching = rung["rhs_from"] <= last["rhs_to"] + 1e-6 * max(1.0, abs(last["rhs_to"]))
@@ -126,6 +149,7 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type:
         families += [name] * idx.size
     frames = []
     links = None
+    span_share = getattr(model, "ladder_span", None)  # output.ladder_span (ops.build sets it)
     if "fte" in families:
         from allocator.formulations.ops import fte_links
 
@@ -135,7 +159,7 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type:
         order = np.argsort(-impact, kind="stable")[:top]  # ties keep family, then row order
         row_lo, row_hi = model.row_lo, model.row_hi
         for k in order:
-            if probes is not None and (probes.stopped or (
+            if not span_share and probes is not None and (probes.stopped or (
                     probes.cap is not None and probes.used + 2 > probes.cap)):
                 break  # at least two rungs
             r, family = int(row_index[k]), families[k]
@@ -144,10 +168,16 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type:
             use_hi = bool(sens.rhs[r] == row_hi[r]) or family == "fte"
             relax = _relax_fte(highs, links, r - block.start) if family == "fte" and \
                 links is not None else None
+            today = float(row_hi[r] if family == "fte" else sens.rhs[r])
+            span, own = None, probes
+            if span_share:
+                reach = abs(today) * float(span_share)
+                span = (today - reach, today + reach)
+                own = Probes(2 * SPAN_RUNGS + 1, probes.deadline if probes else None)
+                own.phase("ladder span", 1.0)
             try:
-                rungs = row_ladder(highs, r, float(row_hi[r] if family == "fte" else
-                                                   sens.rhs[r]), use_hi, float(row_lo[r]),
-                                   float(row_hi[r]), probes)
+                rungs = row_ladder(highs, r, today, use_hi, float(row_lo[r]),
+                                   float(row_hi[r]), own, span)
             finally:
                 if relax is not None:
                     relax()
