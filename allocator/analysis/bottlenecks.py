@@ -31,7 +31,33 @@ MIN_PEOPLE_ROOM = 0.01  # FTE
 # Rows not said one by one: demand is what the plan serves (marginal cost of service), people
 # are priced by their FTE (where to hire), and the stability rows (x - baseline = up - down)
 # and whole-mode links are the model's bookkeeping, not levers.
-NOT_SENTENCES = ("coverage", "availability", "stability", "whole_link")
+# The hold of an earlier stage is how the stages are chained, not an input either.
+NOT_SENTENCES = ("coverage", "availability", "stability", "whole_link", "stage_hold")
+SIG_DIGITS = 12  # figures in the CSVs: float noise past this, not a figure
+WEIGHTED_SHORTFALL = (
+    "Weighted shortfall = unmet workload (units of demand not served, targets.csv demand) "
+    "times each target's weight (targets.csv weight), summed over sites and services.")
+
+
+def round_sig(values: np.ndarray, digits: int = SIG_DIGITS) -> np.ndarray:
+    """Each figure to `digits` significant digits (23.299999999999997 is 23.3), no -0."""
+    v = np.asarray(values, dtype=float)
+    finite = np.isfinite(v) & (v != 0)
+    out = v.copy()
+    if finite.any():
+        mag = np.floor(np.log10(np.abs(v[finite])))
+        scale = 10.0 ** (digits - 1 - mag)
+        out[finite] = np.round(v[finite] * scale) / scale
+    return out + 0.0
+
+
+def tidy_figures(frame: pd.DataFrame) -> pd.DataFrame:
+    """The float columns of a written table rounded by `round_sig`."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype.kind == "f":
+            frame[column] = round_sig(frame[column].to_numpy())
+    return frame
 
 
 def _step(rhs: float) -> float:
@@ -51,6 +77,13 @@ def _fitting_step(step: float, room: float) -> float:
                 step *= factor
                 break
     return float(f"{step:.6g}")
+
+
+def money(value: float) -> str:
+    """Money in whole units with thousands separators."""
+    if value is None or not np.isfinite(value):
+        return fmt(value)
+    return f"{round(float(value)) + 0:,}"
 
 
 def fmt(value: float) -> str:
@@ -163,7 +196,7 @@ def sentence(row: pd.Series, label_fn=str) -> str:  # type: ignore[no-untyped-de
                       f"the {label} stage",
         "one_site": f"letting {label} work at one more site",
     }.get(row["family"], f"each {step} change in {row['family']} {label}")
-    held = " with service held at today's level" if row["stage"] == "cost" else ""
+    held = " holding service at its best level" if row["stage"] == "cost" else ""
     if row.get("dual_source") == "fixed-integer lp":  # whole mode: no true duals
         held += " (everyone's sites fixed as planned)"
     if row["family"] == "stage_hold":
@@ -174,8 +207,10 @@ def sentence(row: pd.Series, label_fn=str) -> str:  # type: ignore[no-untyped-de
     per = ""
     if row["family"] in ("fte", "availability", "capacity", "min_staff", "moved") and \
             row["step"] != 1:
-        per = f" ({fmt(abs(row['price_per_input']))} per FTE)"
-    return f"{what[0].upper()}{what[1:]} {verb} {fmt(abs(gain))} {unit}{per}{held}{rng}."
+        price = abs(row["price_per_input"])
+        per = f" ({money(price) if row['stage'] == 'cost' else fmt(price)} per FTE)"
+    said = money(abs(gain)) if row["stage"] == "cost" else fmt(abs(gain))
+    return f"{what[0].upper()}{what[1:]} {verb} {said} {unit}{per}{held}{rng}."
 
 
 def _range_words(row: pd.Series) -> str:
@@ -315,7 +350,7 @@ def _cell(value: object, column: str = "") -> str:
 def _md_table(frame: pd.DataFrame, limit: int = 20, where: str = "") -> str:
     """A Markdown table of the first `limit` rows; `where` names the CSV rows holding all."""
     if frame.empty:
-        return "_none_\n"
+        return "_No rows._\n"
     shown = frame.head(limit)
     head = "| " + " | ".join(_md_escape(c) for c in shown.columns) + " |"
     rule = "|" + "---|" * len(shown.columns)
@@ -338,9 +373,104 @@ def _nonzero(frame: pd.DataFrame, column: str, what: str) -> tuple[pd.DataFrame,
     return frame[keep], note
 
 
+def service_words(coverage: pd.DataFrame | None, weighted: float | None = None) -> str:
+    """Today's service in a manager's units: demand served, unmet workload, and what the
+    weighted shortfall is."""
+    if coverage is None or coverage.empty or not {"demand", "served"} <= set(coverage):
+        return WEIGHTED_SHORTFALL
+    demand = float(coverage["demand"].sum())
+    served = float(coverage["served"].sum())
+    share = served / demand if demand > 0 else 1.0
+    said = f"weighted shortfall {fmt(weighted)} units; " if weighted is not None else ""
+    return (f"Today: {said}{share:.1%} of demand served ({fmt(served)} of {fmt(demand)} "
+            f"workload units), {fmt(demand - served)} units of workload unmet. "
+            + WEIGHTED_SHORTFALL)
+
+
+HIRE_LINES = 5
+
+
+def hiring_sentences(hiring: pd.DataFrame | None, escape=str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The top rows of hiring.csv in words."""
+    if hiring is None or hiring.empty:
+        return []
+    rows = hiring[hiring["value_per_fte"].fillna(0) > 1e-9].head(HIRE_LINES)
+    out = []
+    for row in rows.itertuples(index=False):
+        kind = "" if row.value_kind == "exact" else " (an upper estimate, not re-solved)"
+        holds = (f" for up to {fmt(row.holds_up_to_fte)} FTE" if
+                 np.isfinite(row.holds_up_to_fte) else "")
+        saving = ""
+        if np.isfinite(row.cost_saving_per_fte) and abs(row.cost_saving_per_fte) > 0.5:
+            verb = "saves" if row.cost_saving_per_fte > 0 else "adds"
+            reach = (f" for up to {fmt(row.cost_holds_up_to_fte)} FTE" if
+                     np.isfinite(row.cost_holds_up_to_fte) else "")
+            saving = (f"; holding service at its best level, it {verb} "
+                      f"{money(abs(row.cost_saving_per_fte))} in cost per FTE{reach}")
+        out.append(
+            f"One more FTE with skill {escape(row.skill)} hired at {escape(row.site_id)} (at "
+            f"{money(row.cost_per_fte)} per FTE: {escape(row.cost_basis)}) avoids "
+            f"{fmt(row.value_per_fte)} units of weighted shortfall per FTE, net of the budget "
+            f"it uses{holds}{kind}{saving}.")
+    return out
+
+
+def what_if(ladders: pd.DataFrame | None, shares: tuple[float, ...] = (-0.1, 0.1),
+            moved_constant: float = 0.0) -> list[dict]:  # type: ignore[type-arg]
+    """The stage's figure with each laddered budget moved by each share of today's amount,
+    read from the ladder's pieces (exact where a rung covers the amount)."""
+    out: list[dict] = []  # type: ignore[type-arg]
+    if ladders is None or ladders.empty:
+        return out
+    # The first stage only: a later stage holds the earlier ones at today's optimum, so a
+    # budget cut there reads "infeasible" where a re-run would re-optimize service.
+    rows = ladders[(ladders["family"] == "budget") & (ladders["stage"] == ladders["stage"].iloc[0])]
+    for (stage, label), rungs in rows.groupby(["stage", "labels"], sort=False):
+        today = float(rungs["rhs_today"].iloc[0])
+        here = rungs[(rungs["rhs_from"] <= today) & (rungs["rhs_to"] >= today)]
+        if here.empty or not np.isfinite(here["dual"].iloc[0]):
+            continue
+        base = float(here["objective_at_rhs"].iloc[0] + here["dual"].iloc[0]
+                     * (today - here["rhs"].iloc[0]))
+        for share in shares:
+            amount = today * (1.0 + share)
+            hit = rungs[(rungs["rhs_from"] <= amount) & (rungs["rhs_to"] >= amount)]
+            value = np.nan
+            if not hit.empty:
+                rung = hit.iloc[0]
+                value = float(rung["objective_at_rhs"] + rung["dual"] * (amount - rung["rhs"])) \
+                    if np.isfinite(rung["dual"]) else np.inf
+            out.append({"stage": stage, "budget": label, "share": share, "amount": amount,
+                        "today": base, "value": value})
+    return out
+
+
+def what_if_sentences(ladders: pd.DataFrame | None, escape=str) -> list[str]:  # type: ignore[no-untyped-def]
+    out = []
+    for item in what_if(ladders):
+        unit = STAGE_UNIT.get(item["stage"], "")
+        change = f"{'+' if item['share'] > 0 else '−'}{abs(item['share']):.0%}"
+        head = (f"Budget {escape(item['budget'])} {change} ({money(item['amount'])}), "
+                f"{item['stage']} stage: ")
+        if np.isnan(item["value"]):
+            out.append(head + "beyond the ladder's re-solves (set output.ladder_span to "
+                       f"{abs(item['share']):g} or more to see it).")
+        elif not np.isfinite(item["value"]):
+            out.append(head + "no plan meets the other limits with that amount.")
+        else:
+            delta = item["value"] - item["today"]
+            figure = money(item["value"]) if item["stage"] == "cost" else fmt(item["value"])
+            out.append(head + f"{figure} {unit} ({'+' if delta >= 0 else '−'}"
+                       f"{money(abs(delta)) if item['stage'] == 'cost' else fmt(abs(delta))}"
+                       " against today).")
+    return out
+
+
 def bottlenecks_markdown(
     sensitivity: pd.DataFrame, data: OpsData, sites_table: pd.DataFrame, title: str,
     ladders: pd.DataFrame | None = None, top: int = 15, moved_constant: float = 0.0,
+    coverage: pd.DataFrame | None = None, hiring: pd.DataFrame | None = None,
+    service_value: float | None = None,
 ) -> tuple[str, pd.DataFrame]:
     """bottlenecks.md, and the table behind it (bottlenecks.csv): every figure said in words,
     with the input it speaks of, its price per unit of that input and the range where it
@@ -348,6 +478,9 @@ def bottlenecks_markdown(
     table = ranked(sensitivity, moved_constant)
     people = people_figures(sensitivity, data)
     lines = [f"# Bottlenecks: {_md_escape(title)}", ""]
+    stage_names = set(sensitivity["stage"]) if "stage" in sensitivity else set()
+    if "service" in stage_names or "weighted" in stage_names:
+        lines += [service_words(coverage, service_value), ""]
     if table.empty:
         lines += ["No constraint limits the plan: every binding row has a zero price.", ""]
     stages = list(dict.fromkeys(sensitivity.loc[sensitivity["kind"] == "constraint", "stage"]))
@@ -392,6 +525,17 @@ def bottlenecks_markdown(
                          f"{_md_escape(person['skills'])}, region "
                          f"{_md_escape(person['region'])}.)")
         lines.append("")
+    hires = hiring_sentences(hiring, _md_escape)
+    if hires:
+        lines += ["## Where to hire new people (hiring.csv: one more FTE hired at a site)", ""]
+        lines += [f"- {h}" for h in hires] + [""]
+    elif hiring is not None and not hiring.empty:
+        lines += ["## Where to hire new people", "",
+                  "No hire at any site would reduce the shortfall at the margin (hiring.csv "
+                  "holds every site and skill).", ""]
+    answers = what_if_sentences(ladders, _md_escape)
+    if answers:
+        lines += ["## What if a budget changes by 10%", ""] + [f"- {a}" for a in answers] + [""]
     for stage in stages:
         groups = people_by_skill_region(people, stage)
         if groups.empty:
@@ -443,10 +587,7 @@ def bottlenecks_markdown(
         if any(not n.empty for n in named) else table
     figures = figures.drop(columns=[c for c in ("region", "skills") if c in figures],
                            errors="ignore")
-    for column in figures.columns:
-        if figures[column].dtype.kind == "f":
-            figures[column] = figures[column] + 0.0  # no -0
-    return "\n".join(lines) + "\n", figures
+    return "\n".join(lines) + "\n", tidy_figures(figures)
 
 
 def ladder_view(ladders: pd.DataFrame, moved_constant: float = 0.0) -> pd.DataFrame:

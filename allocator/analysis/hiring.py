@@ -291,7 +291,9 @@ def _finish(result: pd.DataFrame) -> pd.DataFrame:
                              ascending=[False, False, True, True], kind="stable",
                              na_position="last").reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
+    from allocator.analysis.bottlenecks import round_sig
+
     for column in ("value_per_fte", "holds_up_to_fte", "cost_saving_per_fte",
                    "cost_holds_up_to_fte"):
-        out[column] = np.round(out[column].astype(float), 9) + 0.0
+        out[column] = round_sig(np.round(out[column].astype(float).to_numpy(), 9))
     return out[COLUMNS]

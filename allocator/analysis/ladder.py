@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from allocator.analysis.sensitivity import Probes
+from allocator.analysis.sensitivity import Probes, round_sig
 from allocator.core.model import LinearModel
 
 LADDER_FAMILIES = ("budget", "capacity", "min_staff", "fte", "moved")
@@ -193,7 +193,7 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type:
                                      "objective_at_rhs", "rhs", "rhs_today"])
     out = pd.concat(frames, ignore_index=True)
     for column in ("rhs_from", "rhs_to", "dual", "objective_at_rhs", "rhs", "rhs_today"):
-        out[column] = out[column].astype(float) + 0.0  # no -0
+        out[column] = round_sig(out[column].astype(float).to_numpy())  # no -0, no noise
     return out
 
 

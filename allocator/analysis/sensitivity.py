@@ -564,6 +564,13 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
 VALUE_DECIMALS = 9  # values and activities: float noise below this, not a figure
 
 
+def round_sig(values: np.ndarray, digits: int = 12) -> np.ndarray:
+    """Each figure to `digits` significant digits (float noise past them), no -0."""
+    from allocator.analysis.bottlenecks import round_sig as rounded
+
+    return rounded(values, digits)
+
+
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     """No -0 in any figure; values and activities rounded to VALUE_DECIMALS decimals (far
     inside the solver's tolerances), so 23.3 is not written 23.299999999999997."""
@@ -572,7 +579,7 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
             values = frame[column].to_numpy()
             if column in ("value", "activity", "slack", "rhs"):
                 values = np.round(values, VALUE_DECIMALS)
-            frame[column] = values + 0.0
+            frame[column] = round_sig(values)
     return frame
 
 

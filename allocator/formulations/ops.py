@@ -318,8 +318,20 @@ class OpsFormulation(Formulation):
     ) -> tuple[str, pd.DataFrame] | None:
         from allocator.analysis.bottlenecks import bottlenecks_markdown
 
+        coverage = tables.get("coverage")
+        weighted = None
+        if coverage is not None and not coverage.empty:
+            targets = built.data.targets
+            weight = pd.Series(targets["weight"].to_numpy(dtype=float), index=pd.MultiIndex.
+                               from_arrays([targets["site_id"].astype(str),
+                                            targets["service_id"].astype(str)]))
+            key = pd.MultiIndex.from_arrays([coverage["site_id"].astype(str),
+                                             coverage["service_id"].astype(str)])
+            weighted = float((weight.reindex(key).to_numpy()
+                              * coverage["shortfall"].to_numpy(dtype=float)).sum())
         return bottlenecks_markdown(sensitivity, built.data, tables["sites"], title, ladders,
-                                    moved_constant=built.moved_constant)
+                                    moved_constant=built.moved_constant, coverage=coverage,
+                                    hiring=tables.get("hiring"), service_value=weighted)
 
     def diagnose(  # type: ignore[override]
         self, built: OpsModel, scenario: Scenario
