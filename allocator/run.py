@@ -1,11 +1,14 @@
-"""The solve pipeline: scenario -> tables -> model -> stages -> run folder, timed by phase."""
+"""The solve pipeline, in phases: load, build, solve (each stage analyzed beside it), write
+the plan, gather the analysis, write the rest. `PhaseClock` times the phases; work moved to
+the spare core is booked to the phase that waits for it, never to writing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,9 @@ from allocator.analysis.sensitivity import (
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
 from allocator.formulations.base import Built, Formulation
-from allocator.outputs.folder import check_target, run_folder
+from allocator.outputs.folder import RunFolder, check_target, run_folder
 from allocator.outputs.report import render_report
+from allocator.outputs.summary import InputSummary, RunSummary, StageSummary, finite
 from allocator.scenario import Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
 from allocator.solvers.highs import HighsBackend, clone_at_basis
@@ -33,14 +37,53 @@ from allocator.solvers.lexicographic import SolveResult, StageResult, solve_stag
 from allocator.solvers.registry import backend_class, check_capabilities
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOutcome:
     exit_code: ExitCode
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # summary.json as written (RunSummary.as_json)
     result: SolveResult | None = None
     ops: Built | None = None
     tables: dict[str, Any] = field(default_factory=dict)
     sensitivities: list[Any] = field(default_factory=list)
+
+
+class PhaseClock:
+    """Wall seconds by phase. A phase entered inside another is not counted in the outer
+    one, so that waiting for background work is booked to that work (e.g. 'sensitivity'
+    inside 'solve' or 'write'), and the phases add up to the total."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._started = time.perf_counter()
+        self._open: list[tuple[str, float, list[float]]] = []  # name, start, [inner seconds]
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        frame = (name, time.perf_counter(), [0.0])
+        self._open.append(frame)
+        try:
+            yield
+        finally:
+            self._open.pop()
+            spent = time.perf_counter() - frame[1]
+            self.seconds[name] = self.seconds.get(name, 0.0) + spent - frame[2][0]
+            if self._open:
+                self._open[-1][2][0] += spent
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def report(self) -> dict[str, float]:
+        """The phases so far (an open one up to now) and the total, as summary.json has
+        them: the summary is written inside the write phase it reports."""
+        now = time.perf_counter()
+        seconds = dict(self.seconds)
+        inner = 0.0
+        for name, start, nested in reversed(self._open):
+            own = now - start - nested[0] - inner
+            seconds[name] = seconds.get(name, 0.0) + own
+            inner = now - start
+        return {**seconds, "total": now - self._started}
 
 
 def settings_from(scenario: Scenario) -> SolverSettings:
@@ -54,8 +97,9 @@ def prepare(
     scenario_path: Path, overrides: list[str]
 ) -> tuple[Scenario, Built, dict[str, float]]:
     """Load, validate and build; no solver involved (this is all `allocator validate` does)."""
-    scenario, _formulation, built, times = _prepare(scenario_path, overrides)
-    return scenario, built, times
+    clock = PhaseClock()
+    scenario, _formulation, built = _prepare(scenario_path, overrides, clock)
+    return scenario, built, dict(clock.seconds)
 
 
 def _preload_plotting() -> None:
@@ -124,27 +168,24 @@ class StageAnalysis:
 
 
 def _prepare(
-    scenario_path: Path, overrides: list[str]
-) -> tuple[Scenario, Formulation, Built, dict[str, float]]:
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    scenario = load_scenario(scenario_path, overrides)
-    formulation = get_formulation(scenario.model, str(scenario_path))
-    # The solver is checked before any table is read (a typo costs no load), and again,
-    # with the model's shape, before any solving: `validate` refuses what `solve` would.
-    solver_class = backend_class(scenario.solver.name)
-    available, detail = solver_class.is_available()
-    if not available:
-        raise CapabilityError(f"{solver_class.display} is not available here: {detail}",
-                              "solver.name")
-    data = formulation.load(scenario)
-    times["load"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    ops = formulation.build(data, scenario)
-    ops.model.matrix  # noqa: B018 - assemble the CSR now so the build phase owns its cost
-    check_capabilities(solver_class, ops.model)
-    times["build"] = time.perf_counter() - t1
-    return scenario, formulation, ops, times
+    scenario_path: Path, overrides: list[str], clock: PhaseClock
+) -> tuple[Scenario, Formulation, Built]:
+    with clock.phase("load"):
+        scenario = load_scenario(scenario_path, overrides)
+        formulation = get_formulation(scenario.model, str(scenario_path))
+        # The solver is checked before any table is read (a typo costs no load), and again,
+        # with the model's shape, before any solving: `validate` refuses what `solve` would.
+        solver_class = backend_class(scenario.solver.name)
+        available, detail = solver_class.is_available()
+        if not available:
+            raise CapabilityError(f"{solver_class.display} is not available here: {detail}",
+                                  "solver.name")
+        data = formulation.load(scenario)
+    with clock.phase("build"):
+        ops = formulation.build(data, scenario)
+        ops.model.matrix  # noqa: B018 - assemble the CSR now so the build phase owns its cost
+        check_capabilities(solver_class, ops.model)
+    return scenario, formulation, ops
 
 
 def _within(scenario: Scenario, deadline: float | None) -> Scenario:
@@ -161,55 +202,208 @@ def exit_code_for(status: Status, accept_timeout: bool) -> ExitCode:
         Status.OPTIMAL: ExitCode.OK,
         Status.FEASIBLE: ExitCode.OK if accept_timeout else ExitCode.TIME_LIMIT_WITH_PLAN,
         Status.INFEASIBLE: ExitCode.INFEASIBLE,
+        Status.INFEASIBLE_OR_UNBOUNDED: ExitCode.INFEASIBLE,
         Status.NO_SOLUTION: ExitCode.TIME_LIMIT_NO_PLAN,
         Status.UNBOUNDED: ExitCode.INTERNAL,
         Status.ERROR: ExitCode.INTERNAL,
     }[status]
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if value is not None and np.isfinite(value) else None
-
-
 def summary_of(
-    scenario: Scenario, ops: Built, result: SolveResult, times: dict[str, float],
-    code: ExitCode,
-) -> dict[str, Any]:
+    scenario: Scenario, ops: Built, result: SolveResult, seconds: dict[str, float],
+    code: ExitCode, notes: list[str] | tuple[str, ...] | None = None,
+) -> RunSummary:
     sign = -1.0 if ops.model.maximize else 1.0
-    return {
-        "name": scenario.name,
-        "model": scenario.model,
-        "status": result.status.value,
-        "exit_code": int(code),
-        # Objectives in the user's sense (a maximized profit is reported positive).
-        "sense": "max" if ops.model.maximize else "min",
-        "objectives": {s.name: _finite(sign * s.objective) for s in result.stages},
+    return RunSummary(
+        name=scenario.name,
+        model=scenario.model,
+        status=result.status.value,
+        exit_code=int(code),
+        sense="max" if ops.model.maximize else "min",
+        objectives={s.name: finite(sign * s.objective) for s in result.stages},
         # Each stage's value in the plan written: within the hold tolerance of its optimum.
-        "plan_objectives": {s.name: _finite(sign * s.final_value) for s in result.stages},
+        plan_objectives={s.name: finite(sign * s.final_value) for s in result.stages},
         # The user's unit of stability: FTE moved = half of sum(dp + dm) (moving 1 FTE from
         # one site to another counts 2 in the stage's objective).
-        "fte_moved": next((_finite(0.5 * s.final_value) for s in result.stages
-                           if s.name == "stability"), None),
-        "stages": [
-            {"name": s.name, "status": s.status.value, "objective": _finite(sign * s.objective),
-             "plan_value": _finite(sign * s.final_value), "bound": _finite(sign * s.bound),
-             "gap": _finite(s.gap), "seconds": round(s.seconds, 4),
-             "held_at": _finite(sign * s.hold_rhs) if s.hold_rhs is not None else None}
-            for s in result.stages
-        ],
-        "mip_gap": _finite(result.gap),
-        "solver": {"name": result.solver, **scenario.solver.model_dump()},
-        "objective_settings": scenario.objective.model_dump(),
-        "policy": scenario.policy.model_dump(),
-        "seconds": {k: round(v, 4) for k, v in times.items()},
-        "model_size": ops.model.size(),
-        "inputs": {name: {"source": t.source, "rows": t.rows, "sha256_16": t.digest}
-                   for name, t in ops.sources.items()},
-        "warnings": ops.warnings,
-        "notes": result.notes,
-        "message": result.message,
-        "version": __version__,
-    }
+        fte_moved=next((finite(0.5 * s.final_value) for s in result.stages
+                        if s.name == "stability"), None),
+        stages=tuple(StageSummary(
+            name=s.name, status=s.status.value, objective=finite(sign * s.objective),
+            plan_value=finite(sign * s.final_value), bound=finite(sign * s.bound),
+            gap=finite(s.gap), seconds=round(s.seconds, 4),
+            held_at=finite(sign * s.hold_rhs) if s.hold_rhs is not None else None,
+            limit=s.limit.value if s.limit is not None else None)
+            for s in result.stages),
+        mip_gap=finite(result.gap),
+        solver={"name": result.solver, **scenario.solver.model_dump()},
+        objective_settings=scenario.objective.model_dump(),
+        policy=scenario.policy.model_dump(),
+        seconds={k: round(v, 4) for k, v in seconds.items()},
+        model_size=ops.model.size(),
+        inputs={name: InputSummary(source=t.source, rows=t.rows, sha256_16=t.digest)
+                for name, t in ops.sources.items()},
+        warnings=tuple(ops.warnings),
+        notes=tuple(result.notes if notes is None else notes),
+        message=result.message,
+        version=__version__,
+    )
+
+
+class StageAnalyses:
+    """The sensitivity of each solved stage, started as the stage ends (on a clone of its
+    HiGHS, in a thread) and gathered when the plan's tables are written: one object with a
+    start (`capture`, the solver's per-stage callback), a `gather` and a `stop`."""
+
+    def __init__(self, model: Any, output: Any, deadline: float | None, enabled: bool,
+                 clock: PhaseClock) -> None:
+        self.model, self.output, self.deadline = model, output, deadline
+        self.enabled, self.clock = enabled, clock
+        self.running: list[StageAnalysis] = []
+        self.gathered = False
+
+    def capture(self, backend: Backend, stage: StageResult) -> None:
+        # HiGHS holds this stage's optimal basis right now: analyze it on a clone in a thread
+        # (the spare core) while the next stage solves, or, after the last stage, while the
+        # plan tables are built and written.
+        if not (self.enabled and isinstance(backend, HighsBackend)):
+            return
+        with self.clock.phase("sensitivity"):
+            if self.model.nnz >= ONE_COPY_NONZEROS:  # one model copy at a time (memory); the
+                for earlier in self.running:  # earlier one is usually done: it had a whole
+                    earlier.result()  # stage's solve to run in
+            self.running.append(StageAnalysis(backend.highs, self.model, stage,
+                                              self.output.sensitivity_share, self.deadline,
+                                              self.output.sensitivity_probes))
+
+    @property
+    def started(self) -> bool:
+        return bool(self.running)
+
+    def gather(self, notes: list[str]) -> tuple[list[LpSensitivity], list[pd.DataFrame]]:
+        """Wait for the analyses; what one could not do is said in `notes`."""
+        sensitivities: list[LpSensitivity] = []
+        ladders: list[pd.DataFrame] = []
+        with self.clock.phase("sensitivity"):
+            for analysis in self.running:
+                found = analysis.result()
+                if found is None:
+                    notes.append(f"sensitivity of stage '{analysis.stage}' not available: "
+                                 f"{analysis.error}")
+                    continue
+                sensitivities.append(found[0])
+                ladders.append(found[1])
+                if found[0].note:  # the safety stop cut the extras short: say so
+                    notes.append(found[0].note)
+        self.running.clear()
+        return sensitivities, ladders
+
+    def stop(self) -> None:
+        """No thread may stay inside HiGHS when the process exits (it would abort)."""
+        for analysis in self.running:
+            analysis.result()
+        self.running.clear()
+
+
+@dataclass
+class _Run:
+    """What the writing phases share: the inputs, the solve, and what they add."""
+
+    scenario: Scenario
+    formulation: Formulation
+    ops: Built
+    result: SolveResult
+    objectives: list[Any]
+    clock: PhaseClock
+    deadline: float | None
+    say: Callable[[str], None]
+    notes: list[str]
+    tables: dict[str, Any] = field(default_factory=dict)
+
+
+def _write_plan(run: _Run, folder: RunFolder) -> None:
+    x = run.result.x
+    assert x is not None
+    run.tables = run.formulation.plan_tables(run.ops, x)
+    for name, frame in run.tables.items():
+        folder.table(name, frame)
+
+
+def _write_extras(run: _Run, folder: RunFolder) -> None:
+    """Model-specific tables and files (funding's trade-off curve, say)."""
+    assert run.result.x is not None
+    with run.clock.phase("extra"):
+        extra_tables, extra_files = run.formulation.extra_outputs(run.ops, run.result.x)
+    for name, frame in extra_tables.items():
+        folder.table(name, frame)
+    for name, text in extra_files.items():
+        folder.text(name, text)
+        if name.endswith(".txt"):  # a formulation's word on what it could not write
+            run.notes.append(text.strip())
+    run.tables.update(extra_tables)
+    if not (extra_tables or extra_files):
+        run.clock.seconds.pop("extra", None)
+
+
+def _write_sensitivity(run: _Run, folder: RunFolder,
+                       sensitivities: list[LpSensitivity], ladders: list[pd.DataFrame]) -> None:
+    if not sensitivities:
+        return
+    sens_table = sensitivity_frame(run.ops.model, sensitivities,
+                                   [st.name for st in run.result.stages])
+    nonempty = [frame for frame in ladders if not frame.empty]
+    ladder_table = pd.concat(nonempty, ignore_index=True) if nonempty else None
+    folder.table("sensitivity", sens_table)
+    story = run.formulation.bottlenecks(run.ops, sens_table, run.tables, run.scenario.name,
+                                        ladder_table)
+    ranked_table = None
+    if story is not None:
+        markdown, ranked_table = story
+        folder.text("bottlenecks.md", markdown)
+        folder.table("bottlenecks", ranked_table)
+    if ladder_table is not None:
+        folder.table("ladders", ladder_table)
+    run.tables.update(sensitivity=sens_table, bottlenecks=ranked_table, ladders=ladder_table)
+
+
+def _write_marginals(run: _Run, folder: RunFolder) -> None:
+    """Whole mode: exact marginal values by re-solves, within the run's deadline."""
+    scenario, x = run.scenario, run.result.x
+    if not (run.ops.model.num_integer and scenario.output.sensitivity
+            and scenario.output.marginal_rows) or x is None:
+        return
+    with run.clock.phase("marginals"):
+        run.say("whole mode: exact marginal values by parallel re-solves")
+        found = mip_marginals(
+            run.ops.model, run.objectives[0], x,
+            getattr(getattr(run.ops, "data", None), "targets", None),
+            scenario.output.marginal_step, scenario.output.marginal_rows,
+            time_limit=max(10.0, 5 * run.result.stages[0].seconds),
+            mip_gap=scenario.solver.mip_gap, deadline=run.deadline)
+    if found.skipped:
+        run.notes.append(
+            f"time limit: {len(found.skipped)} marginal re-solves not run or stopped at the "
+            f"run's deadline ({', '.join(found.skipped[:5])}"
+            + (", ..." if len(found.skipped) > 5 else "") + ")")
+    if not found.table.empty:
+        folder.table("marginals", found.table)
+        run.tables["marginals"] = found.table
+
+
+def _write_report(run: _Run, folder: RunFolder, code: ExitCode) -> None:
+    if run.scenario.output.report:
+        summary = summary_of(run.scenario, run.ops, run.result, run.clock.report(), code,
+                             run.notes)
+        folder.text("report.html", render_report(run.scenario.name, summary.as_json(),
+                                                 run.tables))
+
+
+def _write_diagnosis(run: _Run, folder: RunFolder) -> None:
+    with run.clock.phase("diagnosis"):
+        run.say("infeasible: diagnosing (elastic repairs and a conflict set)")
+        story = run.formulation.diagnose(run.ops, _within(run.scenario, run.deadline))
+    if story is not None:
+        folder.text("diagnosis.md", story[0])
+        folder.json("diagnosis.json", story[1])
 
 
 def solve_scenario(
@@ -222,9 +416,9 @@ def solve_scenario(
     out = Path(os.path.expanduser(out))
     scenario_path = Path(os.path.expanduser(scenario_path))
     check_target(out, force)
-    start = time.perf_counter()
+    clock = PhaseClock()
     began = time.monotonic()
-    scenario, formulation, ops, times = _prepare(scenario_path, overrides or [])
+    scenario, formulation, ops = _prepare(scenario_path, overrides or [], clock)
     # The run's one promise to a scheduler: it ends by this instant plus the time to write
     # (loading counted). Solving gets what is left; the extras get what solving leaves.
     limit = scenario.solver.time_limit
@@ -236,137 +430,48 @@ def solve_scenario(
                                   dict(scenario.objective.weights))
     if scenario.output.report:
         threading.Thread(target=_preload_plotting, name="preload-plotting", daemon=True).start()
-    t2 = time.perf_counter()
     settings = settings_from(scenario)
     if settings.time_limit is not None:  # the limit is for the whole run
-        remaining = settings.time_limit - (t2 - start)
+        remaining = settings.time_limit - clock.elapsed()
         settings = SolverSettings(**{**settings.__dict__, "time_limit": max(remaining, 0.01)})
+    analyses = StageAnalyses(ops.model, scenario.output, deadline,
+                             scenario.output.sensitivity and ops.model.num_integer == 0, clock)
+    try:
+        with clock.phase("solve"):
+            result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
+                                  scenario.objective.rel_tol, scenario.objective.abs_tol,
+                                  on_stage=analyses.capture)
+    except BaseException:
+        analyses.stop()
+        raise
+    notes = list(result.notes)
+    if not result.status.has_solution or result.x is None:
+        analyses.stop()
     sensitivities: list[LpSensitivity] = []
     ladders: list[pd.DataFrame] = []
-    inline = scenario.output.sensitivity and ops.model.num_integer == 0
-    analyses: list[StageAnalysis] = []
-
-    def capture(backend: Backend, stage: StageResult) -> None:
-        # HiGHS holds this stage's optimal basis right now: analyze it on a clone in a thread
-        # (the spare core) while the next stage solves, or, after the last stage, while the
-        # plan tables are built and written.
-        if inline and isinstance(backend, HighsBackend):
-            t_sens = time.perf_counter()
-            if ops.model.nnz >= ONE_COPY_NONZEROS:  # one model copy at a time (memory); the
-                for earlier in analyses:  # earlier one is usually done: it had a whole
-                    earlier.result()  # stage's solve to run in
-            analyses.append(StageAnalysis(backend.highs, ops.model, stage,
-                                          scenario.output.sensitivity_share, deadline,
-                                          scenario.output.sensitivity_probes))
-            times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_sens
-
-    def gather() -> None:
-        """Wait for the analyses (what they did not finish under other work counts)."""
-        t_wait = time.perf_counter()
-        for analysis in analyses:
-            found = analysis.result()
-            if found is None:
-                result.notes.append(f"sensitivity of stage '{analysis.stage}' not available: "
-                                    f"{analysis.error}")
-                continue
-            sensitivities.append(found[0])
-            ladders.append(found[1])
-            if found[0].note:  # the safety stop cut the extras short: say so
-                result.notes.append(found[0].note)
-        analyses.clear()
-        times["sensitivity"] = times.get("sensitivity", 0.0) + time.perf_counter() - t_wait
-
-    result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
-                          scenario.objective.rel_tol, scenario.objective.abs_tol,
-                          on_stage=capture)
-    times["solve"] = time.perf_counter() - t2 - times.get("sensitivity", 0.0)
-    if not result.status.has_solution or result.x is None:
-        for analysis in analyses:  # no thread may stay inside HiGHS at exit (SIGABRT)
-            analysis.result()
-        analyses.clear()
-    if scenario.output.sensitivity and result.x is not None and not analyses \
-            and not sensitivities:
-        t_sens = time.perf_counter()
-        sensitivities, ladders = resolve_stage_sensitivities(
-            ops.model, objectives, result.stages, result.x, scenario.output.sensitivity_share,
-            scenario.output.sensitivity_probes)
-        result.notes.extend(s.note for s in sensitivities if s.note)
-        times["sensitivity"] = time.perf_counter() - t_sens
+    if scenario.output.sensitivity and result.x is not None and not analyses.started:
+        with clock.phase("sensitivity"):  # other solvers, and MIPs: re-solved with HiGHS
+            sensitivities, ladders = resolve_stage_sensitivities(
+                ops.model, objectives, result.stages, result.x,
+                scenario.output.sensitivity_share, scenario.output.sensitivity_probes)
+        notes.extend(s.note for s in sensitivities if s.note)
     code = exit_code_for(result.status, accept_timeout)
-    t3 = time.perf_counter()
-    tables: dict[str, Any] = {}
-    waited = 0.0
-    with run_folder(out, scenario.output.formats, force) as folder:
-        if result.status.has_solution and result.x is not None:
-            tables = formulation.plan_tables(ops, result.x)
-            for name, frame in tables.items():
-                folder.table(name, frame)
-            t_extra = time.perf_counter()
-            extra_tables, extra_files = formulation.extra_outputs(ops, result.x)
-            for name, frame in extra_tables.items():
-                folder.table(name, frame)
-            for name, text in extra_files.items():
-                folder.text(name, text)
-                if name.endswith(".txt"):  # a formulation's word on what it could not write
-                    result.notes.append(text.strip())
-            tables.update(extra_tables)
-            if extra_tables or extra_files:
-                times["extra"] = time.perf_counter() - t_extra
-            before = times.get("sensitivity", 0.0)
-            gather()
-            waited += times["sensitivity"] - before  # sensitivity's, not the write phase's
-            if sensitivities:
-                sens_table = sensitivity_frame(ops.model, sensitivities,
-                                               [st.name for st in result.stages])
-                nonempty = [frame for frame in ladders if not frame.empty]
-                ladder_table = pd.concat(nonempty, ignore_index=True) if nonempty else None
-                folder.table("sensitivity", sens_table)
-                story = formulation.bottlenecks(ops, sens_table, tables, scenario.name,
-                                                ladder_table)
-                ranked_table = None
-                if story is not None:
-                    markdown, ranked_table = story
-                    folder.text("bottlenecks.md", markdown)
-                    folder.table("bottlenecks", ranked_table)
-                if ladder_table is not None:
-                    folder.table("ladders", ladder_table)
-                tables.update(sensitivity=sens_table, bottlenecks=ranked_table,
-                              ladders=ladder_table)
-            if ops.model.num_integer and scenario.output.sensitivity and \
-                    scenario.output.marginal_rows:
-                t_marg = time.perf_counter()
-                say("whole mode: exact marginal values by parallel re-solves")
-                found = mip_marginals(
-                    ops.model, objectives[0], result.x,
-                    getattr(getattr(ops, "data", None), "targets", None),
-                    scenario.output.marginal_step, scenario.output.marginal_rows,
-                    time_limit=max(10.0, 5 * result.stages[0].seconds),
-                    mip_gap=scenario.solver.mip_gap, deadline=deadline)
-                if found.skipped:
-                    result.notes.append(
-                        f"time limit: {len(found.skipped)} marginal re-solves not run or "
-                        f"stopped at the run's deadline ({', '.join(found.skipped[:5])}"
-                        + (", ..." if len(found.skipped) > 5 else "") + ")")
-                marginals = found.table
-                if not marginals.empty:
-                    folder.table("marginals", marginals)
-                    tables["marginals"] = marginals
-                times["marginals"] = time.perf_counter() - t_marg
-            if scenario.output.report:
-                folder.text("report.html", render_report(scenario.name, summary_of(
-                    scenario, ops, result, times, code), tables))
-        elif result.status is Status.INFEASIBLE:
-            t_diag = time.perf_counter()
-            say("infeasible: diagnosing (elastic repairs and a conflict set)")
-            story = formulation.diagnose(ops, _within(scenario, deadline))
-            if story is not None:
-                folder.text("diagnosis.md", story[0])
-                folder.json("diagnosis.json", story[1])
-            times["diagnosis"] = time.perf_counter() - t_diag
-        folder.flush()  # the tables still being written belong to this phase
-        analysis = waited + sum(times.get(k, 0.0) for k in ("extra", "marginals", "diagnosis"))
-        times["write"] = time.perf_counter() - t3 - analysis
-        times["total"] = time.perf_counter() - start
-        summary = summary_of(scenario, ops, result, times, code)
-        folder.json("summary.json", summary)
-    return RunOutcome(code, summary, result, ops, tables, sensitivities)
+    run = _Run(scenario, formulation, ops, result, objectives, clock, deadline, say, notes)
+    try:
+        with clock.phase("write"), run_folder(out, scenario.output.formats, force) as folder:
+            if result.status.has_solution and result.x is not None:
+                _write_plan(run, folder)
+                _write_extras(run, folder)
+                if analyses.started:
+                    sensitivities, ladders = analyses.gather(notes)
+                _write_sensitivity(run, folder, sensitivities, ladders)
+                _write_marginals(run, folder)
+                _write_report(run, folder, code)
+            elif result.status.is_infeasible:
+                _write_diagnosis(run, folder)
+            folder.flush()  # the tables still being written belong to this phase
+            summary = summary_of(scenario, ops, result, clock.report(), code, notes).as_json()
+            folder.json("summary.json", summary)
+    finally:
+        analyses.stop()
+    return RunOutcome(code, summary, result, ops, run.tables, sensitivities)

@@ -76,3 +76,20 @@ def test_settings_by_keyword_reach_the_scenario(tmp_path: Path):
     run = allocator.solve(TINY, tmp_path / "run", time_limit=30, objective__order=["service"])
     assert [s["name"] for s in run.summary["stages"]] == ["service"]
     assert run.summary["solver"]["time_limit"] == 30
+
+
+def test_summary_json_follows_its_published_schema(tmp_path):
+    """docs/summary.schema.json is the contract a dashboard relies on: it is the model's
+    schema (regenerate with `python -m allocator.outputs.summary`), and a real run's
+    summary.json validates against it."""
+    import json
+
+    from allocator.outputs.summary import RunSummary, schema
+    from tests.conftest import ROOT
+
+    published = json.loads((ROOT / "docs" / "summary.schema.json").read_text())
+    assert published == schema()
+    run = allocator.solve(TINY, tmp_path / "run")
+    RunSummary.model_validate(run.summary)  # every key typed, none unknown
+    phases = {k: v for k, v in run.summary["seconds"].items() if k != "total"}
+    assert sum(phases.values()) == pytest.approx(run.summary["seconds"]["total"], abs=0.01)

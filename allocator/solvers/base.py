@@ -32,6 +32,9 @@ class Status(enum.Enum):
     OPTIMAL = "optimal"
     FEASIBLE = "feasible"
     INFEASIBLE = "infeasible"
+    # HiGHS's presolve can prove only that no optimum exists; for models whose objective is
+    # bounded (every allocator formulation) that means infeasible, and it is diagnosed so.
+    INFEASIBLE_OR_UNBOUNDED = "infeasible or unbounded"
     UNBOUNDED = "unbounded"
     NO_SOLUTION = "time limit, no solution"
     ERROR = "error"
@@ -39,6 +42,20 @@ class Status(enum.Enum):
     @property
     def has_solution(self) -> bool:
         return self in (Status.OPTIMAL, Status.FEASIBLE)
+
+    @property
+    def is_infeasible(self) -> bool:
+        return self in (Status.INFEASIBLE, Status.INFEASIBLE_OR_UNBOUNDED)
+
+
+class Limit(enum.Enum):
+    """What stopped a solve before it proved its answer (MathOpt's termination limit)."""
+
+    TIME = "time"
+    ITERATIONS = "iteration"
+    SOLUTIONS = "solution"
+    INTERRUPT = "interrupt"
+    OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,7 @@ class RawSolution:
     col_dual: np.ndarray | None = None
     seconds: float = 0.0
     message: str = ""
+    limit: Limit | None = None  # set when a limit, not a proof, ended the solve
 
 
 class Backend(abc.ABC):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from allocator.core.model import LinearModel
-from allocator.solvers.base import Backend, Capability, RawSolution, Status
+from allocator.solvers.base import Backend, Capability, Limit, RawSolution, Status
 
 _HIGHS_INF = 1e30
 AUTO_IPM_COLUMNS = 50_000
@@ -209,6 +209,9 @@ class HighsBackend(Backend):
         highs.run()
         seconds = time.perf_counter() - start
         ms = highspy.HighsModelStatus
+        limits = {ms.kTimeLimit: Limit.TIME, ms.kIterationLimit: Limit.ITERATIONS,
+                  ms.kSolutionLimit: Limit.SOLUTIONS, ms.kInterrupt: Limit.INTERRUPT,
+                  ms.kHighsInterrupt: Limit.INTERRUPT}
         status = highs.getModelStatus()
         info = highs.getInfo()
         has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
@@ -216,15 +219,17 @@ class HighsBackend(Backend):
             result = Status.OPTIMAL
         elif status in (ms.kInfeasible,):
             result = Status.INFEASIBLE
-        elif status in (ms.kUnbounded, ms.kUnboundedOrInfeasible):
+        elif status == ms.kUnboundedOrInfeasible:
+            result = Status.INFEASIBLE_OR_UNBOUNDED
+        elif status == ms.kUnbounded:
             result = Status.UNBOUNDED
-        elif status in (ms.kTimeLimit, ms.kInterrupt, ms.kIterationLimit, ms.kSolutionLimit,
-                        ms.kHighsInterrupt):
+        elif status in limits:
             result = Status.FEASIBLE if has_primal and self.is_mip else Status.NO_SOLUTION
         else:
             return RawSolution(Status.ERROR, seconds=seconds,
                                message=f"HiGHS: {highs.modelStatusToString(status)}")
-        raw = RawSolution(result, seconds=seconds, message=highs.modelStatusToString(status))
+        raw = RawSolution(result, seconds=seconds, message=highs.modelStatusToString(status),
+                          limit=limits.get(status))
         if result.has_solution:
             solution = highs.getSolution()
             raw.x = np.asarray(solution.col_value)

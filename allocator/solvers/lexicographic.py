@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from allocator.core.checks import StageFigure, plan_problems, value_problems
 from allocator.core.model import LinearModel, Objective
 from allocator.errors import InputError, Problem
-from allocator.solvers.base import Backend, RawSolution, SolverSettings, Status, rel_gap
+from allocator.solvers.base import (
+    Backend,
+    Limit,
+    RawSolution,
+    SolverSettings,
+    Status,
+    rel_gap,
+)
 from allocator.solvers.registry import make_backend
 
 
-@dataclass
+@dataclass(frozen=True)
 class StageResult:
+    """One stage as solved: frozen, so what analysis and outputs read is what was solved."""
+
     name: str
     status: Status
     objective: float
@@ -32,18 +41,19 @@ class StageResult:
     final_value: float = float("nan")  # this objective at the final plan (within the hold)
     row_dual: np.ndarray | None = None  # duals of the model rows (and earlier holds)
     col_dual: np.ndarray | None = None
+    limit: Limit | None = None  # what stopped the solve short of a proof, if anything
 
 
-@dataclass
+@dataclass(frozen=True)
 class SolveResult:
     """What a solve produced, whatever the solver: status, stages, values, timings."""
 
     status: Status
     solver: str
-    stages: list[StageResult] = field(default_factory=list)
+    stages: tuple[StageResult, ...] = ()
     x: np.ndarray | None = None
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     message: str = ""
 
     @property
@@ -53,6 +63,11 @@ class SolveResult:
     @property
     def gap(self) -> float:
         return max((s.gap for s in self.stages), default=0.0)
+
+    @property
+    def limit(self) -> Limit | None:
+        """The limit that ended the solve early (the first stage it stopped), if any."""
+        return next((s.limit for s in self.stages if s.limit is not None), None)
 
 
 def stage_objectives(
@@ -88,59 +103,62 @@ def solve_stages(
     if backend is None:
         backend = make_backend(solver, settings, model)
         backend.load(model)
-    result = SolveResult(Status.OPTIMAL, solver)
+    status, message = Status.OPTIMAL, ""
+    stages: list[StageResult] = []
+    notes: list[str] = []
+    x: np.ndarray | None = None
     for objective in objectives:
         remaining = None if deadline is None else max(0.0, deadline - time.perf_counter())
-        if remaining is not None and remaining <= 0 and result.x is not None:
-            result.status = Status.FEASIBLE
-            result.notes.append(f"stage '{objective.name}' not solved: time limit reached")
+        if remaining is not None and remaining <= 0 and x is not None:
+            status = Status.FEASIBLE
+            notes.append(f"stage '{objective.name}' not solved: time limit reached")
             break
         backend.set_objective(objective.c, objective.constant)
         raw: RawSolution = backend.solve(remaining)
+        if raw.limit is None and raw.status in (Status.FEASIBLE, Status.NO_SOLUTION):
+            raw.limit = Limit.TIME  # the one limit every backend is given
         if not raw.status.has_solution:
-            if result.x is not None and raw.status is Status.NO_SOLUTION:
+            if x is not None and raw.status is Status.NO_SOLUTION:
                 # Earlier stages gave a plan; it stays valid for every stage solved so far.
-                result.status = Status.FEASIBLE
-                result.notes.append(f"stage '{objective.name}' hit the time limit unsolved")
+                status = Status.FEASIBLE
+                notes.append(f"stage '{objective.name}' hit the "
+                             f"{(raw.limit or Limit.TIME).value} limit unsolved")
                 break
-            result.status = raw.status
-            result.message = raw.message
-            result.stages.append(StageResult(objective.name, raw.status, np.nan, np.nan,
-                                              np.inf, raw.seconds))
-            result.x = None
+            status, message, x = raw.status, raw.message, None
+            stages.append(StageResult(objective.name, raw.status, np.nan, np.nan, np.inf,
+                                      raw.seconds, limit=raw.limit))
             break
+        hold = None
+        if objective is not objectives[-1]:
+            hold = raw.objective + rel_tol * abs(raw.objective) + abs_tol
         stage = StageResult(
             objective.name, raw.status, raw.objective, raw.bound,
             rel_gap(raw.objective, raw.bound) if raw.status is Status.FEASIBLE
             else (0.0 if np.isnan(raw.bound) else rel_gap(raw.objective, raw.bound)),
-            raw.seconds, row_dual=raw.row_dual, col_dual=raw.col_dual,
+            raw.seconds, hold_rhs=hold, row_dual=raw.row_dual, col_dual=raw.col_dual,
+            limit=raw.limit,
         )
-        result.stages.append(stage)
-        result.x = raw.x
+        stages.append(stage)
+        x = raw.x
         if on_stage is not None:
             on_stage(backend, stage)  # e.g. ranging while the solver holds this stage's basis
         if raw.status is Status.FEASIBLE:
-            result.status = Status.FEASIBLE
-        if objective is not objectives[-1]:
-            hold = raw.objective + rel_tol * abs(raw.objective) + abs_tol
-            stage.hold_rhs = hold
+            status = Status.FEASIBLE
+        if hold is not None:
             nz = np.flatnonzero(objective.c)
             backend.add_row(nz, objective.c[nz], -np.inf, hold - objective.constant)
-    if result.x is not None:
+    if x is not None:
         by_name = {o.name: o for o in objectives}
-        for stage in result.stages:
-            objective = by_name[stage.name]
-            stage.final_value = float(objective.c @ result.x + objective.constant)
+        stages = [replace(s, final_value=float(by_name[s.name].c @ x + by_name[s.name].constant))
+                  for s in stages]
         # The plan ships only if our own recomputation agrees with the solver's figures.
-        figures = [StageFigure(s.name, s.objective, s.hold_rhs, s is result.stages[-1])
-                   for s in result.stages]
-        disagreements = plan_problems(model, objectives, figures, result.x,
-                                      backend.plan_tolerance)
+        figures = [StageFigure(s.name, s.objective, s.hold_rhs, s is stages[-1])
+                   for s in stages]
+        disagreements = plan_problems(model, objectives, figures, x, backend.plan_tolerance)
         if disagreements:
-            result.status = Status.ERROR
-            result.x = None
-            result.message = ("the solver's plan does not check out against the model, so it "
-                              "is not written: " + "; ".join(disagreements))
-    result.notes.extend(backend.notes)
-    result.seconds = time.perf_counter() - start
-    return result
+            status, x = Status.ERROR, None
+            message = ("the solver's plan does not check out against the model, so it is "
+                       "not written: " + "; ".join(disagreements))
+    notes.extend(backend.notes)
+    return SolveResult(status, solver, tuple(stages), x, time.perf_counter() - start,
+                       tuple(notes), message)
