@@ -84,4 +84,21 @@ def plan_tables(ops: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
         budget_table = _sort(budget_table, ["budget_id"])
     else:
         budget_table = pd.DataFrame(columns=["budget_id", "scope", "amount", "spent", "headroom"])
-    return {"plan": plan, "coverage": coverage, "budgets": budget_table, "sites": site_table}
+    out = {"plan": plan, "coverage": coverage, "budgets": budget_table, "sites": site_table}
+    if data.baseline is not None and len(data.baseline):
+        out["changes"] = _changes(plan, data.baseline)
+    return out
+
+
+def _changes(plan: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+    """FTE by site and service against the baseline plan (changes.csv)."""
+    keys = ["site_id", "service_id"]
+    before = baseline.assign(**{k: baseline[k].astype(str) for k in keys}).groupby(keys)[
+        "fte"].sum().rename("baseline_fte")
+    after = plan.assign(**{k: plan[k].astype(str) for k in keys}).groupby(keys)["fte"].sum() \
+        .rename("plan_fte")
+    both = pd.concat([before, after], axis=1).fillna(0.0).reset_index()
+    both["change_fte"] = both["plan_fte"] - both["baseline_fte"]
+    for column in ("baseline_fte", "plan_fte", "change_fte"):
+        both[column] = _r(both[column].to_numpy(), FTE_DECIMALS)
+    return _sort(both, keys)

@@ -46,6 +46,21 @@ def _num(value: Any) -> str:
     return f"{number:,.3g}"
 
 
+MONEY_COLUMNS = {"amount", "spent", "headroom", "cost", "cost_per_fte", "cost_saving_per_fte",
+                 "plan_cost", "money"}
+
+
+def _money(value: Any) -> str:
+    """Money in whole units with thousands separators (no -0)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return _e(value)
+    if not np.isfinite(number):
+        return _num(number)
+    return f"{round(number) + 0:,}"
+
+
 def _svg(fig) -> str:  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
@@ -66,16 +81,18 @@ def _figure(height: float):  # type: ignore[no-untyped-def]
     return plt.subplots(figsize=(9, height))
 
 
-def _table(frame: pd.DataFrame, limit: int = 40, left: int = 1, source: str = "") -> str:
+def _table(frame: pd.DataFrame, limit: int = 40, left: int = 1, source: str = "",
+           empty: str = "No rows.") -> str:
     if frame is None or frame.empty:
-        return "<p class='muted'>none</p>"
+        return f"<p class='muted'>{_e(empty)}</p>"
     head = "".join(f"<th class='{'l' if i < left else ''}'>{_e(c)}</th>"
                    for i, c in enumerate(frame.columns))
     body = []
+    money = [str(c) in MONEY_COLUMNS for c in frame.columns]
     for row in frame.head(limit).itertuples(index=False):
         cells = "".join(
             f"<td class='l'>{_e(v)}</td>" if i < left or isinstance(v, str)
-            else f"<td>{_num(v)}</td>" for i, v in enumerate(row))
+            else f"<td>{_money(v) if money[i] else _num(v)}</td>" for i, v in enumerate(row))
         body.append(f"<tr>{cells}</tr>")
     where = f" in {_e(source)}" if source else ""
     more = (f"<p class='muted'>{len(frame) - limit} more rows{where}.</p>"
@@ -128,24 +145,46 @@ def _budget_chart(budgets: pd.DataFrame) -> str:
     ax.barh(y, budgets["amount"], color="#d6dde5", label="amount")
     ax.barh(y, budgets["spent"], color="#3f6fa8", height=0.5, label="spent")
     ax.set_yticks(y, [str(b) for b in budgets["budget_id"]])
+    _money_axis(ax.xaxis)
+    ax.set_xlabel("money")
     ax.legend(loc="lower right")
     return _svg(fig)
 
 
+def _money_axis(axis) -> None:  # type: ignore[no-untyped-def]
+    """Whole units with thousands separators, never a `1e7` offset."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+
+
+PRICE_AXIS = {"service": "units of weighted shortfall avoided per step of the input",
+              "cost": "money saved per step of the input (service held at its best level)",
+              "stability": "FTE moved avoided per step of the input"}
+
+
 def _price_chart(bottlenecks: pd.DataFrame) -> str:
-    top = bottlenecks.head(12).iloc[::-1]
-    fig, ax = _figure(max(2.0, 0.35 * len(top) + 1))
-    y = np.arange(len(top))
-    if "per_step" in top:
-        gain = top["per_step"].abs().to_numpy(dtype=float)
-    else:
-        gain = (top["dual"].abs() * top["step"]).to_numpy()
-    ax.barh(y, gain, color="#8a5fb0")
-    names = [f"{s}: {f} {lab} (per {st:g})" for s, f, lab, st in
-             zip(top["stage"], top["family"], top["labels"], top["step"], strict=True)]
-    ax.set_yticks(y, names)
-    ax.set_xlabel("objective gained per step of the input (FTE moved for stability)")
-    return _svg(fig)
+    """One chart per stage: one unit on each axis."""
+    parts = []
+    for stage, rows in bottlenecks.groupby("stage", sort=False):
+        top = rows.head(12).iloc[::-1]
+        fig, ax = _figure(max(2.0, 0.35 * len(top) + 1))
+        y = np.arange(len(top))
+        if "per_step" in top:
+            gain = top["per_step"].abs().to_numpy(dtype=float)
+        else:
+            gain = (top["dual"].abs() * top["step"]).to_numpy()
+        ax.barh(y, gain, color="#8a5fb0")
+        names = [f"{f} {lab} (per {_num(st)})" for f, lab, st in
+                 zip(top["family"], top["labels"], top["step"], strict=True)]
+        ax.set_yticks(y, names)
+        if stage == "cost":
+            _money_axis(ax.xaxis)
+        else:
+            ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+        ax.set_xlabel(PRICE_AXIS.get(str(stage), f"{stage} objective per step of the input"))
+        parts.append(f"<figure><figcaption>{_e(stage)} stage</figcaption>{_svg(fig)}</figure>")
+    return "".join(parts)
 
 
 def _moved_constant(summary: dict[str, Any], ladders: pd.DataFrame) -> float:
@@ -183,18 +222,90 @@ def _ladder_charts(ladders: pd.DataFrame, moved_constant: float = 0.0) -> str:
         if "rhs_today" in rungs and len(rungs):
             ax.axvline(to_input(float(rungs["rhs_today"].iloc[0])), color="#999",
                        linestyle=":")
-        ax.ticklabel_format(axis="both", style="plain", useOffset=False)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        if family == "budget":
+            _money_axis(ax.xaxis)
+        else:
+            ax.ticklabel_format(axis="x", style="plain", useOffset=False)
         ax.set_xlabel("max_moved_fte" if family == "moved" else
                       ("FTE" if family in ("fte", "capacity", "min_staff") else
-                       "right-hand side"))
-        ax.set_ylabel("price per unit")
+                       ("budget amount (money)" if family == "budget" else "right-hand side")))
+        unit = {"service": "shortfall units", "cost": "money",
+                "stability": "FTE moved"}.get(str(stage), "objective")
+        per = {"budget": "per unit of money", "moved": "per FTE allowed to move"}.get(
+            str(family), "per FTE")
+        ax.set_ylabel(f"{unit} {per}")
         parts.append(f"<figure><figcaption>{_e(stage)} stage: {_e(family)} "
                      f"{_e(label)}</figcaption>{_svg(fig)}</figure>")
     return "".join(parts)
 
 
-STAGE_KPI = {"service": "weighted shortfall (service stage)", "cost": "cost (cost stage)",
-             "stability": "FTE moved (stability stage)"}
+STAGE_KPI = {"service": "weighted shortfall (units; service stage)",
+             "cost": "cost (cost stage)", "stability": "FTE moved (stability stage)"}
+
+
+def _plan_totals(plan: pd.DataFrame, sites: pd.DataFrame | None) -> str:
+    """The plan as totals: FTE by site and service, and each site's FTE and cost."""
+    if plan is None or plan.empty or not {"site_id", "service_id", "fte"} <= set(plan):
+        return "<p class='muted'>The plan assigns nobody.</p>"
+    grid = plan.pivot_table(index="site_id", columns="service_id", values="fte",
+                            aggfunc="sum", fill_value=0.0)
+    grid["total FTE"] = grid.sum(axis=1)
+    if "cost" in plan:
+        grid["cost"] = plan.groupby("site_id")["cost"].sum().reindex(grid.index)
+    grid = grid.reset_index()
+    total = {c: grid[c].sum() for c in grid.columns if c != "site_id"}
+    grid = pd.concat([grid, pd.DataFrame([{"site_id": "all sites", **total}])],
+                     ignore_index=True)
+    people = plan["staff_id"].nunique() if "staff_id" in plan else None
+    said = f" ({people:,} staff rows assigned)" if people is not None else ""
+    return (f"<p class='muted'>FTE by site and service{said}; one row per person and "
+            "assignment in plan.csv.</p>" + _table(grid, limit=200, source="sites.csv"))
+
+
+def _changes(changes: pd.DataFrame | None) -> str:
+    if changes is None:
+        return ""
+    moved = changes[changes["change_fte"].abs() > 1e-9] if not changes.empty else changes
+    if moved.empty:
+        return ("<h2>Changes against the baseline</h2><p class='muted'>No site or service "
+                "changes its FTE against the baseline.</p>")
+    return ("<h2>Changes against the baseline</h2>"
+            + _table(moved, left=2, source="changes.csv"))
+
+
+def _hiring(hiring: pd.DataFrame | None) -> str:
+    from allocator.analysis.bottlenecks import hiring_sentences
+
+    if hiring is None:
+        return ""
+    said = hiring_sentences(hiring)
+    if not said:
+        return ("<h2>Where to hire new people</h2><p class='muted'>No hire at any site would "
+                "reduce the shortfall at the margin (hiring.csv holds every site and "
+                "skill).</p>")
+    shown = hiring[hiring["value_per_fte"].fillna(0) > 1e-9].head(10)
+    columns = [c for c in ("site_id", "skill", "cost_per_fte", "value_per_fte",
+                           "holds_up_to_fte", "cost_saving_per_fte") if c in shown]
+    return ("<h2>Where to hire new people</h2><ul>" + "".join(f"<li>{_e(h)}</li>" for h in said)
+            + "</ul>" + _table(shown[columns], left=2, source="hiring.csv"))
+
+
+def _cost_words(summary: dict[str, Any], plan_cost: float | None) -> str:
+    """One cost figure: the plan's, and why the cost stage's optimum differs if it does."""
+    stage = next((st for st in summary["stages"] if st["name"] == "cost"), None)
+    if stage is None or plan_cost is None or stage.get("objective") is None:
+        return ""
+    optimum = float(stage["objective"])
+    if abs(optimum - plan_cost) <= 0.5:
+        return ""
+    later = [st["name"] for st in summary["stages"]][
+        [st["name"] for st in summary["stages"]].index("cost") + 1:]
+    why = (f"the later stage ({', '.join(later)}) may spend up to objective.rel_tol / abs_tol "
+           "above the cost optimum to do better on its own objective" if later else
+           "the plan's figures are rounded")
+    return (f"<p class='muted'>The plan costs {plan_cost:,.0f}; the cost stage's optimum was "
+            f"{optimum:,.0f}: {_e(why)}.</p>")
 
 
 def _known_seconds(summary: dict[str, Any]) -> str:
@@ -211,18 +322,23 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
     budgets, bottlenecks = tables.get("budgets"), tables.get("bottlenecks")
     ladders = tables.get("ladders")
     kpis = [("status", summary["status"])]
+    plan_cost = float(plan["cost"].sum()) if plan is not None and "cost" in plan else None
     for stage in summary["stages"]:
         value = stage["objective"]
         if stage["name"] == "stability" and value is not None:
             value = 0.5 * value  # the model counts additions and removals: 2 per FTE moved
+        if stage["name"] == "cost" and plan_cost is not None:
+            continue  # one cost figure: the plan's (below)
         kpis.append((STAGE_KPI.get(stage["name"], f"{stage['name']} stage"), _num(value)))
-    if plan is not None and {"fte", "cost"} <= set(plan.columns):
-        kpis += [("FTE allocated", _num(plan["fte"].sum())), ("plan cost", _num(
-            plan["cost"].sum()))]
     if coverage is not None and {"served", "demand"} <= set(coverage.columns) and \
             coverage["demand"].sum() > 0:
         share = coverage["served"].sum() / coverage["demand"].sum()
         kpis.append(("demand served", f"{share:.1%}"))
+        kpis.append(("unmet workload (units)",
+                     _num(coverage["demand"].sum() - coverage["served"].sum())))
+    if plan is not None and {"fte", "cost"} <= set(plan.columns):
+        kpis += [("FTE allocated", _num(plan["fte"].sum())),
+                 ("plan cost (money)", f"{plan_cost:,.0f}")]
     size = summary["model_size"]
     kpi_html = "".join(f"<div class='kpi'><b>{_e(v)}</b><span>{_e(k)}</span></div>"
                        for k, v in kpis)
@@ -234,6 +350,14 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
         f" · {_e(_known_seconds(summary))}</p>",
         f"<div class='kpis'>{kpi_html}</div>",
     ]
+    if any(st["name"] in ("service", "weighted") for st in summary["stages"]):
+        from allocator.analysis.bottlenecks import WEIGHTED_SHORTFALL
+
+        sections.append(f"<p class='muted'>{_e(WEIGHTED_SHORTFALL)}</p>")
+    sections.append(_cost_words(summary, plan_cost))
+    if plan is not None and {"site_id", "service_id", "fte"} <= set(plan.columns):
+        sections += ["<h2>The plan: FTE by site and service</h2>",
+                     _plan_totals(plan, tables.get("sites")), _changes(tables.get("changes"))]
     ops_coverage = {"site_id", "service_id", "served", "shortfall", "served_share"}
     if coverage is not None and not coverage.empty and ops_coverage <= set(coverage.columns):
         sections += ["<h2>Coverage by site and service</h2>", _coverage_chart(coverage),
@@ -242,7 +366,11 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
             budgets.columns):
         sections += ["<h2>Budget use</h2>", _budget_chart(budgets),
                      _table(budgets, source="budgets.csv")]
-    shown = {"coverage", "budgets", "bottlenecks", "ladders", "sensitivity", "marginals"}
+    sections.append(_hiring(tables.get("hiring")))
+    shown = {"coverage", "budgets", "bottlenecks", "ladders", "sensitivity", "marginals",
+             "hiring", "changes"}
+    if plan is not None and {"site_id", "service_id", "fte"} <= set(plan.columns):
+        shown |= {"plan", "sites"}
     for name, frame in tables.items():
         if name in shown or frame is None or not isinstance(frame, pd.DataFrame):
             continue
@@ -270,6 +398,12 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
                      "<h2>Shadow prices</h2>", _price_chart(bottlenecks),
                      _table(bottlenecks[columns], left=3, source="bottlenecks.csv")]
     if ladders is not None and not ladders.empty:
+        from allocator.analysis.bottlenecks import what_if_sentences
+
+        answers = what_if_sentences(ladders)
+        if answers:
+            sections += ["<h2>What if a budget changes by 10%</h2>",
+                         "<ul>" + "".join(f"<li>{_e(a)}</li>" for a in answers) + "</ul>"]
         sections += ["<h2>Price ladders</h2>",
                      "<p class='muted'>How each top bottleneck's price steps as its "
                      "right-hand side moves (exact breakpoints; dotted line: today).</p>",
