@@ -97,6 +97,8 @@ def fmt(value: float) -> str:
         return f"{value:,.0f}"
     if abs(value) >= 10:
         return f"{value:,.1f}"
+    if abs(value) < 0.001:  # 0.0000264, not 2.64e-05
+        return f"{value:.{2 - int(np.floor(np.log10(abs(value))))}f}"
     return f"{value:,.3g}"
 
 

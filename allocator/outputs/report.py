@@ -43,6 +43,8 @@ def _num(value: Any) -> str:
         return "unlimited" if number > 0 else ("-unlimited" if number < 0 else "")
     if abs(number) >= 1000:
         return f"{number:,.0f}"
+    if 0 < abs(number) < 0.001:  # 0.0000264, not 2.64e-05
+        return f"{number:.{2 - int(np.floor(np.log10(abs(number))))}f}"
     return f"{number:,.3g}"
 
 
