@@ -64,7 +64,7 @@ class AssignmentData:
 
 
 @dataclass
-class AssignmentModel(DataBacked):
+class AssignmentModel(DataBacked[AssignmentData]):
     model: LinearModel
     data: AssignmentData
 
@@ -182,7 +182,7 @@ def assignment_tables(built: AssignmentModel, x: np.ndarray) -> dict[str, pd.Dat
     return {"plan": plan, "tasks": task_table, "resources": resource_table}
 
 
-class AssignmentFormulation(Formulation):
+class AssignmentFormulation(Formulation[AssignmentData, AssignmentModel]):
     """spec/more-models.md, assignment: tasks, resources, options."""
 
     name = "assignment"
@@ -193,10 +193,10 @@ class AssignmentFormulation(Formulation):
     def build(self, data: AssignmentData, scenario: Scenario) -> AssignmentModel:
         return build_assignment(data)
 
-    def plan_tables(self, built: AssignmentModel, x: np.ndarray) -> dict[str, pd.DataFrame]:  # type: ignore[override]
+    def plan_tables(self, built: AssignmentModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
         return assignment_tables(built, x)
 
-    def diagnose(self, built: AssignmentModel, scenario: Scenario  # type: ignore[override]
+    def diagnose(self, built: AssignmentModel, scenario: Scenario
                  ) -> tuple[str, dict[str, Any]] | None:
         """Capacity repairs in resources.csv terms, verified by rebuilding from the changed
         table and re-solving; then the generic row repairs and conflict set."""

@@ -8,7 +8,7 @@ imports a solver.
 from __future__ import annotations
 
 import abc
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,52 +28,75 @@ class Built(Protocol):
     def warnings(self) -> list[str]: ...
 
 
-class DataBacked:
-    """Mixin for built models that keep their validated data in `self.data`, which carries
-    the loaded sources (for summary.json) and the input warnings."""
+class Validated(Protocol):
+    """What every formulation's validated data carries: the loaded sources (for
+    summary.json) and the input warnings."""
 
-    data: Any
+    @property
+    def sources(self) -> dict[str, LoadedTable]: ...
+
+    @property
+    def warnings(self) -> list[str]: ...
+
+
+DataT = TypeVar("DataT")
+ValidatedT = TypeVar("ValidatedT", bound=Validated)
+BuiltT = TypeVar("BuiltT", bound=Built)
+
+
+class DataBacked(Generic[ValidatedT]):
+    """Mixin for built models that keep their validated data in `self.data`, which carries
+    the loaded sources (for summary.json) and the input warnings.
+
+    `DataBacked[FundingData]` types `self.data`; a bare `DataBacked` leaves it `Any`."""
+
+    data: ValidatedT
 
     @property
     def sources(self) -> dict[str, LoadedTable]:
-        return self.data.sources  # type: ignore[no-any-return]
+        return self.data.sources
 
     @property
     def warnings(self) -> list[str]:
-        return self.data.warnings  # type: ignore[no-any-return]
+        return self.data.warnings
 
 
-class Formulation(abc.ABC):
-    """One `model = "..."` of the scenario file."""
+class Formulation(abc.ABC, Generic[DataT, BuiltT]):
+    """One `model = "..."` of the scenario file.
+
+    Generic in what `load` returns (`DataT`) and what `build` makes of it (`BuiltT`), so a
+    subclass declares `Formulation[FundingData, FundingModel]` and its methods take its own
+    types. A bare `Formulation` (the pipeline's view, any model) is `Formulation[Any, Any]`.
+    """
 
     name: str = ""
 
     @abc.abstractmethod
-    def load(self, scenario: Scenario) -> Any:
+    def load(self, scenario: Scenario) -> DataT:
         """Read and validate the tables; raise InputError with every problem found."""
 
     @abc.abstractmethod
-    def build(self, data: Any, scenario: Scenario) -> Built:
+    def build(self, data: DataT, scenario: Scenario) -> BuiltT:
         """Validated data -> labeled sparse model (vectorized)."""
 
     @abc.abstractmethod
-    def plan_tables(self, built: Built, x: np.ndarray) -> dict[str, pd.DataFrame]:
+    def plan_tables(self, built: BuiltT, x: np.ndarray) -> dict[str, pd.DataFrame]:
         """The output tables of a solution (plan.csv first)."""
 
     def bottlenecks(
-        self, built: Built, sensitivity: pd.DataFrame, tables: dict[str, pd.DataFrame],
+        self, built: BuiltT, sensitivity: pd.DataFrame, tables: dict[str, pd.DataFrame],
         title: str, ladders: pd.DataFrame | None,
     ) -> tuple[str, pd.DataFrame] | None:
         """bottlenecks.md and its ranked table; None where the model has no such story."""
         return None
 
     def extra_outputs(
-        self, built: Built, x: np.ndarray
+        self, built: BuiltT, x: np.ndarray
     ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
         """Model-specific extra tables and text files (e.g. funding's trade-off curve)."""
         return {}, {}
 
-    def diagnose(self, built: Built, scenario: Scenario) -> tuple[str, dict[str, Any]] | None:
+    def diagnose(self, built: BuiltT, scenario: Scenario) -> tuple[str, dict[str, Any]] | None:
         """diagnosis.md and diagnosis.json for an infeasible instance (labels, not business
         words: formulations override this to speak their own tables)."""
         from allocator.analysis.generic_diagnosis import generic_diagnosis

@@ -93,7 +93,7 @@ class FundingData:
 
 
 @dataclass
-class FundingModel(DataBacked):
+class FundingModel(DataBacked[FundingData]):
     model: LinearModel
     data: FundingData
 
@@ -364,7 +364,7 @@ def funding_tables(built: FundingModel, x: np.ndarray) -> dict[str, pd.DataFrame
     return {"plan": plan, "groups": groups, "budgets": budget_table}
 
 
-class FundingFormulation(Formulation):
+class FundingFormulation(Formulation[FundingData, FundingModel]):
     """spec/more-models.md, funding: programs, response, budgets (and draws)."""
 
     name = "funding"
@@ -375,10 +375,10 @@ class FundingFormulation(Formulation):
     def build(self, data: FundingData, scenario: Scenario) -> FundingModel:
         return build_funding(data)
 
-    def plan_tables(self, built: FundingModel, x: np.ndarray) -> dict[str, pd.DataFrame]:  # type: ignore[override]
+    def plan_tables(self, built: FundingModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
         return funding_tables(built, x)
 
-    def diagnose(self, built: FundingModel, scenario: Scenario  # type: ignore[override]
+    def diagnose(self, built: FundingModel, scenario: Scenario
                  ) -> tuple[str, dict[str, Any]] | None:
         """Repairs in budgets.csv and programs.csv terms (budgets only, spend floors only,
         the cheapest mix), each verified by rebuilding from the changed tables and

@@ -81,7 +81,7 @@ class NetworkData:
 
 
 @dataclass
-class NetworkModel(DataBacked):
+class NetworkModel(DataBacked[NetworkData]):
     model: LinearModel
     data: NetworkData
 
@@ -260,7 +260,7 @@ def network_tables(built: NetworkModel, x: np.ndarray) -> dict[str, pd.DataFrame
     return {"plan": plan, "sites": site_table, "points": point_table}
 
 
-class NetworkFormulation(Formulation):
+class NetworkFormulation(Formulation[NetworkData, NetworkModel]):
     """spec/more-models.md, network: sites, demand, lanes."""
 
     name = "network"
@@ -271,11 +271,11 @@ class NetworkFormulation(Formulation):
     def build(self, data: NetworkData, scenario: Scenario) -> NetworkModel:
         return build_network(data)
 
-    def plan_tables(self, built: NetworkModel, x: np.ndarray) -> dict[str, pd.DataFrame]:  # type: ignore[override]
+    def plan_tables(self, built: NetworkModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
         return network_tables(built, x)
 
 
-    def diagnose(self, built: NetworkModel, scenario: Scenario  # type: ignore[override]
+    def diagnose(self, built: NetworkModel, scenario: Scenario
                  ) -> tuple[str, dict[str, Any]] | None:
         """Repairs in sites.csv and demand.csv terms (capacity only, serve less demand, the
         cheapest mix), each verified by rebuilding from the changed tables and re-solving;
