@@ -229,8 +229,9 @@ def test_unknown_scenario_key(case: Path) -> None:
 
 
 def test_unknown_key_in_set_override(case: Path) -> None:
-    run = solve_bad(case, "--set", "solver.time_limt=5")
-    assert_problem(run, case / "scenario.toml", None, None, "solver.time_limt", "'time_limit'")
+    run = solve_bad(case, "--set", "solver.time_limt=5")  # blamed on the --set that gave it
+    assert_problem(run, "--set solver.time_limt=5", None, None, "solver.time_limt",
+                   "'time_limit'")
 
 
 def test_unknown_table_name(case: Path) -> None:

@@ -397,8 +397,6 @@ def test_file_size_cap_is_a_setting(tmp_path: Path) -> None:
                    "input.max_file_mb=1").code == OK
 
 
-@pytest.mark.xfail(reason="ops_data.py must pass scenario.input.max_file_mb to read_table "
-                   "(owned by another change)", strict=False)
 def test_file_size_cap_applies_to_ops(case: Path) -> None:
     run = solve_bad(case, "--set", "input.max_file_mb=0.0001")
     assert_problem(run, case / "staff.csv", None, None, "above the 0.0001 MB cap",
@@ -608,9 +606,6 @@ def test_ids_differing_only_by_case_are_noted(case: Path) -> None:
                and "'S2' (row 4)" in n for n in table.notes), table.notes
 
 
-@pytest.mark.xfail(reason="needs LoadedTable.notes shown with the model's warnings "
-                   "(formulations/base.py DataBacked.warnings), owned by another change",
-                   strict=False)
 def test_ids_differing_only_by_case_are_a_cli_warning(case: Path) -> None:
     edit(case / "staff.csv", "\ns2,A,pick,2,80,site,0",
          "\ns2,A,pick,2,80,site,0\nS2,A,pick,1,80,site,0")

@@ -31,11 +31,16 @@ class Repair:
     source: str
     row: int | None
     column: str
-    current: float
-    proposed: float
+    current: Any
+    proposed: Any
+    money: float = 0.0  # what the change costs, in money (see Diagnosis.prices)
+    alone: bool = True  # the option changes only this kind of input
+    extra: dict[str, Any] = field(default_factory=dict)  # a hire's site, skill, cost
 
     @property
     def change(self) -> float:
+        if self.family == "mobility":
+            return math.nan
         return self.proposed - self.current
 
     def sentence(self, esc=str) -> str:  # type: ignore[no-untyped-def]
@@ -43,13 +48,33 @@ class Repair:
         name = esc(Path_name(self.source))
         where = f"{name} row {self.row}" if self.row else name
         label = esc(self.label)
+        if self.family == "floor" and not self.alone:
+            # Other changes of the option (more budget, room, hires) are what make this
+            # level reachable: it is a setting, not the most the tables allow.
+            if self.proposed <= 0:
+                return (f"{where}: drop the {self.current:.0%} floor at {label} (set "
+                        f"{self.column} to 0), with this option's other changes")
+            return (f"{where}: lower the {self.current:.0%} floor at {label} to "
+                    f"{self.proposed:.1%} (set {self.column} to {self.proposed:.4f}), with "
+                    "this option's other changes")
         if self.family == "floor":
             return (f"{where}: the {self.current:.0%} floor at {label} cannot be met; "
-                    f"at most {self.proposed:.1%} is reachable (set {self.column} to "
-                    f"{self.proposed:.4f})")
+                    f"at most {self.proposed:.1%} is reachable with today's budgets, room "
+                    f"and staff (set {self.column} to {self.proposed:.4f})")
+        if self.family == "hire":
+            return (f"{where}: hire {self.proposed:.2f} FTE with skill "
+                    f"{esc(self.extra.get('skill', ''))} at {esc(self.extra.get('site', ''))} "
+                    f"(new staff row, {_money(self.extra.get('cost_per_fte', 0.0))} per FTE: "
+                    f"{_money(self.money)} a year)")
+        if self.family == "mobility":
+            return (f"{where}: let {label} work away from home (mobility {esc(self.current)} "
+                    f"→ {esc(self.proposed)}; {self.extra.get('fte_away', 0.0):.2f} FTE away, "
+                    f"travel {_money(self.money)})")
         if self.family == "budget":
+            paid = self.extra.get("for_hires", 0.0)
+            why = f", of which {_money(paid)} pays the hires" if paid > 0 else ""
             return (f"{where}: +{_money(self.change)} on budget {label} "
-                    f"({_money(self.current)} → {_money(self.proposed)})")
+                    f"({_money(self.current)} → {_money(self.proposed)}{why})")
         if self.family == "capacity":
             return (f"{where}: +{self.change:.2f} FTE of room at site {label} "
                     f"({self.current:g} → {self.proposed:g})")
@@ -71,6 +96,22 @@ class RepairOption:
     cost: float = math.nan
     verified: bool | None = None
 
+    @property
+    def money(self) -> float:
+        """The option's price in money: the sum of its repairs' (Diagnosis.prices)."""
+        return float(sum(r.money for r in self.repairs)) if self.repairs else math.nan
+
+    def summary(self) -> str:
+        """One line: what the option changes and what it costs."""
+        kinds: dict[str, int] = {}
+        for r in self.repairs:
+            kinds[r.family] = kinds.get(r.family, 0) + 1
+        what = {"floor": "service floor", "budget": "budget", "capacity": "site capacity",
+                "min_staff": "minimum staffing", "moved": "move limit", "hire": "hire",
+                "mobility": "travel permission"}
+        parts = [f"{n} {what.get(k, k)}{'s' if n > 1 else ''}" for k, n in kinds.items()]
+        return f"{self.title}: {', '.join(parts)}; price {_money(self.money)}"
+
 
 @dataclass
 class Diagnosis:
@@ -78,15 +119,39 @@ class Diagnosis:
     conflict: list[dict[str, Any]]
     conflict_method: str
     prices: dict[str, float]
+    summary: str = ""  # the conflict set in one or two sentences
+
+    @property
+    def recommended(self) -> RepairOption | None:
+        """The checked option with the lowest price in money (fewest changes on a tie)."""
+        good = [o for o in self.options if o.repairs and o.verified is True
+                and not math.isnan(o.money)]
+        if not good:
+            return None
+        return min(good, key=lambda o: (round(o.money, 2), len(o.repairs)))
+
+    def recommendation(self) -> str:
+        best = self.recommended
+        if best is None:
+            return "no repair option was checked feasible: see diagnosis.md"
+        changes = "; ".join(r.sentence() for r in best.repairs[:3])
+        more = f"; and {len(best.repairs) - 3} more (diagnosis.md)" if len(
+            best.repairs) > 3 else ""
+        return f"recommended repair: {best.summary()} ({changes}{more})"
 
     def to_json(self) -> dict[str, Any]:
+        best = self.recommended
         return {
+            "summary": self.summary,
+            "recommended": None if best is None else best.key,
+            "recommendation": self.recommendation(),
             "options": [{
                 "key": o.key, "title": o.title, "families": list(o.families), "status": o.status,
                 "priced_change": None if math.isnan(o.cost) else o.cost,
+                "price_money": None if math.isnan(o.money) else o.money,
                 "verified_feasible": o.verified,
-                "repairs": [{**r.__dict__, "change": r.change, "text": r.sentence()}
-                            for r in o.repairs],
+                "repairs": [{**r.__dict__, "change": None if math.isnan(r.change) else
+                             r.change, "text": r.sentence()} for r in o.repairs],
             } for o in self.options],
             "conflict_set": self.conflict, "conflict_method": self.conflict_method,
             "prices": self.prices,
@@ -98,7 +163,10 @@ def Path_name(source: str) -> str:
 
 
 def _money(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+    """Money in whole units with thousands separators."""
+    if value is None or not np.isfinite(value):
+        return "unknown"
+    return f"{round(float(value)) + 0:,}"
 
 
 # -- the elastic model -------------------------------------------------------------------------
@@ -140,9 +208,21 @@ def _solve_elastic(ops: OpsModel, families: tuple[str, ...], prices: dict[str, f
     if time_limit:
         highs.setOptionValue("time_limit", float(time_limit))
     columns: dict[str, tuple[int, int]] = {}
+    extras: dict[str, Any] = {}
     empty = np.zeros(0, dtype=np.int32)
     rows_by_family = _elastic_rows(ops)
     for family in families:
+        if family == "hire":
+            cand, cost, (starts, index, values) = _hire_columns(ops)
+            k = len(cand)
+            if k == 0:
+                continue
+            start = highs.getNumCol()
+            highs.addCols(k, cost, np.zeros(k), np.full(k, 1e30), index.size, starts, index,
+                          values)
+            columns[family] = (start, k)
+            extras["_hire"] = cand.assign(cost_per_fte=cost)
+            continue
         if family == "floor":
             if floors.size == 0:
                 continue
@@ -179,10 +259,47 @@ def _solve_elastic(ops: OpsModel, families: tuple[str, ...], prices: dict[str, f
     x = np.asarray(highs.getSolution().col_value)
     found = {family: x[start:start + k] for family, (start, k) in columns.items()}
     found["_floors"] = floors
+    found.update(extras)
     return "feasible", found, float(highs.getInfo().objective_function_value)
 
 
-def _repairs(ops: OpsModel, found: dict[str, np.ndarray]) -> list[Repair]:
+def _hire_columns(ops: OpsModel) -> tuple[pd.DataFrame, np.ndarray, tuple[np.ndarray, ...]]:
+    """A new hire per target (site, service): mobility site, the skill of the service, paid
+    the median of that skill in the site's region (allocator.analysis.hiring). Columns in
+    CSC form: coverage (productivity), capacity and minimum staffing of the site (1). Budgets
+    are left out: a hire comes with the money to pay for it (the option raises the budgets
+    of the site's scopes by the hires' pay)."""
+    from allocator.analysis.hiring import _site_terms, candidates_of, hire_costs
+
+    cand = candidates_of(ops.data)
+    if cand.empty:
+        return cand, np.zeros(0), (np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32),
+                                   np.zeros(0))
+    first = cand.drop_duplicates("c").reset_index(drop=True)
+    setting = getattr(getattr(getattr(ops, "scenario", None), "output", None), "hiring_cost",
+                      "median")
+    costs = hire_costs(ops.data, first, setting)["cost_per_fte"].to_numpy(dtype=float)
+    cost = costs[cand["c"].to_numpy()]
+    terms = _site_terms(ops)
+    cov = ops.model.con_blocks["coverage"].start
+    s = cand["s"].to_numpy()
+    rows = [cov + cand["t"].to_numpy(), terms["cap"][s], terms["min"][s]]
+    vals = [cand["p"].to_numpy(dtype=float), np.ones(len(cand)), np.ones(len(cand))]
+    col = np.tile(np.arange(len(cand)), 3)
+    row = np.concatenate(rows)
+    val = np.concatenate(vals)
+    keep = row >= 0
+    order = np.argsort(col[keep], kind="stable")
+    index = row[keep][order].astype(np.int32)
+    counts = np.bincount(col[keep], minlength=len(cand))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+    return cand, cost, (starts, index, val[keep][order])
+
+
+def _repairs(ops: OpsModel, found: dict[str, Any],
+             prices: dict[str, float] | None = None) -> list[Repair]:
+    prices = prices or {}
+    alone = len([k for k in found if not k.startswith("_")]) == 1  # one kind of change
     data = ops.data
     out: list[Repair] = []
     src = data.sources
@@ -191,7 +308,7 @@ def _repairs(ops: OpsModel, found: dict[str, np.ndarray]) -> list[Repair]:
         loaded = src.get(table)
         if loaded is None:
             return table, None
-        return loaded.source, int(index) + loaded.first_row
+        return loaded.source, int(loaded.row_of(index))
 
     if "floor" in found:
         floors = found["_floors"]
@@ -205,9 +322,32 @@ def _repairs(ops: OpsModel, found: dict[str, np.ndarray]) -> list[Repair]:
             proposed = math.floor(reachable * 1e4) / 1e4  # round down: safe
             source, row = where("targets", pos)
             label = f"{targets['site_id'].iat[pos]}/{targets['service_id'].iat[pos]}"
+            given_up = (level - proposed) * demand  # workload units the floor no longer asks
             out.append(Repair("floor", label, "targets", source, row, "min_level", level,
-                              proposed))
+                              proposed, money=given_up * prices.get("floor", 1.0),
+                              alone=alone))
+    pay_by_budget: dict[str, float] = {}
+    if "hire" in found and "_hire" in found:
+        cand = found["_hire"].assign(fte=found["hire"])
+        cand = cand[cand["fte"] > TOL]
+        staff_source, _row = where("staff", 0)
+        members = data.budget_sites if data.budget_sites is not None else pd.DataFrame(
+            {"budget_id": [], "site_id": []})
+        for (site, skill), group in cand.groupby(["site_id", "skill"], sort=True):
+            fte = math.ceil(float(group["fte"].sum()) * 100 - 1e-6) / 100  # round up: safe
+            cost_per_fte = float(group["cost_per_fte"].iloc[0])
+            pay = fte * cost_per_fte
+            out.append(Repair("hire", f"{site}/{skill}", "staff", staff_source, None, "fte",
+                              0.0, fte, money=pay, alone=alone, extra={
+                                  "site": str(site), "skill": str(skill),
+                                  "cost_per_fte": cost_per_fte,
+                                  "staff_id": f"HIRE-{site}-{skill}"}))
+            for b in members.loc[members["site_id"].astype(str) == str(site),
+                                 "budget_id"].astype(str).unique():
+                pay_by_budget[b] = pay_by_budget.get(b, 0.0) + pay
     model = ops.model
+    if pay_by_budget and "budget" not in found and "budget" in model.con_blocks:
+        found = {**found, "budget": np.zeros(model.con_blocks["budget"].size)}
     for family, table, column in (("budget", "budgets", "amount"),
                                   ("capacity", "sites", "capacity_fte"),
                                   ("min_staff", "sites", "min_fte")):
@@ -215,9 +355,11 @@ def _repairs(ops: OpsModel, found: dict[str, np.ndarray]) -> list[Repair]:
             continue
         block = model.con_blocks[family]
         for j, v in enumerate(found[family]):
-            if v <= TOL:
-                continue
+            v = float(max(v, 0.0))
             label = str(block.labels.iat[j, 0])
+            paid = pay_by_budget.get(label, 0.0) if family == "budget" else 0.0
+            if v <= TOL and paid <= 0:
+                continue
             frame = data.budgets if table == "budgets" else data.sites
             key = "budget_id" if table == "budgets" else "site_id"
             index = int(np.flatnonzero(frame[key].astype(str).to_numpy() == label)[0])
@@ -226,14 +368,19 @@ def _repairs(ops: OpsModel, found: dict[str, np.ndarray]) -> list[Repair]:
                 proposed = max(0.0, math.floor((current - v) * 100) / 100)
             else:
                 step = 1.0 if family == "budget" else 0.01
-                proposed = math.ceil((current + v) / step - 1e-9) * step
+                proposed = math.ceil((current + v + paid) / step - 1e-9) * step
                 proposed = round(proposed, 2)
             source, row = where(table, index)
-            out.append(Repair(family, label, table, source, row, column, current, proposed))
+            unit = prices.get(family, 1.0)
+            money = (abs(proposed - current) - paid) * unit
+            out.append(Repair(family, label, table, source, row, column, current, proposed,
+                              money=max(money, 0.0), alone=alone,
+                              extra={"for_hires": paid} if paid else {}))
     if "moved" in found and found["moved"].size and found["moved"][0] > TOL:
         v = float(found["moved"][0])
         out.append(Repair("moved", "max_moved_fte", "scenario", "scenario", None,
-                          "policy.max_moved_fte", math.nan, v))
+                          "policy.max_moved_fte", math.nan, v,
+                          money=v * prices.get("moved", 1.0), alone=alone))
     return out
 
 
@@ -245,7 +392,22 @@ def apply_repairs(data: OpsData, repairs: list[Repair]) -> OpsData:
     fixed.targets = data.targets.copy()
     fixed.sites = data.sites.copy()
     fixed.budgets = data.budgets.copy()
+    fixed.staff = data.staff.copy()
+    hires = []
     for r in repairs:
+        if r.family == "hire":
+            row = {c: (fixed.staff[c].iloc[0] if len(fixed.staff) else None)
+                   for c in fixed.staff.columns}
+            row.update(staff_id=r.extra["staff_id"], home_site=r.extra["site"],
+                       skills=r.extra["skill"], fte=float(r.proposed),
+                       cost_per_fte=float(r.extra["cost_per_fte"]), mobility="site",
+                       travel_cost=0.0)
+            hires.append(row)
+            continue
+        if r.family == "mobility":
+            fixed.staff.loc[fixed.staff["staff_id"].astype(str) == r.label, "mobility"] = \
+                r.proposed
+            continue
         if r.table == "targets":
             site, service = r.label.split("/", 1)
             mask = (fixed.targets["site_id"] == site) & (fixed.targets["service_id"] == service)
@@ -254,6 +416,8 @@ def apply_repairs(data: OpsData, repairs: list[Repair]) -> OpsData:
             fixed.budgets.loc[fixed.budgets["budget_id"] == r.label, "amount"] = r.proposed
         elif r.table == "sites":
             fixed.sites.loc[fixed.sites["site_id"] == r.label, r.column] = r.proposed
+    if hires:
+        fixed.staff = pd.concat([fixed.staff, pd.DataFrame(hires)], ignore_index=True)
     return fixed
 
 
@@ -298,7 +462,7 @@ def _input_row(ops: OpsModel, family: str, label: str) -> dict[str, Any]:
     if hits.size == 0:
         return {"table": table}
     loaded = data.sources[table]
-    return {"table": table, "source": loaded.source, "row": int(hits[0]) + loaded.first_row}
+    return {"table": table, "source": loaded.source, "row": int(loaded.row_of(hits[0]))}
 
 
 def conflict_set(ops: OpsModel) -> tuple[list[dict[str, Any]], str]:
@@ -357,14 +521,67 @@ OPTIONS = (
     ("budget", "Add budget only", ("budget",)),
     ("capacity", "Add site capacity only", ("capacity",)),
     ("min_staff", "Lower minimum staffing only", ("min_staff",)),
-    ("mix", "The cheapest mix", ("floor", "budget", "capacity", "min_staff", "moved")),
+    ("hire", "Hire new staff (with the money to pay them)", ("hire",)),
+    ("travel", "Let staff travel to other sites", ("mobility",)),
+    ("mix", "The cheapest mix", ("floor", "budget", "capacity", "min_staff", "moved", "hire")),
 )
+WIDER = {"site": "region", "region": "any"}  # one step of mobility more
+
+
+def _travel(ops: OpsModel, policy: PolicyConfig, time_limit: float | None,
+            ) -> tuple[str, list[Repair], float]:
+    """Let staff work one step further from home (mobility site -> region, region -> any):
+    the fewest FTE away from home, travel cost first (travel_cost per FTE away, plus 1 per
+    FTE so that free travel is still not spread thin), checked like the other options."""
+    import copy
+
+    data = ops.data
+    staff = data.staff
+    wide = copy.copy(data)
+    wide.staff = staff.copy()
+    wide.staff["mobility"] = staff["mobility"].map(lambda m: WIDER.get(str(m), str(m)))
+    if (wide.staff["mobility"] == staff["mobility"]).all():
+        return "not applicable (everyone may work anywhere)", [], math.nan
+    built = build_ops(wide, policy)
+    e0, e1 = ops.triples, built.triples
+    n_s, n_k = len(data.sites) + 1, len(data.services) + 1
+
+    def keys(e: pd.DataFrame) -> np.ndarray:
+        return (e["i"].to_numpy(np.int64) * n_s + e["s"].to_numpy()) * n_k + e["k"].to_numpy()
+
+    new = ~np.isin(keys(e1), keys(e0))
+    x = built.model.var_blocks["x"]
+    i1 = e1["i"].to_numpy()
+    travel = staff["travel_cost"].to_numpy(dtype=float)[i1]
+    c = np.zeros(built.model.num_vars)
+    c[x.start + np.flatnonzero(new)] = travel[new] + 1.0
+    highs = new_highs()
+    load_into_highs(highs, built.model, c)
+    if time_limit:
+        highs.setOptionValue("time_limit", float(time_limit))
+    highs.run()
+    if highs.getModelStatus().name != "kOptimal":
+        return "cannot restore feasibility alone", [], math.nan
+    value = np.asarray(highs.getSolution().col_value)[x.start:x.start + x.size]
+    used = new & (value > TOL)
+    loaded = data.sources.get("staff")
+    out = []
+    for i in np.unique(i1[used]):
+        mine = used & (i1 == i)
+        away = float(value[mine].sum())
+        money = float((value[mine] * travel[mine]).sum())
+        row = None if loaded is None else int(np.asarray(loaded.row_of(int(i))).reshape(-1)[0])
+        out.append(Repair("mobility", str(staff["staff_id"].iat[i]), "staff",
+                          loaded.source if loaded is not None else "staff", row, "mobility",
+                          str(staff["mobility"].iat[i]), str(wide.staff["mobility"].iat[i]),
+                          money=money, extra={"fte_away": away}))
+    return "repairs feasibility", out, float(sum(r.money for r in out))
 
 
 def diagnose(ops: OpsModel, policy: PolicyConfig, time_limit: float | None = 60) -> Diagnosis:
     prices = _prices(ops.data)
     present = set(_elastic_rows(ops)) | ({"floor"} if (ops.data.targets["min_level"] > 0).any()
-                                          else set())
+                                          else set()) | {"hire", "mobility"}
     options = []
     for key, title, families in OPTIONS:
         usable = tuple(f for f in families if f in present)
@@ -373,31 +590,105 @@ def diagnose(ops: OpsModel, policy: PolicyConfig, time_limit: float | None = 60)
         if not usable or (key != "mix" and len(usable) < len(families)):
             option.status = "not applicable (no such constraints)"
             continue
-        status, found, cost = _solve_elastic(ops, usable, prices, time_limit)
-        if status != "feasible":
-            option.status = "cannot restore feasibility alone"
-            continue
-        option.repairs = _repairs(ops, found)
-        option.cost = cost
-        option.status = "repairs feasibility"
-        option.verified = _feasible(apply_repairs(ops.data, option.repairs), policy, time_limit)
+        if key == "travel":
+            option.status, option.repairs, option.cost = _travel(ops, policy, time_limit)
+        else:
+            status, found, cost = _solve_elastic(ops, usable, prices, time_limit)
+            if status != "feasible":
+                option.status = "cannot restore feasibility alone"
+                continue
+            option.repairs = _repairs(ops, found, prices)
+            option.cost = cost
+            option.status = "repairs feasibility"
+        if option.repairs:
+            option.verified = _feasible(apply_repairs(ops.data, option.repairs), policy,
+                                        time_limit)
     conflict, method = conflict_set(ops)
-    return Diagnosis(options, conflict, method, prices)
+    return Diagnosis(options, conflict, method, prices, conflict_summary(ops, conflict))
+
+
+def conflict_summary(ops: OpsModel, conflict: list[dict[str, Any]]) -> str:
+    """The conflict set in one or two sentences: what must hold, and the limits in the way,
+    with the figures from the input tables."""
+    data = ops.data
+    needs: list[str] = []
+    limits: list[str] = []
+    sites = data.sites.set_index(data.sites["site_id"].astype(str))
+    budgets = data.budgets.set_index(data.budgets["budget_id"].astype(str)) if len(
+        data.budgets) else None
+    targets = data.targets.assign(key=data.targets["site_id"].astype(str) + "/"
+                                  + data.targets["service_id"].astype(str)).set_index("key")
+    staff = data.staff.set_index(data.staff["staff_id"].astype(str))
+    seen: set[tuple[str, str]] = set()
+    for item in conflict:
+        family, label = str(item.get("family")), str(item.get("labels", ""))
+        if (family, label) in seen:
+            continue
+        seen.add((family, label))
+        if family == "floor" and label in targets.index:
+            t = targets.loc[label]
+            site, service = label.split("/", 1)
+            needs.append(f"{site} must serve at least {float(t['min_level']):.0%} of its "
+                         f"{float(t['demand']):g} units of {service} demand")
+        elif family == "min_staff" and label in sites.index:
+            needs.append(f"{label} must have at least {float(sites.at[label, 'min_fte']):g} "
+                         "FTE")
+        elif family == "coverage":
+            continue  # the floor or the demand it holds is said through its target
+        elif family == "budget" and budgets is not None and label in budgets.index:
+            scope = str(budgets.at[label, "scope"])
+            limits.append(f"budget {label} ({scope}) is {_money(budgets.at[label, 'amount'])}")
+        elif family == "capacity" and label in sites.index:
+            limits.append(f"{label} holds at most "
+                          f"{float(sites.at[label, 'capacity_fte']):g} FTE")
+        elif family in ("availability", "fte of"):
+            who = label.split("/", 1)[0]
+            if who in staff.index and ("fte", who) not in seen:
+                seen.add(("fte", who))
+                limits.append(f"{who} has {float(staff.at[who, 'fte']):g} FTE")
+        elif family == "moved":
+            limits.append("the move limit (policy.max_moved_fte)")
+    if not needs and not limits:
+        return "The hard constraints cannot all hold (see the conflict set below)."
+
+    def listed(parts: list[str], most: int = 3) -> str:
+        shown = parts[:most]
+        more = f" and {len(parts) - most} more" if len(parts) > most else ""
+        return (", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else
+                shown[0]) + more
+
+    if needs and limits:
+        return f"{listed(needs)}, but {listed(limits)}."[0].upper() + \
+            f"{listed(needs)}, but {listed(limits)}."[1:]
+    text = listed(needs or limits)
+    return f"{text[0].upper()}{text[1:]}: these cannot all hold."
 
 
 def diagnosis_markdown(diag: Diagnosis, title: str) -> str:
     from allocator.analysis.bottlenecks import _md_escape as esc
 
-    lines = [f"# No plan can be made: {esc(title)}", "",
-             "The hard constraints cannot all hold. Each option below is a smallest change "
-             "of one kind that makes a plan possible (checked by re-solving with the change "
-             "applied).", ""]
+    lines = [f"# No plan can be made: {esc(title)}", "", esc(diag.summary), ""]
+    best = diag.recommended
+    letters = {}
     letter = ord("A")
     for option in diag.options:
-        if option.status == "not applicable (no such constraints)":
+        if option.status.startswith("not applicable"):
             continue
-        lines.append(f"## Option {chr(letter)}: {option.title}")
+        letters[option.key] = chr(letter)
         letter += 1
+    if best is not None:
+        lines += [f"**Recommended: Option {letters[best.key]}, {esc(best.summary())}** (the "
+                  "cheapest option in money that was checked to solve).", ""]
+    lines += ["Each option below is a smallest change of its kind that makes a plan possible "
+              "(checked by re-solving with the change applied), priced in money: budget "
+              "added at face value, hires at their yearly pay, travel at travel_cost per FTE "
+              "away, and room, minimum staffing, moves and floors at the prices listed at the "
+              "end.", ""]
+    for option in diag.options:
+        if option.key not in letters:
+            continue
+        price = "" if math.isnan(option.money) else f" (price {_money(option.money)})"
+        lines.append(f"## Option {letters[option.key]}: {option.title}{price}")
         if not option.repairs:
             lines += ["", f"_{option.status}_", ""]
             continue
@@ -409,8 +700,8 @@ def diagnosis_markdown(diag: Diagnosis, title: str) -> str:
         if len(option.repairs) > 50:
             lines.append(f"- ... and {len(option.repairs) - 50} more (diagnosis.json)")
         lines.append("")
-    lines += ["## Conflict set", "", f"_{esc(diag.conflict_method)}_: these cannot hold "
-              "together.", ""]
+    lines += ["## Conflict set", "", esc(diag.summary), "",
+              f"_{esc(diag.conflict_method)}_: these rows cannot hold together.", ""]
     for item in diag.conflict[:60]:
         where = (f" ({esc(Path_name(item['source']))} row {item['row']})"
                  if item.get("row") else "")

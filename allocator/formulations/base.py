@@ -58,7 +58,11 @@ class DataBacked(Generic[ValidatedT]):
 
     @property
     def warnings(self) -> list[str]:
-        return self.data.warnings
+        # What the readers noticed without refusing (a ';' delimiter, decimal commas, ids
+        # unique only by case: LoadedTable.notes) comes first, then the model's own.
+        notes = [note for table in self.data.sources.values() for note in table.notes
+                 if note not in self.data.warnings]
+        return notes + list(self.data.warnings)
 
 
 class Formulation(abc.ABC, Generic[DataT, BuiltT]):

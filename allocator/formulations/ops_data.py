@@ -164,7 +164,8 @@ def load_ops(scenario: Scenario) -> OpsData:
         if name not in SCHEMAS:
             continue
         try:
-            table = read_table(name, spec, scenario.base_dir, origin=scenario.source)
+            table = read_table(name, spec, scenario.base_dir, origin=scenario.source,
+                               max_file_mb=scenario.input.max_file_mb)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
