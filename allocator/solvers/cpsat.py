@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import math
 import time
+from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from allocator.core.model import LinearModel
 from allocator.errors import CapabilityError
 from allocator.solvers.base import Backend, Capability, RawSolution, Status
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 MAX_ROW_SCALE_DIGITS = 9
 DEFAULT_RESOLUTION = 100
@@ -39,11 +44,11 @@ class CpSatBackend(Backend):
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
         try:
-            import ortools
             from ortools.sat.python import cp_model  # noqa: F401
         except ImportError as exc:  # pragma: no cover - a dependency
             return False, str(exc)
-        return True, f"ortools {ortools.__version__}"
+        # The distribution's version: ortools' top-level package has no type information.
+        return True, f"ortools {version('ortools')}"
 
     def load(self, model: LinearModel) -> None:
         self.model = model
@@ -76,7 +81,7 @@ class CpSatBackend(Backend):
     def add_row(self, cols: np.ndarray, vals: np.ndarray, lo: float, hi: float) -> None:
         self.rows.append((np.asarray(cols), np.asarray(vals, dtype=float), lo, hi))
 
-    def _build(self):  # type: ignore[no-untyped-def]
+    def _build(self) -> cp_model.CpModel:
         from ortools.sat.python import cp_model
 
         cp = cp_model.CpModel()

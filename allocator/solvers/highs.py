@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from allocator.core.model import LinearModel
 from allocator.solvers.base import Backend, Capability, Limit, RawSolution, Status
+
+if TYPE_CHECKING:  # imported lazily at run time: other backends must not pay for it
+    import highspy
 
 _HIGHS_INF = 1e30
 AUTO_IPM_COLUMNS = 50_000
@@ -33,7 +37,7 @@ def coupling_rows(model: LinearModel) -> int:
         lengths >= max(COUPLING_ROW_MIN, COUPLING_ROW_SHARE * model.num_vars)))
 
 
-def checked(status, what: str) -> None:  # type: ignore[no-untyped-def]
+def checked(status: highspy.HighsStatus, what: str) -> None:
     """HiGHS answers a refused call with a status, not an exception (a row with a 1e15
     entry is dropped and the rest solved): every call that changes the model is checked."""
     if getattr(status, "name", "") == "kError":
@@ -46,7 +50,7 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return np.clip(values, -_HIGHS_INF, _HIGHS_INF)
 
 
-def new_highs():  # type: ignore[no-untyped-def]
+def new_highs() -> highspy.Highs:
     """A silent Highs instance (imported lazily: other backends must not pay for it).
 
     HiGHS prints its banner from C++ on construction, before any option can be set; the
@@ -67,7 +71,7 @@ def new_highs():  # type: ignore[no-untyped-def]
     return highs
 
 
-def clone_at_basis(highs):  # type: ignore[no-untyped-def]
+def clone_at_basis(highs: highspy.Highs) -> highspy.Highs:
     """A second Highs holding the same LP and optimal basis, for dual simplex re-solves.
 
     Analysis of one stage can then run on the spare core while the next stage solves in the
@@ -84,9 +88,9 @@ def clone_at_basis(highs):  # type: ignore[no-untyped-def]
     return clone
 
 
-def load_into_highs(  # type: ignore[no-untyped-def]
-    highs, model: LinearModel, c: np.ndarray | None = None, *, lb: np.ndarray | None = None,
-    ub: np.ndarray | None = None, relax_integers: bool = False,
+def load_into_highs(
+    highs: highspy.Highs, model: LinearModel, c: np.ndarray | None = None, *,
+    lb: np.ndarray | None = None, ub: np.ndarray | None = None, relax_integers: bool = False,
 ) -> None:
     """Columns first with no entries, then rows from CSR: one call each, no per-term work.
 
@@ -141,8 +145,8 @@ class HighsBackend(Backend):
         self.is_mip = model.num_integer > 0
         self.num_vars = model.num_vars
         settings = self.settings
-        opts: dict[str, object] = {"random_seed": int(settings.seed),
-                                   "mip_rel_gap": settings.mip_gap}
+        opts: dict[str, bool | int | float | str] = {
+            "random_seed": int(settings.seed), "mip_rel_gap": settings.mip_gap}
         if settings.threads:
             opts["threads"] = int(settings.threads)
         if settings.presolve is not None:
@@ -211,7 +215,8 @@ class HighsBackend(Backend):
         ms = highspy.HighsModelStatus
         limits = {ms.kTimeLimit: Limit.TIME, ms.kIterationLimit: Limit.ITERATIONS,
                   ms.kSolutionLimit: Limit.SOLUTIONS, ms.kInterrupt: Limit.INTERRUPT,
-                  ms.kHighsInterrupt: Limit.INTERRUPT}
+                  # highspy's stubs omit kHighsInterrupt (an enum member at run time)
+                  ms.kHighsInterrupt: Limit.INTERRUPT}  # type: ignore[attr-defined]
         status = highs.getModelStatus()
         info = highs.getInfo()
         has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible

@@ -8,6 +8,8 @@ vectorized call, cheaper than a Python loop over the terms of a row as long as t
 from __future__ import annotations
 
 import time
+from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,6 +17,9 @@ import scipy.sparse as sp
 from allocator.core.model import LinearModel
 from allocator.errors import InputError
 from allocator.solvers.base import Backend, Capability, RawSolution, Status
+
+if TYPE_CHECKING:
+    from ortools.linear_solver.python import model_builder_helper as mbh
 
 
 def _text_params(options: dict[str, object]) -> list[str]:
@@ -36,13 +41,13 @@ class _ModelBuilderBackend(Backend):
     @classmethod
     def is_available(cls) -> tuple[bool, str]:
         try:
-            import ortools
             from ortools.linear_solver.python import model_builder_helper as mbh
         except ImportError as exc:  # pragma: no cover - a dependency
             return False, str(exc)
+        # The distribution's version: ortools' top-level package has no type information.
         if not mbh.ModelSolverHelper(cls.solver_id).solver_is_supported():
-            return False, f"OR-Tools {ortools.__version__} was built without {cls.solver_id}"
-        return True, f"ortools {ortools.__version__}"
+            return False, f"OR-Tools {version('ortools')} was built without {cls.solver_id}"
+        return True, f"ortools {version('ortools')}"
 
     def load(self, model: LinearModel) -> None:
         self.model = model
@@ -61,7 +66,7 @@ class _ModelBuilderBackend(Backend):
     def _parameters(self) -> str:
         raise NotImplementedError
 
-    def _build(self):  # type: ignore[no-untyped-def]
+    def _build(self) -> mbh.ModelBuilderHelper:
         from ortools.linear_solver.python import model_builder_helper as mbh
 
         model = self.model
@@ -75,8 +80,9 @@ class _ModelBuilderBackend(Backend):
             lo = np.concatenate([lo, [r[2] for r in self.extra_rows]])
             hi = np.concatenate([hi, [r[3] for r in self.extra_rows]])
         helper = mbh.ModelBuilderHelper()
-        helper.fill_model_from_sparse_data(
-            model.lb, model.ub, self.c, lo, hi, sp.csr_matrix(matrix)
+        helper.fill_model_from_sparse_data(  # ortools' generated stub spells the arrays
+            # ndarray[float64[m, 1]] (a shape where numpy's stubs expect one): no array fits
+            model.lb, model.ub, self.c, lo, hi, sp.csr_matrix(matrix)  # type: ignore[arg-type]
         )
         helper.set_objective_offset(self.constant)
         for index in np.flatnonzero(model.integer):

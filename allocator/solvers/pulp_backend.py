@@ -8,16 +8,19 @@ user picks a PuLP solver (often for a commercial licence that only PuLP reaches)
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from allocator.core.model import LinearModel
 from allocator.errors import CapabilityError
-from allocator.solvers.base import Backend, Capability, RawSolution, Status
+from allocator.solvers.base import Backend, Capability, RawSolution, SolverSettings, Status
+
+if TYPE_CHECKING:
+    import pulp
 
 
-def _solver(name: str, settings: Any, time_limit: float | None):  # type: ignore[no-untyped-def]
+def _solver(name: str, settings: SolverSettings, time_limit: float | None) -> pulp.LpSolver:
     import pulp
 
     kwargs: dict[str, Any] = {"msg": False}
