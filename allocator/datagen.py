@@ -103,7 +103,6 @@ def generate_ops(n_staff: int, seed: int = 0, budgets: str = "nested") -> dict[s
     """
     if budgets not in BUDGET_SHAPES:
         raise ValueError(f"budgets must be one of {BUDGET_SHAPES}, got {budgets!r}")
-    budgets_shape = budgets
     if n_staff < 1:
         raise ValueError(f"n_staff must be at least 1, got {n_staff}")
     rng = np.random.default_rng(seed)
@@ -235,17 +234,18 @@ def generate_ops(n_staff: int, seed: int = 0, budgets: str = "nested") -> dict[s
         "weight": weight,
     })
     site_budget_ids = site_ids[budget_sites].astype(object)
-    budgets = pd.DataFrame({
+    budget_table = pd.DataFrame({
         "budget_id": np.concatenate([["B-all"], "B-" + region_ids.astype(object),
                                      "B-site-" + site_budget_ids]).astype(object),
         "scope": np.concatenate([["all"], "region:" + region_ids.astype(object),
                                  "site:" + site_budget_ids]).astype(object),
         "amount": amount,
     })
-    if budgets_shape == "site":
-        budgets = budgets[budgets["scope"].str.startswith("site:")].reset_index(drop=True)
+    if budgets == "site":
+        budget_table = budget_table[budget_table["scope"].str.startswith("site:")
+                                    ].reset_index(drop=True)
     return {"sites": sites, "services": services, "staff": staff, "targets": targets,
-            "budgets": budgets}
+            "budgets": budget_table}
 
 
 def write_ops_instance(

@@ -18,7 +18,9 @@ from allocator.errors import InputError, Problem
 
 TableSpec = str | dict[str, str]
 
-STAGES = ("service", "cost", "stability")
+Stage = Literal["service", "cost", "stability"]
+OutputFormat = Literal["csv", "parquet", "xlsx", "json"]
+STAGES: tuple[Stage, ...] = ("service", "cost", "stability")
 
 
 class _Strict(BaseModel):
@@ -26,11 +28,9 @@ class _Strict(BaseModel):
 
 
 class ObjectiveConfig(_Strict):
-    order: list[Literal["service", "cost", "stability"]] = Field(
-        default_factory=lambda: ["service", "cost", "stability"]
-    )
+    order: list[Stage] = Field(default_factory=lambda: list(STAGES))
     mode: Literal["lexicographic", "weighted"] = "lexicographic"
-    weights: dict[Literal["service", "cost", "stability"], float] = Field(default_factory=dict)
+    weights: dict[Stage, float] = Field(default_factory=dict)
     rel_tol: float = Field(1e-6, ge=0)
     abs_tol: float = Field(1e-9, ge=0)
     sense: Literal["min", "max"] = "min"
@@ -65,9 +65,7 @@ class PolicyConfig(_Strict):
 
 
 class OutputConfig(_Strict):
-    formats: list[Literal["csv", "parquet", "xlsx", "json"]] = Field(
-        default_factory=lambda: ["csv"]
-    )
+    formats: list[OutputFormat] = Field(default_factory=lambda: list[OutputFormat](["csv"]))
     sensitivity: bool = True
 
     @field_validator("formats", mode="before")

@@ -7,6 +7,7 @@ so that results map back to the input without parsing names. Terms are given as 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -216,7 +217,7 @@ class LinearModel:
 
 def _drain(parts: list[np.ndarray], total: int, dtype: type) -> np.ndarray:
     """Concatenate `parts` into one array, emptying the list as it goes (one copy at a time)."""
-    out = np.empty(total, dtype=dtype)
+    out: np.ndarray = np.empty(total, dtype=dtype)
     at = 0
     while parts:
         part = parts.pop(0)
@@ -246,7 +247,7 @@ def join_labels(frame: pd.DataFrame, sep: str = "/") -> np.ndarray:
     return out
 
 
-def _names(blocks) -> list[str]:  # type: ignore[no-untyped-def]
+def _names(blocks: Iterable[VarBlock | ConBlock]) -> list[str]:
     names: list[str] = []
     for block in blocks:
         if block.labels.shape[1] == 0:
