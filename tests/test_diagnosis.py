@@ -43,7 +43,16 @@ def _apply(scenario: Path, repairs: list[dict], out: Path) -> Path:
         path = target / Path(r["source"]).name
         frame = edited.setdefault(str(path), pd.read_csv(path, dtype=str,
                                                          keep_default_na=False))
-        frame.loc[r["row"] - 2, r["column"]] = repr(float(r["proposed"]))
+        if r["family"] == "hire":  # a new staff row, as a manager would add it
+            hire = dict.fromkeys(frame.columns, "")
+            hire.update(staff_id=r["extra"]["staff_id"], home_site=r["extra"]["site"],
+                        skills=r["extra"]["skill"], fte=repr(float(r["proposed"])),
+                        cost_per_fte=repr(float(r["extra"]["cost_per_fte"])),
+                        mobility="site", travel_cost="0")
+            edited[str(path)] = pd.concat([frame, pd.DataFrame([hire])], ignore_index=True)
+            continue
+        value = r["proposed"] if r["family"] == "mobility" else repr(float(r["proposed"]))
+        frame.loc[r["row"] - 2, r["column"]] = value
     for path, frame in edited.items():
         frame.to_csv(path, index=False)
     return target / scenario.name
@@ -139,3 +148,75 @@ def test_wide_coefficient_ranges_are_named(tmp_path):
     run = run_cli("validate", case / "scenario.toml")
     assert run.code == 0
     assert "staff.cost_per_fte spans 1e-06 to 5e+09" in run.stderr
+
+
+def _needs_travel(folder: Path) -> Path:
+    """B must have 2 FTE of packing at 100%, but only s3 (1 FTE) may work there."""
+    shutil.copytree(TINY.parent, folder)
+    (folder / "staff.csv").write_text(
+        "staff_id,home_site,skills,fte,cost_per_fte,mobility,travel_cost\n"
+        "007,A,pick;pack,1,100,site,10\ns2,A,pick,2,80,site,0\ns3,B,pack,1,50,site,0\n")
+    (folder / "targets.csv").write_text("site_id,service_id,demand,min_level,weight\n"
+                                        "A,pick,4,0.5,1\nA,pack,1,0,2\nB,pack,2,1.0,1\n")
+    return folder / "scenario.toml"
+
+
+def test_hire_and_travel_repairs_are_priced_and_solve(tmp_path):
+    scenario = _needs_travel(tmp_path / "case")
+    run = run_cli("solve", scenario, out=tmp_path / "run")
+    assert run.code == 3, run.stderr
+    diagnosis = json.loads((tmp_path / "run" / "diagnosis.json").read_text())
+    options = {o["key"]: o for o in diagnosis["options"]}
+    hire, travel = options["hire"], options["travel"]
+    # Hire: 1 FTE of packing at B (demand 2, s3 has 1), paid the median of pack staff in
+    # the region (007 at 100, s3 at 50: 75); the budget of its scope rises by that pay.
+    hires = [r for r in hire["repairs"] if r["family"] == "hire"]
+    assert [(r["extra"]["site"], r["extra"]["skill"]) for r in hires] == [("B", "pack")]
+    assert hires[0]["proposed"] == pytest.approx(1.0)
+    assert hires[0]["extra"]["cost_per_fte"] == pytest.approx(75.0)
+    pay = sum(r["proposed"] * r["extra"]["cost_per_fte"] for r in hires)
+    assert hire["price_money"] == pytest.approx(pay)
+    assert hires[0]["money"] == pytest.approx(pay)
+    # Travel: 007 may work across the region, 1 FTE away at travel_cost 10.
+    (repair,) = travel["repairs"]
+    assert (repair["label"], repair["column"], repair["current"], repair["proposed"]) == (
+        "007", "mobility", "site", "region")
+    assert repair["row"] == 2 and travel["price_money"] == pytest.approx(10.0)
+    for key in ("hire", "travel"):
+        assert options[key]["verified_feasible"] is True
+        fixed = _apply(scenario, options[key]["repairs"], tmp_path / f"fixed-{key}")
+        again = run_cli("solve", fixed, out=tmp_path / f"run-{key}")
+        assert again.code == 0, (key, again.stderr)
+    # Every option is priced in money, and the cheapest checked one is recommended.
+    priced = [o for o in diagnosis["options"] if o["repairs"]]
+    assert all(o["price_money"] is not None for o in priced)
+    best = min((o for o in priced if o["verified_feasible"]),
+               key=lambda o: (round(o["price_money"], 2), len(o["repairs"])))
+    assert diagnosis["recommended"] == best["key"]
+    assert diagnosis["recommendation"].startswith("recommended repair: ")
+    text = (tmp_path / "run" / "diagnosis.md").read_text()
+    assert "**Recommended: Option" in text
+
+
+def test_conflict_summary_names_the_inputs(tmp_path):
+    scenario = _infeasible_tiny(tmp_path / "case")
+    run = run_cli("solve", scenario, out=tmp_path / "run")
+    assert run.code == 3
+    diagnosis = json.loads((tmp_path / "run" / "diagnosis.json").read_text())
+    summary = diagnosis["summary"]
+    # targets.csv: A/pick and B/pack at 100%; budgets.csv: all = 200.
+    assert "A must serve at least 100% of its 4 units of pick demand" in summary
+    assert "B must serve at least 100% of its 2 units of pack demand" in summary
+    assert "but the budget all is 200" in summary
+    text = (tmp_path / "run" / "diagnosis.md").read_text()
+    assert text.index(summary.split(",")[0]) < text.index("## Option A")
+
+
+def test_no_reachable_floor_words_in_an_option_that_adds_budget(tmp_path):
+    scenario = _infeasible_tiny(tmp_path / "case")
+    run_cli("solve", scenario, out=tmp_path / "run")
+    diagnosis = json.loads((tmp_path / "run" / "diagnosis.json").read_text())
+    for option in diagnosis["options"]:
+        kinds = {r["family"] for r in option["repairs"]}
+        if "floor" in kinds and len(kinds) > 1:
+            assert not any("reachable" in r["text"] for r in option["repairs"]), option

@@ -637,7 +637,8 @@ def conflict_summary(ops: OpsModel, conflict: list[dict[str, Any]]) -> str:
             continue  # the floor or the demand it holds is said through its target
         elif family == "budget" and budgets is not None and label in budgets.index:
             scope = str(budgets.at[label, "scope"])
-            limits.append(f"budget {label} ({scope}) is {_money(budgets.at[label, 'amount'])}")
+            scope = "" if scope in (label, "all") else f" ({scope})"
+            limits.append(f"the budget {label}{scope} is {_money(budgets.at[label, 'amount'])}")
         elif family == "capacity" and label in sites.index:
             limits.append(f"{label} holds at most "
                           f"{float(sites.at[label, 'capacity_fte']):g} FTE")
