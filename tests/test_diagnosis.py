@@ -220,3 +220,30 @@ def test_no_reachable_floor_words_in_an_option_that_adds_budget(tmp_path):
         kinds = {r["family"] for r in option["repairs"]}
         if "floor" in kinds and len(kinds) > 1:
             assert not any("reachable" in r["text"] for r in option["repairs"]), option
+
+
+def test_infeasible_report_says_why_and_what_to_do(tmp_path):
+    """report.html of an infeasible run (run.py writes it with render_infeasible_report)."""
+    from allocator.analysis.diagnosis import diagnose
+    from allocator.formulations import get_formulation
+    from allocator.outputs.report import render_infeasible_report
+    from allocator.scenario import load_scenario
+
+    scenario = load_scenario(_infeasible_tiny(tmp_path / "case"))
+    formulation = get_formulation(scenario.model)
+    built = formulation.build(formulation.load(scenario), scenario)
+    diag = diagnose(built, scenario.policy, 30).to_json()
+    page = render_infeasible_report("tiny", {"status": "infeasible", "version": "x",
+                                             "seconds": {"total": 1.0}}, diag)
+    assert "no plan can be made" in page and "<script" not in page
+    assert diag["summary"].split(",")[0] in page
+    assert "Recommended repair: " in page
+    best = next(o for o in diag["options"] if o["key"] == diag["recommended"])
+    assert f"price {round(best['price_money']):,}" in page
+    assert "Conflict set" in page
+    report = tmp_path / "run" / "report.html"
+    run = run_cli("solve", tmp_path / "case" / "scenario.toml", out=tmp_path / "run")
+    assert run.code == 3
+    if report.exists():  # with run.py's infeasible path writing it (issue 12, item 8)
+        assert "Recommended repair: " in report.read_text()
+        assert "recommended repair: " in run.stderr

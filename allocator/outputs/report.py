@@ -418,3 +418,57 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}</body></html>")
+
+
+def render_infeasible_report(title: str, summary: dict[str, Any],
+                             diagnosis: dict[str, Any]) -> str:
+    """report.html for a run with no plan: why (the conflict in a sentence), the
+    recommended repair, every option with its price, and the conflicting input rows."""
+    sections = [f"<h1>{_e(title)}: no plan can be made</h1>",
+                f"<p class='muted'>allocator {_e(summary.get('version', ''))} · status "
+                f"{_e(summary.get('status', 'infeasible'))} · {_e(_known_seconds(summary))}"
+                "</p>"]
+    said = diagnosis.get("summary")
+    if said:
+        sections.append(f"<p><b>Why:</b> {_e(said)}</p>")
+    if diagnosis.get("recommendation"):
+        text = str(diagnosis["recommendation"])
+        sections.append(f"<p><b>{_e(text[:1].upper() + text[1:])}</b></p>")
+    options = diagnosis.get("options") or []
+    if options:
+        sections.append("<h2>Repair options (each checked by re-solving)</h2>")
+    for option in options:
+        if str(option.get("status", "")).startswith("not applicable"):
+            continue
+        price = option.get("price_money")
+        head = _e(option.get("title", option.get("key", "")))
+        if price is not None:
+            head += f" — price {_money(price)}"
+        check = {True: "checked: the repaired tables solve",
+                 False: "still infeasible after rounding", None: "not checked"}.get(
+            option.get("verified_feasible"), "")
+        repairs = option.get("repairs") or []
+        items = "".join(f"<li>{_e(r.get('text', ''))}</li>" for r in repairs[:30])
+        more = (f"<li>… and {len(repairs) - 30} more in diagnosis.json</li>"
+                if len(repairs) > 30 else "")
+        body = (f"<ul>{items}{more}</ul><p class='muted'>{_e(check)}</p>" if repairs else
+                f"<p class='muted'>{_e(option.get('status', ''))}</p>")
+        sections.append(f"<h3>{head}</h3>{body}")
+    generic = diagnosis.get("repairs")  # other formulations' diagnosis
+    if generic and not options:
+        sections += ["<h2>Repairs</h2>", _table(pd.DataFrame(generic), left=2,
+                                                source="diagnosis.json")]
+    conflict = diagnosis.get("conflict_set") or []
+    if conflict:
+        frame = pd.DataFrame(conflict)
+        keep = [c for c in ("family", "labels", "source", "row", "column") if c in frame]
+        if "source" in frame:
+            frame["source"] = frame["source"].map(
+                lambda v: str(v).rsplit("/", 1)[-1] if isinstance(v, str) else "")
+        sections += ["<h2>Conflict set (input rows that cannot all hold)</h2>",
+                     f"<p class='muted'>{_e(diagnosis.get('conflict_method', ''))}</p>",
+                     _table(frame[keep], limit=60, left=len(keep), source="diagnosis.json")]
+    body = "\n".join(sections)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}</body></html>")
