@@ -26,9 +26,18 @@ import numpy as np
 import pandas as pd
 
 HIRE_EXACT = 12  # candidates per stage priced exactly (largest estimates first)
-HIRE_RUNGS = 6  # re-solves per candidate past the first piece
+HIRE_RUNGS = 3  # re-solves per candidate past the first piece
+# Each probe is a warm re-solve and a full ranging: per stage at most a quarter of the
+# run's default count of sensitivity probes for the model's size (sensitivity.
+# default_probes; at least two candidates' worth), counted, not timed, so the same input
+# gives the same file.
+PROBE_SHARE = 4
 FIRST_STEP = 1e-4  # FTE: the hire's first step (inside the first linear piece)
 MAX_EXACT_NONZEROS = 2_000_000  # above this, the estimates only (said in the file)
+# hiring.csv re-solves the run's stages on a copy (cold: the plan's basis is not at hand
+# where it is written), so it is made for models up to this size only (the run's notes say
+# so above it); the demo has 9k nonzeros, the generated `small` about 50k.
+MAX_NONZEROS = 300_000
 COLUMNS = ["rank", "site_id", "region", "skill", "cost_per_fte", "cost_basis",
            "value_per_fte", "holds_up_to_fte", "value_kind", "cost_saving_per_fte",
            "cost_holds_up_to_fte", "cost_kind", "best_service"]
@@ -166,6 +175,7 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
                  exact: int = HIRE_EXACT) -> pd.DataFrame:
     """hiring.csv: one row per (site, skill) a target can use, ranked by value per FTE."""
     from allocator.analysis.ladder import _solve_at
+    from allocator.analysis.sensitivity import default_probes
     from allocator.solvers.highs import load_into_highs, new_highs
     from allocator.solvers.lexicographic import stage_objectives
 
@@ -235,12 +245,14 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
                     highs.addCol(k * float(cost[cand["c"].iloc[j]]), 0.0, 1e30, rows.size,
                                  rows, np.concatenate([val, [1.0]]))
             order_c = np.argsort(-value, kind="stable")[:exact]
+            budget = max(2 * (1 + HIRE_RUNGS), default_probes(model) // PROBE_SHARE)
             for c in order_c:
-                if value[c] <= 1e-9:
+                if value[c] <= 1e-9 or budget < 2:
                     break
                 row = hire_row0 + int(c)
-                got = _walk(highs, row, _solve_at)
-                if got is not None:
+                got, used = _walk(highs, row, _solve_at, min(HIRE_RUNGS, budget - 1))
+                budget -= used
+                if got is not None:  # (value per FTE, how far it holds)
                     value[c], holds[c] = max(-got[0], 0.0) + 0.0, got[1]
                     kind[c] = "exact" if value[c] > 1e-9 else "zero"
                 highs.changeRowBounds(row, -1e30, 0.0)
@@ -267,23 +279,30 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
     return _finish(result)
 
 
-def _walk(highs, row: int, solve_at) -> tuple[float, float] | None:  # type: ignore[no-untyped-def]
-    """The dual of the hire's row just above 0 FTE, and the FTE up to which it holds."""
+def _walk(highs, row: int, solve_at,  # type: ignore[no-untyped-def]
+          rungs: int) -> tuple[tuple[float, float] | None, int]:
+    """The dual of the hire's row just above 0 FTE and the FTE up to which it holds (nan:
+    not reached within `rungs` more re-solves); and the re-solves used."""
     got = solve_at(highs, row, -1e30, 0.0, True, FIRST_STEP)
     if got is None:
-        return None
+        return None, 1
     _obj, dual, _low, high = got
-    for _ in range(HIRE_RUNGS):
+    used = 1
+    for _ in range(rungs):
         if not np.isfinite(high):
             break
         probe = high + max(1e-6 * max(1.0, abs(high)), 1e-7)
         nxt = solve_at(highs, row, -1e30, 0.0, True, probe)
+        used += 1
         if nxt is None or abs(nxt[1] - dual) > 1e-9 * max(1.0, abs(dual)):
-            break
+            return (dual, high), used  # the price changes just past `high`
         if nxt[3] <= probe:
             break
         high = nxt[3]
-    return dual, high
+    else:
+        if np.isfinite(high):
+            return (dual, np.nan), used  # not walked to its end: unknown, not guessed
+    return (dual, high), used
 
 
 def _finish(result: pd.DataFrame) -> pd.DataFrame:

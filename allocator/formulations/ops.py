@@ -299,7 +299,13 @@ class OpsFormulation(Formulation):
         scenario = built.scenario
         if scenario is None or not scenario.output.sensitivity:
             return {}, {}
-        from allocator.analysis.hiring import hiring_table
+        from allocator.analysis.hiring import MAX_NONZEROS, hiring_table
+
+        if built.model.nnz > MAX_NONZEROS:  # its stages would be solved a second time
+            return {}, {"hiring.txt": (
+                f"hiring.csv not written: the model has {built.model.nnz:,} nonzeros, more "
+                f"than {MAX_NONZEROS:,}, and pricing new hires re-solves each stage; "
+                "bottlenecks.md still says where to hire among today's staff\n")}
 
         table = hiring_table(
             built, x, list(scenario.objective.order), scenario.objective.mode,
