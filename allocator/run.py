@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,17 +24,21 @@ from allocator.analysis.sensitivity import (
     resolve_stage_sensitivities,
     sensitivity_frame,
 )
+from allocator.core.model import LinearModel, Objective
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
 from allocator.formulations.base import Built, Formulation
 from allocator.outputs.folder import RunFolder, check_target, run_folder
 from allocator.outputs.report import render_report
 from allocator.outputs.summary import InputSummary, RunSummary, StageSummary, finite
-from allocator.scenario import Scenario, load_scenario
+from allocator.scenario import OutputConfig, Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
 from allocator.solvers.highs import HighsBackend, clone_at_basis
 from allocator.solvers.lexicographic import SolveResult, StageResult, solve_stages, stage_objectives
 from allocator.solvers.registry import backend_class, check_capabilities
+
+if TYPE_CHECKING:
+    import highspy
 
 
 @dataclass(frozen=True)
@@ -123,12 +127,12 @@ class StageAnalysis:
     """Sensitivity and ladders of one solved stage, on a clone of its HiGHS in a thread: the
     next stage (or the plan's tables) goes on in the original meanwhile, on the other core."""
 
-    def __init__(self, highs, model, stage: StageResult,  # type: ignore[no-untyped-def]
+    def __init__(self, highs: highspy.Highs, model: LinearModel, stage: StageResult,
                  share: float, deadline: float | None = None,
                  probes: int | None = None) -> None:
         self.stage = stage.name
         self.error = ""
-        self._found: tuple[LpSensitivity, pd.DataFrame] | None = None
+        self._found: tuple[LpSensitivity, pd.DataFrame, str] | None = None
         self._thread: threading.Thread | None = None
         if not highs.getBasis().valid:  # e.g. interior point with crossover turned off
             self.error = "the solver left no basis to range (is crossover off?)"
@@ -140,8 +144,9 @@ class StageAnalysis:
                              else max(0.5, min(max(30.0, stage.seconds),
                                                deadline - time.monotonic())))
 
-        def work() -> None:
-            nonlocal clone
+        def work(clone: highspy.Highs) -> None:
+            # The copy of the model goes as soon as the analysis is done: the thread lets go
+            # of its arguments when `work` returns.
             try:
                 clone.run()  # refactorize at the optimal basis: no iterations
                 if clone.getModelStatus().name != "kOptimal":
@@ -153,14 +158,12 @@ class StageAnalysis:
                                             probes=probes, deadline=deadline)
             except Exception as exc:  # reported in the run's notes; the plan stands
                 self.error = f"{type(exc).__name__}: {exc}"
-            finally:
-                clone = None  # the copy of the model goes as soon as the analysis is done
 
-        self._thread = threading.Thread(target=work, name=f"sensitivity-{stage.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=work, args=(clone,),
+                                        name=f"sensitivity-{stage.name}", daemon=True)
         self._thread.start()
 
-    def result(self) -> tuple[LpSensitivity, pd.DataFrame] | None:
+    def result(self) -> tuple[LpSensitivity, pd.DataFrame, str] | None:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -254,8 +257,8 @@ class StageAnalyses:
     HiGHS, in a thread) and gathered when the plan's tables are written: one object with a
     start (`capture`, the solver's per-stage callback), a `gather` and a `stop`."""
 
-    def __init__(self, model: Any, output: Any, deadline: float | None, enabled: bool,
-                 clock: PhaseClock) -> None:
+    def __init__(self, model: LinearModel, output: OutputConfig, deadline: float | None,
+                 enabled: bool, clock: PhaseClock) -> None:
         self.model, self.output, self.deadline = model, output, deadline
         self.enabled, self.clock = enabled, clock
         self.running: list[StageAnalysis] = []
@@ -312,7 +315,7 @@ class _Run:
     formulation: Formulation
     ops: Built
     result: SolveResult
-    objectives: list[Any]
+    objectives: list[Objective]
     clock: PhaseClock
     deadline: float | None
     say: Callable[[str], None]
@@ -427,7 +430,7 @@ def solve_scenario(
     say(f"model: {size['rows']:,} rows, {size['columns']:,} columns, {size['nonzeros']:,} "
         f"nonzeros, {size['integer_columns']:,} integer")
     objectives = stage_objectives(ops.model, scenario.objective.order, scenario.objective.mode,
-                                  dict(scenario.objective.weights))
+                                  dict(scenario.objective.weights.items()))
     if scenario.output.report:
         threading.Thread(target=_preload_plotting, name="preload-plotting", daemon=True).start()
     settings = settings_from(scenario)
@@ -452,7 +455,7 @@ def solve_scenario(
     if scenario.output.sensitivity and result.x is not None and not analyses.started:
         with clock.phase("sensitivity"):  # other solvers, and MIPs: re-solved with HiGHS
             sensitivities, ladders = resolve_stage_sensitivities(
-                ops.model, objectives, result.stages, result.x,
+                ops.model, objectives, list(result.stages), result.x,
                 scenario.output.sensitivity_share, scenario.output.sensitivity_probes)
         notes.extend(s.note for s in sensitivities if s.note)
     code = exit_code_for(result.status, accept_timeout)

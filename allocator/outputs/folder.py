@@ -27,7 +27,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -469,7 +469,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 class RunFolder:
     """Collects files in a temporary folder; `commit` moves it into place."""
 
-    def __init__(self, out: Path, formats: list[str]) -> None:
+    def __init__(self, out: Path, formats: Sequence[str]) -> None:
         self.out = out
         self.formats = formats
         self._committed = False
@@ -599,7 +599,7 @@ class RunFolder:
 
 
 @contextlib.contextmanager
-def run_folder(out: Path, formats: list[str], force: bool) -> Iterator[RunFolder]:
+def run_folder(out: Path, formats: Sequence[str], force: bool) -> Iterator[RunFolder]:
     folder = RunFolder(out, formats)
     try:
         yield folder

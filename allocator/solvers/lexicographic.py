@@ -8,7 +8,7 @@ later stages start warm; the other backends rebuild.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -71,7 +71,7 @@ class SolveResult:
 
 
 def stage_objectives(
-    model: LinearModel, order: list[str], mode: str, weights: dict[str, float]
+    model: LinearModel, order: Sequence[str], mode: str, weights: Mapping[str, float]
 ) -> list[Objective]:
     """The objectives to solve in turn; stages the model lacks (no baseline) are skipped."""
     present = [name for name in order if name in model.objectives]
