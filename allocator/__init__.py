@@ -1,6 +1,10 @@
 """allocator: budgets, staff and site capacity allocated at least cost, with the reasons why."""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the types of the lazily imported API (see __getattr__)
+    from allocator.api import Run, open_run, solve
 
 try:
     __version__ = version("allocator")
@@ -10,7 +14,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = ["Run", "__version__", "open_run", "solve"]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> object:
     """The Python API (allocator.solve, open_run, Run), imported on first use so that
     `import allocator` and the CLI's start-up do not pay for pandas before they need it."""
     if name in ("solve", "open_run", "Run"):

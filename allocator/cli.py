@@ -7,7 +7,10 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat, TypeVar
 
 import click
 from rich.console import Console
@@ -15,6 +18,11 @@ from rich.table import Table
 
 from allocator import __version__
 from allocator.errors import AllocatorError, ExitCode
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from allocator.api import Run
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -29,7 +37,7 @@ def _fail(exc: BaseException) -> int:
         err.print("interrupted: stopped; nothing was written", highlight=False)
         return 130
     if is_environment_error(exc):  # a full disk, a read-only remount: the machine, not a bug
-        exc = EnvironmentFailure.from_os_error(exc)  # type: ignore[arg-type]
+        exc = EnvironmentFailure.from_os_error(exc)
     path_faults = {  # a path the user gave that cannot be opened: bad input, with the reason
         errno.ENOENT: "not found", errno.ENOTDIR: "a part of this path is a file, not a folder",
         errno.EISDIR: "a folder, not a file", errno.EACCES: "permission denied",
@@ -56,7 +64,10 @@ def _fail(exc: BaseException) -> int:
     return int(ExitCode.INTERNAL)
 
 
-def _interruptible(work):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+def _interruptible(work: Callable[[], T]) -> T:
     """Run `work` in a worker thread so SIGINT/SIGTERM are handled at once, even while a
     solver sits in C++: the partial run folder is removed and the process exits (130/143)
     without writing a plan from an unfinished stage.
@@ -72,18 +83,19 @@ def _interruptible(work):  # type: ignore[no-untyped-def]
 
     from allocator.outputs.folder import discard_active
 
-    box: dict[str, object] = {}
+    done: list[T] = []  # what `work` returned, or
+    failed: list[BaseException] = []  # what it raised
 
     def target() -> None:
         try:
-            box["value"] = work()
+            done.append(work())
         except BaseException as exc:
-            box["error"] = exc
+            failed.append(exc)
 
-    def on_term(signum, frame):  # type: ignore[no-untyped-def]
+    def on_term(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    def workers() -> set:  # type: ignore[type-arg]
+    def workers() -> set[BaseProcess]:
         multiprocessing = sys.modules.get("multiprocessing")
         return set(multiprocessing.active_children()) if multiprocessing else set()
 
@@ -134,16 +146,17 @@ def _interruptible(work):  # type: ignore[no-untyped-def]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if "error" in box:
+    if failed:
         discard_active()  # whatever failed, and wherever, no partial folder stays behind
         stop_workers()
-        code = _fail(box["error"])  # type: ignore[arg-type]
+        code = _fail(failed[0])
         exit_past([t for t in threading.enumerate() if t not in before], code)
         sys.exit(code)
-    code = getattr(box["value"], "exit_code", None)  # what the command will exit with
-    if code is not None:
-        exit_past([t for t in threading.enumerate() if t not in before], int(code))
-    return box["value"]
+    value = done[0]
+    exit_code = getattr(value, "exit_code", None)  # what the command will exit with
+    if exit_code is not None:
+        exit_past([t for t in threading.enumerate() if t not in before], int(exit_code))
+    return value
 
 
 def _overrides(solver: str | None, time_limit: float | None, sets: tuple[str, ...]) -> list[str]:
@@ -201,7 +214,7 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
         overrides, warn=lambda msg: err.print(f"[yellow]warning[/]: {msg}", highlight=False),
         note=lambda msg: err.print(msg, highlight=False, markup=False))
 
-    def work():  # type: ignore[no-untyped-def]
+    def work() -> Run:
         with hold_target(out_dir):  # a second run into --out fails now, not after solving
             return solve_run(scenario, out_dir, force=force, accept_timeout=accept_timeout,
                              on_phase=lambda msg: err.print(msg, highlight=False),
@@ -217,7 +230,7 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
     sys.exit(run.exit_code)
 
 
-def _print_summary(summary: dict, out_dir: Path, verb: str = "written") -> None:  # type: ignore[type-arg]
+def _print_summary(summary: dict[str, Any], out_dir: Path, verb: str = "written") -> None:
     table = Table(title=f"{summary['name']}: {summary['status']}", title_justify="left")
     for col in ("stage", "status", "objective", "gap", "seconds"):
         table.add_column(col, justify="right" if col != "stage" else "left")
@@ -284,7 +297,11 @@ def generate(size: str | None, n_staff: int | None, seed: int, budgets: str,
     out_dir = Path(os.path.expanduser(out_dir))
     ours = {"scenario.toml", *(f"{t}.csv" for t in TABLES)}
     try:
-        if (size is None) == (n_staff is None):
+        if size is not None and n_staff is None:
+            count = SIZES[size]
+        elif n_staff is not None and size is None:
+            count = n_staff
+        else:
             raise InputError("give exactly one of --size or --staff", "generate")
         if out_dir.exists() and not out_dir.is_dir():
             raise InputError(f"{out_dir} is a file, not a folder", "--out")
@@ -296,7 +313,6 @@ def generate(size: str | None, n_staff: int | None, seed: int, budgets: str,
                              "another --out", "--out")
     except InputError as exc:
         sys.exit(_fail(exc))
-    count = SIZES[size] if size else int(n_staff)  # type: ignore[arg-type]
     # The seed is part of the name (seed 0 keeps the bare name), so that runs of different
     # instances are told apart in summaries and the run store.
     name = (size or f"staff{count}") + ("" if budgets == "nested" else f"-{budgets}-budgets") \
@@ -343,11 +359,11 @@ def sensitivity(lp_file: Path, out_dir: Path | None, force: bool) -> None:
                   f"unit down, {_excel(row.shadow_price_up)} per unit up", highlight=False)
 
 
-def _excel(value: object) -> str:
+def _excel(value: str | SupportsFloat) -> str:
     """Numbers as Excel's report prints them: 1E+30 for an unlimited allowance."""
     if isinstance(value, str):
         return value
-    number = float(value)  # type: ignore[arg-type]
+    number = float(value)
     if number != number:
         return "n/a"
     if abs(number) >= 1e30:
@@ -388,7 +404,7 @@ def explain(run_dir: Path, top: int) -> None:
         _print_binding(run_dir, summary, top, wrapped)
 
 
-def _read_summary(run_dir: Path) -> dict:  # type: ignore[type-arg]
+def _read_summary(run_dir: Path) -> dict[str, Any]:
     """summary.json as a dict with the keys explain reads; anything else is bad input."""
     import json
 
@@ -410,7 +426,7 @@ def _read_summary(run_dir: Path) -> dict:  # type: ignore[type-arg]
     return summary
 
 
-def _print_binding(run_dir: Path, summary: dict, top: int,  # type: ignore[type-arg]
+def _print_binding(run_dir: Path, summary: dict[str, Any], top: int,
                    console: Console) -> None:
     """Models without a bottleneck story: their binding rows with the largest prices."""
     from allocator.api import read_output_table

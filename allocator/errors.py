@@ -6,6 +6,7 @@ import errno
 import os
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeGuard
 
 
 class ExitCode(IntEnum):
@@ -110,5 +111,5 @@ class EnvironmentFailure(AllocatorError):
                    f"not at all). This is not a bug in allocator: {hint}, then run again.")
 
 
-def is_environment_error(exc: BaseException) -> bool:
+def is_environment_error(exc: BaseException) -> TypeGuard[OSError]:
     return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS

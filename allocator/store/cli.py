@@ -6,12 +6,17 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from allocator.store.db import Store
+    from allocator.store.models import Run
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -23,7 +28,10 @@ STORE_HELP = ("The run store: a database URL (sqlite:///..., postgresql://...) o
               "($XDG_DATA_HOME/allocator/runs.sqlite).")
 
 
-def store_option(func):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_option(func: F) -> F:
     return click.option("--store", "store_url", metavar="URL|PATH", help=STORE_HELP)(func)
 
 
@@ -44,7 +52,7 @@ def _url(option: str | None) -> str:
                      "default)", "store")
 
 
-def _open(option: str | None):  # type: ignore[no-untyped-def]
+def _open(option: str | None) -> Store:
     from allocator.store.db import open_store
 
     url = _url(option)
@@ -62,7 +70,7 @@ def _fmt(value: float | None, digits: int = 6) -> str:
     return f"{value:,.{digits}g}" if abs(value) < 1e15 else f"{value:.4e}"
 
 
-def run_dict(run, full: bool = False) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def run_dict(run: Run, full: bool = False) -> dict[str, Any]:
     from allocator.store.record import iso
 
     found: dict[str, Any] = {

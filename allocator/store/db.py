@@ -14,6 +14,7 @@ import os
 import socket
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.engine import URL, make_url
@@ -23,6 +24,12 @@ from sqlalchemy.pool import NullPool
 
 from allocator.errors import InputError
 from allocator.store.models import LOST, RUNNING, Run
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 ENV = "ALLOCATOR_STORE"
 DEFAULT_NAME = "runs.sqlite"
@@ -129,7 +136,7 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
                                connect_args={"timeout": timeout, "isolation_level": None})
 
         @event.listens_for(engine, "connect")
-        def _connect(dbapi, _record):  # type: ignore[no-untyped-def]
+        def _connect(dbapi: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cursor = dbapi.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
@@ -138,7 +145,7 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin(conn):  # type: ignore[no-untyped-def]
+        def _begin(conn: Connection) -> None:
             # The write lock up front: two writers queue (busy_timeout) instead of one
             # failing when its read lock cannot be upgraded.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -154,7 +161,7 @@ def make_engine(url: str, timeout: float = 30.0) -> Engine:
     return create_engine(parsed, poolclass=NullPool)
 
 
-def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+def _alembic_config(engine: Engine) -> Config:
     from alembic.config import Config
 
     config = Config()

@@ -24,10 +24,10 @@ import sys
 import threading
 import tomllib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, update
 
@@ -41,6 +41,8 @@ from allocator.store.models import (
     RunInput,
     RunStage,
 )
+
+T = TypeVar("T")
 
 TOP_CONSTRAINTS = 15  # the top rows of bottlenecks.csv kept with the run
 LIBRARIES = ("highspy", "ortools", "pulp", "pandas", "numpy", "scipy", "pyarrow",
@@ -318,8 +320,8 @@ class Recording:
         self.recorder: Recorder | None = None
         self.error: BaseException | None = None
 
-    def wrap(self, work: Callable[[], Any]) -> Callable[[], Any]:
-        def recorded() -> Any:
+    def wrap(self, work: Callable[[], T]) -> Callable[[], T]:
+        def recorded() -> T:
             if self.url is not None:
                 try:
                     self.recorder = Recorder.start(self.url, self.scenario, self.out,
@@ -357,7 +359,7 @@ def _store_problem(url: str, exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _warning(warn: Callable[[str], None], url: str | None):  # type: ignore[no-untyped-def]
+def _warning(warn: Callable[[str], None], url: str | None) -> Iterator[None]:
     try:
         yield
     except Exception as exc:

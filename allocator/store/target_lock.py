@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from allocator.errors import InputError
 
@@ -60,7 +61,7 @@ def _shared_dir(folder: Path) -> bool:
     return True
 
 
-def _holder(fd: int) -> dict:  # type: ignore[type-arg]
+def _holder(fd: int) -> dict[str, Any]:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         info = json.loads(os.read(fd, 65536).decode("utf-8") or "{}")
@@ -69,7 +70,7 @@ def _holder(fd: int) -> dict:  # type: ignore[type-arg]
     return info if isinstance(info, dict) else {}
 
 
-def _refusal(out: Path, info: dict) -> InputError:  # type: ignore[type-arg]
+def _refusal(out: Path, info: dict[str, Any]) -> InputError:
     who = ", ".join(x for x in (
         f"pid {info['pid']}" if info.get("pid") else "",
         f"on {info['host']}" if info.get("host") else "",
@@ -80,7 +81,7 @@ def _refusal(out: Path, info: dict) -> InputError:  # type: ignore[type-arg]
                       str(out))
 
 
-def _held_elsewhere(info: dict) -> bool:  # type: ignore[type-arg]
+def _held_elsewhere(info: dict[str, Any]) -> bool:
     """Without flock (some network file systems): is the recorded holder alive?"""
     from allocator.store.db import process_gone
 

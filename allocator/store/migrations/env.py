@@ -23,7 +23,10 @@ def run_migrations_online() -> None:
     if engine is None:  # pragma: no cover - `alembic` command line with a URL
         from sqlalchemy import create_engine
 
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("the run store's migrations need an engine or sqlalchemy.url")
+        engine = create_engine(url)
     with engine.connect() as connection, connection.begin():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
