@@ -92,12 +92,13 @@ def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _pair_change(old: pd.DataFrame, new: pd.DataFrame, th: Thresholds) -> dict[str, object]:
     o, n = old["t"].to_numpy(), new["t"].to_numpy()
+    old_s, new_s = float(np.median(o)), float(np.median(n))
     row: dict[str, object] = {
-        "old_s": float(np.median(o)), "old_min": float(o.min()), "old_max": float(o.max()),
-        "new_s": float(np.median(n)), "new_min": float(n.min()), "new_max": float(n.max()),
+        "old_s": old_s, "old_min": float(o.min()), "old_max": float(o.max()),
+        "new_s": new_s, "new_min": float(n.min()), "new_max": float(n.max()),
         "replicates": f"{len(o)}/{len(n)}",
     }
-    row["ratio"] = row["new_s"] / row["old_s"]  # type: ignore[operator]
+    row["ratio"] = new_s / old_s
     old_wrong, new_wrong = bool(old["wrong"].any()), bool(new["wrong"].any())
     old_solved, new_solved = bool(old["solved"].all()), bool(new["solved"].all())
     if new_wrong:

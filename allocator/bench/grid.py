@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from allocator.errors import InputError, Problem
-from allocator.solvers.base import Capability, SolverSettings
+from allocator.solvers.base import METHODS, Capability, SolverSettings, is_method
 
-METHODS = ("auto", "simplex", "dual", "primal", "ipm", "pdlp")
 # Which `method` values each backend acts on (the others ignore the field; see solvers/).
 _METHODS_HONOURED: dict[str, frozenset[str]] = {
     "highs": frozenset(METHODS),
@@ -69,10 +68,11 @@ class Config:
         return f"{self.solver}[{','.join(parts)}]" if parts else self.solver
 
     def settings(self, seed: int) -> SolverSettings:
+        if not is_method(self.method):  # never, once folded: folded() keeps known methods only
+            raise ValueError(f"unknown solver method {self.method!r}")
         return SolverSettings(
             time_limit=self.time_limit, threads=self.threads, seed=seed, mip_gap=self.mip_gap,
-            presolve=self.presolve, method=self.method,  # type: ignore[arg-type]
-            options=dict(self.options),
+            presolve=self.presolve, method=self.method, options=dict(self.options),
         )
 
     def folded(self) -> Config:
@@ -185,11 +185,12 @@ class Grid:
 
 
 def parse_presolve(word: str) -> bool | None:
-    value = {"auto": None, "on": True, "off": False, "true": True, "false": False}.get(
-        word.strip().lower(), "bad")
-    if value == "bad":
+    values: dict[str, bool | None] = {"auto": None, "on": True, "off": False, "true": True,
+                                      "false": False}
+    key = word.strip().lower()
+    if key not in values:
         raise ValueError(f"presolve must be auto, on or off, not {word!r}")
-    return value  # type: ignore[return-value]
+    return values[key]
 
 
 def split_list(text: str) -> list[str]:

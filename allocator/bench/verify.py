@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import SupportsFloat
 
 import pandas as pd
 
@@ -81,11 +82,11 @@ class Check:
     note: str = ""
 
 
-def _float(value: object) -> float | None:
+def _float(value: str | SupportsFloat | None) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
     except (TypeError, ValueError):
         return None
     return None if math.isnan(number) else number

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, get_args
 
 import numpy as np
 
@@ -58,6 +58,14 @@ class Limit(enum.Enum):
     OTHER = "other"
 
 
+Method = Literal["auto", "simplex", "dual", "primal", "ipm", "pdlp"]
+METHODS: tuple[Method, ...] = get_args(Method)
+
+
+def is_method(word: str) -> TypeGuard[Method]:
+    return word in METHODS
+
+
 @dataclass(frozen=True)
 class SolverSettings:
     """One typed settings object for every solver; `options` passes through unchanged."""
@@ -67,7 +75,7 @@ class SolverSettings:
     seed: int = 0
     mip_gap: float = 1e-4
     presolve: bool | None = None
-    method: Literal["auto", "simplex", "dual", "primal", "ipm", "pdlp"] = "auto"
+    method: Method = "auto"
     options: dict[str, Any] = field(default_factory=dict)
 
 
