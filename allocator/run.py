@@ -48,7 +48,7 @@ class RunOutcome:
     result: SolveResult | None = None
     ops: Built | None = None
     tables: dict[str, Any] = field(default_factory=dict)
-    sensitivities: list[Any] = field(default_factory=list)
+    sensitivities: list[LpSensitivity] = field(default_factory=list)
 
 
 class PhaseClock:
