@@ -175,7 +175,7 @@ def _with_figures(rows: pd.DataFrame, moved_constant: float) -> pd.DataFrame:
     return rows
 
 
-def sentence(row: pd.Series, label_fn=str) -> str:  # type: ignore[no-untyped-def]
+def sentence(row: pd.Series, label_fn=str) -> str:
     """One plain sentence for one binding constraint (or input); `label_fn` escapes labels."""
     if "per_step" not in row:  # an old-style ranked row: compute the figures on the spot
         row = _with_figures(pd.DataFrame([row]), 0.0).iloc[0]
@@ -392,7 +392,7 @@ def service_words(coverage: pd.DataFrame | None, weighted: float | None = None) 
 HIRE_LINES = 5
 
 
-def hiring_sentences(hiring: pd.DataFrame | None, escape=str) -> list[str]:  # type: ignore[no-untyped-def]
+def hiring_sentences(hiring: pd.DataFrame | None, escape=str) -> list[str]:
     """The top rows of hiring.csv in words."""
     if hiring is None or hiring.empty:
         return []
@@ -418,10 +418,10 @@ def hiring_sentences(hiring: pd.DataFrame | None, escape=str) -> list[str]:  # t
 
 
 def what_if(ladders: pd.DataFrame | None, shares: tuple[float, ...] = (-0.1, 0.1),
-            moved_constant: float = 0.0) -> list[dict]:  # type: ignore[type-arg]
+            moved_constant: float = 0.0) -> list[dict]:
     """The stage's figure with each laddered budget moved by each share of today's amount,
     read from the ladder's pieces (exact where a rung covers the amount)."""
-    out: list[dict] = []  # type: ignore[type-arg]
+    out: list[dict] = []
     if ladders is None or ladders.empty:
         return out
     # The first stage only: a later stage holds the earlier ones at today's optimum, so a
@@ -447,7 +447,7 @@ def what_if(ladders: pd.DataFrame | None, shares: tuple[float, ...] = (-0.1, 0.1
     return out
 
 
-def what_if_sentences(ladders: pd.DataFrame | None, escape=str) -> list[str]:  # type: ignore[no-untyped-def]
+def what_if_sentences(ladders: pd.DataFrame | None, escape=str) -> list[str]:
     out = []
     for item in what_if(ladders):
         unit = STAGE_UNIT.get(item["stage"], "")
@@ -567,10 +567,10 @@ def bottlenecks_markdown(
         if has_value.any():
             lines.append(_md_table(room[has_value], where="sensitivity.csv, family = "
                                    "capacity"))
-        rest = int((~has_value).sum())
-        if rest:
+        spare = int((~has_value).sum())
+        if spare:
             some = "The other" if has_value.any() else "All"
-            lines.append(f"{some} {rest} sites have room to spare: one more FTE of "
+            lines.append(f"{some} {spare} sites have room to spare: one more FTE of "
                          "capacity there is worth 0.\n")
     cost = marginal_cost_of_service(sensitivity)
     if not cost.empty:

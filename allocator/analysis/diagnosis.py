@@ -43,7 +43,7 @@ class Repair:
             return math.nan
         return self.proposed - self.current
 
-    def sentence(self, esc=str) -> str:  # type: ignore[no-untyped-def]
+    def sentence(self, esc=str) -> str:
         """Plain words; `esc` escapes what came from the data (labels, file names)."""
         name = esc(Path_name(self.source))
         where = f"{name} row {self.row}" if self.row else name
@@ -504,8 +504,8 @@ def conflict_set(ops: OpsModel) -> tuple[list[dict[str, Any]], str]:
     prices = {f: 1.0 for f in (*families, "floor")}
     for family in list(needed):
         trial = tuple(f for f in families if f not in needed or f == family)
-        status, _found, _cost = _solve_elastic(ops, trial, prices, 30)
-        if status != "feasible":
+        outcome, _found, _cost = _solve_elastic(ops, trial, prices, 30)
+        if outcome != "feasible":
             continue
         # Relaxing `family` (with those already dropped) restores feasibility: keep it out.
         needed.remove(family)

@@ -279,7 +279,7 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
     return _finish(result)
 
 
-def _walk(highs, row: int, solve_at,  # type: ignore[no-untyped-def]
+def _walk(highs, row: int, solve_at,
           rungs: int) -> tuple[tuple[float, float] | None, int]:
     """The dual of the hire's row just above 0 FTE and the FTE up to which it holds (nan:
     not reached within `rungs` more re-solves); and the re-solves used."""

@@ -26,7 +26,7 @@ def _bound(value: float) -> float:
     return float(np.clip(value, -1e30, 1e30))
 
 
-def _solve_at(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no-untyped-def]
+def _solve_at(highs, row: int, lo: float, hi: float, use_hi: bool,
               value: float) -> tuple[float, float, float, float] | None:
     """Objective, dual and basis range of the row with its rhs set to `value`."""
     if use_hi:
@@ -45,10 +45,10 @@ def _solve_at(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: igno
             np.inf if high >= 1e30 else max(high, value))
 
 
-def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-untyped-def]
+def row_ladder(highs, row: int, rhs: float, use_hi: bool,
                lo: float, hi: float, probes: Probes | None = None,
                span: tuple[float, float] | None = None,
-               ) -> list[dict]:  # type: ignore[type-arg]
+               ) -> list[dict]:
     """The rungs of one row's ladder; `lo`/`hi` are the row's bounds, restored at the end.
 
     Each rung is a warm re-solve plus a full ranging (HiGHS has no per-row ranging), counted
@@ -57,7 +57,7 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-unt
     the ladder goes on until it covers both (up to SPAN_RUNGS per direction).
     """
     probes = probes if probes is not None else Probes()
-    rungs: list[dict] = []  # type: ignore[type-arg]
+    rungs: list[dict] = []
     if not probes.take():
         return rungs
     start = _solve_at(highs, row, lo, hi, use_hi, rhs)
@@ -99,12 +99,12 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool,  # type: ignore[no-unt
     return _merge(sorted(rungs, key=lambda r: (r["rhs"], r["rhs_from"], r["rhs_to"])))
 
 
-def _merge(rungs: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+def _merge(rungs: list[dict]) -> list[dict]:
     """Adjacent rungs with the same price are one piece of the objective. Each rung holds
     the point it was solved at (`rhs`); where two basis ranges overlap (a range HiGHS
     reports for a slack row can reach past the next price), the boundary is put between
     the two points, at the end the nearer rung states."""
-    out: list[dict] = []  # type: ignore[type-arg]
+    out: list[dict] = []
     for rung in rungs:
         if out:
             last = out[-1]
@@ -122,7 +122,7 @@ def _merge(rungs: list[dict]) -> list[dict]:  # type: ignore[type-arg]
     return out
 
 
-def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type: ignore[no-untyped-def]
+def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,
                   probes: Probes | None = None) -> pd.DataFrame:
     """Ladders for the stage's top bottlenecks (largest |price| x |rhs| in LADDER_FAMILIES).
 
@@ -197,7 +197,7 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,  # type:
     return out
 
 
-def _relax_fte(highs, links, k: int):  # type: ignore[no-untyped-def]
+def _relax_fte(highs, links, k: int):
     """Relax the bounds that follow person k's FTE (implied by their availability row);
     returns the function that restores them."""
     lp = highs.getLp()

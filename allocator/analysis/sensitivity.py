@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -137,14 +138,14 @@ class LpSensitivity:
     right_to: np.ndarray | None = None  # dual_right holds from rhs to here
 
 
-def _clean(values: np.ndarray) -> np.ndarray:
+def _clean(values: Any) -> np.ndarray:
     out = np.asarray(values, dtype=float).copy()
     out[out >= 1e30] = np.inf
     out[out <= -1e30] = -np.inf
     return out
 
 
-def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore[no-untyped-def]
+def highs_sensitivity(highs, stage: str, one_sided: bool = True,
                       source: str = "lp", probes: Probes | None = None,
                       model: LinearModel | None = None) -> LpSensitivity:
     """Read duals and ranging from a Highs instance that has just solved an LP to optimality.
@@ -207,7 +208,7 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,  # type: ignore
     return result
 
 
-def _set_rhs(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no-untyped-def]
+def _set_rhs(highs, row: int, lo: float, hi: float, use_hi: bool,
              value: float) -> None:
     if lo == hi:
         highs.changeRowBounds(row, _bound(value), _bound(value))
@@ -217,7 +218,7 @@ def _set_rhs(highs, row: int, lo: float, hi: float, use_hi: bool,  # type: ignor
         highs.changeRowBounds(row, _bound(value), _bound(hi))
 
 
-def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
+def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,
                    hi: np.ndarray, probes: Probes) -> None:
     """Widen basis ranges to price ranges by successive ranging (parametric analysis).
 
@@ -246,7 +247,7 @@ def _impact(sens: LpSensitivity, rows: np.ndarray) -> np.ndarray:
     return np.abs(sens.row_dual[rows]) * np.maximum(1.0, np.abs(sens.rhs[rows]))
 
 
-def _widen(highs, r: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no-untyped-def]
+def _widen(highs, r: int, lo: float, hi: float, use_hi: bool,
            dual: float, low: float, high: float, probes: Probes,
            steps: int = MAX_STEPS) -> tuple[float, float, bool]:
     """The range of right-hand sides over which `dual` holds, from a basis range [low, high]:
@@ -287,7 +288,7 @@ def _widen(highs, r: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no
     return ends[0], ends[1], closed_both
 
 
-def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,  # type: ignore[no-untyped-def]
+def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,
                 lo: np.ndarray, hi: np.ndarray, probes: Probes) -> None:
     """The value of one more FTE of each staff member, with the range where it holds.
 
@@ -376,7 +377,8 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,  # type: ignore[
                 low, high, closed = _widen(highs, r, lo[r], hi[r], True, float(dual[k]),
                                            float(sens.input_low[k]), float(sens.input_high[k]),
                                            probes, MAX_FTE_STEPS)
-                found = (float(dual[k]), low, high, "price" if closed else "basis")
+                found: tuple[float, float, float, str] | None = (
+                    float(dual[k]), low, high, "price" if closed else "basis")
             else:
                 found = _price_up(highs, r, lo[r], hi[r], float(fte[k]), probes)
             highs.changeRowBounds(r, _bound(lo[r]), _bound(hi[r]))
@@ -391,7 +393,7 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,  # type: ignore[
     sens.input_dual += 0.0
 
 
-def _price_up(highs, r: int, lo: float, hi: float, rhs: float,  # type: ignore[no-untyped-def]
+def _price_up(highs, r: int, lo: float, hi: float, rhs: float,
               probes: Probes) -> tuple[float, float, float, str] | None:
     """The price of raising row r's upper bound from `rhs`, and the range where it holds."""
     from allocator.analysis.ladder import _solve_at
@@ -414,7 +416,7 @@ def _price_up(highs, r: int, lo: float, hi: float, rhs: float,  # type: ignore[n
     return dual, low, high, "price" if closed else "basis"
 
 
-def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignore[no-untyped-def]
+def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,
                       hi: np.ndarray, probes: Probes) -> None:
     """Left and right shadow prices of the rows whose dual is not unique, by re-solving a
     hair below and above the right-hand side: each is the dual of the basis found there, so
@@ -434,6 +436,7 @@ def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignor
             found.append(_probe(highs, int(r), lo[r], hi[r], use_hi, rhs + direction * eps))
         _set_rhs(highs, int(r), lo[r], hi[r], use_hi, rhs)
         (left, _l_low, l_high), (right, r_low, _r_high) = found
+        assert sens.left_from is not None and sens.right_to is not None
         sens.dual_left[r], sens.dual_right[r] = left, right
         tol = 1e-9 * max(1.0, abs(rhs))
         # Each one-sided price holds from the right-hand side on if its basis reaches it.
@@ -446,7 +449,7 @@ def _one_sided_prices(highs, sens: LpSensitivity, lo: np.ndarray,  # type: ignor
             sens.dual_unique[r] = True  # a basis change, but the same price on both sides
 
 
-def _probe(highs, r: int, lo: float, hi: float, use_hi: bool,  # type: ignore[no-untyped-def]
+def _probe(highs, r: int, lo: float, hi: float, use_hi: bool,
            value: float) -> tuple[float, float, float]:
     """Row r's dual with its right-hand side at `value`, and the basis range around it
     (nan, nan, nan where the LP is not optimal there)."""
@@ -485,7 +488,7 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
     frames = []
     labels: dict[str, np.ndarray] = {}  # per block, shared by every stage (the costly part)
 
-    def labels_of(block) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def labels_of(block) -> np.ndarray:
         key = f"{type(block).__name__}:{block.name}"
         if key not in labels:
             labels[key] = _labels(block.labels)
@@ -543,11 +546,11 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
                 "cost": np.nan, "cost_low": np.nan, "cost_high": np.nan,
                 "dual_source": sens.source,
             }))
-        for block in model.var_blocks.values():
-            sl = block.slice
+        for var_block in model.var_blocks.values():
+            sl = var_block.slice
             frames.append(pd.DataFrame({
-                "stage": sens.stage, "kind": "variable", "family": block.name,
-                "labels": labels_of(block), "activity": np.nan, "rhs": np.nan,
+                "stage": sens.stage, "kind": "variable", "family": var_block.name,
+                "labels": labels_of(var_block), "activity": np.nan, "rhs": np.nan,
                 "slack": np.nan, "binding": False, "dual": np.nan, "dual_unique": True,
                 "dual_left": np.nan, "dual_right": np.nan, "left_from": np.nan,
                 "right_to": np.nan, "rhs_low": np.nan,
@@ -583,7 +586,7 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-untyped-def]
+def analyze_stage(highs, model: LinearModel, stage: str,
                   source: str = "lp", solve_seconds: float = 0.0,
                   share: float = DEFAULT_SHARE, probes: int | None = None,
                   deadline: float | None = None) -> tuple[LpSensitivity, pd.DataFrame, str]:
@@ -624,7 +627,7 @@ def analyze_stage(highs, model: LinearModel, stage: str,  # type: ignore[no-unty
 
 
 def resolve_stage_sensitivities(
-    model: LinearModel, objectives: list, stages: list, x: np.ndarray,  # type: ignore[type-arg]
+    model: LinearModel, objectives: list, stages: list, x: np.ndarray,
     share: float = DEFAULT_SHARE, probes: int | None = None,
 ) -> tuple[list[LpSensitivity], list[pd.DataFrame]]:
     """Sensitivity of each solved stage by a HiGHS re-solve: used when another solver found

@@ -141,6 +141,7 @@ def build_ops(data: OpsData, policy: PolicyConfig) -> OpsModel:
     budgets = data.budgets
     if len(budgets):
         members = data.budget_sites
+        assert members is not None  # load_ops fills it wherever budgets exist
         b_pos = pd.Series(np.arange(len(budgets)), index=budgets["budget_id"].to_numpy())
         mem = pd.DataFrame({"b": b_pos.loc[members["budget_id"].to_numpy()].to_numpy(),
                             "s": site_ids.get_indexer(members["site_id"])}).drop_duplicates()
@@ -292,7 +293,7 @@ class OpsFormulation(Formulation):
         built.model.ladder_span = getattr(scenario.output, "ladder_span", None)  # type: ignore[attr-defined]
         return built
 
-    def extra_outputs(  # type: ignore[override]
+    def extra_outputs(
         self, built: OpsModel, x: np.ndarray
     ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
         """hiring.csv: the value of one more FTE hired at each site and skill."""
@@ -313,12 +314,12 @@ class OpsFormulation(Formulation):
             scenario.objective.abs_tol, getattr(scenario.output, "hiring_cost", "median"))
         return {"hiring": table}, {}
 
-    def plan_tables(self, built: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:  # type: ignore[override]
+    def plan_tables(self, built: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
         from allocator.outputs.ops_tables import plan_tables
 
         return plan_tables(built, x)
 
-    def bottlenecks(  # type: ignore[override]
+    def bottlenecks(
         self, built: OpsModel, sensitivity: pd.DataFrame, tables: dict[str, pd.DataFrame],
         title: str, ladders: pd.DataFrame | None,
     ) -> tuple[str, pd.DataFrame] | None:
@@ -339,7 +340,7 @@ class OpsFormulation(Formulation):
                                     moved_constant=built.moved_constant, coverage=coverage,
                                     hiring=tables.get("hiring"), service_value=weighted)
 
-    def diagnose(  # type: ignore[override]
+    def diagnose(
         self, built: OpsModel, scenario: Scenario
     ) -> tuple[str, dict[str, Any]] | None:
         from allocator.analysis.diagnosis import diagnose, diagnosis_markdown

@@ -72,6 +72,7 @@ def plan_tables(ops: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
     budgets = data.budgets
     if len(budgets):
         spent_by_site = pd.Series(site_cost, index=sites["site_id"].to_numpy())
+        assert data.budget_sites is not None  # load_ops fills it wherever budgets exist
         members = data.budget_sites.drop_duplicates()
         members = members.assign(spent=spent_by_site.loc[members["site_id"].to_numpy()].to_numpy())
         spent = members.groupby("budget_id")["spent"].sum()

@@ -63,7 +63,7 @@ def _money(value: Any) -> str:
     return f"{round(number) + 0:,}"
 
 
-def _svg(fig) -> str:  # type: ignore[no-untyped-def]
+def _svg(fig) -> str:
     import matplotlib.pyplot as plt
 
     buffer = io.StringIO()
@@ -73,7 +73,7 @@ def _svg(fig) -> str:  # type: ignore[no-untyped-def]
     return text[text.index("<svg"):]
 
 
-def _figure(height: float):  # type: ignore[no-untyped-def]
+def _figure(height: float):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,7 +153,7 @@ def _budget_chart(budgets: pd.DataFrame) -> str:
     return _svg(fig)
 
 
-def _money_axis(axis) -> None:  # type: ignore[no-untyped-def]
+def _money_axis(axis) -> None:
     """Whole units with thousands separators, never a `1e7` offset."""
     from matplotlib.ticker import FuncFormatter
 
