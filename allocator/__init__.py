@@ -1,15 +1,11 @@
 """allocator: budgets, staff and site capacity allocated at least cost, with the reasons why."""
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
+
+from allocator.version import __version__
 
 if TYPE_CHECKING:  # the types of the lazily imported API (see __getattr__)
     from allocator.api import Run, open_run, solve
-
-try:
-    __version__ = version("allocator")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+local"
 
 __all__ = ["Run", "__version__", "open_run", "solve"]
 

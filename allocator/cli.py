@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -16,8 +14,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from allocator import __version__
-from allocator.errors import AllocatorError, ExitCode
+from allocator.failures import report_failure
+from allocator.version import __version__
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -29,39 +27,8 @@ out = Console(soft_wrap=True)
 
 
 def _fail(exc: BaseException) -> int:
-    import errno
-
-    from allocator.errors import EnvironmentFailure, InputError, is_environment_error
-
-    if isinstance(exc, KeyboardInterrupt):
-        err.print("interrupted: stopped; nothing was written", highlight=False)
-        return 130
-    if is_environment_error(exc):  # a full disk, a read-only remount: the machine, not a bug
-        exc = EnvironmentFailure.from_os_error(exc)
-    path_faults = {  # a path the user gave that cannot be opened: bad input, with the reason
-        errno.ENOENT: "not found", errno.ENOTDIR: "a part of this path is a file, not a folder",
-        errno.EISDIR: "a folder, not a file", errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied", errno.ELOOP: "a loop of symbolic links",
-        errno.ENAMETOOLONG: "a name in this path is too long for the file system"}
-    if isinstance(exc, OSError) and exc.filename and exc.errno in path_faults:
-        exc = InputError(path_faults[exc.errno], str(exc.filename))
-    if isinstance(exc, AllocatorError):
-        err.print(f"[bold red]error[/] ({exc.exit_code.name.lower().replace('_', ' ')}):",
-                  highlight=False)
-        err.print(str(exc), markup=False, highlight=False)
-        return int(exc.exit_code)
-    text = "".join(traceback.format_exception(exc))
-    try:
-        handle, name = tempfile.mkstemp(prefix="allocator-crash-", suffix=".log")
-        with os.fdopen(handle, "w", encoding="utf-8") as log:
-            log.write(text)
-        where = f"The traceback is in {name}"
-    except OSError:  # e.g. /tmp is full too: the traceback goes to stderr instead
-        where = f"The traceback (it could not be saved to a file):\n{text}"
-    err.print(f"[bold red]internal error[/]: {type(exc).__name__}: {exc}", markup=True,
-              highlight=False)
-    err.print(f"This is a bug. {where}", highlight=False, markup=False)
-    return int(ExitCode.INTERNAL)
+    """Say what went wrong on stderr; the exit code to use (allocator.failures)."""
+    return report_failure(exc, err)
 
 
 T = TypeVar("T")

@@ -309,9 +309,9 @@ def convert_command(kind: str, source: Path, out_dir: Path, capacities: tuple[fl
     try:
         written = convert(kind, source, out_dir, capacities, sense, force)
     except Exception as exc:
-        from allocator.cli import _fail  # the CLI's one mapping of exceptions to exit codes
+        from allocator.failures import report_failure  # the one mapping to exit codes
 
-        sys.exit(_fail(exc))
+        sys.exit(report_failure(exc))
     for path in written:
         click.echo(str(path))
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from allocator import __version__
 from allocator.analysis.marginals import mip_marginals
 from allocator.analysis.sensitivity import (
     LpSensitivity,
@@ -36,6 +35,7 @@ from allocator.solvers.base import Backend, SolverSettings, Status
 from allocator.solvers.highs import HighsBackend, clone_at_basis
 from allocator.solvers.lexicographic import SolveResult, StageResult, solve_stages, stage_objectives
 from allocator.solvers.registry import backend_class, check_capabilities
+from allocator.version import __version__
 
 if TYPE_CHECKING:
     import highspy

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import glob
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
@@ -27,7 +25,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from allocator.errors import AllocatorError, ExitCode, InputError, Problem
+from allocator.errors import ExitCode, InputError, Problem
 
 T = TypeVar("T")
 err = Console(stderr=True, soft_wrap=True)
@@ -47,15 +45,11 @@ class BenchExit(IntEnum):
 
 
 def _fail(exc: BaseException) -> int:
-    if isinstance(exc, AllocatorError):
-        err.print(f"[bold red]error[/] ({exc.exit_code.name.lower().replace('_', ' ')}):")
-        err.print(str(exc), markup=False, highlight=False)
-        return int(exc.exit_code)
-    log = Path(tempfile.mkstemp(prefix="allocator-bench-crash-", suffix=".log")[1])
-    log.write_text("".join(traceback.format_exception(exc)))
-    err.print(f"[bold red]internal error[/]: {type(exc).__name__}: {exc}", highlight=False)
-    err.print(f"This is a bug. The traceback is in {log}", highlight=False)
-    return int(BenchExit.INTERNAL)
+    """The package's one mapping of exceptions to exit codes and words (allocator.failures);
+    bench's own codes (6, 7) are returned by its commands, not raised."""
+    from allocator.failures import report_failure
+
+    return report_failure(exc, err)
 
 
 class _RunByDefault(click.Group):

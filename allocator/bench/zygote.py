@@ -65,7 +65,9 @@ def _child(request: dict[str, Any]) -> None:
         os.dup2(null, 1)
         os.dup2(err, 2)
         os.close(_channel)  # the protocol channel stays the zygote's alone
-        from allocator.bench.cells import child_main
+        # By name, not by an import statement: cells.py imports this module to reach its
+        # zygote, and the zygote only needs the entry point in the forked child.
+        child_main = import_module("allocator.bench.cells").child_main
 
         child_main(request["spec"], request["out"])
     except BaseException:  # report, and leave through os._exit: never back into the loop

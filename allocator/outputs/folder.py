@@ -34,13 +34,13 @@ from typing import Any
 
 import pandas as pd
 
-from allocator import __version__
 from allocator.errors import (
     ENVIRONMENT_ERRNOS,
     AllocatorError,
     EnvironmentFailure,
     InputError,
 )
+from allocator.version import __version__
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

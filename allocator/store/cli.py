@@ -8,7 +8,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -35,10 +35,10 @@ def store_option(func: F) -> F:
     return click.option("--store", "store_url", metavar="URL|PATH", help=STORE_HELP)(func)
 
 
-def _fail(exc: BaseException) -> None:
-    from allocator.cli import _fail as cli_fail
+def _fail(exc: BaseException) -> NoReturn:
+    from allocator.failures import report_failure
 
-    sys.exit(cli_fail(exc))
+    sys.exit(report_failure(exc))
 
 
 def _url(option: str | None) -> str:

@@ -55,7 +55,7 @@ _ACTIVE: Recorder | None = None  # the run this process is recording (one per CL
 
 
 def versions() -> dict[str, str | None]:
-    from allocator import __version__
+    from allocator.version import __version__
 
     found: dict[str, str | None] = {"allocator": __version__,
                                     "python": platform.python_version()}
