@@ -28,7 +28,7 @@ from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
 from allocator.formulations.base import Built, Formulation
 from allocator.outputs.folder import RunFolder, check_target, run_folder
-from allocator.outputs.report import render_report
+from allocator.outputs.report import render_infeasible_report, render_report
 from allocator.outputs.summary import InputSummary, RunSummary, StageSummary, finite
 from allocator.scenario import OutputConfig, Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
@@ -407,6 +407,14 @@ def _write_diagnosis(run: _Run, folder: RunFolder) -> None:
     if story is not None:
         folder.text("diagnosis.md", story[0])
         folder.json("diagnosis.json", story[1])
+        recommendation = story[1].get("recommendation")
+        if recommendation:  # on the terminal (and in cron mail), not only in the folder
+            run.notes.append(str(recommendation))
+    if run.scenario.output.report:
+        summary = summary_of(run.scenario, run.ops, run.result, run.clock.report(),
+                             ExitCode.INFEASIBLE, run.notes)
+        folder.text("report.html", render_infeasible_report(
+            run.scenario.name, summary.as_json(), story[1] if story is not None else {}))
 
 
 def solve_scenario(

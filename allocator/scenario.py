@@ -87,6 +87,12 @@ class OutputConfig(_Strict):
     # MIP (whole mode): limits are moved by this share (at least 1 unit) and re-solved.
     marginal_step: float = Field(0.01, gt=0)
     marginal_rows: int = Field(30, ge=0)
+    # Each price ladder also covers today's right-hand side +- this share (0.2: from 0.8x to
+    # 1.2x of today's budget), so a "-10%?" question has its answer in the report.
+    ladder_span: float | None = Field(None, ge=0, le=1)
+    # The assumed cost per FTE of a new hire in hiring.csv: "median" (the median cost_per_fte
+    # of staff with that skill in the site's region, else of the company) or one number.
+    hiring_cost: Literal["median"] | float = "median"
 
 
 class InputConfig(_Strict):

@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=600.0)
     args = parser.parse_args()
 
-    from allocator.analysis.stages import stage_objectives
+    from allocator.solvers.lexicographic import stage_objectives
     from allocator.run import _prepare
     from allocator.solvers.highs import coupling_rows, load_into_highs, new_highs
 

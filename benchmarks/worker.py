@@ -156,7 +156,7 @@ ALLOCATOR_WRAPS = (
     ("allocator.formulations.ops_data", "load_ops", "validate"),
     ("allocator.run", "_prepare", "formulate"),
     ("allocator.solvers.highs", "HighsBackend.load", "handover"),
-    ("allocator.analysis.stages", "solve_stages", "solve_glue"),
+    ("allocator.solvers.lexicographic", "solve_stages", "solve_glue"),
     ("allocator.analysis.sensitivity", "analyze_stage", "sensitivity"),
     ("allocator.analysis.sensitivity", "highs_sensitivity", "sensitivity"),
     ("allocator.analysis.sensitivity", "resolve_stage_sensitivities", "sensitivity"),
