@@ -109,6 +109,7 @@ def test_grid_folds_settings_a_backend_ignores():
     assert len(labels) == len(set(labels)) == 4 + 1 + 2 + 2
 
 
+@pytest.mark.slow
 def test_every_proven_optimum_matches_the_published_value(main_run):
     rows = [r for r in main_run["run"].rows if r["key"] in {c.key for c in main_run["cells"]}]
     assert len(rows) == len(main_run["cells"]) == len(NETLIB + MIPLIB) * len(CONFIGS)
@@ -362,6 +363,7 @@ def _bench_cli(*args: object) -> subprocess.CompletedProcess[str]:
                           env=os.environ | {"COLUMNS": "200"})
 
 
+@pytest.mark.slow
 def test_cli_run_flags_a_wrong_answer_and_resumes(tmp_path):
     # A copy of afiro whose expected.csv publishes a wrong optimum: the solver's (right)
     # answer must come out flagged, loudly, with exit code 6.

@@ -46,6 +46,7 @@ def library_objective(scenario: Path, overrides: list[str] | None = None) -> flo
 
 
 # -- 1. network demand prices ----------------------------------------------------------------
+@pytest.mark.slow
 def test_network_demand_prices_are_those_of_demand_csv(tmp_path):
     """Every demand point of the sample: the stated price (dual, and left/right where given)
     against re-solves with that point's demand one unit lower and higher in demand.csv."""
@@ -168,6 +169,7 @@ def best_value(curves: dict[str, list[tuple[float, float]]], groups: dict[str, s
     return float(-found.fun)
 
 
+@pytest.mark.slow
 def test_nonconcave_tradeoff_every_sample_against_independent_solves(tmp_path):
     scenario = funding_case(tmp_path, NONCONCAVE_PROGRAMS, NONCONCAVE_RESPONSE,
                             NONCONCAVE_BUDGETS, "[policy]\nallow_nonconcave = true\n")
@@ -191,6 +193,7 @@ def test_nonconcave_tradeoff_every_sample_against_independent_solves(tmp_path):
 
 
 # -- 3. the trade-off curve whatever solver found the plan -------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", ["glop", "pdlp", "scip", "cbc"])
 def test_tradeoff_written_for_every_solver(solver, tmp_path):
     reference = run_cli("solve", MODELS / "funding.toml", "--set", "output.report=false",
@@ -263,6 +266,7 @@ def infeasible_case(model: str, tmp_path: Path) -> Path:
     return scenario
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("model", "keys"), [
     ("network", {"capacity", "demand", "mix"}), ("funding", {"budget", "floors", "mix"}),
     ("assignment", {"capacity", "mix"})])

@@ -75,6 +75,7 @@ def test_hostile_labels_are_escaped(tmp_path):
     assert "'=HYPERLINK" in (tmp_path / "run" / "budgets.csv").read_text()
 
 
+@pytest.mark.slow
 def test_explain_tells_the_bottlenecks(tmp_path):
     run = run_cli("solve", DEMO, out=tmp_path / "run")
     assert run.code == 0

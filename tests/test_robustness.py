@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -74,6 +75,7 @@ def test_fuzzed_inputs_never_crash(case, tmp_path_factory):
         assert not (folder / "run").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_mid_solve_leaves_nothing(tmp_path):
     scenario = write_ops_instance(generate_ops(20_000, seed=2), tmp_path / "big", "big")
     out = tmp_path / "run"

@@ -93,6 +93,7 @@ def test_force_refuses_a_run_folder_the_user_added_files_to(tmp_path: Path) -> N
     assert snapshot(out) == before
 
 
+@pytest.mark.slow
 def test_force_replaces_an_earlier_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run_cli("solve", TINY, out=out).code == 0
@@ -123,6 +124,7 @@ def test_force_on_an_empty_folder(tmp_path: Path) -> None:
     assert (out / "plan.csv").exists()
 
 
+@pytest.mark.slow
 def test_force_refuses_a_symbolic_link(tmp_path: Path) -> None:
     real = tmp_path / "real"
     assert run_cli("solve", TINY, out=real).code == 0
@@ -261,6 +263,7 @@ def test_partial_folder_of_another_machine_is_removed_only_once_idle(tmp_path: P
     assert recent.exists() and not idle.exists() and not here.exists()
 
 
+@pytest.mark.slow
 def test_earlier_run_set_aside_by_a_cut_replace_is_cleaned(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run_cli("solve", TINY, out=out).code == 0
@@ -303,6 +306,7 @@ def test_out_under_a_file(tmp_path: Path) -> None:
     assert (tmp_path / "notes.txt").read_text() == "a file"
 
 
+@pytest.mark.slow
 def test_out_dot_and_the_current_folder(tmp_path: Path) -> None:
     here = tmp_path / "empty"  # --force would replace an empty folder: not the current one
     here.mkdir()
@@ -390,6 +394,7 @@ MID_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_error_after_the_solve_exits_with_its_code_not_sigabrt(tmp_path: Path) -> None:
     """An error while a stage's sensitivity still runs in HiGHS on the other thread: the exit
     code is the error's (2), never 134 (SIGABRT at the interpreter's shutdown) or 1."""

@@ -157,6 +157,7 @@ def test_duals_agree_across_lp_solvers():
         np.testing.assert_allclose(duals[unique], reference[unique], atol=tol, err_msg=name)
 
 
+@pytest.mark.slow
 def test_demo_run_writes_sensitivity_with_stage_and_ranges(tmp_path):
     run = run_cli("solve", TINY.parent.parent.parent.parent / "models" / "demo.toml",
                   out=tmp_path / "run")
@@ -171,6 +172,7 @@ def test_demo_run_writes_sensitivity_with_stage_and_ranges(tmp_path):
     assert (binding["rhs_high"] >= binding["rhs"]).all()
 
 
+@pytest.mark.slow
 def test_mip_marginals_match_a_brute_force_resolve(tmp_path):
     tables = generate_ops(40, seed=11)
     tables["budgets"]["amount"] *= 0.8  # make money bind
@@ -192,6 +194,7 @@ def test_mip_marginals_match_a_brute_force_resolve(tmp_path):
     assert set(sens["dual_source"]) == {"fixed-integer lp"}
 
 
+@pytest.mark.slow
 def test_cli_budget_price_matches_a_resolve(tmp_path):
     """The service stage's analysis runs on a copy of the solved HiGHS model in a thread:
     its shadow price of the most valuable budget must predict an independent re-solve."""

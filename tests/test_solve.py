@@ -52,6 +52,7 @@ def test_tiny_hand_checked(tmp_path):
     assert set(plan.loc[plan["fte"] > 1e-3, "staff_id"]) == {"007", "s2", "s3"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["tiny", "generated", "demo"])
 def test_stage_optima_match_an_independent_formulation(case, generated, tmp_path):
     scenario = {"tiny": TINY, "generated": generated, "demo": DEMO}[case]
@@ -87,6 +88,7 @@ def highs_objectives(tmp_path_factory):
     return objectives
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", LP_SOLVERS)
 @pytest.mark.parametrize("case", ["tiny", "generated", "demo"])
 def test_lp_backends_agree(case, solver, generated, highs_objectives, tmp_path):
@@ -98,6 +100,7 @@ def test_lp_backends_agree(case, solver, generated, highs_objectives, tmp_path):
         assert _close(run.summary["objectives"][stage], value, TOLERANCE.get(solver, 1e-6))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", MIP_SOLVERS)
 @pytest.mark.parametrize("case", ["tiny", "demo"])
 def test_mip_backends_agree_in_whole_mode(case, solver, highs_objectives, tmp_path):
@@ -125,6 +128,7 @@ def _write(folder: Path, **tables: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_whole_and_fractional_differ(tmp_path):
     # One person, two sites each needing half a person: split serves both, whole serves one.
     scenario = _write(
@@ -142,6 +146,7 @@ def test_whole_and_fractional_differ(tmp_path):
     assert whole.table("plan")["site_id"].nunique() == 1
 
 
+@pytest.mark.slow
 def test_lexicographic_order_holds(tmp_path):
     # Serving costs 1,000 per unit of demand; a shortfall unit weighs 1. Lexicographic
     # service-first must still serve; a weighted sum with equal weights must not.
@@ -166,6 +171,7 @@ def test_lexicographic_order_holds(tmp_path):
     assert _close(rev.summary["objectives"]["service"], 1.0, 1e-9)
 
 
+@pytest.mark.slow
 def test_stability_keeps_yesterdays_plan(tmp_path):
     first = run_cli("solve", DEMO, out=tmp_path / "day1")
     assert first.code == 0
@@ -186,6 +192,7 @@ def test_stability_keeps_yesterdays_plan(tmp_path):
             - b.reindex(a.index.union(b.index), fill_value=0)).abs().max() <= 1e-3
 
 
+@pytest.mark.slow
 def test_same_input_same_plan(tmp_path):
     a = run_cli("solve", DEMO, out=tmp_path / "a")
     b = run_cli("solve", DEMO, out=tmp_path / "b")
@@ -215,6 +222,7 @@ def test_settings_a_backend_cannot_honour_are_said_not_dropped(tmp_path):
     assert not any("ignored" in n or "not a method" in n for n in honoured.summary["notes"])
 
 
+@pytest.mark.slow
 def test_time_limit_still_writes_the_best_plan(tmp_path):
     scenario = write_ops_instance(generate_ops(8000, seed=5), tmp_path / "big", "big")
     run = run_cli("solve", scenario, "--time-limit", "4", "--set", 'policy.assignment="whole"',

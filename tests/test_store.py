@@ -202,6 +202,7 @@ def test_a_solve_is_recorded_as_its_summary_says(store: str, tmp_path: Path) -> 
     assert (row["id"], row["status"], row["folder"]) == (rec["id"], "optimal", rec["folder"])
 
 
+@pytest.mark.slow
 def test_failed_runs_are_recorded_with_why(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'runs.sqlite'}"
     # Infeasible (exit 3): a folder with the diagnosis, recorded with its status.
@@ -228,6 +229,7 @@ def test_failed_runs_are_recorded_with_why(tmp_path: Path) -> None:
     assert [r["status"] for r in listed(store, "--status", "failed")] == ["failed", "failed"]
 
 
+@pytest.mark.slow
 def test_default_store_is_the_users_own(tmp_path: Path) -> None:
     home = tmp_path / "xdg"
     proc = subprocess.run(
@@ -361,6 +363,7 @@ def test_interrupted_solve_is_recorded_as_interrupted(tmp_path: Path) -> None:
 # --- two runs at once ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_are_both_recorded(store: str, tmp_path: Path) -> None:
     """Two solves into different folders, one new store: they race to create the tables, to
     insert their rows and to record their results; both must be there, as their folders say."""
@@ -382,6 +385,7 @@ def test_two_runs_at_once_are_both_recorded(store: str, tmp_path: Path) -> None:
 # --- list, show, prune ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_list_show_and_prune(tmp_path: Path) -> None:
     """Nightly runs of two scenarios, one folder reused with --force; list and show answer
     from them; prune keeps the newest per scenario and deletes only folders that are still
@@ -481,6 +485,7 @@ def test_second_run_into_the_same_target_fails_at_once(tmp_path: Path) -> None:
     assert third.summary["status"] == "optimal" and not lock_path(out).exists()
 
 
+@pytest.mark.slow
 def test_two_cli_runs_into_one_target(tmp_path: Path) -> None:
     """The second run is refused before it loads anything, naming the first, which goes on."""
     out = tmp_path / "run"

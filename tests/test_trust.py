@@ -106,6 +106,7 @@ def test_the_plan_check_recomputes_objectives_independently():
 
 # -- 2. skills that match no service --------------------------------------------------------
 
+@pytest.mark.slow
 def test_skills_match_without_case_or_spaces(case, tmp_path):
     base = run_cli("solve", case / "scenario.toml", out=tmp_path / "base")
     _edit(case / "staff.csv", "007,A,pick;pack,", "007,A, PICK ; Pack ,")
@@ -159,6 +160,7 @@ def small_whole(tmp_path_factory) -> Path:
 WHOLE = ["--set", 'policy.assignment="whole"', "--set", "solver.mip_gap=0.2"]
 
 
+@pytest.mark.slow
 def test_the_time_limit_bounds_the_whole_run(small_whole, tmp_path):
     limit = 6.0
     started = time.monotonic()
@@ -185,6 +187,7 @@ def _session_processes(session: int) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_an_interrupt_leaves_no_worker_behind(small_whole, tmp_path):
     out = tmp_path / "run"
