@@ -21,6 +21,7 @@ import io
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,12 @@ INVISIBLE = re.compile(
     "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     "\U000e0001\U000e0020-\U000e007f]"
 )
+# Unicode spaces (category Zs) other than the plain space: a non-breaking space pasted from a
+# web page or a French number format makes 'North\u00a0East' a second region.
+UNICODE_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+# What separates words in a header: spaces, hyphens, dots, slashes and brackets all read as
+# '_' ('Capacity (FTE)', 'capacity-fte' and 'capacity fte' are all 'capacity_fte').
+_HEADER_SEPARATORS = re.compile(r"[\s\-./\\()\[\]{}]+")
 
 
 def _hide_password(text: str, secret: str | None = None) -> str:
@@ -137,11 +144,21 @@ def _letter(index: int) -> str:
     return letters
 
 
+def normalize_header(text: str) -> str:
+    """A header as matched against the contract: invisible characters dropped, compatibility
+    forms folded (NFKC: a non-breaking space is a space, a full-width letter a letter), lower
+    case, and spaces, hyphens, dots, slashes and brackets read as one '_' ('Capacity (FTE)'
+    is 'capacity_fte'), none at either end."""
+    name = unicodedata.normalize("NFKC", INVISIBLE.sub("", text)).strip().lower()
+    name = _HEADER_SEPARATORS.sub("_", name)
+    return re.sub("_+", "_", name).strip("_")
+
+
 def _named_headers(
     raw_names: list[Any], columns: list[np.ndarray], source: str, header_row: int | None,
     notes: list[str],
 ) -> tuple[list[str], list[np.ndarray], dict[str, str]]:
-    """Normalize headers (strip, lower case), refuse duplicates, drop unnamed empty columns.
+    """Normalize headers (normalize_header), refuse duplicates, drop unnamed empty columns.
 
     Returns the kept names, their cells, and each name's header as written."""
     problems: list[Problem] = []
@@ -154,7 +171,7 @@ def _named_headers(
         text = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
         # Invisible characters never belong in a header (a stray byte-order mark, a
         # zero-width space pasted with the name): dropped, as are surrounding spaces.
-        name = INVISIBLE.sub("", text).strip().lower()
+        name = normalize_header(text)
         if not name:
             if pd.notna(cells).any():
                 unnamed_with_values.append(_letter(i))
@@ -163,8 +180,8 @@ def _named_headers(
             j, first = where[name]
             problems.append(Problem(
                 source, f"duplicated header: column {_letter(j)} {first!r} and column "
-                f"{_letter(i)} {text!r} both read as {name!r} (headers ignore case and "
-                "surrounding spaces); delete or rename one", header_row, text))
+                f"{_letter(i)} {text!r} both read as {name!r} (headers ignore case, spaces, "
+                "hyphens and brackets); delete or rename one", header_row, text))
             continue
         where[name] = (i, text)
         names.append(name)
@@ -176,6 +193,69 @@ def _named_headers(
         notes.append(f"{source}: column(s) {', '.join(unnamed_with_values)} hold values but "
                      "no header (a merged header cell, or an index column?); ignored")
     return names, kept, written
+
+
+def rows_text(numbers: np.ndarray, limit: int = 5) -> str:
+    """'row 3', 'rows 3, 5 and 9', 'rows 3, 5, 9, 10, 11, ... (12 in all)'."""
+    shown = [str(int(n)) for n in numbers[:limit]]
+    if len(numbers) == 1:
+        return f"row {shown[0]}"
+    if len(numbers) <= limit:
+        return f"rows {', '.join(shown[:-1])} and {shown[-1]}"
+    return f"rows {', '.join(shown)}, ... ({len(numbers)} in all)"
+
+
+def _normalize_text(names: list[str], columns: list[np.ndarray], numbers: np.ndarray,
+                    source: str, notes: list[str]) -> list[np.ndarray]:
+    """Unicode spaces (a non-breaking space, a thin space) read as plain spaces, and text in
+    its composed Unicode form (NFC: 'Orléans' typed on a Mac and on Windows is one id), with
+    a note naming the column and the first rows.
+
+    One C scan per column ("".isascii()) decides; the per-cell work runs only on a column
+    that holds non-ASCII text, and only on its non-ASCII cells."""
+    out = []
+    for name, cells in zip(names, columns, strict=True):
+        present = pd.notna(cells)
+        text = cells[present]
+        try:
+            joined = "\n".join(text)
+        except TypeError:  # not all text (never from our readers): leave the column alone
+            out.append(cells)
+            continue
+        if joined.isascii():
+            out.append(cells)
+            continue
+        spaced = UNICODE_SPACES.search(joined) is not None
+        decomposed = not unicodedata.is_normalized("NFC", joined)
+        if not spaced and not decomposed:
+            out.append(cells)
+            continue
+        series = pd.Series(text, dtype=object)
+        fixed = series
+        where = np.flatnonzero(present)
+        if spaced:
+            hit = series.str.contains(UNICODE_SPACES, regex=True).to_numpy(dtype=bool)
+            fixed = fixed.str.replace(UNICODE_SPACES, " ", regex=True)
+            first = str(series[hit].iloc[0])
+            notes.append(
+                f"{source}: column '{name}': a non-breaking or other Unicode space in "
+                f"{int(hit.sum())} cell(s) ({rows_text(numbers[where[hit]])}, e.g. "
+                f"{first!r}) read as a plain space")
+        if decomposed:
+            nfc = fixed.str.normalize("NFC")
+            hit = (nfc != fixed).to_numpy(dtype=bool)
+            if hit.any():
+                first = ascii(str(fixed[hit].iloc[0]))
+                notes.append(
+                    f"{source}: column '{name}': {int(hit.sum())} cell(s) in decomposed "
+                    f"Unicode form ({rows_text(numbers[where[hit]])}, e.g. {first}, an "
+                    "accent typed as a separate mark) read in composed form (NFC), as the "
+                    "same text typed elsewhere")
+            fixed = nfc
+        cells = cells.copy()
+        cells[present] = fixed.to_numpy(dtype=object)
+        out.append(cells)
+    return out
 
 
 def _drop_blank_rows(columns: list[np.ndarray], numbers: np.ndarray
@@ -285,6 +365,7 @@ def read_table(
         raise InputError([Problem(source, f"could not be read: {detail}")]) from None
     names, columns, written = _named_headers(raw_names, columns, source, header_row, notes)
     columns, numbers = _drop_blank_rows(columns, numbers)
+    columns = _normalize_text(names, columns, numbers, source, notes)
     frame = pd.DataFrame(dict(zip(range(len(names)), columns, strict=True)),
                          index=range(len(numbers)), dtype=object)
     frame.columns = names
@@ -356,38 +437,38 @@ def _read_csv(path: Path, source: str, notes: list[str]
               ) -> tuple[list[Any], list[np.ndarray], np.ndarray, int, bool]:
     raw = path.read_bytes()
     text = _decode(raw, source, notes)
-    body: str | bytes = raw if text is None else text
-    if isinstance(body, bytes) and body.startswith(b"\xef\xbb\xbf"):
+    # One type from here on: UTF-16 text (rare) goes back to UTF-8 bytes, which pandas reads
+    # fastest.
+    body = raw if text is None else text.encode("utf-8")
+    if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
-    # Leading blank lines: skipped, but counted in the row numbers.
-    stripped = body.lstrip(b"\r\n" if isinstance(body, bytes) else "\r\n")
-    newline = b"\n" if isinstance(body, bytes) else "\n"
-    skipped = body[: len(body) - len(stripped)].count(newline)  # type: ignore[arg-type]
-    if not skipped and len(body) != len(stripped):  # CR-only line ends
-        skipped = body[: len(body) - len(stripped)].count(  # type: ignore[arg-type]
-            b"\r" if isinstance(body, bytes) else "\r")
+    # Leading blank lines: skipped, but counted in the row numbers (LF, CRLF or CR-only ends).
+    stripped = body.lstrip(b"\r\n")
+    lead = body[: len(body) - len(stripped)]
+    skipped = lead.count(b"\n") or lead.count(b"\r")
     if not stripped.strip():
         raise InputError([Problem(source, "the file is empty (no header row)")])
     # The header line ends at the first line break of any kind (LF, CRLF, or an old Mac's CR).
-    head = stripped[:65536]
-    head = head.decode("utf-8", "ignore") if isinstance(head, bytes) else head
+    head = stripped[:65536].decode("utf-8", "ignore")
     first_line = re.split(r"[\r\n]", head, maxsplit=1)[0]
     hint = re.fullmatch(r"sep=(.)", first_line.strip(), re.IGNORECASE)
     if hint:  # Excel's delimiter line ("sep=;"): Excel hides it, and so do the row numbers
         delimiter = hint.group(1)
-        brk = re.search(rb"\r\n|\n|\r" if isinstance(stripped, bytes) else r"\r\n|\n|\r",
-                        stripped)  # type: ignore[call-overload]
+        brk = re.search(rb"\r\n|\n|\r", stripped)
         stripped = stripped[brk.end():] if brk else stripped[:0]
         if not stripped.strip():
             raise InputError([Problem(source, "the file is empty (no header row)")])
+        why = f"as its first line 'sep={delimiter}' says"
     else:
         delimiter = _delimiter(first_line, source)
+        why = ""
     if delimiter != ",":
         name = {";": "';'", "\t": "tab"}.get(delimiter, repr(delimiter))
-        notes.append(f"{source}: columns separated by {name}, not ','"
+        why = why or f"as its header line holds {name} and no ','"
+        notes.append(f"{source}: read as {name}-separated, not ','-separated ({why})"
                      + ("; numbers may use ',' as decimal separator" if delimiter == ";"
                         else ""))
-    buffer = io.BytesIO(stripped) if isinstance(stripped, bytes) else io.StringIO(stripped)
+    buffer = io.BytesIO(stripped)
     try:
         frame = pd.read_csv(
             buffer, sep=delimiter, header=None, dtype=str, keep_default_na=False,
@@ -408,8 +489,7 @@ def _read_csv(path: Path, source: str, notes: list[str]
     raw_names = list(frame.iloc[0]) if len(frame) else []
     columns = [frame.iloc[1:, i].to_numpy(dtype=object) for i in range(frame.shape[1])]
     numbers = np.arange(len(frame) - 1, dtype=np.int64) + header_row + 1
-    if _NEUTRALIZED_BYTES.search(stripped if isinstance(stripped, bytes)
-                                 else stripped.encode("utf-8", "surrogatepass")):
+    if _NEUTRALIZED_BYTES.search(stripped):
         columns = _unneutralize(columns)
     return raw_names, columns, numbers, header_row, delimiter == ";"
 
@@ -489,6 +569,109 @@ def _sheet_formulas(path: Path) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _SheetLayout:
+    """What openpyxl's read-only mode does not give: merged ranges (1-based row, column of
+    the top-left and bottom-right cells), hidden rows and hidden columns (1-based)."""
+
+    merged: tuple[tuple[int, int, int, int], ...] = ()
+    hidden_rows: tuple[int, ...] = ()
+    hidden_columns: tuple[int, ...] = ()
+
+
+_XML_ROW = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
+_XML_COL = re.compile(rb"<(?:\w+:)?col\b([^>]*)>")
+_XML_MERGE = re.compile(rb"<(?:\w+:)?mergeCell\b[^>]*?\sref=\"([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?\"")
+_XML_HIDDEN = re.compile(rb"\shidden=\"(?:1|true)\"")
+_XML_ATTR = re.compile(rb"\s(r|min|max)=\"(\d+)\"")
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for c in letters:
+        number = number * 26 + (c - 64)
+    return number
+
+
+def _sheet_layout(path: Path, member: str | None) -> _SheetLayout:
+    """Merged ranges, hidden rows and hidden columns of one worksheet, from its XML in
+    chunks (a regex per chunk: a big sheet costs a scan, not a parse)."""
+    import zipfile
+
+    if not member:
+        return _SheetLayout()
+    merged: list[tuple[int, int, int, int]] = []
+    rows: list[int] = []
+    columns: list[int] = []
+    try:
+        with zipfile.ZipFile(path) as book, book.open(member.lstrip("/")) as part:
+            tail = b""
+            while True:
+                chunk = part.read(1 << 20)
+                buffer = tail + chunk
+                cut = len(buffer) if not chunk else buffer.rfind(b">") + 1
+                done, tail = buffer[:cut], buffer[cut:]
+                if b"hidden" in done:
+                    for attrs in _XML_ROW.findall(done):
+                        if _XML_HIDDEN.search(attrs):
+                            found = dict(_XML_ATTR.findall(attrs))
+                            if b"r" in found:
+                                rows.append(int(found[b"r"]))
+                    for attrs in _XML_COL.findall(done):
+                        if _XML_HIDDEN.search(attrs):
+                            found = dict(_XML_ATTR.findall(attrs))
+                            if b"min" in found:
+                                low = int(found[b"min"])
+                                high = min(int(found.get(b"max", found[b"min"])), low + 16384)
+                                columns.extend(range(low, high + 1))
+                for a, r0, b, r1 in _XML_MERGE.findall(done):
+                    merged.append((int(r0), _column_number(a), int(r1 or r0),
+                                   _column_number(b or a)))
+                if not chunk:
+                    break
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return _SheetLayout()
+    return _SheetLayout(tuple(merged), tuple(rows), tuple(sorted(set(columns))))
+
+
+def _fill_merged(kept: list[tuple[int, list[Any]]], merged: tuple[tuple[int, int, int, int], ...]
+                 ) -> tuple[list[tuple[int, list[Any]]], str]:
+    """A merged data cell's value in every cell of its range, as Excel shows it (Excel keeps
+    it in the top-left cell only: B2:B3 merged leaves B3 empty, and a default would apply).
+    Ranges in or above the header row are left alone (a merged header names its first
+    column). Returns the rows, rows left empty dropped, and a note naming the ranges."""
+    if not merged:
+        return kept, ""
+    header = next((n for n, line in kept if line), None)
+    if header is None:
+        return [], ""
+    lines = dict(kept)
+    used = []
+    for r0, c0, r1, c1 in merged:
+        if r0 <= header or r0 not in lines:
+            continue
+        top = lines[r0]
+        value = top[c0 - 1] if c0 - 1 < len(top) else np.nan
+        if not isinstance(value, str):
+            continue  # an empty merged cell stays empty
+        for r in range(r0, r1 + 1):
+            line = lines.get(r)
+            if line is None:
+                continue
+            if len(line) < c1:
+                line.extend([np.nan] * (c1 - len(line)))
+            for c in range(c0, c1 + 1):
+                if not isinstance(line[c - 1], str):
+                    line[c - 1] = value
+        used.append(f"{_letter(c0 - 1)}{r0}:{_letter(c1 - 1)}{r1}")
+    kept = [(n, line) for n, line in kept if line]
+    if not used:
+        return kept, ""
+    shown = ", ".join(used[:5]) + (f", ... ({len(used)} in all)" if len(used) > 5 else "")
+    return kept, (f"merged cell(s) {shown}: each value read into every cell of its range, as "
+                  "Excel shows it")
+
+
 def _read_excel(path: Path, source: str, sheet: str | None, notes: list[str]
                 ) -> tuple[list[Any], list[np.ndarray], np.ndarray, int, str]:
     """Read one sheet with openpyxl: every cell as the text it shows, no missing-value
@@ -516,7 +699,11 @@ def _read_excel(path: Path, source: str, sheet: str | None, notes: list[str]
                 same = [n for n in book.sheetnames
                         if n.strip().casefold() == str(sheet).strip().casefold()]
                 if len(same) != 1:
-                    raise InputError([Problem(source, f"sheet {sheet!r} not found")])
+                    listed = ", ".join(repr(n) for n in book.sheetnames)
+                    why = (f"{len(same)} sheets match it when case and spaces are ignored"
+                           if same else "not found")
+                    raise InputError([Problem(
+                        source, f"sheet {sheet!r} {why}; the workbook's sheets: {listed}")])
                 sheet = same[0]
             ws = book[sheet]
             source = f"{source} [sheet {sheet}]"
@@ -529,6 +716,9 @@ def _read_excel(path: Path, source: str, sheet: str | None, notes: list[str]
             if hidden:
                 notes.append(f"{source}: hidden sheet(s) {', '.join(hidden)} skipped; read "
                              f"the first visible sheet, {ws.title!r} (name one with sheet = ...)")
+        layout = _sheet_layout(path, getattr(ws, "_worksheet_path", None))
+        # The rows a merged range covers: kept even if they look empty (filled below).
+        merged_rows = {r for r0, _, r1, _ in layout.merged for r in range(r0 + 1, r1 + 1)}
         # The sheet's recorded size is not trusted: one formatted cell at XFD1048576 would
         # make every row 16,384 cells wide and every empty row between real ones. Rows are
         # read as stored, empty ones skipped, trailing empty cells cut.
@@ -541,15 +731,29 @@ def _read_excel(path: Path, source: str, sheet: str | None, notes: list[str]
                                 getattr(cell, "number_format", None)) for cell in cells]
             while line and not isinstance(line[-1], str):  # NaN: an empty cell
                 line.pop()
-            if line:
-                kept.append((getattr(cells[0], "row", None) or number, line))
+            row = (getattr(cells[0], "row", None) if cells else None) or number
+            if line or row in merged_rows:  # a row covered by a merged cell may look empty
+                kept.append((row, line))
     finally:
         book.close()
+    kept, merged_note = _fill_merged(kept, layout.merged)
     if not kept:
         raise InputError([Problem(source, "the sheet is empty (no header row)")])
     header_row, names = kept[0]
     data = kept[1:]
+    if merged_note:
+        notes.append(f"{source}: {merged_note}")
+    hidden_rows = np.array(sorted(set(layout.hidden_rows) & {n for n, _ in data}),
+                           dtype=np.int64)
+    if len(hidden_rows):
+        notes.append(f"{source}: {rows_text(hidden_rows)} hidden in Excel (by hand or by a "
+                     "filter): read as data all the same (a filter does not remove rows); "
+                     "delete such rows from the sheet if they are not meant")
     width = max(len(line) for _, line in kept)
+    hidden_cols = [c for c in layout.hidden_columns if c <= width]
+    if hidden_cols:
+        notes.append(f"{source}: column(s) {', '.join(_letter(c - 1) for c in hidden_cols)} "
+                     "hidden in Excel; read as data all the same")
     matrix = np.full((len(data), width), np.nan, dtype=object)
     for i, (_, line) in enumerate(data):
         matrix[i, : len(line)] = line
@@ -765,6 +969,8 @@ def _read_sql(name: str, spec: dict[str, str], base_dir: Path) -> LoadedTable:
     frame = _as_text(frame)
     columns = [frame.iloc[:, i].to_numpy(dtype=object) for i in range(frame.shape[1])]
     names, columns, written = _named_headers(raw_names, columns, f"{source} query", None, notes)
+    columns = _normalize_text(names, columns, np.arange(len(frame), dtype=np.int64) + 1,
+                              f"{source} query", notes)
     frame = pd.DataFrame(dict(zip(range(len(names)), columns, strict=True)),
                          index=range(len(frame)), dtype=object)
     frame.columns = names
