@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.errors import Problem
-from allocator.tables.readers import INVISIBLE, LoadedTable
+from allocator.tables.readers import INVISIBLE, LoadedTable, rows_text
 
 MAX_PROBLEMS_PER_CHECK = 50
 # An extra column this close to a schema column (difflib ratio) is taken for a misspelling.
@@ -23,6 +23,24 @@ CLOSE_HEADER = 0.85
 # A number with a decimal comma (';'-delimited files): 1,5  -2,25  3  1,5e3
 _COMMA_NUMBER = r"^\s*[+-]?\d+(?:,\d+)?(?:[eE][+-]?\d+)?\s*$"
 _POINT_DECIMAL = r"^\s*[+-]?\d*\.\d+(?:[eE][+-]?\d+)?\s*$"
+# '.' grouping thousands, as German and other locales write them: 1.500  12.345.678  1.500,25
+_GROUPED = r"^\s*[+-]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d+)?\s*$"
+# Digits grouped by a space or an apostrophe: 1 500, 1'500 (French, Swiss exports)
+_SPACE_GROUPED = r"^\s*[+-]?\d{1,3}(?:[ '\u2019]\d{3})+(?:[.,]\d+)?\s*$"
+# Other names of the models' columns, for a Col that lists no aliases of its own (the ops
+# schemas are declared in formulations/ops_data.py). Each names one column only: a name
+# that could mean two columns is no alias.
+COMMON_ALIASES: dict[str, tuple[str, ...]] = {
+    "capacity_fte": ("capacity", "max_fte", "cap_fte"),
+    "min_fte": ("minimum_fte",),
+    "travel_cost": ("travel",),
+}
+# Optional columns whose blank cells are meant to take the default, for a Col that does not
+# say: a required task's unassigned_penalty is never used, so most tasks leave it blank.
+BLANK_MEANS_DEFAULT = frozenset({"unassigned_penalty"})
+# Short words of headers, read in full when comparing an unknown column with the contract.
+_ABBREVIATIONS = {"min": "minimum", "max": "maximum", "cap": "capacity", "qty": "quantity",
+                  "amt": "amount", "pct": "percent", "no": "number", "num": "number"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,20 @@ class Col:
     min_exclusive: bool = False
     choices: tuple[str, ...] = ()
     nullable: bool = False  # an empty cell is allowed and means "none" (e.g. no capacity)
+    # Other names read as this column, with a note (COMMON_ALIASES when empty).
+    aliases: tuple[str, ...] = ()
+    # Blank cells in an otherwise filled column take the default without a note (None:
+    # BLANK_MEANS_DEFAULT decides); else a note names them (a merged cell, a value not
+    # copied down).
+    blank_means_default: bool | None = None
+
+    def other_names(self) -> tuple[str, ...]:
+        return self.aliases or COMMON_ALIASES.get(self.name, ())
+
+    def blank_is_meant(self) -> bool:
+        if self.blank_means_default is None:
+            return self.name in BLANK_MEANS_DEFAULT
+        return self.blank_means_default
 
 
 @dataclass(frozen=True)
@@ -76,6 +108,8 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
     out = pd.DataFrame(index=frame.index)
     if len(frame) == 0 and not schema.allow_empty:
         problems.append(Problem(table.source, f"the {schema.table} table has no rows"))
+    _aliases(table, schema, problems)
+    frame = table.frame
     _misspelt_columns(table, schema, problems)
     missing = [c.name for c in schema.columns if c.required and c.name not in frame.columns]
     for name in missing:
@@ -91,6 +125,8 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
         raw = frame[col.name]
         text = raw.astype(object)
         empty = raw.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
+        if col.default is not None and not col.nullable and not col.blank_is_meant():
+            _partly_blank(table, col, empty)
         if col.kind in ("str", "choice"):
             values = text.astype(str).str.strip()
             if col.default is not None:
@@ -109,8 +145,10 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
             is_nan_text = text.astype(str).str.strip().str.lower().isin(["nan"]).to_numpy() & ~empty
             not_number = numbers.isna().to_numpy() & ~empty & ~is_nan_text  # one message a cell
             comma = np.zeros(len(frame), dtype=bool)
-            if not_number.any():  # '1,234' or '1,5': say what a number looks like here
-                comma = not_number & text.astype(str).str.contains(",", regex=False).to_numpy()
+            if not_number.any():  # '1,234', '1 234' or '1,5': say what a number looks like
+                cells = text.astype(str)
+                comma = not_number & (cells.str.contains(",", regex=False).to_numpy()
+                                      | cells.str.match(_SPACE_GROUPED).to_numpy(dtype=bool))
             _report(problems, table, not_number & ~comma, col.name, "expected a number", raw)
             _report(problems, table, comma, col.name, "expected a number, with '.' for "
                     "decimals and no thousands separator", raw)
@@ -153,14 +191,71 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
     return out, problems
 
 
-def _misspelt_columns(table: LoadedTable, schema: Schema, problems: list[Problem]) -> None:
-    """An extra column close to exactly one schema column that the file lacks is taken for a
-    misspelling: ignoring it would silently drop what it holds (every travel cost, say)."""
-    known = [c.name for c in schema.columns]
-    for extra in table.frame.columns:
-        if extra in known:
+def _aliases(table: LoadedTable, schema: Schema, problems: list[Problem]) -> None:
+    """A column under another common name ('capacity', 'max_fte' for 'capacity_fte') is read
+    as the contract's column, with a note: ignoring it would drop every limit it holds. Where
+    two columns could be the one (the contract's name and an alias, or two aliases), nothing
+    is guessed: refused, naming both.
+
+    The rename is made in the table itself, so later messages and notes use the contract's
+    name, and the headers map it to the header as written."""
+    frame = table.frame
+    known = {c.name for c in schema.columns}
+    renames: dict[str, str] = {}
+    for col in schema.columns:
+        found = [a for a in frame.columns if a in col.other_names() and a not in known]
+        if not found:
             continue
-        close = difflib.get_close_matches(extra, known, n=3, cutoff=CLOSE_HEADER)
+        shown = " and ".join(repr(table.header(a)) for a in found)
+        if col.name in frame.columns or len(found) > 1:
+            both = f"{table.header(col.name)!r} and {shown}" if col.name in frame.columns \
+                else shown
+            problems.append(Problem(
+                table.source, f"columns {both} could each be {col.name!r} (a common name for "
+                "it): cannot tell which one holds it; keep one of them, or rename the other",
+                table.header_row, table.header(found[-1])))
+            continue
+        renames[found[0]] = col.name
+        note = (f"{table.source}: read column {table.header(found[0])!r} as {col.name!r} (a "
+                "common name for it)")
+        if note not in table.notes:
+            table.notes.append(note)
+    if renames:
+        frame.rename(columns=renames, inplace=True)
+        for alias, name in renames.items():
+            table.headers[name] = table.headers.pop(alias, alias)
+
+
+def _words(name: str) -> list[str]:
+    return [_ABBREVIATIONS.get(word, word) for word in name.split("_") if word]
+
+
+def _looks_like(extra: str, column: str) -> bool:
+    """Whether an unknown column is probably `column` misspelt or shortened: close in
+    spelling (difflib), the same words once abbreviations are read in full ('minimum_fte' for
+    'min_fte'), or the column's first words ('travel' for 'travel_cost', the first at least
+    4 letters). 'comment', 'notes', 'manager' look like no column of any model."""
+    if difflib.SequenceMatcher(None, extra, column).ratio() >= CLOSE_HEADER:
+        return True
+    mine, theirs = _words(extra), _words(column)
+    if not mine:
+        return False
+    if "_".join(mine) == "_".join(theirs) or difflib.SequenceMatcher(
+            None, "_".join(mine), "_".join(theirs)).ratio() >= CLOSE_HEADER:
+        return True
+    return len(mine) < len(theirs) and theirs[:len(mine)] == mine and len(mine[0]) >= 4
+
+
+def _misspelt_columns(table: LoadedTable, schema: Schema, problems: list[Problem]) -> None:
+    """An extra column like exactly one schema column that the file lacks (_looks_like) is
+    taken for a misspelling: ignoring it would silently drop what it holds (every travel
+    cost, say)."""
+    known = [c.name for c in schema.columns]
+    aliases = {a for c in schema.columns for a in c.other_names()}
+    for extra in table.frame.columns:
+        if extra in known or extra in aliases:  # an other name: _aliases has said it
+            continue
+        close = [name for name in known if _looks_like(str(extra), name)]
         if len(close) == 1 and close[0] not in table.frame.columns:
             header = table.header(extra)
             problems.append(Problem(
@@ -169,28 +264,85 @@ def _misspelt_columns(table: LoadedTable, schema: Schema, problems: list[Problem
                 "to be used)", table.header_row, header))
 
 
-def _decimal_commas(table: LoadedTable, text: pd.Series, empty: np.ndarray, column: str,
-                    problems: list[Problem]) -> pd.Series:
-    """A ';'-delimited file's numbers: '1,5' is 1.5 where the column is unambiguous (no cell
-    uses '.' as decimal separator); a column mixing both is refused."""
-    cells = text.astype(str)
-    has_comma = cells.str.contains(",", regex=False).to_numpy() & ~empty
-    if not has_comma.any():
-        return text
-    comma = has_comma & cells.str.match(_COMMA_NUMBER).to_numpy()
-    point = cells.str.match(_POINT_DECIMAL).to_numpy() & ~empty
-    if not comma.any():
-        return text
-    if point.any():
-        _report(problems, table, point, column, "this column mixes decimal commas (e.g. row "
-                f"{int(table.row_of(np.flatnonzero(comma)[:1])[0])}) and decimal points; "
-                "use one separator", text)
-        return text
-    note = (f"{table.source}: column '{column}' read with decimal commas (1,5 = 1.5), as the "
-            "file separates columns with ';'")
+def _partly_blank(table: LoadedTable, col: Col, empty: np.ndarray) -> None:
+    """An optional column given in some rows and blank in others: the blank ones take the
+    default, which is rarely what a half-filled column means (a merged cell, a value not
+    copied down, a region left out puts the site in no region's budget). A note names them."""
+    count = int(empty.sum())
+    if count == 0 or count == len(empty):
+        return
+    rows = table.row_of(np.flatnonzero(empty)[:5])
+    shown = rows_text(rows) if count <= 5 else \
+        f"rows {', '.join(str(int(r)) for r in rows)}, ..."
+    default = f"{col.default:g}" if isinstance(col.default, float) else str(col.default)
+    note = (f"{table.source}: column '{col.name}' is empty in {count} of {len(empty)} rows "
+            f"({shown}); they get the default {default!r}: fill them in if that is not "
+            "meant (a merged cell, or a value not copied down?)")
     if note not in table.notes:
         table.notes.append(note)
-    return text.where(~comma, cells.str.replace(",", ".", regex=False))
+
+
+def _decimal_commas(table: LoadedTable, text: pd.Series, empty: np.ndarray, column: str,
+                    problems: list[Problem]) -> pd.Series:
+    """A ';'-delimited file's numbers, column by column.
+
+    '1,5' is 1.5 where the column is unambiguous (no cell uses '.' as decimal separator); a
+    column mixing both is refused. A '.' before exactly three digits ('1.500') groups
+    thousands where the column shows that it does (decimal commas elsewhere in it, or a cell
+    such as '1.500,5' or '1.500.000'): read as 1500, with a note. Where nothing in the column
+    tells ('1.500' beside whole numbers), the cell is refused rather than guessed; a column
+    with decimal points such as '1.5' or '0.125' reads '.' as the decimal point."""
+    cells = text.astype(str)
+    has_comma = cells.str.contains(",", regex=False).to_numpy() & ~empty
+    has_point = cells.str.contains(".", regex=False).to_numpy() & ~empty
+    if not has_comma.any() and not has_point.any():
+        return text
+    comma = has_comma & ~has_point & cells.str.match(_COMMA_NUMBER).to_numpy(dtype=bool)
+    grouped = np.zeros(len(cells), dtype=bool)
+    point = np.zeros(len(cells), dtype=bool)
+    if has_point.any():
+        grouped = has_point & cells.str.match(_GROUPED).to_numpy(dtype=bool)
+        point = has_point & ~grouped & cells.str.match(_POINT_DECIMAL).to_numpy(dtype=bool)
+    surely = grouped & (has_comma | (cells.str.count(r"\.").to_numpy() > 1))
+    commas = comma | surely
+    if point.any() and commas.any():
+        _report(problems, table, point, column, "this column mixes decimal commas (e.g. row "
+                f"{int(table.row_of(np.flatnonzero(commas)[:1])[0])}) and decimal points; "
+                "use one separator", text)
+        return text
+    if not commas.any():
+        if grouped.any() and not point.any():
+            _ambiguous_points(table, cells, grouped, column, problems)
+        return text  # decimal points only ('1.5', '2.125'), as in any file
+    fixed = cells.where(~grouped, cells.str.replace(".", "", regex=False))
+    fixed = fixed.str.replace(",", ".", regex=False)
+    for note in ([f"{table.source}: column '{column}' read with decimal commas (1,5 = 1.5), "
+                  "as the file separates columns with ';'"] if (commas & has_comma).any()
+                 else []) + ([f"{table.source}: column '{column}' read with '.' as thousands "
+                              "separator (1.500 = 1500), as the column uses decimal commas"]
+                             if grouped.any() else []):
+        if note not in table.notes:
+            table.notes.append(note)
+    return text.where(~(comma | grouped), fixed)
+
+
+def _ambiguous_points(table: LoadedTable, cells: pd.Series, grouped: np.ndarray,
+                      column: str, problems: list[Problem]) -> None:
+    """'1.500' in a ';' file whose column shows neither decimal commas nor decimal points:
+    1500 in a German export, 1.5 in an English one. Refused, with both readings."""
+    where = np.flatnonzero(grouped)
+    rows = table.row_of(where[:MAX_PROBLEMS_PER_CHECK])
+    for pos, row in zip(where, rows, strict=False):
+        cell = str(cells.iloc[pos]).strip()
+        whole = cell.replace(".", "")
+        decimal = cell.replace(".", ",").rstrip("0").rstrip(",")
+        problems.append(Problem(
+            table.source, f"{cell}: thousands separator or decimal point? (a ';'-separated "
+            f"file may use either) write {whole} or {decimal}", int(row), column))
+    if len(where) > MAX_PROBLEMS_PER_CHECK:
+        problems.append(Problem(
+            table.source, f"thousands separator or decimal point?: "
+            f"{len(where) - MAX_PROBLEMS_PER_CHECK} more rows", None, column))
 
 
 def _check_ids(table: LoadedTable, schema: Schema, out: pd.DataFrame,
