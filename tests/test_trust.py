@@ -418,3 +418,20 @@ def test_a_scope_in_another_case_is_named(case):
     run = run_cli("validate", case / "scenario.toml")
     assert run.code == BAD_INPUT
     assert "did you mean 'region:north'?" in run.stderr
+
+
+def test_cpsat_says_how_much_it_scaled_the_rows(tmp_path):
+    """more-models.md: CP-SAT needs whole coefficients, so the backend scales and says by how
+    much. A load of 12.25 needs rows scaled by 10^2; the plan still matches HiGHS."""
+    folder = tmp_path / "assignment"
+    shutil.copytree(ROOT / "data" / "assignment", folder)
+    _edit(folder / "options.csv", "checkout-redesign,payments,84,12\n",
+          "checkout-redesign,payments,84,12.25\n")
+    scenario = tmp_path / "assignment.toml"
+    scenario.write_text((ROOT / "models" / "assignment.toml").read_text()
+                        .replace("../data/assignment/", "assignment/"))
+    cpsat = run_cli("solve", scenario, "--solver", "cpsat", out=tmp_path / "cpsat")
+    highs = run_cli("solve", scenario, out=tmp_path / "highs")
+    assert cpsat.code == highs.code == 0, cpsat.stderr
+    assert any("rows scaled by up to 10^2" in n for n in cpsat.summary["notes"])
+    assert cpsat.summary["objectives"] == pytest.approx(highs.summary["objectives"])

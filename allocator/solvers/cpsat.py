@@ -117,6 +117,12 @@ class CpSatBackend(Backend):
         from ortools.sat.python import cp_model
 
         model = self._build()
+        if self.max_digits and not getattr(self, "_scaling_said", False):
+            # The spec asks that the scaling be said: rows were multiplied by up to 10^k so
+            # that every coefficient is whole (exact: no coefficient was rounded).
+            self.notes.append(f"CP-SAT: rows scaled by up to 10^{self.max_digits} to make "
+                              "every coefficient a whole number (exactly, nothing rounded)")
+            self._scaling_said = True
         solver = cp_model.CpSolver()
         params = solver.parameters
         params.num_workers = max(1, self.settings.threads)
