@@ -435,3 +435,19 @@ def test_cpsat_says_how_much_it_scaled_the_rows(tmp_path):
     assert cpsat.code == highs.code == 0, cpsat.stderr
     assert any("rows scaled by up to 10^2" in n for n in cpsat.summary["notes"])
     assert cpsat.summary["objectives"] == pytest.approx(highs.summary["objectives"])
+
+
+def test_a_maximizing_models_ladder_speaks_in_its_own_sense(tmp_path):
+    """issue 20: funding maximizes value; its ladder's objective is the value (positive), and
+    the rung holding today's budget, carried to today by its price, gives the run's value."""
+    import pandas as pd
+
+    run = run_cli("solve", ROOT / "models" / "funding.toml", out=tmp_path / "run")
+    assert run.code == 0, run.stderr
+    ladder = pd.read_csv(tmp_path / "run" / "ladders.csv")
+    assert (ladder["objective_at_rhs"] > 0).all()
+    today = ladder[(ladder["rhs_from"] <= ladder["rhs_today"])
+                   & (ladder["rhs_today"] <= ladder["rhs_to"])].iloc[0]
+    # dual is d(minimized objective)/d(rhs): the value moves by -dual per unit.
+    value = today["objective_at_rhs"] - today["dual"] * (today["rhs_today"] - today["rhs"])
+    assert value == pytest.approx(run.summary["objectives"]["value"], rel=1e-6)

@@ -192,6 +192,8 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,
         return pd.DataFrame(columns=["stage", "family", "labels", "rhs_from", "rhs_to", "dual",
                                      "objective_at_rhs", "rhs", "rhs_today"])
     out = pd.concat(frames, ignore_index=True)
+    if model.maximize:  # the objective in the user's sense (a value, a profit: positive)
+        out["objective_at_rhs"] = -out["objective_at_rhs"]
     for column in ("rhs_from", "rhs_to", "dual", "objective_at_rhs", "rhs", "rhs_today"):
         out[column] = round_sig(out[column].astype(float).to_numpy())  # no -0, no noise
     return out
