@@ -814,3 +814,213 @@ def test_postgres_bare_url_finds_the_installed_driver(case: Path, postgres: str,
     pg_scenario(case, postgres.replace("postgresql+psycopg://", "postgresql://"), "bare")
     assert plan_rows(solve_ok(case / "scenario.toml")) == tiny_plan
 
+
+
+# --- 9. a careless user's exports: other names, blanks, thousands, Unicode spaces, Excel ---
+
+
+def model_case(tmp_path: Path, model: str) -> Path:
+    """A private copy of data/<model> with its scenario beside the tables."""
+    folder = tmp_path.resolve() / model
+    shutil.copytree(ROOT / "data" / model, folder)
+    text = (ROOT / "models" / f"{model}.toml").read_text().replace(f"../data/{model}/", "")
+    (folder / "scenario.toml").write_text(text)
+    return folder
+
+
+def validate_ok(scenario: Path) -> CliRun:
+    run = run_cli("validate", scenario)
+    assert run.code == OK, (run.code, run.stdout, run.stderr)
+    return run
+
+
+@pytest.mark.parametrize("header", ["capacity", "max_fte", "cap_fte", "Capacity (FTE)",
+                                    "capacity fte", "Capacity-FTE"])
+def test_common_names_of_capacity_still_limit(case: Path, header: str) -> None:
+    """`capacity` or `Capacity (FTE)` for capacity_fte was an unknown column, kept and
+    ignored: site A's limit vanished. At 0.5 FTE site A cannot hold s2 (who works only at
+    A): infeasible (exit 3), as with the contract's name; an alias is said in a note."""
+    edit(case / "sites.csv", "site_id,region,capacity_fte,min_fte\nA,north,3,",
+         f"site_id,region,{header},min_fte\nA,north,0.5,")
+    if header in ("capacity", "max_fte", "cap_fte"):
+        assert f"read column '{header}' as 'capacity_fte'" in validate_ok(
+            case / "scenario.toml").stderr
+    run = run_cli("solve", case / "scenario.toml", out=case.parent / "out")
+    assert run.code == 3, (run.code, run.stderr)
+
+
+def test_minimum_fte_is_read_as_min_fte(case: Path) -> None:
+    """A minimum of 5 FTE at B cannot be met by 4 FTE of staff: infeasible once read."""
+    edit(case / "sites.csv", "capacity_fte,min_fte\nA,north,3,\nB,north,,",
+         "capacity_fte,minimum_fte\nA,north,3,\nB,north,,5")
+    assert "read column 'minimum_fte' as 'min_fte'" in validate_ok(case / "scenario.toml").stderr
+    run = run_cli("solve", case / "scenario.toml", out=case.parent / "out")
+    assert run.code == 3, (run.code, run.stderr)
+
+
+def test_travel_is_read_as_travel_cost(case: Path) -> None:
+    """`travel` for travel_cost: the costs were dropped (cost 0 for every move)."""
+    edit(case / "staff.csv", "region,10\ns2", "region,10000\ns2")
+    expected = solve_ok(case / "scenario.toml").summary["objectives"]["cost"]
+    shutil.rmtree(case.parent / f"out-{case.name}")
+    edit(case / "staff.csv", "mobility,travel_cost", "mobility,travel")
+    run = solve_ok(case / "scenario.toml")
+    assert "read column 'travel' as 'travel_cost'" in run.stderr
+    assert run.summary["objectives"]["cost"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("headers", [("capacity_fte", "capacity"), ("capacity", "max_fte")])
+def test_two_columns_that_could_be_one_are_refused(case: Path, headers: tuple) -> None:
+    first, second = headers
+    edit(case / "sites.csv", "site_id,region,capacity_fte,min_fte\nA,north,3,\nB,north,,",
+         f"site_id,region,{first},min_fte,{second}\nA,north,3,,2\nB,north,,,")
+    run = solve_bad(case)
+    assert_problem(run, case / "sites.csv", 1, second, f"columns '{first}' and '{second}'",
+                   "could each be 'capacity_fte'")
+
+
+@pytest.mark.parametrize("table,old,new,meant", [
+    ("targets.csv", "min_level", "minimum_level", "min_level"),
+    ("staff.csv", "travel_cost", "travel_costs", "travel_cost"),
+])
+def test_shortened_or_spelt_out_optional_column_is_refused(case: Path, table: str, old: str,
+                                                           new: str, meant: str) -> None:
+    edit(case / table, old, new)
+    run = solve_bad(case)
+    assert_problem(run, case / table, 1, new, f"did you mean '{meant}'?")
+
+
+def test_first_word_of_an_optional_column_is_refused_in_other_models(tmp_path: Path) -> None:
+    folder = assignment_case(tmp_path)
+    edit(folder / "tasks.csv", "unassigned_penalty", "Unassigned")
+    run = solve_bad(folder)
+    assert_problem(run, folder / "tasks.csv", 1, "Unassigned",
+                   "did you mean 'unassigned_penalty'?")
+
+
+@pytest.mark.parametrize("extra", ["comment", "notes", "manager", "remarks", "owner",
+                                   "site_name", "capacity_notes"])
+def test_ordinary_extra_columns_are_kept_and_ignored(case: Path, tiny_plan: list,
+                                                     extra: str) -> None:
+    for name in ("sites", "staff"):
+        lines = (case / f"{name}.csv").read_text().splitlines()
+        (case / f"{name}.csv").write_text(
+            "\n".join([f"{lines[0]},{extra}"] + [f"{r},x" for r in lines[1:]]) + "\n")
+    run = solve_ok(case / "scenario.toml")
+    assert plan_rows(run) == tiny_plan
+    assert "read column" not in run.stderr
+
+
+def test_blank_region_is_noted_with_its_rows(case: Path) -> None:
+    """A blank region put site B in region 'all', out of its region's budget, silently."""
+    edit(case / "sites.csv", "B,north,,", "B,,,")
+    run = validate_ok(case / "scenario.toml")
+    assert f"{case / 'sites.csv'}: column 'region' is empty in 1 of 2 rows (row 3); they get " \
+           "the default 'all'" in run.stderr, run.stderr
+    # a column left out entirely, or filled in everywhere, is no news
+    assert "is empty in" not in validate_ok(TINY).stderr
+
+
+def test_blank_cells_of_optional_columns_in_other_models_are_noted(tmp_path: Path) -> None:
+    network = model_case(tmp_path, "network")
+    edit(network / "sites.csv", "Leeds,8000,800,closed", "Leeds,8000,800,")
+    run = run_cli("validate", network / "scenario.toml")
+    assert "column 'status' is empty in 1 of" in run.stderr and "row 3" in run.stderr, \
+        run.stderr
+    funding = model_case(tmp_path, "funding")
+    edit(funding / "programs.csv", "social,digital,0,", "social,,0,")
+    run = run_cli("validate", funding / "scenario.toml")
+    assert "column 'group' is empty in 1 of" in run.stderr and "'default'" in run.stderr, \
+        run.stderr
+    # the assignment model's penalty is blank by design for required tasks: no note
+    assert "is empty in" not in run_cli("validate", model_case(tmp_path, "assignment")
+                                        / "scenario.toml").stderr
+
+
+def test_excel_merged_data_cell_applies_to_its_whole_range(case: Path, tiny_plan: list) -> None:
+    """B2:B3 merged over the two sites' regions: openpyxl leaves B3 empty, and site B fell
+    into region 'all' (s3 and 007 could no longer share a region). Read as Excel shows it."""
+    def change(book) -> None:
+        book["Sites"]["B3"] = None
+        book["Sites"].merge_cells("B2:B3")
+    write_book(case, change=change)
+    run = solve_ok(case / "scenario.toml")
+    assert "merged cell(s) B2:B3" in run.stderr, run.stderr
+    assert "is empty in" not in run.stderr
+    assert plan_rows(run) == tiny_plan
+
+
+def test_excel_hidden_rows_are_read_and_noted(case: Path, tiny_plan: list) -> None:
+    def change(book) -> None:
+        book["Staff"].row_dimensions[3].hidden = True
+        book["Staff"].column_dimensions["G"].hidden = True
+    write_book(case, change=change)
+    run = solve_ok(case / "scenario.toml")
+    # summary.json: the terminal takes '[sheet Staff]' for markup (cli.py, not escaped)
+    warnings = "\n".join(run.summary["warnings"])
+    assert f"{case / 'book.xlsx'} [sheet Staff]: row 3 hidden in Excel" in warnings, warnings
+    assert "column(s) G hidden in Excel" in warnings
+    assert plan_rows(run) == tiny_plan
+
+
+def test_excel_sheet_not_found_lists_the_sheets(case: Path) -> None:
+    write_book(case)
+    edit(case / "scenario.toml", 'sheet = "Staff"', 'sheet = "Staf"')
+    run = solve_bad(case)
+    assert_problem(run, case / "book.xlsx", None, None, "sheet 'Staf' not found",
+                   "'Sites', 'Services', 'Staff', 'Targets', 'Budgets'")
+
+
+def test_semicolon_file_with_thousands_points_is_refused_when_ambiguous(case: Path) -> None:
+    """'1.500' in a ';' file was read as 1.5: in a German export it is 1500."""
+    (case / "budgets.csv").write_text("budget_id;scope;amount\nall;all;1.500\n")
+    run = solve_bad(case)
+    assert_problem(run, case / "budgets.csv", 2, "amount",
+                   "1.500: thousands separator or decimal point?", "write 1500 or 1,5")
+
+
+def test_semicolon_file_with_decimal_commas_reads_thousands_points(case: Path,
+                                                                   tiny_plan: list) -> None:
+    """A column written with decimal commas uses '.' only to group thousands."""
+    (case / "budgets.csv").write_text(
+        "budget_id;scope;amount\nall;all;1.000\nsiteA;site:A;2.000,5\n")
+    run = solve_ok(case / "scenario.toml")
+    assert "read as ';'-separated" in run.stderr, run.stderr
+    assert "read with '.' as thousands separator (1.500 = 1500)" in run.stderr
+    assert plan_rows(run) == tiny_plan
+    assert sorted(run.table("budgets")["amount"]) == [1000, 2000.5]
+
+
+def test_semicolon_file_with_decimal_points_keeps_them(case: Path) -> None:
+    """'2.125' beside '1.5' in a ';' file: the column uses '.' as decimal point."""
+    (case / "services.csv").write_text("service_id;skill;productivity\npick;pick;2.125\n"
+                                       "pack;pack;1.5\n")
+    run = validate_ok(case / "scenario.toml")
+    assert "thousands" not in run.stderr
+
+
+def test_non_breaking_space_in_a_region_is_a_plain_space(case: Path, tiny_plan: list) -> None:
+    """'North\\u00a0East' (pasted from a web page) and 'North East' made two regions: staff
+    moving within their region could no longer reach site B."""
+    edit(case / "sites.csv", "A,north", "A,North\u00a0East")
+    edit(case / "sites.csv", "B,north", "B,North East")
+    run = solve_ok(case / "scenario.toml")
+    assert "column 'region': a non-breaking or other Unicode space in 1 cell(s) (row 2" \
+        in run.stderr, run.stderr
+    assert plan_rows(run) == tiny_plan
+
+
+def test_decomposed_accents_are_the_same_id(case: Path) -> None:
+    """'Orléans' typed with a combining accent (macOS, some databases) in staff.csv and
+    composed in sites.csv: the same site, not 'not a site id'."""
+    import unicodedata
+
+    nfc, nfd = "Orl\u00e9ans", unicodedata.normalize("NFD", "Orl\u00e9ans")
+    assert nfc != nfd
+    for name in ("sites", "targets"):
+        path = case / f"{name}.csv"
+        path.write_text(path.read_text().replace("\nB,", f"\n{nfc},"))
+    edit(case / "staff.csv", "s3,B,", f"s3,{nfd},")
+    run = solve_ok(case / "scenario.toml")
+    assert "in decomposed Unicode form (row 4" in run.stderr, run.stderr
+    assert set(run.table("plan")["site_id"]) <= {"A", nfc}
