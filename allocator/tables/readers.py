@@ -631,7 +631,7 @@ def _sheet_layout(path: Path, member: str | None) -> _SheetLayout:
                     break
     except (KeyError, OSError, zipfile.BadZipFile):
         return _SheetLayout()
-    return _SheetLayout(tuple(merged), tuple(rows), tuple(sorted(set(columns))))
+    return _SheetLayout(tuple(sorted(merged)), tuple(rows), tuple(sorted(set(columns))))
 
 
 def _fill_merged(kept: list[tuple[int, list[Any]]], merged: tuple[tuple[int, int, int, int], ...]
@@ -656,8 +656,8 @@ def _fill_merged(kept: list[tuple[int, list[Any]]], merged: tuple[tuple[int, int
             continue  # an empty merged cell stays empty
         for r in range(r0, r1 + 1):
             line = lines.get(r)
-            if line is None:
-                continue
+            if line is None or (r > r0 and not any(isinstance(v, str) for v in line)):
+                continue  # a row with nothing else in it stays a blank row
             if len(line) < c1:
                 line.extend([np.nan] * (c1 - len(line)))
             for c in range(c0, c1 + 1):
