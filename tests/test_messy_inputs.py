@@ -882,6 +882,8 @@ def test_two_columns_that_could_be_one_are_refused(case: Path, headers: tuple) -
 @pytest.mark.parametrize("table,old,new,meant", [
     ("targets.csv", "min_level", "minimum_level", "min_level"),
     ("staff.csv", "travel_cost", "travel_costs", "travel_cost"),
+    ("staff.csv", "travel_cost", "Travel cost (EUR)", "travel_cost"),
+    ("staff.csv", "travel_cost", "travel_cost_\u20ac", "travel_cost"),
 ])
 def test_shortened_or_spelt_out_optional_column_is_refused(case: Path, table: str, old: str,
                                                            new: str, meant: str) -> None:

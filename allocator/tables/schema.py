@@ -41,6 +41,10 @@ BLANK_MEANS_DEFAULT = frozenset({"unassigned_penalty"})
 # Short words of headers, read in full when comparing an unknown column with the contract.
 _ABBREVIATIONS = {"min": "minimum", "max": "maximum", "cap": "capacity", "qty": "quantity",
                   "amt": "amount", "pct": "percent", "no": "number", "num": "number"}
+# Words of a unit after a column's name ('Travel cost (EUR)'): the column, in some unit.
+_UNITS = frozenset({"eur", "usd", "gbp", "chf", "k", "keur", "kusd", "€", "$", "£", "k€",
+                    "fte", "hours", "h", "hrs", "km", "percent", "%", "year", "month", "week",
+                    "day", "pa"})
 
 
 @dataclass(frozen=True)
@@ -233,8 +237,9 @@ def _words(name: str) -> list[str]:
 def _looks_like(extra: str, column: str) -> bool:
     """Whether an unknown column is probably `column` misspelt or shortened: close in
     spelling (difflib), the same words once abbreviations are read in full ('minimum_fte' for
-    'min_fte'), or the column's first words ('travel' for 'travel_cost', the first at least
-    4 letters). 'comment', 'notes', 'manager' look like no column of any model."""
+    'min_fte'), the column followed by a unit ('travel_cost_eur'), or the column's first
+    words ('travel' for 'travel_cost', the first at least 4 letters). 'comment', 'notes',
+    'manager' look like no column of any model."""
     if difflib.SequenceMatcher(None, extra, column).ratio() >= CLOSE_HEADER:
         return True
     mine, theirs = _words(extra), _words(column)
@@ -243,6 +248,9 @@ def _looks_like(extra: str, column: str) -> bool:
     if "_".join(mine) == "_".join(theirs) or difflib.SequenceMatcher(
             None, "_".join(mine), "_".join(theirs)).ratio() >= CLOSE_HEADER:
         return True
+    if len(mine) > len(theirs) and mine[:len(theirs)] == theirs and all(
+            word in _UNITS for word in mine[len(theirs):]):
+        return True  # the column with a unit: 'travel_cost_eur'
     return len(mine) < len(theirs) and theirs[:len(mine)] == mine and len(mine[0]) >= 4
 
 
