@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from allocator.failures import report_failure
@@ -178,7 +179,8 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
     overrides = _overrides(solver, time_limit, sets)
     recording = Recording(
         None if no_store else resolve_url(store_url, scenario, out_dir), scenario, out_dir,
-        overrides, warn=lambda msg: err.print(f"[yellow]warning[/]: {msg}", highlight=False),
+        overrides, warn=lambda msg: err.print(f"[yellow]warning[/]: {escape(msg)}",
+                                              highlight=False),
         note=lambda msg: err.print(msg, highlight=False, markup=False))
 
     def work() -> Run:
@@ -212,11 +214,11 @@ def _print_summary(summary: dict[str, Any], out_dir: Path, verb: str = "written"
                       "" if gap is None else f"{gap:.2e}", f"{stage['seconds']:.2f}")
     out.print(table)
     if summary["status"] == "error" and summary.get("message"):
-        err.print(f"[bold red]error[/]: {summary['message']}", highlight=False)
+        err.print(f"[bold red]error[/]: {escape(summary['message'])}", highlight=False)
     for warning in summary["warnings"]:
-        err.print(f"[yellow]warning[/]: {warning}", highlight=False)
+        err.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
     for note in summary["notes"]:
-        err.print(f"note: {note}", highlight=False)
+        err.print(f"note: {note}", highlight=False, markup=False)
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in summary["seconds"].items())
     out.print(f"phases: {phases}", highlight=False)
     out.print(f"{verb}: {out_dir} (exit {summary['exit_code']})", highlight=False)
@@ -235,7 +237,7 @@ def validate(scenario: Path, sets: tuple[str, ...]) -> None:
         sys.exit(_fail(exc))
     size = ops.model.size()
     for warning in ops.warnings:
-        err.print(f"[yellow]warning[/]: {warning}", highlight=False)
+        err.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
     out.print(
         f"valid: {size['rows']:,} rows, {size['columns']:,} columns, {size['nonzeros']:,} "
         f"nonzeros, {size['integer_columns']:,} integer (load {times['load']:.2f}s, build "

@@ -210,7 +210,9 @@ def test_missing_sheet(folder: Path) -> None:
     specs = write_excel(read_csvs(TINY.parent), folder)
     specs["staff"] = {"path": "book.xlsx", "sheet": "Staf"}
     run = solve_bad(write_scenario(folder, specs))
-    assert problem_lines(run) == [f"{folder / 'book.xlsx'}: sheet 'Staf' not found"]
+    assert problem_lines(run) == [f"{folder / 'book.xlsx'}: sheet 'Staf' not found; the "
+                                  "workbook's sheets: 'Sites', 'Services', 'Staff', "
+                                  "'Targets', 'Budgets'"]
 
 
 def test_excel_bad_cell_names_sheet_row_and_column(folder: Path) -> None:

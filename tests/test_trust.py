@@ -57,8 +57,22 @@ def test_a_huge_coefficient_is_refused_not_solved_around(case, solver, column, o
     run = run_cli("solve", case / "scenario.toml", "--solver", solver, out=out)
     assert run.code == BAD_INPUT, run.stderr
     assert not out.exists()
-    assert column in run.stderr or "1e+15" in run.stderr, run.stderr
+    # Refused where it was read: the file, the spreadsheet row and the column.
+    where = "staff.csv row 3" if column == "cost_per_fte" else "services.csv row 2"
+    assert f"{where} column '{column}': a number of 1e+15 or more" in run.stderr, run.stderr
     assert "bug" not in run.stderr
+
+
+def test_a_derived_value_no_solver_holds_is_refused_by_its_label():
+    """Behind the input check, the model's own: a coefficient built from two inputs (cost +
+    travel) can reach 1e15 though neither does."""
+    from allocator.core.checks import value_problems
+
+    _scenario, built, _times = prepare(TINY, [])
+    model = built.model
+    model.matrix.data[0] = 2e15
+    found = value_problems(model, [])
+    assert found == ["coefficient 2e+15 of x[007, A, pick] in availability[007] is 1e+15 or more"]
 
 
 # -- the plan re-checked against the model --------------------------------------------------

@@ -18,6 +18,10 @@ from allocator.errors import Problem
 from allocator.tables.readers import INVISIBLE, LoadedTable, rows_text
 
 MAX_PROBLEMS_PER_CHECK = 50
+# Any input number at or past this is refused where it is read (file, row, column): HiGHS
+# refuses matrix entries from 1e15 on (large_matrix_value) and the other backends index past
+# such rows; the model-level check (core/checks.py) stays behind it for derived values.
+LARGEST_INPUT = 1e15
 # An extra column this close to a schema column (difflib ratio) is taken for a misspelling.
 CLOSE_HEADER = 0.85
 # A number with a decimal comma (';'-delimited files): 1,5  -2,25  3  1,5e3
@@ -173,6 +177,12 @@ def validate(table: LoadedTable, schema: Schema) -> tuple[pd.DataFrame, list[Pro
             if col.max is not None:
                 high = ok & (finite > col.max)
                 _report(problems, table, high, col.name, f"expected a number <= {col.max:g}", raw)
+            huge = ok & (np.abs(finite) >= LARGEST_INPUT)
+            _report(problems, table, huge, col.name,
+                    f"a number of {LARGEST_INPUT:g} or more: no solver holds it (HiGHS refuses "
+                    "such coefficients and would drop their rows); is it a pasted id or "
+                    "account number? Use other units",
+                    raw)
             out[col.name] = numbers
     clean = _check_ids(table, schema, out, problems)
     if schema.unique and all(c in frame.columns for c in schema.unique):
