@@ -174,19 +174,26 @@ def small_whole(tmp_path_factory) -> Path:
 WHOLE = ["--set", 'policy.assignment="whole"', "--set", "solver.mip_gap=0.2"]
 
 
+@pytest.fixture(scope="module")
+def small_2000(tmp_path_factory) -> Path:
+    """2,000 staff: whole mode solves in seconds at a 20% gap, and its marginal re-solves
+    take far longer than any limit a test can wait for."""
+    folder = tmp_path_factory.mktemp("small2000")
+    return write_ops_instance(generate_ops(2000, seed=0), folder, "small2000")
+
+
 @pytest.mark.slow
-def test_the_time_limit_bounds_the_whole_run(small_whole, tmp_path):
-    limit = 6.0
+def test_the_time_limit_bounds_the_whole_run(small_2000, tmp_path):
+    limit = 8.0
     started = time.monotonic()
-    run = run_cli("solve", small_whole, *WHOLE, "--set", "output.marginal_rows=200",
-                  "--time-limit", str(limit), out=tmp_path / "run")
+    run = run_cli("solve", small_2000, *WHOLE, "--time-limit", str(limit), out=tmp_path / "run")
     elapsed = time.monotonic() - started
     assert run.code in (0, 5), run.stderr
     # The documented margin: interpreter start-up and writing the folder (a few seconds).
     assert elapsed < limit + 5.0, elapsed
     notes = " ".join(run.summary["notes"])
-    if run.summary["seconds"].get("marginals") is not None:
-        assert "marginal re-solves not run or stopped at the run's deadline" in notes
+    # The marginal re-solves cannot all finish by the deadline: those left are named.
+    assert "marginal re-solves not run or stopped at the run's deadline" in notes, notes
 
 
 def _session_processes(session: int) -> list[str]:
