@@ -23,11 +23,11 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=600.0)
     args = parser.parse_args()
 
-    from allocator.solvers.lexicographic import stage_objectives
-    from allocator.run import _prepare
+    from allocator.run import prepare
     from allocator.solvers.highs import coupling_rows, load_into_highs, new_highs
+    from allocator.solvers.lexicographic import stage_objectives
 
-    scenario, _formulation, built, _times = _prepare(args.scenario, [])
+    scenario, built, _times = prepare(args.scenario, [])
     model = built.model
     first = stage_objectives(model, scenario.objective.order, scenario.objective.mode,
                              dict(scenario.objective.weights))[0]
