@@ -115,10 +115,10 @@ def check_figure(base_scenario: Path, base: dict, row: pd.Series, work: Path, *s
 
 def cost_with_service_held(scenario: Path, sets: list[str], held: float) -> float:
     """The cost stage alone, with service held at `held` (today's hold), by HiGHS."""
-    from allocator.analysis.stages import stage_objectives
     from allocator.formulations import get_formulation
     from allocator.scenario import load_scenario
     from allocator.solvers.highs import load_into_highs, new_highs
+    from allocator.solvers.lexicographic import stage_objectives
 
     sc = load_scenario(scenario, list(sets))
     formulation = get_formulation(sc.model)
@@ -469,10 +469,10 @@ def _with_span(monkeypatch, share: float) -> list[str]:
 
 
 def test_ladder_span_covers_the_span_and_each_rung_matches_a_resolve(tmp_path, monkeypatch):
-    from allocator.analysis.stages import stage_objectives
     from allocator.formulations import get_formulation
     from allocator.scenario import load_scenario
     from allocator.solvers.highs import load_into_highs, new_highs
+    from allocator.solvers.lexicographic import stage_objectives
 
     scenario = copy_demo(tmp_path / "case")
     sets = _with_span(monkeypatch, 0.2)

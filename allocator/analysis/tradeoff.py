@@ -24,12 +24,15 @@ HiGHS's (as for sensitivity.csv).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from allocator.core.model import LinearModel
-from allocator.formulations.funding import FundingModel
+
+if TYPE_CHECKING:  # funding calls this module; the type is all it needs back
+    from allocator.formulations.funding import FundingModel
 
 MAX_PIECES = 1000  # a safety net: each piece costs one ranging and two warm re-solves
 SAMPLES = 41  # budgets tried when the model is a MIP
