@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,3 +54,11 @@ def run_cli(*args: str | Path, out: Path | None = None, timeout: float = 300) ->
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> Path:
+    """A private copy of the tiny case; returns its folder (resolved, as messages show it)."""
+    folder = tmp_path.resolve() / "case"
+    shutil.copytree(TINY.parent, folder)
+    return folder

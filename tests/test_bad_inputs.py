@@ -7,22 +7,13 @@ a spreadsheet shows: the header is row 1, the first data row is row 2.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY, CliRun, run_cli
+from tests.conftest import CliRun, run_cli
 
 BAD_INPUT = 2
-
-
-@pytest.fixture
-def case(tmp_path: Path) -> Path:
-    """A private copy of the tiny case; returns its folder (resolved, as messages show it)."""
-    folder = tmp_path.resolve() / "case"
-    shutil.copytree(TINY.parent, folder)
-    return folder
 
 
 def edit(path: Path, old: str, new: str) -> None:

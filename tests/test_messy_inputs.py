@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import glob
 import json
 import os
 import shutil
-import socket
 import sqlite3
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,18 +23,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT, TINY, CliRun, run_cli
+from tests.pg import free_port, throwaway_postgres
 from tests.test_bad_inputs import assert_problem, edit, problem_lines, solve_bad
 
 OK, BAD_INPUT = 0, 2
 TABLES = ("sites", "services", "staff", "targets", "budgets")
-
-
-@pytest.fixture
-def case(tmp_path: Path) -> Path:
-    """A private copy of the tiny case; returns its folder (resolved, as messages show it)."""
-    folder = tmp_path.resolve() / "case"
-    shutil.copytree(TINY.parent, folder)
-    return folder
 
 
 def solve_ok(scenario: Path, *extra: str) -> CliRun:
@@ -670,12 +659,6 @@ def test_sqlite_relative_path_is_relative_to_the_scenario(case: Path, tiny_plan:
     assert plan_rows(solve_ok(case / "scenario.toml")) == tiny_plan
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("password", ["p@ss@word", "p@ss?w#rd/x"])
 def test_password_with_at_sign_is_hidden(case: Path, password: str) -> None:
     port = free_port()  # nothing listens: the connection fails, and the message is checked
@@ -688,49 +671,11 @@ def test_password_with_at_sign_is_hidden(case: Path, password: str) -> None:
     assert all("ss@" not in line for line in problem_lines(run))
 
 
-def _pg_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(versions[-1]).parent if versions else None
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL server in a temporary folder, on a free port; its URL.
-
-    PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user."""
-    bindir = _pg_bin()
-    if bindir is None:
-        if os.environ.get("CI"):  # .ci/run installs it: there the tests must run
-            pytest.fail("CI: PostgreSQL (initdb/pg_ctl) is not installed; .ci/run installs it")
-        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl not found)")
-    pytest.importorskip("psycopg")
-    folder = Path(tempfile.mkdtemp(prefix="allocator-pg-"))
-    data, port = folder / "data", free_port()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    def run(*cmd: str) -> None:
-        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120,
-                       cwd=folder)
-    try:
-        run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-            "--no-sync")
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t",
-            "60", "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start")
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        pytest.fail(f"PostgreSQL did not start: {exc}: {getattr(exc, 'stderr', b'')!r}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        with contextlib.suppress(Exception):
-            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+    """A throwaway PostgreSQL server (tests/pg.py); its URL."""
+    with throwaway_postgres("allocator-pg-") as url:
+        yield url
 
 
 def pg_load(url: str, case: Path, schema: str) -> str:

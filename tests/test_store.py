@@ -5,7 +5,6 @@ summary.json and bottlenecks.csv, which are written independently of it."""
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import shutil
@@ -14,7 +13,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DEMO, ROOT, TINY, CliRun, run_cli
+from tests.pg import throwaway_postgres
 
 FAST = ("--set", "output.report=false")  # the report is not what these tests are about
 
@@ -31,60 +30,11 @@ FAST = ("--set", "output.report=false")  # the report is not what these tests ar
 # --- a throwaway PostgreSQL server -----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _pg_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(versions[-1]).parent if versions else None
-
-
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[str]:
-    """A PostgreSQL server in a temporary folder, on a free port; its URL. Skipped only where
-    the server is not installed and this is not CI (CI installs it: there, it must run)."""
-    bindir = _pg_bin()
-    if bindir is None or (shutil.which("runuser") is None and os.geteuid() == 0):
-        if os.environ.get("CI"):
-            pytest.fail("CI: PostgreSQL (initdb/pg_ctl) is not installed; .ci/run installs it")
-        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl not found)")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("CI: psycopg is not installed (the test extras have it)")
-        pytest.skip("psycopg is not installed")
-    folder = Path(tempfile.mkdtemp(prefix="allocator-store-pg-"))
-    data, port = folder / "data", _free_port()
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(folder, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-
-    def run(*cmd: str) -> None:
-        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
-
-    try:
-        run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-            "--no-sync")
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t",
-            "60", "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start")
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        pytest.fail(f"PostgreSQL did not start: {exc}: {getattr(exc, 'stderr', b'')!r}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        with contextlib.suppress(Exception):
-            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+    """A throwaway PostgreSQL server (tests/pg.py); its URL."""
+    with throwaway_postgres("allocator-store-pg-") as url:
+        yield url
 
 
 def _new_pg_database(server: str) -> str:

@@ -24,21 +24,9 @@ from allocator.solvers.base import SolverSettings, Status
 from allocator.solvers.highs import HighsBackend
 from allocator.solvers.lexicographic import solve_stages, stage_objectives
 from tests.conftest import ROOT, TINY, run_cli
+from tests.test_bad_inputs import edit
 
 BAD_INPUT = 2
-
-
-@pytest.fixture
-def case(tmp_path: Path) -> Path:
-    folder = tmp_path.resolve() / "case"
-    shutil.copytree(TINY.parent, folder)
-    return folder
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, (old, text)
-    path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 # -- 1. one huge coefficient ----------------------------------------------------------------
@@ -52,7 +40,7 @@ def test_a_huge_coefficient_is_refused_not_solved_around(case, solver, column, o
     """HiGHS dropped the rows holding a 1e15 entry and called the empty plan optimal (exit
     0, service 0); GLOP and CBC crashed with an IndexError (exit 1)."""
     table = case / ("staff.csv" if column == "cost_per_fte" else "services.csv")
-    _edit(table, old, new)
+    edit(table, old, new)
     out = case.parent / f"out-{solver}"
     run = run_cli("solve", case / "scenario.toml", "--solver", solver, out=out)
     assert run.code == BAD_INPUT, run.stderr
@@ -123,8 +111,8 @@ def test_the_plan_check_recomputes_objectives_independently():
 @pytest.mark.slow
 def test_skills_match_without_case_or_spaces(case, tmp_path):
     base = run_cli("solve", case / "scenario.toml", out=tmp_path / "base")
-    _edit(case / "staff.csv", "007,A,pick;pack,", "007,A, PICK ; Pack ,")
-    _edit(case / "services.csv", "pack,pack,1", "pack,Pack,1")
+    edit(case / "staff.csv", "007,A,pick;pack,", "007,A, PICK ; Pack ,")
+    edit(case / "services.csv", "pack,pack,1", "pack,Pack,1")
     shouted = run_cli("solve", case / "scenario.toml", out=tmp_path / "shouted")
     assert base.code == shouted.code == 0, shouted.stderr
     assert base.summary["objectives"] == shouted.summary["objectives"]
@@ -132,7 +120,7 @@ def test_skills_match_without_case_or_spaces(case, tmp_path):
 
 
 def test_skills_with_another_separator_are_refused_with_their_row(case):
-    _edit(case / "staff.csv", "007,A,pick;pack,", '007,A,"pick, pack",')
+    edit(case / "staff.csv", "007,A,pick;pack,", '007,A,"pick, pack",')
     run = run_cli("solve", case / "scenario.toml", out=case.parent / "out")
     assert run.code == BAD_INPUT
     assert "staff.csv row 2 column 'skills'" in run.stderr
@@ -141,7 +129,7 @@ def test_skills_with_another_separator_are_refused_with_their_row(case):
 
 
 def test_staff_whose_skills_match_nothing_are_named(case):
-    _edit(case / "staff.csv", "s3,B,pack,", "s3,B,Packing,")
+    edit(case / "staff.csv", "s3,B,pack,", "s3,B,Packing,")
     run = run_cli("solve", case / "scenario.toml", out=case.parent / "out")
     assert run.code == 0, run.stderr
     warning = next(w for w in run.summary["warnings"] if "no skill" in w)
@@ -428,7 +416,7 @@ def test_a_linked_scenario_reads_the_tables_beside_the_link(tmp_path):
     shutil.copytree(TINY.parent, today)
     (today / "scenario.toml").unlink()
     (today / "scenario.toml").symlink_to(template / "scenario.toml")
-    _edit(today / "targets.csv", "A,pick,4,", "A,pick,3,")
+    edit(today / "targets.csv", "A,pick,4,", "A,pick,3,")
     run = run_cli("solve", today / "scenario.toml", out=tmp_path / "run")
     assert run.code == 0, run.stderr
     assert str(today / "targets.csv") in run.summary["inputs"]["targets"]["source"]
@@ -446,7 +434,7 @@ def test_cpsat_says_how_much_it_scaled_the_rows(tmp_path):
     much. A load of 12.25 needs rows scaled by 10^2; the plan still matches HiGHS."""
     folder = tmp_path / "assignment"
     shutil.copytree(ROOT / "data" / "assignment", folder)
-    _edit(folder / "options.csv", "checkout-redesign,payments,84,12\n",
+    edit(folder / "options.csv", "checkout-redesign,payments,84,12\n",
           "checkout-redesign,payments,84,12.25\n")
     scenario = tmp_path / "assignment.toml"
     scenario.write_text((ROOT / "models" / "assignment.toml").read_text()
