@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from allocator.core.model import ConBlock, LinearModel, Objective, VarBlock, join_labels
 
@@ -98,7 +99,11 @@ def plan_problems(model: LinearModel, objectives: Sequence[Objective],
                 f"for {model.num_vars} columns"]
     matrix = model.matrix
     activity = matrix @ x
-    scale = 1.0 + abs(matrix) @ np.abs(x)
+    # |A| |x| with |A| sharing A's index arrays: only the values are copied (a large model's
+    # matrix is the run's biggest object; a full abs() copy would add its indices too).
+    magnitudes = sp.csr_array((np.abs(matrix.data), matrix.indices, matrix.indptr),
+                              shape=matrix.shape)
+    scale = 1.0 + magnitudes @ np.abs(x)
     for what, excess in (("below its lower limit", model.row_lo - activity),
                          ("above its upper limit", activity - model.row_hi)):
         bad = np.flatnonzero(excess > tolerance * scale)
