@@ -64,8 +64,15 @@ def _interruptible(work: Callable[[], T]) -> T:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     def workers() -> set[BaseProcess]:
-        multiprocessing = sys.modules.get("multiprocessing")
-        return set(multiprocessing.active_children()) if multiprocessing else set()
+        # The solver thread may be importing multiprocessing at this very moment: a module
+        # half initialized has no active_children yet, and then no worker has started either.
+        active_children = getattr(sys.modules.get("multiprocessing"), "active_children", None)
+        if active_children is None:
+            return set()
+        try:
+            return set(active_children())
+        except Exception:  # its internals half set up: the same, nothing started yet
+            return set()
 
     def stop_workers() -> None:
         """Stop the worker processes the work started (e.g. parallel re-solves)."""
@@ -99,12 +106,20 @@ def _interruptible(work: Callable[[], T]) -> T:
         while thread.is_alive():
             thread.join(0.2)
     except KeyboardInterrupt as interrupt:
-        discard_active()
-        stop_workers()
+        # Each step on its own: a fault in one (the solver thread is mid-import, mid-write)
+        # must not turn the stop into an internal error (exit 1) or skip the others; a second
+        # Ctrl-C or SIGTERM meanwhile must not cut the clean-up short.
+        for sig in (*handled, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        with contextlib.suppress(Exception):
+            discard_active()
+        with contextlib.suppress(Exception):
+            stop_workers()
         name = str(interrupt) or "SIGINT"
-        from allocator.store.record import mark_interrupted_active
+        with contextlib.suppress(Exception):
+            from allocator.store.record import mark_interrupted_active
 
-        mark_interrupted_active(name)  # the run store: this run `interrupted` (3 s at most)
+            mark_interrupted_active(name)  # the run store: this run `interrupted` (3 s at most)
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
             err.print(f"interrupted ({name}): stopped mid-run; no run folder was written")
         sys.stdout.flush()

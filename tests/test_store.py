@@ -289,12 +289,12 @@ def test_interrupted_solve_is_recorded_as_interrupted(tmp_path: Path) -> None:
                 break
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)  # (SIGINT may be ignored in a background CI job)
-    proc.communicate(timeout=60)
+    _stdout, stderr = proc.communicate(timeout=60)
     [row] = listed(str(db))
     if proc.returncode == 0:  # finished before the signal landed: recorded as such
         assert row["status"] == "optimal"
         pytest.skip("the run finished before the signal")
-    assert proc.returncode == 143
+    assert proc.returncode == 143, stderr
     assert (row["status"], row["exit_code"]) == ("interrupted", 143)
     assert "SIGTERM" in row["reason"]
     assert not (tmp_path / "run").exists()
