@@ -224,8 +224,8 @@ def test_no_reachable_floor_words_in_an_option_that_adds_budget(tmp_path):
 
 def test_infeasible_report_says_why_and_what_to_do(tmp_path):
     """report.html of an infeasible run (run.py writes it with render_infeasible_report)."""
-    from allocator.analysis.diagnosis import diagnose
     from allocator.formulations import get_formulation
+    from allocator.formulations.ops.diagnosis import diagnose
     from allocator.outputs.report import render_infeasible_report
     from allocator.scenario import load_scenario
 

@@ -435,7 +435,7 @@ def test_ids_cannot_break_or_inject_markdown(tmp_path):
 def test_line_breaks_in_labels_stay_in_their_cell():
     """The readers refuse ids with line breaks; other text (a region, a skill set, a
     scenario name) still reaches the tables, and must stay on its line."""
-    from allocator.analysis.bottlenecks import _md_escape, _md_table
+    from allocator.formulations.ops.bottlenecks import _md_escape, _md_table
 
     frame = pd.DataFrame({"region": ["North\nSouth|East", "# h"], "value": [1.0, -0.0]})
     md = _md_table(frame)
@@ -449,23 +449,8 @@ def test_line_breaks_in_labels_stay_in_their_cell():
 
 
 def _with_span(monkeypatch, share: float) -> list[str]:
-    """output.ladder_span=share: by --set once the scenario has the key, else on the model
-    (what ops.build does with the key)."""
-    from allocator.scenario import OutputConfig
-
-    if "ladder_span" in OutputConfig.model_fields:
-        return [f"output.ladder_span={share!r}"]
-    from allocator.formulations.ops import OpsFormulation
-
-    build = OpsFormulation.build
-
-    def spanned(self, data, scenario):  # type: ignore[no-untyped-def]
-        built = build(self, data, scenario)
-        built.model.ladder_span = share
-        return built
-
-    monkeypatch.setattr(OpsFormulation, "build", spanned)
-    return []
+    """output.ladder_span=share, as a user sets it."""
+    return [f"output.ladder_span={share!r}"]
 
 
 def test_ladder_span_covers_the_span_and_each_rung_matches_a_resolve(tmp_path, monkeypatch):

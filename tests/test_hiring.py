@@ -8,8 +8,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from allocator.analysis.hiring import hire_costs, normalized_skills
-from allocator.formulations.ops_data import load_ops
+from allocator.formulations.ops.data import load_ops
+from allocator.formulations.ops.hiring import hire_costs, normalized_skills
 from allocator.scenario import load_scenario
 from tests.test_figures import FAST, copy_demo, solve
 

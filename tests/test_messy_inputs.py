@@ -582,7 +582,7 @@ def test_invisible_characters_in_headers_are_dropped(case: Path, tiny_plan: list
 
 
 def test_ids_differing_only_by_case_are_noted(case: Path) -> None:
-    from allocator.formulations.ops_data import SCHEMAS
+    from allocator.formulations.ops.data import SCHEMAS
     from allocator.tables.readers import read_table
     from allocator.tables.schema import validate
 

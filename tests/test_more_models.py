@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allocator.analysis.tradeoff import budget_tradeoff, value_at
 from allocator.convert import convert, read_mknap
 from allocator.errors import InputError
 from allocator.formulations import get_formulation
+from allocator.formulations.funding.tradeoff import budget_tradeoff, value_at
 from allocator.scenario import load_scenario
 from allocator.solvers.base import SolverSettings, Status
 from allocator.solvers.lexicographic import solve_stages, stage_objectives

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from allocator.analysis.mps_report import mps_sensitivity
 from allocator.analysis.sensitivity import highs_sensitivity
 from allocator.datagen import generate_ops, write_ops_instance
-from allocator.formulations.ops import build_ops
-from allocator.formulations.ops_data import load_ops
+from allocator.formulations.ops.data import load_ops
+from allocator.formulations.ops.model import build_ops
 from allocator.scenario import load_scenario
 from allocator.solvers.base import SolverSettings
 from allocator.solvers.highs import load_into_highs, new_highs

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allocator.analysis.bottlenecks import NOT_SENTENCES, round_sig
+from allocator.analysis.figures import round_sig
+from allocator.formulations.ops.bottlenecks import NOT_SENTENCES
 from tests.test_figures import FAST, _set_cell, copy_demo, solve
 
 

@@ -1,719 +1,228 @@
-"""Why no plan exists, and what to change: elastic repairs and a conflict set, in input terms.
+"""Infeasibility diagnosis for any formulation, from the labeled blocks alone.
 
-Each repair option makes some hard families elastic (a violation column per row, priced) and
-minimizes the priced violation; the answer is turned into edits of the input tables, rounded
-in the safe direction, and checked by re-solving the repaired instance. The conflict set is
-HiGHS's IIS of the LP (integers relaxed) or, failing that, a deletion filter over families.
+The ops model has its own diagnosis in business words (diagnosis.py). Every other model gets
+this one: an elastic relaxation of all constraint rows (one violation column per side),
+minimizing the total violation relative to each row's size, reported per family and label;
+and HiGHS's IIS of the LP relaxation, mapped to the same labels.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from allocator.formulations.ops import OpsModel, build_ops
-from allocator.formulations.ops_data import OpsData
-from allocator.scenario import PolicyConfig
+from allocator.core.model import LinearModel, join_labels
 from allocator.solvers.highs import load_into_highs, new_highs
 
 TOL = 1e-7
 
 
-@dataclass
-class Repair:
-    family: str
-    label: str
-    table: str
-    source: str
-    row: int | None
-    column: str
-    current: Any
-    proposed: Any
-    money: float = 0.0  # what the change costs, in money (see Diagnosis.prices)
-    alone: bool = True  # the option changes only this kind of input
-    extra: dict[str, Any] = field(default_factory=dict)  # a hire's site, skill, cost
-
-    @property
-    def change(self) -> float:
-        if self.family == "mobility":
-            return math.nan
-        return self.proposed - self.current
-
-    def sentence(self, esc=str) -> str:
-        """Plain words; `esc` escapes what came from the data (labels, file names)."""
-        name = esc(Path_name(self.source))
-        where = f"{name} row {self.row}" if self.row else name
-        label = esc(self.label)
-        if self.family == "floor" and not self.alone:
-            # Other changes of the option (more budget, room, hires) are what make this
-            # level reachable: it is a setting, not the most the tables allow.
-            if self.proposed <= 0:
-                return (f"{where}: drop the {self.current:.0%} floor at {label} (set "
-                        f"{self.column} to 0), with this option's other changes")
-            return (f"{where}: lower the {self.current:.0%} floor at {label} to "
-                    f"{self.proposed:.1%} (set {self.column} to {self.proposed:.4f}), with "
-                    "this option's other changes")
-        if self.family == "floor":
-            return (f"{where}: the {self.current:.0%} floor at {label} cannot be met; "
-                    f"at most {self.proposed:.1%} is reachable with today's budgets, room "
-                    f"and staff (set {self.column} to {self.proposed:.4f})")
-        if self.family == "hire":
-            return (f"{where}: hire {self.proposed:.2f} FTE with skill "
-                    f"{esc(self.extra.get('skill', ''))} at {esc(self.extra.get('site', ''))} "
-                    f"(new staff row, {_money(self.extra.get('cost_per_fte', 0.0))} per FTE: "
-                    f"{_money(self.money)} a year)")
-        if self.family == "mobility":
-            return (f"{where}: let {label} work away from home (mobility {esc(self.current)} "
-                    f"→ {esc(self.proposed)}; {self.extra.get('fte_away', 0.0):.2f} FTE away, "
-                    f"travel {_money(self.money)})")
-        if self.family == "budget":
-            paid = self.extra.get("for_hires", 0.0)
-            why = f", of which {_money(paid)} pays the hires" if paid > 0 else ""
-            return (f"{where}: +{_money(self.change)} on budget {label} "
-                    f"({_money(self.current)} → {_money(self.proposed)}{why})")
-        if self.family == "capacity":
-            return (f"{where}: +{self.change:.2f} FTE of room at site {label} "
-                    f"({self.current:g} → {self.proposed:g})")
-        if self.family == "min_staff":
-            return (f"{where}: lower the minimum staffing of site {label} by "
-                    f"{-self.change:.2f} FTE ({self.current:g} → {self.proposed:g})")
-        if self.family == "moved":
-            return f"{where}: allow {self.change:.2f} more FTE to move ({self.proposed:g})"
-        return f"{where}: {self.column} {self.current:g} → {self.proposed:g}"
-
-
-@dataclass
-class RepairOption:
-    key: str
-    title: str
-    families: tuple[str, ...]
-    status: str = "not tried"
-    repairs: list[Repair] = field(default_factory=list)
-    cost: float = math.nan
-    verified: bool | None = None
-
-    @property
-    def money(self) -> float:
-        """The option's price in money: the sum of its repairs' (Diagnosis.prices)."""
-        return float(sum(r.money for r in self.repairs)) if self.repairs else math.nan
-
-    def summary(self) -> str:
-        """One line: what the option changes and what it costs."""
-        kinds: dict[str, int] = {}
-        for r in self.repairs:
-            kinds[r.family] = kinds.get(r.family, 0) + 1
-        what = {"floor": "service floor", "budget": "budget", "capacity": "site capacity",
-                "min_staff": "minimum staffing", "moved": "move limit", "hire": "hire",
-                "mobility": "travel permission"}
-        parts = [f"{n} {what.get(k, k)}{'s' if n > 1 else ''}" for k, n in kinds.items()]
-        return f"{self.title}: {', '.join(parts)}; price {_money(self.money)}"
-
-
-@dataclass
-class Diagnosis:
-    options: list[RepairOption]
-    conflict: list[dict[str, Any]]
-    conflict_method: str
-    prices: dict[str, float]
-    summary: str = ""  # the conflict set in one or two sentences
-
-    @property
-    def recommended(self) -> RepairOption | None:
-        """The checked option with the lowest price in money (fewest changes on a tie)."""
-        good = [o for o in self.options if o.repairs and o.verified is True
-                and not math.isnan(o.money)]
-        if not good:
-            return None
-        return min(good, key=lambda o: (round(o.money, 2), len(o.repairs)))
-
-    def recommendation(self) -> str:
-        best = self.recommended
-        if best is None:
-            return "no repair option was checked feasible: see diagnosis.md"
-        changes = "; ".join(r.sentence() for r in best.repairs[:3])
-        more = f"; and {len(best.repairs) - 3} more (diagnosis.md)" if len(
-            best.repairs) > 3 else ""
-        return f"recommended repair: {best.summary()} ({changes}{more})"
-
-    def to_json(self) -> dict[str, Any]:
-        best = self.recommended
-        return {
-            "summary": self.summary,
-            "recommended": None if best is None else best.key,
-            "recommendation": self.recommendation(),
-            "options": [{
-                "key": o.key, "title": o.title, "families": list(o.families), "status": o.status,
-                "priced_change": None if math.isnan(o.cost) else o.cost,
-                "price_money": None if math.isnan(o.money) else o.money,
-                "verified_feasible": o.verified,
-                "repairs": [{**r.__dict__, "change": None if math.isnan(r.change) else
-                             r.change, "text": r.sentence()} for r in o.repairs],
-            } for o in self.options],
-            "conflict_set": self.conflict, "conflict_method": self.conflict_method,
-            "prices": self.prices,
-        }
-
-
-def Path_name(source: str) -> str:
-    return source.rsplit("/", 1)[-1]
-
-
-def _money(value: float) -> str:
-    """Money in whole units with thousands separators."""
-    if value is None or not np.isfinite(value):
-        return "unknown"
-    return f"{round(float(value)) + 0:,}"
-
-
-# -- the elastic model -------------------------------------------------------------------------
-def _elastic_rows(ops: OpsModel) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per family: (model rows, direction) where direction +1 means the rhs may rise."""
-    out = {}
-    for family, direction in (("budget", 1.0), ("capacity", 1.0), ("min_staff", -1.0),
-                              ("moved", 1.0)):
-        block = ops.model.con_blocks.get(family)
-        if block is not None:
-            out[family] = (np.arange(block.start, block.start + block.size), np.full(
-                block.size, direction))
+def _row_labels(model: LinearModel) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for block in model.con_blocks.values():
+        out.extend((block.name, str(label)) for label in join_labels(block.labels))
     return out
 
 
-def _prices(data: OpsData) -> dict[str, float]:
-    """Money per unit of each change, so the mix compares like with like (documented)."""
-    cost = float(np.median(data.staff["cost_per_fte"])) if len(data.staff) else 1.0
-    productivity = float(np.median(data.services["productivity"])) if len(
-        data.services) else 1.0
-    return {"budget": 1.0, "capacity": cost, "min_staff": cost, "moved": cost,
-            "floor": cost / max(productivity, 1e-9)}
-
-
-def _solve_elastic(ops: OpsModel, families: tuple[str, ...], prices: dict[str, float],
-                   time_limit: float | None) -> tuple[str, dict[str, np.ndarray], float]:
-    """Minimize priced violation with `families` elastic; returns violations per family."""
-    model = ops.model
+def generic_diagnosis(model: LinearModel, title: str, time_limit: float = 60.0
+                      ) -> tuple[str, dict[str, Any]]:
+    labels = _row_labels(model)
+    lo, hi = model.row_lo, model.row_hi
     highs = new_highs()
-    ub = model.ub.copy()
-    floors = np.array([], dtype=int)
-    u = model.var_blocks["shortfall"]
-    targets = ops.data.targets
-    demand = targets["demand"].to_numpy()
-    if "floor" in families:
-        floors = np.flatnonzero(targets["min_level"].to_numpy() > 0)
-        ub[u.start + floors] = demand[floors]
-    load_into_highs(highs, model, np.zeros(model.num_vars), ub=ub)
-    if time_limit:
-        highs.setOptionValue("time_limit", float(time_limit))
-    columns: dict[str, tuple[int, int]] = {}
-    extras: dict[str, Any] = {}
+    load_into_highs(highs, model, np.zeros(model.num_vars))
+    highs.setOptionValue("time_limit", float(time_limit))
+    scale = 1.0 / np.maximum(1.0, np.where(np.isfinite(hi), np.abs(hi),
+                                           np.where(np.isfinite(lo), np.abs(lo), 1.0)))
+    rows = np.arange(model.num_rows)
+    columns = {}
     empty = np.zeros(0, dtype=np.int32)
-    rows_by_family = _elastic_rows(ops)
-    for family in families:
-        if family == "hire":
-            cand, cost, (starts, index, values) = _hire_columns(ops)
-            k = len(cand)
-            if k == 0:
-                continue
-            start = highs.getNumCol()
-            highs.addCols(k, cost, np.zeros(k), np.full(k, 1e30), index.size, starts, index,
-                          values)
-            columns[family] = (start, k)
-            extras["_hire"] = cand.assign(cost_per_fte=cost)
+    for side, mask, sign in (("raise upper limit", np.isfinite(hi), -1.0),
+                             ("lower lower limit", np.isfinite(lo), 1.0)):
+        picked = rows[mask]
+        k = picked.size
+        if not k:
             continue
-        if family == "floor":
-            if floors.size == 0:
-                continue
-            start = highs.getNumCol()
-            k = floors.size
-            highs.addCols(k, np.full(k, prices["floor"]), np.zeros(k), np.full(k, 1e30), 0,
-                          empty, empty, np.zeros(0))
-            # shortfall - violation <= (1 - floor) * demand
-            starts = np.arange(0, 2 * k, 2, dtype=np.int32)
-            index = np.empty(2 * k, dtype=np.int32)
-            index[0::2] = u.start + floors
-            index[1::2] = start + np.arange(k)
-            values = np.tile([1.0, -1.0], k)
-            level = targets["min_level"].to_numpy()[floors]
-            highs.addRows(k, np.full(k, -1e30), (1 - level) * demand[floors], 2 * k, starts,
-                          index, values)
-            columns[family] = (start, k)
-            continue
-        if family not in rows_by_family:
-            continue
-        rows, direction = rows_by_family[family]
-        k = rows.size
         start = highs.getNumCol()
-        # Column j has one entry, -direction at its row: the row's rhs moves by +direction*v.
-        highs.addCols(k, np.full(k, prices[family]), np.zeros(k), np.full(k, 1e30), k,
-                      np.arange(k, dtype=np.int32), rows.astype(np.int32), -direction)
-        columns[family] = (start, k)
+        highs.addCols(k, scale[picked], np.zeros(k), np.full(k, 1e30), k,
+                      np.arange(k, dtype=np.int32), picked.astype(np.int32), np.full(k, sign))
+        columns[side] = (start, picked)
+    del empty
     highs.run()
-    status = highs.modelStatusToString(highs.getModelStatus())
-    if highs.getModelStatus().name != "kOptimal" and not (
-            highs.getModelStatus().name == "kTimeLimit" and highs.getInfo().primal_solution_status
-            == 2):
-        return status, {}, math.nan
-    x = np.asarray(highs.getSolution().col_value)
-    found = {family: x[start:start + k] for family, (start, k) in columns.items()}
-    found["_floors"] = floors
-    found.update(extras)
-    return "feasible", found, float(highs.getInfo().objective_function_value)
-
-
-def _hire_columns(ops: OpsModel) -> tuple[pd.DataFrame, np.ndarray, tuple[np.ndarray, ...]]:
-    """A new hire per target (site, service): mobility site, the skill of the service, paid
-    the median of that skill in the site's region (allocator.analysis.hiring). Columns in
-    CSC form: coverage (productivity), capacity and minimum staffing of the site (1). Budgets
-    are left out: a hire comes with the money to pay for it (the option raises the budgets
-    of the site's scopes by the hires' pay)."""
-    from allocator.analysis.hiring import _site_terms, candidates_of, hire_costs
-
-    cand = candidates_of(ops.data)
-    if cand.empty:
-        return cand, np.zeros(0), (np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32),
-                                   np.zeros(0))
-    first = cand.drop_duplicates("c").reset_index(drop=True)
-    setting = getattr(getattr(getattr(ops, "scenario", None), "output", None), "hiring_cost",
-                      "median")
-    costs = hire_costs(ops.data, first, setting)["cost_per_fte"].to_numpy(dtype=float)
-    cost = costs[cand["c"].to_numpy()]
-    terms = _site_terms(ops)
-    cov = ops.model.con_blocks["coverage"].start
-    s = cand["s"].to_numpy()
-    rows = [cov + cand["t"].to_numpy(), terms["cap"][s], terms["min"][s]]
-    vals = [cand["p"].to_numpy(dtype=float), np.ones(len(cand)), np.ones(len(cand))]
-    col = np.tile(np.arange(len(cand)), 3)
-    row = np.concatenate(rows)
-    val = np.concatenate(vals)
-    keep = row >= 0
-    order = np.argsort(col[keep], kind="stable")
-    index = row[keep][order].astype(np.int32)
-    counts = np.bincount(col[keep], minlength=len(cand))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
-    return cand, cost, (starts, index, val[keep][order])
-
-
-def _repairs(ops: OpsModel, found: dict[str, Any],
-             prices: dict[str, float] | None = None) -> list[Repair]:
-    prices = prices or {}
-    alone = len([k for k in found if not k.startswith("_")]) == 1  # one kind of change
-    data = ops.data
-    out: list[Repair] = []
-    src = data.sources
-
-    def where(table: str, index: int) -> tuple[str, int | None]:
-        loaded = src.get(table)
-        if loaded is None:
-            return table, None
-        return loaded.source, int(loaded.row_of(index))
-
-    if "floor" in found:
-        floors = found["_floors"]
-        targets = data.targets
-        for pos, v in zip(floors, found["floor"], strict=True):
-            if v <= TOL:
-                continue
-            demand = float(targets["demand"].iat[pos])
-            level = float(targets["min_level"].iat[pos])
-            reachable = max(0.0, level - v / demand)
-            proposed = math.floor(reachable * 1e4) / 1e4  # round down: safe
-            source, row = where("targets", pos)
-            label = f"{targets['site_id'].iat[pos]}/{targets['service_id'].iat[pos]}"
-            given_up = (level - proposed) * demand  # workload units the floor no longer asks
-            out.append(Repair("floor", label, "targets", source, row, "min_level", level,
-                              proposed, money=given_up * prices.get("floor", 1.0),
-                              alone=alone))
-    pay_by_budget: dict[str, float] = {}
-    if "hire" in found and "_hire" in found:
-        cand = found["_hire"].assign(fte=found["hire"])
-        cand = cand[cand["fte"] > TOL]
-        staff_source, _row = where("staff", 0)
-        members = data.budget_sites if data.budget_sites is not None else pd.DataFrame(
-            {"budget_id": [], "site_id": []})
-        for (site, skill), group in cand.groupby(["site_id", "skill"], sort=True):
-            fte = math.ceil(float(group["fte"].sum()) * 100 - 1e-6) / 100  # round up: safe
-            cost_per_fte = float(group["cost_per_fte"].iloc[0])
-            pay = fte * cost_per_fte
-            out.append(Repair("hire", f"{site}/{skill}", "staff", staff_source, None, "fte",
-                              0.0, fte, money=pay, alone=alone, extra={
-                                  "site": str(site), "skill": str(skill),
-                                  "cost_per_fte": cost_per_fte,
-                                  "staff_id": f"HIRE-{site}-{skill}"}))
-            for b in members.loc[members["site_id"].astype(str) == str(site),
-                                 "budget_id"].astype(str).unique():
-                pay_by_budget[b] = pay_by_budget.get(b, 0.0) + pay
-    model = ops.model
-    if pay_by_budget and "budget" not in found and "budget" in model.con_blocks:
-        found = {**found, "budget": np.zeros(model.con_blocks["budget"].size)}
-    for family, table, column in (("budget", "budgets", "amount"),
-                                  ("capacity", "sites", "capacity_fte"),
-                                  ("min_staff", "sites", "min_fte")):
-        if family not in found:
-            continue
-        block = model.con_blocks[family]
-        for j, v in enumerate(found[family]):
-            v = float(max(v, 0.0))
-            label = str(block.labels.iat[j, 0])
-            paid = pay_by_budget.get(label, 0.0) if family == "budget" else 0.0
-            if v <= TOL and paid <= 0:
-                continue
-            frame = data.budgets if table == "budgets" else data.sites
-            key = "budget_id" if table == "budgets" else "site_id"
-            index = int(np.flatnonzero(frame[key].astype(str).to_numpy() == label)[0])
-            current = float(frame[column].iat[index])
-            if family == "min_staff":
-                proposed = max(0.0, math.floor((current - v) * 100) / 100)
-            else:
-                step = 1.0 if family == "budget" else 0.01
-                proposed = math.ceil((current + v + paid) / step - 1e-9) * step
-                proposed = round(proposed, 2)
-            source, row = where(table, index)
-            unit = prices.get(family, 1.0)
-            money = (abs(proposed - current) - paid) * unit
-            out.append(Repair(family, label, table, source, row, column, current, proposed,
-                              money=max(money, 0.0), alone=alone,
-                              extra={"for_hires": paid} if paid else {}))
-    if "moved" in found and found["moved"].size and found["moved"][0] > TOL:
-        v = float(found["moved"][0])
-        out.append(Repair("moved", "max_moved_fte", "scenario", "scenario", None,
-                          "policy.max_moved_fte", math.nan, v,
-                          money=v * prices.get("moved", 1.0), alone=alone))
-    return out
-
-
-def apply_repairs(data: OpsData, repairs: list[Repair]) -> OpsData:
-    """A copy of the data with the repairs applied (what a user would edit in the tables)."""
-    import copy
-
-    fixed = copy.copy(data)
-    fixed.targets = data.targets.copy()
-    fixed.sites = data.sites.copy()
-    fixed.budgets = data.budgets.copy()
-    fixed.staff = data.staff.copy()
-    hires = []
-    for r in repairs:
-        if r.family == "hire":
-            row = {c: (fixed.staff[c].iloc[0] if len(fixed.staff) else None)
-                   for c in fixed.staff.columns}
-            row.update(staff_id=r.extra["staff_id"], home_site=r.extra["site"],
-                       skills=r.extra["skill"], fte=float(r.proposed),
-                       cost_per_fte=float(r.extra["cost_per_fte"]), mobility="site",
-                       travel_cost=0.0)
-            hires.append(row)
-            continue
-        if r.family == "mobility":
-            fixed.staff.loc[fixed.staff["staff_id"].astype(str) == r.label, "mobility"] = \
-                r.proposed
-            continue
-        if r.table == "targets":
-            site, service = r.label.split("/", 1)
-            mask = (fixed.targets["site_id"] == site) & (fixed.targets["service_id"] == service)
-            fixed.targets.loc[mask, "min_level"] = r.proposed
-        elif r.table == "budgets":
-            fixed.budgets.loc[fixed.budgets["budget_id"] == r.label, "amount"] = r.proposed
-        elif r.table == "sites":
-            fixed.sites.loc[fixed.sites["site_id"] == r.label, r.column] = r.proposed
-    if hires:
-        fixed.staff = pd.concat([fixed.staff, pd.DataFrame(hires)], ignore_index=True)
-    return fixed
-
-
-def _feasible(data: OpsData, policy: PolicyConfig, time_limit: float | None) -> bool | None:
-    ops = build_ops(data, policy)
-    highs = new_highs()
-    load_into_highs(highs, ops.model)
-    if time_limit:
-        highs.setOptionValue("time_limit", float(time_limit))
-    highs.run()
-    name = highs.getModelStatus().name
-    if name == "kOptimal":
-        return True
-    if name == "kInfeasible":
-        return False
-    return None if highs.getInfo().primal_solution_status != 2 else True
-
-
-# -- the conflict set --------------------------------------------------------------------------
-def _row_origin(ops: OpsModel, row: int) -> dict[str, Any]:
-    for block in ops.model.con_blocks.values():
-        if block.start <= row < block.start + block.size:
-            label = "/".join(map(str, block.labels.iloc[row - block.start].tolist()))
-            return {"family": block.name, "labels": label, **_input_row(ops, block.name, label)}
-    return {"family": "?", "labels": str(row)}
-
-
-def _input_row(ops: OpsModel, family: str, label: str) -> dict[str, Any]:
-    data = ops.data
-    table, key = {"budget": ("budgets", "budget_id"), "capacity": ("sites", "site_id"),
-                  "min_staff": ("sites", "site_id"), "availability": ("staff", "staff_id"),
-                  "coverage": ("targets", None)}.get(family, (None, None))
-    if table is None or table not in data.sources:
-        return {}
-    frame = getattr(data, table)
-    if key is None:
-        site, service = label.split("/", 1)
-        hits = np.flatnonzero(((frame["site_id"] == site) & (frame["service_id"] == service))
-                              .to_numpy())
-    else:
-        hits = np.flatnonzero(frame[key].astype(str).to_numpy() == label)
-    if hits.size == 0:
-        return {"table": table}
-    loaded = data.sources[table]
-    return {"table": table, "source": loaded.source, "row": int(loaded.row_of(hits[0]))}
-
-
-def conflict_set(ops: OpsModel) -> tuple[list[dict[str, Any]], str]:
-    model = ops.model
-    highs = new_highs()
-    load_into_highs(highs, model, relax_integers=True)
+    repairs = []
+    if highs.getModelStatus().name == "kOptimal":
+        x = np.asarray(highs.getSolution().col_value)
+        for side, (start, picked) in columns.items():
+            values = x[start:start + picked.size]
+            for r, v in zip(picked, values, strict=True):
+                if v > TOL:
+                    family, label = labels[r]
+                    current = hi[r] if side.startswith("raise") else lo[r]
+                    proposed = current + v if side.startswith("raise") else current - v
+                    repairs.append({"family": family, "labels": label, "change": side,
+                                    "current": float(current), "proposed": float(proposed)})
+    conflict = []
+    iis_model = new_highs()
+    load_into_highs(iis_model, model, relax_integers=True)
     for strategy in (6, 2):
-        highs.setOptionValue("iis_strategy", strategy)
-        status, iis = highs.getIis()
-        if status.name == "kOk" and iis.valid_ and (len(iis.row_index_) or len(
-                iis.col_index_)):
-            items = [_row_origin(ops, int(r)) for r in iis.row_index_]
-            u = model.var_blocks["shortfall"]
-            for c, bound in zip(iis.col_index_, iis.col_bound_, strict=True):
-                c = int(c)
-                if int(bound) == 2:
-                    continue  # a lower bound of zero is not a business constraint
-                if u.start <= c < u.start + u.size:
-                    t = c - u.start
-                    targets = ops.data.targets
-                    label = f"{targets['site_id'].iat[t]}/{targets['service_id'].iat[t]}"
-                    origin = _input_row(ops, "coverage", label)
-                    items.append({"family": "floor", "labels": label, **origin,
-                                  "column": "min_level"})
-                else:
-                    block = next(b for b in model.var_blocks.values()
-                                 if b.start <= c < b.start + b.size)
-                    label = "/".join(map(str, block.labels.iloc[c - block.start].tolist()))
-                    staff_id = str(block.labels.iat[c - block.start, 0])
-                    origin = _input_row(ops, "availability", staff_id) if block.name == "x" \
-                        else {}
-                    items.append({"family": "fte of" if block.name == "x" else
-                                  f"bound of {block.name}", "labels": label, **origin})
-            return items, "HiGHS IIS of the LP (integers relaxed)"
-    # The LP relaxation may be feasible (a whole-assignment conflict): filter families.
-    families = ["floor", *[f for f in ("budget", "capacity", "min_staff", "moved")
-                           if f in model.con_blocks]]
-    needed = list(families)
-    prices = {f: 1.0 for f in (*families, "floor")}
-    for family in list(needed):
-        trial = tuple(f for f in families if f not in needed or f == family)
-        outcome, _found, _cost = _solve_elastic(ops, trial, prices, 30)
-        if outcome != "feasible":
-            continue
-        # Relaxing `family` (with those already dropped) restores feasibility: keep it out.
-        needed.remove(family)
-    if needed == families:
-        return [{"family": f} for f in families], "deletion filter over families (no subset)"
-    return [{"family": f} for f in families if f not in needed], \
-        "deletion filter over families"
+        iis_model.setOptionValue("iis_strategy", strategy)
+        status, iis = iis_model.getIis()
+        if status.name == "kOk" and iis.valid_ and len(iis.row_index_):
+            conflict = [{"family": labels[int(r)][0], "labels": labels[int(r)][1]}
+                        for r in iis.row_index_]
+            break
+    payload = {"repairs": repairs, "conflict_set": conflict,
+               "method": "elastic rows (violation relative to each limit) and HiGHS IIS"}
+    lines = [f"# No plan can be made: {title}", "",
+             "The smallest relative change of the limits that makes a plan possible:", ""]
+    lines += [f"- {r['family']} {r['labels']}: {r['change']} from {r['current']:g} to "
+              f"{r['proposed']:g}" for r in repairs[:60]] or ["- (none found)"]
+    lines += ["", "## Conflict set (these limits cannot hold together)", ""]
+    lines += [f"- {c['family']} {c['labels']}" for c in conflict[:60]] or ["- (not available)"]
+    return "\n".join(lines) + "\n", payload
 
 
-# -- the whole diagnosis -----------------------------------------------------------------------
-OPTIONS = (
-    ("floors", "Relax service floors only", ("floor",)),
-    ("budget", "Add budget only", ("budget",)),
-    ("capacity", "Add site capacity only", ("capacity",)),
-    ("min_staff", "Lower minimum staffing only", ("min_staff",)),
-    ("hire", "Hire new staff (with the money to pay them)", ("hire",)),
-    ("travel", "Let staff travel to other sites", ("mobility",)),
-    ("mix", "The cheapest mix", ("floor", "budget", "capacity", "min_staff", "moved", "hire")),
-)
-WIDER = {"site": "region", "region": "any"}  # one step of mobility more
+# -- repairs in the input's terms ----------------------------------------------------------
+@dataclass
+class Lever:
+    """One input figure a repair may change, and where it sits in the model.
+
+    `row` with `sign` +1 raises the row's upper side (a budget, a capacity), -1 lowers its
+    lower side (a demand, which is an equality: both sides move); `col` instead names a
+    column whose lower bound is the figure (a spend floor), lowered. `guard` is a binary
+    column that must be 0 for extra room in `row` to count (a site's capacity: not closed).
+    """
+
+    group: str  # the option it belongs to: "capacity", "budget", "floors", "demand"
+    table: str
+    position: int  # data row of `table` (0-based): the spreadsheet row comes from the source
+    column: str
+    label: str
+    current: float
+    sign: float
+    row: int = -1
+    col: int = -1
+    guard: int = -1  # its column: 1 means the lever's site is closed (0: open)
 
 
-def _travel(ops: OpsModel, policy: PolicyConfig, time_limit: float | None,
-            ) -> tuple[str, list[Repair], float]:
-    """Let staff work one step further from home (mobility site -> region, region -> any):
-    the fewest FTE away from home, travel cost first (travel_cost per FTE away, plus 1 per
-    FTE so that free travel is still not spread thin), checked like the other options."""
-    import copy
+OPTION_TITLES = {"capacity": "capacity only", "budget": "budgets only",
+                 "floors": "spend floors only", "demand": "serve less demand",
+                 "mix": "cheapest mix"}
 
-    data = ops.data
-    staff = data.staff
-    wide = copy.copy(data)
-    wide.staff = staff.copy()
-    wide.staff["mobility"] = staff["mobility"].map(lambda m: WIDER.get(str(m), str(m)))
-    if (wide.staff["mobility"] == staff["mobility"]).all():
-        return "not applicable (everyone may work anywhere)", [], math.nan
-    built = build_ops(wide, policy)
-    e0, e1 = ops.triples, built.triples
-    n_s, n_k = len(data.sites) + 1, len(data.services) + 1
 
-    def keys(e: pd.DataFrame) -> np.ndarray:
-        return (e["i"].to_numpy(np.int64) * n_s + e["s"].to_numpy()) * n_k + e["k"].to_numpy()
+def _elastic(model: LinearModel, levers: list[Lever], time_limit: float
+             ) -> np.ndarray | None:
+    """The least relative change of the levers' figures that lets a plan exist (the model's
+    integers kept): one violation column per lever, each weighted by 1 / its figure."""
+    import highspy
 
-    new = ~np.isin(keys(e1), keys(e0))
-    x = built.model.var_blocks["x"]
-    i1 = e1["i"].to_numpy()
-    travel = staff["travel_cost"].to_numpy(dtype=float)[i1]
-    c = np.zeros(built.model.num_vars)
-    c[x.start + np.flatnonzero(new)] = travel[new] + 1.0
     highs = new_highs()
-    load_into_highs(highs, built.model, c)
-    if time_limit:
-        highs.setOptionValue("time_limit", float(time_limit))
+    lb = model.lb.copy()
+    for lever in levers:
+        if lever.col >= 0:
+            lb[lever.col] = 0.0
+    load_into_highs(highs, model, np.zeros(model.num_vars), lb=lb)
+    highs.setOptionValue("time_limit", float(time_limit))
+    big = 1e9
+    start = highs.getNumCol()
+    for lever in levers:
+        cost = 1.0 / max(1.0, abs(lever.current))
+        highs.addCol(cost, 0.0, highspy.kHighsInf, 0, np.zeros(0, np.int32), np.zeros(0))
+        e = highs.getNumCol() - 1
+        if lever.row >= 0:
+            highs.changeCoeff(int(lever.row), e, -lever.sign)
+            if lever.guard >= 0:
+                highs.addRow(-highspy.kHighsInf, big, 2, np.array([e, lever.guard], np.int32),
+                             np.array([1.0, big]))
+        else:
+            highs.addRow(float(lever.current), highspy.kHighsInf, 2,
+                         np.array([lever.col, e], np.int32), np.array([1.0, 1.0]))
     highs.run()
     if highs.getModelStatus().name != "kOptimal":
-        return "cannot restore feasibility alone", [], math.nan
-    value = np.asarray(highs.getSolution().col_value)[x.start:x.start + x.size]
-    used = new & (value > TOL)
-    loaded = data.sources.get("staff")
-    out = []
-    for i in np.unique(i1[used]):
-        mine = used & (i1 == i)
-        away = float(value[mine].sum())
-        money = float((value[mine] * travel[mine]).sum())
-        row = None if loaded is None else int(np.asarray(loaded.row_of(int(i))).reshape(-1)[0])
-        out.append(Repair("mobility", str(staff["staff_id"].iat[i]), "staff",
-                          loaded.source if loaded is not None else "staff", row, "mobility",
-                          str(staff["mobility"].iat[i]), str(wide.staff["mobility"].iat[i]),
-                          money=money, extra={"fte_away": away}))
-    return "repairs feasibility", out, float(sum(r.money for r in out))
+        return None
+    x = np.asarray(highs.getSolution().col_value, dtype=float)
+    return np.maximum(x[start:start + len(levers)], 0.0)
 
 
-def diagnose(ops: OpsModel, policy: PolicyConfig, time_limit: float | None = 60) -> Diagnosis:
-    prices = _prices(ops.data)
-    present = set(_elastic_rows(ops)) | ({"floor"} if (ops.data.targets["min_level"] > 0).any()
-                                          else set()) | {"hire", "mobility"}
+def repair_options(model: LinearModel, levers: list[Lever], sources: dict[str, Any],
+                   verify: Any, time_limit: float = 60.0) -> list[dict[str, Any]]:
+    """A menu of repairs, one option per group of levers and the cheapest mix, each in the
+    input's terms (file, spreadsheet row, column, today's figure, the figure that works) and
+    verified by `verify(repairs)`: a re-solve of the model rebuilt from the changed inputs."""
     options = []
-    for key, title, families in OPTIONS:
-        usable = tuple(f for f in families if f in present)
-        option = RepairOption(key, title, usable)
-        options.append(option)
-        if not usable or (key != "mix" and len(usable) < len(families)):
-            option.status = "not applicable (no such constraints)"
+    groups = [g for g in OPTION_TITLES if g != "mix" and any(lv.group == g for lv in levers)]
+    for key in [*groups, "mix"]:
+        chosen = [lv for lv in levers if key == "mix" or lv.group == key]
+        found = _elastic(model, chosen, time_limit)
+        repairs = []
+        if found is not None:
+            for lever, e in zip(chosen, found, strict=True):
+                if e <= TOL * max(1.0, abs(lever.current)):
+                    continue
+                # A hair past the least change, so that the re-solve is not on a knife edge.
+                step = e * (1 + 1e-9) + 1e-9 * max(1.0, abs(lever.current))
+                proposed = lever.current + lever.sign * step
+                if lever.sign < 0:
+                    proposed = max(proposed, 0.0)
+                source = sources[lever.table]
+                row = int(source.row_of(lever.position))
+                what = "raise" if lever.sign > 0 else "lower"
+                repairs.append({
+                    "table": lever.table, "source": source.source, "row": row,
+                    "column": lever.column, "id": lever.label, "position": lever.position,
+                    "current": lever.current,
+                    "proposed": proposed,
+                    "text": f"{what} {lever.column} of '{lever.label}' ({source.source} row "
+                            f"{row}) from {lever.current:g} to {proposed:.6g}"})
+        verified = bool(repairs) and bool(verify(repairs))
+        options.append({"key": key, "title": OPTION_TITLES[key], "repairs": repairs,
+                        "verified_feasible": verified if repairs else None})
+    return options
+
+
+def options_markdown(options: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Repairs, in the input files' terms (each verified by re-solving)", ""]
+    for k, option in enumerate(options):
+        letter = chr(ord("A") + k)
+        if not option["repairs"]:
+            lines += [f"### Option {letter}: {option['title']}: not enough on its own", ""]
             continue
-        if key == "travel":
-            option.status, option.repairs, option.cost = _travel(ops, policy, time_limit)
-        else:
-            status, found, cost = _solve_elastic(ops, usable, prices, time_limit)
-            if status != "feasible":
-                option.status = "cannot restore feasibility alone"
-                continue
-            option.repairs = _repairs(ops, found, prices)
-            option.cost = cost
-            option.status = "repairs feasibility"
-        if option.repairs:
-            option.verified = _feasible(apply_repairs(ops.data, option.repairs), policy,
-                                        time_limit)
-    conflict, method = conflict_set(ops)
-    return Diagnosis(options, conflict, method, prices, conflict_summary(ops, conflict))
-
-
-def conflict_summary(ops: OpsModel, conflict: list[dict[str, Any]]) -> str:
-    """The conflict set in one or two sentences: what must hold, and the limits in the way,
-    with the figures from the input tables."""
-    data = ops.data
-    needs: list[str] = []
-    limits: list[str] = []
-    sites = data.sites.set_index(data.sites["site_id"].astype(str))
-    budgets = data.budgets.set_index(data.budgets["budget_id"].astype(str)) if len(
-        data.budgets) else None
-    targets = data.targets.assign(key=data.targets["site_id"].astype(str) + "/"
-                                  + data.targets["service_id"].astype(str)).set_index("key")
-    staff = data.staff.set_index(data.staff["staff_id"].astype(str))
-    seen: set[tuple[str, str]] = set()
-    for item in conflict:
-        family, label = str(item.get("family")), str(item.get("labels", ""))
-        if (family, label) in seen:
-            continue
-        seen.add((family, label))
-        if family == "floor" and label in targets.index:
-            t = targets.loc[label]
-            site, service = label.split("/", 1)
-            needs.append(f"{site} must serve at least {float(t['min_level']):.0%} of its "
-                         f"{float(t['demand']):g} units of {service} demand")
-        elif family == "min_staff" and label in sites.index:
-            needs.append(f"{label} must have at least {float(sites.at[label, 'min_fte']):g} "
-                         "FTE")
-        elif family == "coverage":
-            continue  # the floor or the demand it holds is said through its target
-        elif family == "budget" and budgets is not None and label in budgets.index:
-            scope = str(budgets.at[label, "scope"])
-            scope = "" if scope in (label, "all") else f" ({scope})"
-            limits.append(f"the budget {label}{scope} is {_money(budgets.at[label, 'amount'])}")
-        elif family == "capacity" and label in sites.index:
-            limits.append(f"{label} holds at most "
-                          f"{float(sites.at[label, 'capacity_fte']):g} FTE")
-        elif family in ("availability", "fte of"):
-            who = label.split("/", 1)[0]
-            if who in staff.index and ("fte", who) not in seen:
-                seen.add(("fte", who))
-                limits.append(f"{who} has {float(staff.at[who, 'fte']):g} FTE")
-        elif family == "moved":
-            limits.append("the move limit (policy.max_moved_fte)")
-    if not needs and not limits:
-        return "The hard constraints cannot all hold (see the conflict set below)."
-
-    def listed(parts: list[str], most: int = 3) -> str:
-        shown = parts[:most]
-        more = f" and {len(parts) - most} more" if len(parts) > most else ""
-        return (", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else
-                shown[0]) + more
-
-    if needs and limits:
-        return f"{listed(needs)}, but {listed(limits)}."[0].upper() + \
-            f"{listed(needs)}, but {listed(limits)}."[1:]
-    text = listed(needs or limits)
-    return f"{text[0].upper()}{text[1:]}: these cannot all hold."
-
-
-def diagnosis_markdown(diag: Diagnosis, title: str) -> str:
-    from allocator.analysis.bottlenecks import _md_escape as esc
-
-    lines = [f"# No plan can be made: {esc(title)}", "", esc(diag.summary), ""]
-    best = diag.recommended
-    letters = {}
-    letter = ord("A")
-    for option in diag.options:
-        if option.status.startswith("not applicable"):
-            continue
-        letters[option.key] = chr(letter)
-        letter += 1
-    if best is not None:
-        lines += [f"**Recommended: Option {letters[best.key]}, {esc(best.summary())}** (the "
-                  "cheapest option in money that was checked to solve).", ""]
-    lines += ["Each option below is a smallest change of its kind that makes a plan possible "
-              "(checked by re-solving with the change applied), priced in money: budget "
-              "added at face value, hires at their yearly pay, travel at travel_cost per FTE "
-              "away, and room, minimum staffing, moves and floors at the prices listed at the "
-              "end.", ""]
-    for option in diag.options:
-        if option.key not in letters:
-            continue
-        price = "" if math.isnan(option.money) else f" (price {_money(option.money)})"
-        lines.append(f"## Option {letters[option.key]}: {option.title}{price}")
-        if not option.repairs:
-            lines += ["", f"_{option.status}_", ""]
-            continue
-        check = {True: "checked: the repaired instance solves",
-                 False: "warning: still infeasible after rounding",
-                 None: "not checked (time limit)"}[option.verified]
-        lines += ["", f"_{check}_", ""]
-        lines += [f"- {r.sentence(esc)}" for r in option.repairs[:50]]
-        if len(option.repairs) > 50:
-            lines.append(f"- ... and {len(option.repairs) - 50} more (diagnosis.json)")
+        state = "verified: a plan exists" if option["verified_feasible"] else \
+            "NOT verified: the re-solve found no plan"
+        lines += [f"### Option {letter}: {option['title']} ({state})", ""]
+        lines += [f"- {r['text']}" for r in option["repairs"][:60]]
         lines.append("")
-    lines += ["## Conflict set", "", esc(diag.summary), "",
-              f"_{esc(diag.conflict_method)}_: these rows cannot hold together.", ""]
-    for item in diag.conflict[:60]:
-        where = (f" ({esc(Path_name(item['source']))} row {item['row']})"
-                 if item.get("row") else "")
-        lines.append(f"- {esc(item.get('family'))} {esc(item.get('labels', ''))}{where}")
-    prices = ", ".join(f"{k} {v:,.2f}" for k, v in diag.prices.items())
-    lines += ["", f"Prices used to compare kinds of change in the cheapest mix (money per "
-              f"unit): {esc(prices)}.", ""]
-    return "\n".join(lines)
+    return lines
 
 
-def diagnosis_frame(diag: Diagnosis) -> pd.DataFrame:
-    rows = [{"option": o.key, **{k: v for k, v in r.__dict__.items()}, "change": r.change}
-            for o in diag.options for r in o.repairs]
-    return pd.DataFrame(rows)
+def diagnosis_with_options(model: LinearModel, title: str, time_limit: float,
+                           levers: list[Lever], sources: dict[str, Any], verify: Any
+                           ) -> tuple[str, dict[str, Any]]:
+    """The generic diagnosis (row repairs by label, conflict set) with the menu of repairs in
+    the input's terms in front."""
+    text, payload = generic_diagnosis(model, title, time_limit)
+    options = repair_options(model, levers, sources, verify, time_limit)
+    payload["options"] = options
+    body = text.split("\n", 2)[2]  # after the title line and its blank line
+    lines = [f"# No plan can be made: {title}", "", *options_markdown(options),
+             "## In the model's own rows", "", body]
+    return "\n".join(lines), payload
+
+
+def feasible(model: LinearModel, time_limit: float = 60.0) -> bool:
+    """Whether a plan exists (HiGHS, the model's integers kept; the first plan found will do)."""
+    highs = new_highs()
+    load_into_highs(highs, model, np.zeros(model.num_vars))
+    highs.setOptionValue("time_limit", float(time_limit))
+    highs.run()
+    return highs.getModelStatus().name == "kOptimal"
+
+
+def changed(frame: Any, repairs: list[dict[str, Any]], table: str, column: str) -> Any:
+    """A copy of a validated table with the repairs to (table, column) applied by position."""
+    out = frame.copy()
+    for repair in repairs:
+        if repair["table"] == table and repair["column"] == column:
+            out.iloc[repair["position"], out.columns.get_loc(column)] = repair["proposed"]
+    return out

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from allocator.analysis.sensitivity import Probes, round_sig
+from allocator.analysis.figures import round_sig
+from allocator.analysis.links import linked_bounds
+from allocator.analysis.probes import Probes, bound, solve_at
 from allocator.core.model import LinearModel
 
 LADDER_FAMILIES = ("budget", "capacity", "min_staff", "fte", "moved")
@@ -20,29 +22,6 @@ TOP_ROWS = 5  # ladders per stage
 # takes are counted apart from the extras' probes (at most SPAN_RUNGS per direction), so a
 # span asked for is a span given, and the same input still gives the same file.
 SPAN_RUNGS = 60
-
-
-def _bound(value: float) -> float:
-    return float(np.clip(value, -1e30, 1e30))
-
-
-def _solve_at(highs, row: int, lo: float, hi: float, use_hi: bool,
-              value: float) -> tuple[float, float, float, float] | None:
-    """Objective, dual and basis range of the row with its rhs set to `value`."""
-    if use_hi:
-        highs.changeRowBounds(row, _bound(lo), _bound(value))
-    else:
-        highs.changeRowBounds(row, _bound(value), _bound(hi))
-    highs.run()
-    if highs.getModelStatus().name != "kOptimal":
-        return None
-    _status, ranging = highs.getRanging()
-    low = float(ranging.row_bound_dn.value_[row])
-    high = float(ranging.row_bound_up.value_[row])
-    return (float(highs.getInfo().objective_function_value),
-            float(highs.getSolution().row_dual[row]),
-            -np.inf if low <= -1e30 else min(low, value),
-            np.inf if high >= 1e30 else max(high, value))
 
 
 def row_ladder(highs, row: int, rhs: float, use_hi: bool,
@@ -60,9 +39,9 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool,
     rungs: list[dict] = []
     if not probes.take():
         return rungs
-    start = _solve_at(highs, row, lo, hi, use_hi, rhs)
+    start = solve_at(highs, row, lo, hi, use_hi, rhs)
     if start is None:
-        highs.changeRowBounds(row, _bound(lo), _bound(hi))
+        highs.changeRowBounds(row, bound(lo), bound(hi))
         return rungs
     rungs.append({"rhs_from": start[2], "rhs_to": start[3], "dual": start[1],
                   "objective_at_rhs": start[0], "rhs": rhs})
@@ -77,7 +56,7 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool,
             if not probes.take():
                 break
             probe = end + direction * max(1e-6 * max(1.0, abs(end)), 1e-7)
-            nxt = _solve_at(highs, row, lo, hi, use_hi, probe)
+            nxt = solve_at(highs, row, lo, hi, use_hi, probe)
             if nxt is None:
                 rungs.append({"rhs_from": end if direction > 0 else -np.inf,
                               "rhs_to": np.inf if direction > 0 else end, "dual": np.nan,
@@ -95,7 +74,7 @@ def row_ladder(highs, row: int, rhs: float, use_hi: bool,
             if direction * (far - probe) <= 1e-9 * max(1.0, abs(probe)):
                 break  # the basis range does not reach past the probe: no progress
             piece = nxt
-    highs.changeRowBounds(row, _bound(lo), _bound(hi))  # the next probe re-solves from here
+    highs.changeRowBounds(row, bound(lo), bound(hi))  # the next probe re-solves from here
     return _merge(sorted(rungs, key=lambda r: (r["rhs"], r["rhs_from"], r["rhs_to"])))
 
 
@@ -123,11 +102,12 @@ def _merge(rungs: list[dict]) -> list[dict]:
 
 
 def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,
-                  probes: Probes | None = None) -> pd.DataFrame:
+                  probes: Probes | None = None, span_share: float | None = None
+                  ) -> pd.DataFrame:
     """Ladders for the stage's top bottlenecks (largest |price| x |rhs| in LADDER_FAMILIES).
 
     For a staff member (family `fte`) the ladder moves their FTE: the availability row with
-    the bounds that follow it relaxed (formulations.ops.FteLinks), as the FTE values are
+    the bounds that follow it relaxed (analysis.links.LinkedBounds), as the FTE values are
     priced. `rhs_today` is the right-hand side in the plan (the report's "today" line)."""
     impacts, rows, families = [], [], []
     for name in LADDER_FAMILIES:
@@ -149,11 +129,8 @@ def stage_ladders(highs, model: LinearModel, sens, top: int = TOP_ROWS,
         families += [name] * idx.size
     frames = []
     links = None
-    span_share = getattr(model, "ladder_span", None)  # output.ladder_span (ops.build sets it)
     if "fte" in families:
-        from allocator.formulations.ops import fte_links
-
-        links = fte_links(model)
+        links = linked_bounds(model)
     if rows:
         impact, row_index = np.concatenate(impacts), np.concatenate(rows)
         order = np.argsort(-impact, kind="stable")[:top]  # ties keep family, then row order

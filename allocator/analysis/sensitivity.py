@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from allocator.analysis.figures import round_sig
+from allocator.analysis.links import linked_bounds
+from allocator.analysis.probes import Probes, bound, solve_at
 from allocator.core.model import LinearModel, join_labels
 
 BINDING_TOL = 1e-7
@@ -29,82 +32,10 @@ MAX_ONE_SIDED = 200  # rows per stage given left/right prices; largest |dual| x 
 MAX_EXTENDED = 60  # rows per stage whose basis range is widened to the full price range
 MAX_STEPS = 8  # successive rangings per end of a range
 MAX_FTE_STEPS = 3  # per end of an FTE value's range: more people priced, ranges a bit shorter
-# The extras (left/right prices, price ranges, the value of one more FTE, ladders) are
-# budgeted by work, not by wall time, so the same input gives the same files: each stage gets
-# DEFAULT_PROBES warm re-solves (output.sensitivity_probes), handed out in this order and
-# these shares (what one kind leaves goes to the next). Wall time is only a safety stop.
-DEFAULT_PROBES = 200
-MIN_PROBES = 10
-PROBE_NONZEROS = 2e6  # default probes x nonzeros: big models get fewer (each is a ranging)
-PROBES_UP_TO_NONZEROS = 500_000  # larger models get no probes unless the scenario asks
 PROBE_SPLIT = (("one-sided prices", 0.3), ("price ranges", 0.2), ("FTE values", 0.3),
                ("ladders", 0.2))
 DEFAULT_SHARE = 0.05  # of a stage's solve time: the safety stop (output.sensitivity_share)
 SAFETY_MIN_SECONDS = 20.0  # the safety stop is never shorter than this
-
-
-def default_probes(model: LinearModel) -> int:
-    """Probes per stage when the scenario does not say (output.sensitivity_probes): every
-    probe is a warm re-solve and a full ranging, whose cost grows with the model, so the
-    count falls with its size (deterministically: the same model, the same count) from
-    DEFAULT_PROBES on models up to 10k nonzeros to MIN_PROBES at 200k, and none past
-    PROBES_UP_TO_NONZEROS: measured on the medium instance (1.06M nonzeros), one probe costs
-    about 8 s against a 19 s solve, so ten a stage made the default run 8x slower (184 s
-    against 22 s). There HiGHS's ranging alone is reported (range_kind = basis), as before
-    the count existed; a negotiation-grade report asks for probes by setting."""
-    nonzeros = max(1, int(model.nnz))
-    if nonzeros > PROBES_UP_TO_NONZEROS:
-        return 0
-    return int(min(DEFAULT_PROBES, max(MIN_PROBES, PROBE_NONZEROS // nonzeros)))
-
-
-class Probes:
-    """A count of warm re-solves for one stage's extras, with a wall-time safety stop.
-
-    `phase(share)` raises the cumulative cap by `share` of the total; `take()` spends one
-    probe, or refuses (the cap is reached, or one more probe as long as the last would pass
-    the safety deadline: then `stopped` says so, and the run's notes must too).
-    """
-
-    def __init__(self, total: int | None = None, deadline: float | None = None) -> None:
-        self.total = total
-        self.used = 0
-        self.cap = 0 if total is not None else None
-        self.shares = 0.0
-        self.deadline = deadline
-        self.stopped = ""  # the phase the safety stop cut short, if any
-        self.phase_name = ""
-        self._last = 0.0
-        self._prev: float | None = None
-
-    def phase(self, name: str, share: float) -> None:
-        self.phase_name = name
-        self.shares = min(1.0, self.shares + share)
-        if self.total is not None:
-            self.cap = self.total if self.shares >= 1.0 - 1e-9 else \
-                round(self.shares * self.total)
-        self._prev = None
-
-    def take(self) -> bool:
-        if self.cap is not None and self.used >= self.cap:
-            return False
-        now = time.perf_counter()
-        if self._prev is not None:
-            self._last = now - self._prev
-        if self.deadline is not None and now + self._last > self.deadline:
-            self.stopped = self.stopped or self.phase_name
-            return False
-        self._prev = now
-        self.used += 1
-        return True
-
-    def note(self, stage: str) -> str:
-        if not self.stopped:
-            return ""
-        return (f"sensitivity of stage '{stage}': the safety time limit "
-                f"(output.sensitivity_share) stopped the extras during {self.stopped} after "
-                f"{self.used} re-solves; what was not reached keeps its basis range and no "
-                "left/right prices, and this run's sensitivity files may differ from another's")
 
 
 @dataclass
@@ -133,7 +64,7 @@ class LpSensitivity:
     ranging_seconds: float = 0.0  # one full ranging: what each ranging probe costs on top
     probes: Probes | None = None  # the extras' work budget, shared with the ladders
     # The value of one more FTE of each staff member (ops): the availability row's price
-    # with the person's FTE bounds moving along (see formulations.ops.FteLinks).
+    # with the person's FTE bounds moving along (see analysis.links.LinkedBounds).
     input_rows: np.ndarray | None = None  # availability rows
     input_rhs: np.ndarray | None = None  # today's FTE
     input_dual: np.ndarray | None = None  # objective change per FTE more (right price)
@@ -218,11 +149,11 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,
 def _set_rhs(highs, row: int, lo: float, hi: float, use_hi: bool,
              value: float) -> None:
     if lo == hi:
-        highs.changeRowBounds(row, _bound(value), _bound(value))
+        highs.changeRowBounds(row, bound(value), bound(value))
     elif use_hi:
-        highs.changeRowBounds(row, _bound(lo), _bound(value))
+        highs.changeRowBounds(row, bound(lo), bound(value))
     else:
-        highs.changeRowBounds(row, _bound(value), _bound(hi))
+        highs.changeRowBounds(row, bound(value), bound(hi))
 
 
 def _extend_ranges(highs, sens: LpSensitivity, lo: np.ndarray,
@@ -300,7 +231,7 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,
     """The value of one more FTE of each staff member, with the range where it holds.
 
     A person's FTE is the right-hand side of their availability row and also the upper bound
-    of their assignment columns (formulations.ops.FteLinks): the row's dual alone misses the
+    of their assignment columns (analysis.links.LinkedBounds): the row's dual alone misses the
     bounds' reduced costs. Those bounds are implied by the rows (x >= 0, down <= baseline), so
     relaxing them all leaves the feasible set, for every FTE, as it is; in that LP the FTE is
     the row's right-hand side alone. One warm re-solve and one ranging then price every
@@ -312,9 +243,7 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,
     the columns at those bounds`, never smaller in size than the true price
     (input_kind = "estimate").
     """
-    from allocator.formulations.ops import fte_links
-
-    links = fte_links(model)
+    links = linked_bounds(model)
     if links is None:
         return
     rows = links.rows
@@ -350,7 +279,7 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,
     link_rows = links.link_rows[link_on]
     highs.changeColsBounds(relax.size, relax, col_lo[relax], np.full(relax.size, inf))
     for row in link_rows:
-        highs.changeRowBounds(int(row), _bound(lo[row]), inf)
+        highs.changeRowBounds(int(row), bound(lo[row]), inf)
     try:
         highs.run()
         if highs.getModelStatus().name != "kOptimal":
@@ -388,7 +317,7 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,
                     float(dual[k]), low, high, "price" if closed else "basis")
             else:
                 found = _price_up(highs, r, lo[r], hi[r], float(fte[k]), probes)
-            highs.changeRowBounds(r, _bound(lo[r]), _bound(hi[r]))
+            highs.changeRowBounds(r, bound(lo[r]), bound(hi[r]))
             if found is None:
                 continue
             sens.input_dual[k], sens.input_low[k], sens.input_high[k] = found[:3]
@@ -396,25 +325,23 @@ def _fte_prices(highs, model: LinearModel, sens: LpSensitivity,
     finally:
         highs.changeColsBounds(relax.size, relax, col_lo[relax], col_hi[relax])
         for row in link_rows:
-            highs.changeRowBounds(int(row), _bound(lo[row]), _bound(hi[row]))
+            highs.changeRowBounds(int(row), bound(lo[row]), bound(hi[row]))
     sens.input_dual += 0.0
 
 
 def _price_up(highs, r: int, lo: float, hi: float, rhs: float,
               probes: Probes) -> tuple[float, float, float, str] | None:
     """The price of raising row r's upper bound from `rhs`, and the range where it holds."""
-    from allocator.analysis.ladder import _solve_at
-
     if not probes.take():
         return None
-    at = _solve_at(highs, r, lo, hi, True, rhs)
+    at = solve_at(highs, r, lo, hi, True, rhs)
     if at is None:
         return None
     _obj, dual, low, high = at
     if high - rhs <= 1e-9 * max(1.0, abs(rhs)):  # a breakpoint: going up is the next piece
         if not probes.take():
             return None
-        nxt = _solve_at(highs, r, lo, hi, True, rhs + max(1e-6 * max(1.0, abs(rhs)), 1e-7))
+        nxt = solve_at(highs, r, lo, hi, True, rhs + max(1e-6 * max(1.0, abs(rhs)), 1e-7))
         if nxt is None:
             return None
         _obj, dual, low, high = nxt
@@ -476,10 +403,6 @@ def affordable(deadline: float | None, expected: float) -> bool:
     only that the deadline has not passed would let one slow probe overrun it by a whole
     re-solve and ranging (seconds each on a large model)."""
     return deadline is None or time.perf_counter() + expected <= deadline
-
-
-def _bound(value: float) -> float:
-    return float(np.clip(value, -1e30, 1e30))
 
 
 def _labels(frame: pd.DataFrame) -> np.ndarray:
@@ -574,13 +497,6 @@ def sensitivity_frame(model: LinearModel, stages: list[LpSensitivity],
 VALUE_DECIMALS = 9  # values and activities: float noise below this, not a figure
 
 
-def round_sig(values: np.ndarray, digits: int = 12) -> np.ndarray:
-    """Each figure to `digits` significant digits (float noise past them), no -0."""
-    from allocator.analysis.bottlenecks import round_sig as rounded
-
-    return rounded(values, digits)
-
-
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     """No -0 in any figure; values and activities rounded to VALUE_DECIMALS decimals (far
     inside the solver's tolerances), so 23.3 is not written 23.299999999999997."""
@@ -593,82 +509,3 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def analyze_stage(highs, model: LinearModel, stage: str,
-                  source: str = "lp", solve_seconds: float = 0.0,
-                  share: float = DEFAULT_SHARE, probes: int | None = None,
-                  deadline: float | None = None) -> tuple[LpSensitivity, pd.DataFrame, str]:
-    """Sensitivity and price ladders of one solved stage LP held by `highs`, and a note for
-    the run's notes ("" unless the safety stop cut the extras short).
-
-    The re-solves behind one-sided prices, price ranges, FTE values and ladders are counted,
-    not timed: `probes` of them per stage (output.sensitivity_probes; by default
-    `default_probes(model)`), handed out by PROBE_SPLIT, so the same input gives the same
-    files on any machine. `share` of the stage's solve time (at least SAFETY_MIN_SECONDS),
-    or the run's `deadline` (a time.monotonic() instant) if sooner, is only a safety stop
-    for a model whose probes are slow; if it triggers, the note says so.
-
-    `highs` is left at its last probe's solution, with every bound restored: no re-solve is
-    spent on getting back to the optimum, which every caller already holds (a later stage's
-    solve starts warm from wherever this leaves the basis).
-    """
-    from allocator.analysis.ladder import stage_ladders
-
-    count = default_probes(model) if probes is None else int(probes)
-    safety = max(SAFETY_MIN_SECONDS, share * solve_seconds)
-    stop = time.perf_counter() + safety
-    if deadline is not None:
-        stop = min(stop, time.perf_counter() + (deadline - time.monotonic()))
-    budget = Probes(count, stop)
-    # The extras are small moves from an optimal basis: dual simplex re-solves them warm in
-    # milliseconds, where interior point (if the stage used it) would start over each time.
-    _status, method = highs.getOptionValue("solver")
-    highs.setOptionValue("solver", "simplex")
-    try:
-        sens = highs_sensitivity(highs, stage, source=source, probes=budget, model=model)
-        budget.phase(*PROBE_SPLIT[3])
-        ladders = stage_ladders(highs, model, sens, probes=budget)
-    finally:
-        highs.setOptionValue("solver", method)
-    sens.note = budget.note(stage)
-    return sens, ladders, sens.note
-
-
-def resolve_stage_sensitivities(
-    model: LinearModel, objectives: list, stages: list, x: np.ndarray,
-    share: float = DEFAULT_SHARE, probes: int | None = None,
-) -> tuple[list[LpSensitivity], list[pd.DataFrame]]:
-    """Sensitivity of each solved stage by a HiGHS re-solve: used when another solver found
-    the plan, and for MIPs, whose duals are those of the LP with the integers fixed."""
-    from allocator.solvers.highs import load_into_highs, new_highs
-
-    highs = new_highs()
-    lb, ub = model.lb.copy(), model.ub.copy()
-    integer = model.integer
-    source = "lp"
-    if integer.any():
-        fixed = np.round(x[integer])
-        lb[integer] = fixed
-        ub[integer] = fixed
-        source = "fixed-integer lp"
-    load_into_highs(highs, model, lb=lb, ub=ub, relax_integers=True)
-    by_name = {o.name: o for o in objectives}
-    out = []
-    ladders = []
-    for stage in stages:
-        objective = by_name[stage.name]
-        highs.changeColsCost(model.num_vars, np.arange(model.num_vars, dtype=np.int32),
-                             objective.c)
-        highs.changeObjectiveOffset(float(objective.constant))
-        started = time.perf_counter()
-        highs.run()
-        if highs.getModelStatus().name != "kOptimal":
-            break
-        sens, ladder, _note = analyze_stage(highs, model, stage.name, source,
-                                            time.perf_counter() - started, share, probes)
-        out.append(sens)
-        ladders.append(ladder)
-        if stage.hold_rhs is not None:
-            nz = np.flatnonzero(objective.c)
-            highs.addRow(-1e30, float(stage.hold_rhs - objective.constant), nz.size,
-                         nz.astype(np.int32), objective.c[nz])
-    return out, ladders

@@ -45,6 +45,24 @@ class ConBlock:
         return slice(self.start, self.start + self.size)
 
 
+@dataclass(frozen=True)
+class RhsLinks:
+    """Declares rows whose right-hand side also moves some column bounds and link rows.
+
+    The ops model's availability row of a person holds their FTE, and the same FTE is the
+    upper bound of each of their `x` columns (and of the parallel `moved_up` columns), and
+    (whole mode) the limit of their `whole_link` rows. The analyses price "one more unit of
+    this right-hand side" by moving all of these together (analysis.links); the model says
+    which blocks they are, so that no analysis needs to know one model's names.
+    """
+
+    rows: str  # the row block whose right-hand side is the input (e.g. "availability")
+    cols: str  # the column block whose columns sit in those rows (e.g. "x")
+    parallel: tuple[str, ...] = ()  # blocks laid out as `cols`, bounded by the same value
+    link_rows: str | None = None  # one row per `cols` column whose limit follows the value
+    link_cols: str | None = None  # the decision column of each of those rows (e.g. "assign")
+
+
 @dataclass
 class Objective:
     """One stage's objective: minimize ``c @ x + constant``."""
@@ -74,6 +92,7 @@ class LinearModel:
     num_vars: int = 0
     num_rows: int = 0
     _matrix: sp.csr_array | None = None
+    rhs_links: RhsLinks | None = None  # see RhsLinks: set by formulations that have such rows
 
     # -- building ---------------------------------------------------------------------------
     def _restore_terms(self) -> None:

@@ -8,6 +8,8 @@ imports a solver.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
@@ -37,6 +39,27 @@ class Validated(Protocol):
 
     @property
     def warnings(self) -> list[str]: ...
+
+
+def _labelled(row: pd.Series) -> str:
+    return f"{row['family']} {row['labels']}: price {row.get('dual')}"
+
+
+@dataclass(frozen=True)
+class ReportWords:
+    """What report.html says in a model's own words; the generic report knows none of them.
+
+    `stage_scale`: a stage objective in the user's unit (the ops stability stage counts 2 per
+    FTE moved: 0.5); `stage_notes`: a line under the figures when the stage is present;
+    `sentence`: a bottlenecks.csv row in words (where the table has no `sentence` column);
+    `what_if`: the ladders' answers to "what if a budget changes"; `hiring`: hiring.csv's top
+    rows in words."""
+
+    stage_scale: Mapping[str, float] = field(default_factory=dict)
+    stage_notes: Mapping[str, str] = field(default_factory=dict)
+    sentence: Callable[[pd.Series], str] = _labelled
+    what_if: Callable[[pd.DataFrame | None], list[str]] | None = None
+    hiring: Callable[[pd.DataFrame | None], list[str]] | None = None
 
 
 DataT = TypeVar("DataT")
@@ -100,9 +123,19 @@ class Formulation(abc.ABC, Generic[DataT, BuiltT]):
         """Model-specific extra tables and text files (e.g. funding's trade-off curve)."""
         return {}, {}
 
+    def report_words(self) -> ReportWords:
+        """The model's own words in report.html (none by default)."""
+        return ReportWords()
+
+    def input_tables(self, built: BuiltT) -> dict[str, pd.DataFrame]:
+        """The validated input tables by name (targets, budgets, ...): what a generic analysis
+        may read of the inputs (the MIP marginals step by targets' demand) without knowing
+        the model's data class."""
+        return {}
+
     def diagnose(self, built: BuiltT, scenario: Scenario) -> tuple[str, dict[str, Any]] | None:
         """diagnosis.md and diagnosis.json for an infeasible instance (labels, not business
         words: formulations override this to speak their own tables)."""
-        from allocator.analysis.generic_diagnosis import generic_diagnosis
+        from allocator.analysis.diagnosis import generic_diagnosis
 
         return generic_diagnosis(built.model, scenario.name, scenario.solver.time_limit or 60.0)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from allocator.formulations.base import ReportWords
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -198,8 +201,9 @@ def _moved_constant(summary: dict[str, Any], ladders: pd.DataFrame) -> float:
     return 2.0 * float(limit) - float(moved["rhs_today"].iloc[0])
 
 
-def _ladder_charts(ladders: pd.DataFrame, moved_constant: float = 0.0) -> str:
-    from allocator.analysis.bottlenecks import STAGE_SCALE
+def _ladder_charts(ladders: pd.DataFrame, moved_constant: float = 0.0,
+                   stage_scale: Mapping[str, float] | None = None) -> str:
+    stage_scale = stage_scale or {}
 
     parts = []
     for (stage, family, label), rungs in ladders.groupby(["stage", "family", "labels"],
@@ -209,7 +213,7 @@ def _ladder_charts(ladders: pd.DataFrame, moved_constant: float = 0.0) -> str:
         # In the user's units: max_moved_fte (the row holds twice it), FTE moved.
         to_input = (lambda v: (v + moved_constant) / 2.0) if family == "moved" else \
             (lambda v: v)
-        price_scale = (2.0 if family == "moved" else 1.0) * STAGE_SCALE.get(str(stage), 1.0)
+        price_scale = (2.0 if family == "moved" else 1.0) * stage_scale.get(str(stage), 1.0)
         fig, ax = _figure(2.2)
         finite = rungs[np.isfinite(rungs["rhs_from"]) | np.isfinite(rungs["rhs_to"])]
         lows = to_input(finite["rhs_from"].replace(-np.inf, np.nan))
@@ -276,10 +280,9 @@ def _changes(changes: pd.DataFrame | None) -> str:
             + _table(moved, left=2, source="changes.csv"))
 
 
-def _hiring(hiring: pd.DataFrame | None) -> str:
-    from allocator.analysis.bottlenecks import hiring_sentences
-
-    if hiring is None:
+def _hiring(hiring: pd.DataFrame | None,
+            hiring_sentences: Callable[[pd.DataFrame | None], list[str]] | None) -> str:
+    if hiring is None or hiring_sentences is None:
         return ""
     said = hiring_sentences(hiring)
     if not said:
@@ -319,7 +322,10 @@ def _known_seconds(summary: dict[str, Any]) -> str:
     return f"{known:.2f} s to load, build, solve and analyze (writing the files not included)"
 
 
-def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -> str:
+def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any],
+                  words: ReportWords | None = None) -> str:
+    """report.html: generic sections, in the model's own words where it gives them."""
+    words = words or ReportWords()
     plan, coverage = tables.get("plan"), tables.get("coverage")
     budgets, bottlenecks = tables.get("budgets"), tables.get("bottlenecks")
     ladders = tables.get("ladders")
@@ -352,10 +358,9 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
         f" · {_e(_known_seconds(summary))}</p>",
         f"<div class='kpis'>{kpi_html}</div>",
     ]
-    if any(st["name"] in ("service", "weighted") for st in summary["stages"]):
-        from allocator.analysis.bottlenecks import WEIGHTED_SHORTFALL
-
-        sections.append(f"<p class='muted'>{_e(WEIGHTED_SHORTFALL)}</p>")
+    notes = dict.fromkeys(words.stage_notes[st["name"]] for st in summary["stages"]
+                          if st["name"] in words.stage_notes)
+    sections += [f"<p class='muted'>{_e(note)}</p>" for note in notes]
     sections.append(_cost_words(summary, plan_cost))
     if plan is not None and {"site_id", "service_id", "fte"} <= set(plan.columns):
         sections += ["<h2>The plan: FTE by site and service</h2>",
@@ -368,7 +373,7 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
             budgets.columns):
         sections += ["<h2>Budget use</h2>", _budget_chart(budgets),
                      _table(budgets, source="budgets.csv")]
-    sections.append(_hiring(tables.get("hiring")))
+    sections.append(_hiring(tables.get("hiring"), words.hiring))
     shown = {"coverage", "budgets", "bottlenecks", "ladders", "sensitivity", "marginals",
              "hiring", "changes"}
     if plan is not None and {"site_id", "service_id", "fte"} <= set(plan.columns):
@@ -383,8 +388,7 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
         sections += ["<h2>Marginal values (MIP re-solves)</h2>",
                      _table(marginals, left=3, source="marginals.csv")]
     if bottlenecks is not None and not bottlenecks.empty:
-        from allocator.analysis.bottlenecks import sentence
-
+        sentence = words.sentence
         items = "".join(
             f"<li>{_e(row['sentence'] if 'sentence' in row else sentence(row))}</li>"
             for _, row in bottlenecks.head(15).iterrows())
@@ -400,16 +404,14 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any]) -
                      "<h2>Shadow prices</h2>", _price_chart(bottlenecks),
                      _table(bottlenecks[columns], left=3, source="bottlenecks.csv")]
     if ladders is not None and not ladders.empty:
-        from allocator.analysis.bottlenecks import what_if_sentences
-
-        answers = what_if_sentences(ladders)
+        answers = words.what_if(ladders) if words.what_if else []
         if answers:
             sections += ["<h2>What if a budget changes by 10%</h2>",
                          "<ul>" + "".join(f"<li>{_e(a)}</li>" for a in answers) + "</ul>"]
         sections += ["<h2>Price ladders</h2>",
                      "<p class='muted'>How each top bottleneck's price steps as its "
                      "right-hand side moves (exact breakpoints; dotted line: today).</p>",
-                     _ladder_charts(ladders, _moved_constant(summary, ladders))]
+                     _ladder_charts(ladders, _moved_constant(summary, ladders), words.stage_scale)]
     warnings = summary.get("warnings") or []
     if warnings:
         sections += ["<h2>Warnings</h2>", "<ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings)

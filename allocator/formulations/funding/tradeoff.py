@@ -32,7 +32,7 @@ import pandas as pd
 from allocator.core.model import LinearModel
 
 if TYPE_CHECKING:  # funding calls this module; the type is all it needs back
-    from allocator.formulations.funding import FundingModel
+    from allocator.formulations.funding.model import FundingModel
 
 MAX_PIECES = 1000  # a safety net: each piece costs one ranging and two warm re-solves
 SAMPLES = 41  # budgets tried when the model is a MIP

@@ -13,7 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from allocator.formulations.ops_data import OpsData
+from allocator.analysis.figures import tidy_figures
+from allocator.formulations.ops.data import OpsData
 
 STAGE_UNIT = {"service": "units of weighted shortfall", "cost": "in cost",
               "stability": "FTE moved", "weighted": "in the weighted objective"}
@@ -33,31 +34,9 @@ MIN_PEOPLE_ROOM = 0.01  # FTE
 # and whole-mode links are the model's bookkeeping, not levers.
 # The hold of an earlier stage is how the stages are chained, not an input either.
 NOT_SENTENCES = ("coverage", "availability", "stability", "whole_link", "stage_hold")
-SIG_DIGITS = 12  # figures in the CSVs: float noise past this, not a figure
 WEIGHTED_SHORTFALL = (
     "Weighted shortfall = unmet workload (units of demand not served, targets.csv demand) "
     "times each target's weight (targets.csv weight), summed over sites and services.")
-
-
-def round_sig(values: np.ndarray, digits: int = SIG_DIGITS) -> np.ndarray:
-    """Each figure to `digits` significant digits (23.299999999999997 is 23.3), no -0."""
-    v = np.asarray(values, dtype=float)
-    finite = np.isfinite(v) & (v != 0)
-    out = v.copy()
-    if finite.any():
-        mag = np.floor(np.log10(np.abs(v[finite])))
-        scale = 10.0 ** (digits - 1 - mag)
-        out[finite] = np.round(v[finite] * scale) / scale
-    return out + 0.0
-
-
-def tidy_figures(frame: pd.DataFrame) -> pd.DataFrame:
-    """The float columns of a written table rounded by `round_sig`."""
-    frame = frame.copy()
-    for column in frame.columns:
-        if frame[column].dtype.kind == "f":
-            frame[column] = round_sig(frame[column].to_numpy())
-    return frame
 
 
 def _step(rhs: float) -> float:

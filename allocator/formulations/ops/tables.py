@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from allocator.formulations.ops import OpsModel
+from allocator.formulations.ops.model import OpsModel
 
 ZERO = 1e-9  # below this an FTE is solver noise, not an allocation
 FTE_DECIMALS = 9

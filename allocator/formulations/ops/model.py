@@ -12,16 +12,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from allocator.core.model import LinearModel
-from allocator.formulations.base import DataBacked, Formulation
-from allocator.formulations.ops_data import OpsData, load_ops
-from allocator.scenario import PolicyConfig, Scenario
+from allocator.core.model import LinearModel, RhsLinks
+from allocator.formulations.base import DataBacked
+from allocator.formulations.ops.data import OpsData
+from allocator.scenario import PolicyConfig
 
 
 @dataclass
-class OpsModel(DataBacked):
+class OpsModel(DataBacked[OpsData]):
     """The model plus the tables that map its columns back to the business."""
 
     model: LinearModel
@@ -180,6 +179,9 @@ def build_ops(data: OpsData, policy: PolicyConfig) -> OpsModel:
         objectives["stability"] = {"moved_up": np.ones(len(e)), "moved_down": np.ones(len(e))}
     for name, terms in objectives.items():
         m.set_objective(name, terms, moved_constant if name == "stability" else 0.0)
+    # A person's FTE also bounds their x and moved_up columns and limits their whole_link
+    # rows: the analyses price one more FTE by moving them all (analysis.links).
+    m.rhs_links = RhsLinks("availability", "x", ("moved_up",), "whole_link", "assign")
     return OpsModel(m, e, data, moved_constant)
 
 
@@ -217,134 +219,3 @@ def _stability(
             description="FTE moved against the baseline",
         )
     return constant
-
-
-@dataclass
-class FteLinks:
-    """What moves with one staff member's FTE `a_i`, per availability row (CSR-like).
-
-    `a_i` is the availability row's right-hand side, but also the upper bound of each of the
-    person's `x` and `moved_up` columns, and (whole mode, with the person's site decision
-    fixed at 1) the limit of the `whole_link` rows. Those bounds are implied by the row
-    (x >= 0, down <= x0), so relaxing them leaves the feasible set as it is: then the row's
-    right-hand side alone carries the FTE, and its price is the value of one more FTE.
-    """
-
-    rows: np.ndarray  # global row index of each availability row
-    col_ptr: np.ndarray  # cols[col_ptr[k]:col_ptr[k+1]]: bounds that follow row k's FTE
-    cols: np.ndarray
-    link_ptr: np.ndarray  # link_rows[...]: whole_link rows of row k's person
-    link_rows: np.ndarray
-    link_z: np.ndarray  # the assign column of each of those rows
-
-
-def fte_links(model: LinearModel) -> FteLinks | None:
-    """The FTE links of an ops model (None for other models)."""
-    block, x = model.con_blocks.get("availability"), model.var_blocks.get("x")
-    if block is None or x is None:
-        return None
-    up = model.var_blocks.get("moved_up")
-    sub = model.matrix[block.start:block.start + block.size]
-    sub = sp.csr_array(sub)
-    sub.sort_indices()
-    xcols = sub.indices.astype(np.int64)
-    counts = np.diff(sub.indptr)
-    if up is not None:
-        upcols = up.start + (xcols - x.start)
-        per = np.repeat(np.arange(block.size), counts)
-        cols = np.concatenate([xcols, upcols])
-        order = np.argsort(np.concatenate([per, per]), kind="stable")
-        cols = cols[order]
-        counts = 2 * counts
-    else:
-        cols = xcols
-    col_ptr = np.concatenate([[0], np.cumsum(counts)])
-    link = model.con_blocks.get("whole_link")
-    z = model.var_blocks.get("assign")
-    if link is None or z is None:
-        empty = np.zeros(0, dtype=np.int64)
-        return FteLinks(block.start + np.arange(block.size), col_ptr, cols,
-                        np.zeros(block.size + 1, dtype=np.int64), empty, empty)
-    # whole_link row j belongs to x column j; its assign column is its entry outside x.
-    links = sp.csr_array(model.matrix[link.start:link.start + link.size])
-    zcol = np.full(link.size, -1, dtype=np.int64)
-    rows_of = np.repeat(np.arange(link.size), np.diff(links.indptr))
-    is_z = links.indices >= z.start
-    zcol[rows_of[is_z]] = links.indices[is_z]
-    link_rows = link.start + (xcols - x.start)
-    link_ptr = np.concatenate([[0], np.cumsum(np.diff(sub.indptr))])
-    return FteLinks(block.start + np.arange(block.size), col_ptr, cols, link_ptr, link_rows,
-                    zcol[xcols - x.start])
-
-
-class OpsFormulation(Formulation):
-    """spec/ops-model.md: budgets, staff, sites and service targets."""
-
-    name = "ops"
-
-    def load(self, scenario: Scenario) -> OpsData:
-        return load_ops(scenario)
-
-    def build(self, data: OpsData, scenario: Scenario) -> OpsModel:
-        built = build_ops(data, scenario.policy)
-        built.scenario = scenario
-        # The stage analyses (sensitivity.analyze_stage) see the model only: the ladder span
-        # travels with it (output.ladder_span; None until the scenario file has the key).
-        built.model.ladder_span = getattr(scenario.output, "ladder_span", None)  # type: ignore[attr-defined]
-        return built
-
-    def extra_outputs(
-        self, built: OpsModel, x: np.ndarray
-    ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-        """hiring.csv: the value of one more FTE hired at each site and skill."""
-        scenario = built.scenario
-        if scenario is None or not scenario.output.sensitivity:
-            return {}, {}
-        from allocator.analysis.hiring import MAX_NONZEROS, hiring_table
-
-        if built.model.nnz > MAX_NONZEROS:  # its stages would be solved a second time
-            return {}, {"hiring.txt": (
-                f"hiring.csv not written: the model has {built.model.nnz:,} nonzeros, more "
-                f"than {MAX_NONZEROS:,}, and pricing new hires re-solves each stage; "
-                "bottlenecks.md still says where to hire among today's staff\n")}
-
-        table = hiring_table(
-            built, x, list(scenario.objective.order), scenario.objective.mode,
-            dict(scenario.objective.weights), scenario.objective.rel_tol,
-            scenario.objective.abs_tol, getattr(scenario.output, "hiring_cost", "median"))
-        return {"hiring": table}, {}
-
-    def plan_tables(self, built: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
-        from allocator.outputs.ops_tables import plan_tables
-
-        return plan_tables(built, x)
-
-    def bottlenecks(
-        self, built: OpsModel, sensitivity: pd.DataFrame, tables: dict[str, pd.DataFrame],
-        title: str, ladders: pd.DataFrame | None,
-    ) -> tuple[str, pd.DataFrame] | None:
-        from allocator.analysis.bottlenecks import bottlenecks_markdown
-
-        coverage = tables.get("coverage")
-        weighted = None
-        if coverage is not None and not coverage.empty:
-            targets = built.data.targets
-            weight = pd.Series(targets["weight"].to_numpy(dtype=float), index=pd.MultiIndex.
-                               from_arrays([targets["site_id"].astype(str),
-                                            targets["service_id"].astype(str)]))
-            key = pd.MultiIndex.from_arrays([coverage["site_id"].astype(str),
-                                             coverage["service_id"].astype(str)])
-            weighted = float((weight.reindex(key).to_numpy()
-                              * coverage["shortfall"].to_numpy(dtype=float)).sum())
-        return bottlenecks_markdown(sensitivity, built.data, tables["sites"], title, ladders,
-                                    moved_constant=built.moved_constant, coverage=coverage,
-                                    hiring=tables.get("hiring"), service_value=weighted)
-
-    def diagnose(
-        self, built: OpsModel, scenario: Scenario
-    ) -> tuple[str, dict[str, Any]] | None:
-        from allocator.analysis.diagnosis import diagnose, diagnosis_markdown
-
-        limit = scenario.solver.time_limit or 120.0
-        diag = diagnose(built, scenario.policy, limit)
-        return diagnosis_markdown(diag, scenario.name), diag.to_json()

@@ -174,8 +174,7 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
                  abs_tol: float = 1e-9, cost_setting: Any = "median",
                  exact: int = HIRE_EXACT) -> pd.DataFrame:
     """hiring.csv: one row per (site, skill) a target can use, ranked by value per FTE."""
-    from allocator.analysis.ladder import _solve_at
-    from allocator.analysis.sensitivity import default_probes
+    from allocator.analysis.probes import default_probes, solve_at
     from allocator.solvers.highs import load_into_highs, new_highs
     from allocator.solvers.lexicographic import stage_objectives
 
@@ -250,7 +249,7 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
                 if value[c] <= 1e-9 or budget < 2:
                     break
                 row = hire_row0 + int(c)
-                got, used = _walk(highs, row, _solve_at, min(HIRE_RUNGS, budget - 1))
+                got, used = _walk(highs, row, solve_at, min(HIRE_RUNGS, budget - 1))
                 budget -= used
                 if got is not None:  # (value per FTE, how far it holds)
                     value[c], holds[c] = max(-got[0], 0.0) + 0.0, got[1]
@@ -310,7 +309,7 @@ def _finish(result: pd.DataFrame) -> pd.DataFrame:
                              ascending=[False, False, True, True], kind="stable",
                              na_position="last").reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
-    from allocator.analysis.bottlenecks import round_sig
+    from allocator.analysis.figures import round_sig
 
     for column in ("value_per_fte", "holds_up_to_fte", "cost_saving_per_fte",
                    "cost_holds_up_to_fte"):

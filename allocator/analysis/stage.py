@@ -1,0 +1,101 @@
+"""One solved stage analyzed: its sensitivity (with ranges and one-sided prices) and its
+price ladders, on one work budget. Kept apart from both so that neither imports the other."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from allocator.analysis.ladder import stage_ladders
+from allocator.analysis.probes import Probes, default_probes
+from allocator.analysis.sensitivity import (
+    DEFAULT_SHARE,
+    PROBE_SPLIT,
+    SAFETY_MIN_SECONDS,
+    LpSensitivity,
+    highs_sensitivity,
+)
+from allocator.core.model import LinearModel
+
+
+def analyze_stage(highs, model: LinearModel, stage: str,
+                  source: str = "lp", solve_seconds: float = 0.0,
+                  share: float = DEFAULT_SHARE, probes: int | None = None,
+                  deadline: float | None = None, ladder_span: float | None = None,
+                  ) -> tuple[LpSensitivity, pd.DataFrame, str]:
+    """Sensitivity and price ladders of one solved stage LP held by `highs`, and a note for
+    the run's notes ("" unless the safety stop cut the extras short).
+
+    The re-solves behind one-sided prices, price ranges, FTE values and ladders are counted,
+    not timed: `probes` of them per stage (output.sensitivity_probes; by default
+    `default_probes(model)`), handed out by PROBE_SPLIT, so the same input gives the same
+    files on any machine. `share` of the stage's solve time (at least SAFETY_MIN_SECONDS),
+    or the run's `deadline` (a time.monotonic() instant) if sooner, is only a safety stop
+    for a model whose probes are slow; if it triggers, the note says so.
+
+    `highs` is left at its last probe's solution, with every bound restored: no re-solve is
+    spent on getting back to the optimum, which every caller already holds (a later stage's
+    solve starts warm from wherever this leaves the basis).
+    """
+    count = default_probes(model) if probes is None else int(probes)
+    safety = max(SAFETY_MIN_SECONDS, share * solve_seconds)
+    stop = time.perf_counter() + safety
+    if deadline is not None:
+        stop = min(stop, time.perf_counter() + (deadline - time.monotonic()))
+    budget = Probes(count, stop)
+    # The extras are small moves from an optimal basis: dual simplex re-solves them warm in
+    # milliseconds, where interior point (if the stage used it) would start over each time.
+    _status, method = highs.getOptionValue("solver")
+    highs.setOptionValue("solver", "simplex")
+    try:
+        sens = highs_sensitivity(highs, stage, source=source, probes=budget, model=model)
+        budget.phase(*PROBE_SPLIT[3])
+        ladders = stage_ladders(highs, model, sens, probes=budget, span_share=ladder_span)
+    finally:
+        highs.setOptionValue("solver", method)
+    sens.note = budget.note(stage)
+    return sens, ladders, sens.note
+
+
+def resolve_stage_sensitivities(
+    model: LinearModel, objectives: list, stages: list, x: np.ndarray,
+    share: float = DEFAULT_SHARE, probes: int | None = None, ladder_span: float | None = None,
+) -> tuple[list[LpSensitivity], list[pd.DataFrame]]:
+    """Sensitivity of each solved stage by a HiGHS re-solve: used when another solver found
+    the plan, and for MIPs, whose duals are those of the LP with the integers fixed."""
+    from allocator.solvers.highs import load_into_highs, new_highs
+
+    highs = new_highs()
+    lb, ub = model.lb.copy(), model.ub.copy()
+    integer = model.integer
+    source = "lp"
+    if integer.any():
+        fixed = np.round(x[integer])
+        lb[integer] = fixed
+        ub[integer] = fixed
+        source = "fixed-integer lp"
+    load_into_highs(highs, model, lb=lb, ub=ub, relax_integers=True)
+    by_name = {o.name: o for o in objectives}
+    out = []
+    ladders = []
+    for stage in stages:
+        objective = by_name[stage.name]
+        highs.changeColsCost(model.num_vars, np.arange(model.num_vars, dtype=np.int32),
+                             objective.c)
+        highs.changeObjectiveOffset(float(objective.constant))
+        started = time.perf_counter()
+        highs.run()
+        if highs.getModelStatus().name != "kOptimal":
+            break
+        sens, ladder, _note = analyze_stage(highs, model, stage.name, source,
+                                            time.perf_counter() - started, share, probes,
+                                            ladder_span=ladder_span)
+        out.append(sens)
+        ladders.append(ladder)
+        if stage.hold_rhs is not None:
+            nz = np.flatnonzero(objective.c)
+            highs.addRow(-1e30, float(stage.hold_rhs - objective.constant), nz.size,
+                         nz.astype(np.int32), objective.c[nz])
+    return out, ladders
