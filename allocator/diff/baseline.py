@@ -56,8 +56,9 @@ def write_baseline_diff(run: str | Path, baseline: str | Path | None = None, *,
         else:  # a plan alone: the baseline's plan is what there is to compare
             scratch = Path(tempfile.mkdtemp(prefix="allocator-baseline-"))
             shutil.copyfile(found, scratch / "plan.csv")
-            stand_in: dict[str, Any] = {"name": f"baseline {found.name}", "model": summary.get("model"),
-                        "objectives": {}, "inputs": {}}
+            stand_in: dict[str, Any] = {"name": f"baseline {found.name}",
+                                        "model": summary.get("model"), "objectives": {},
+                                        "inputs": {}}
             diff = diff_runs(scratch, run, summary_a=stand_in, summary_b=summary)
             diff.notes.append(f"the baseline {found} is a plan file, not a run folder: only "
                               "the plan is compared (no objectives, coverage or inputs)")
