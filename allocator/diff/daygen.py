@@ -37,11 +37,13 @@ def _tables(scenario: Path) -> dict[str, Path]:
 
 def next_day(scenario: str | Path, out: str | Path, *, seed: int = 1,
              demand_share: float = 0.01, demand_change: float = 0.2, min_demands: int = 2,
-             staff_added: int = 2, staff_removed: int = 2) -> NextDay:
+             staff_added: int = 2, staff_removed: int = 2,
+             budget_scale: float = 1.0) -> NextDay:
     """Write day 2 of `scenario` into folder `out` (created; its scenario keeps the name, so
     the store sees two nights of one scenario). `demand_share` of the targets (at least
     `min_demands`) get their demand scaled by 1 +/- `demand_change`; `staff_removed` staff
-    leave; `staff_added` new staff join, copies of existing people with new ids."""
+    leave; `staff_added` new staff join, copies of existing people with new ids; every
+    budget amount is multiplied by `budget_scale`."""
     scenario, out = Path(scenario), Path(out)
     rng = np.random.default_rng(seed)
     tables = _tables(scenario)
@@ -77,4 +79,8 @@ def next_day(scenario: str | Path, out: str | Path, *, seed: int = 1,
     source["staff_id"] = added
     pd.concat([kept, source], ignore_index=True).to_csv(out / tables["staff"].name,
                                                        index=False)
+    if budget_scale != 1.0 and "budgets" in tables:
+        budgets = pd.read_csv(tables["budgets"], **read)
+        budgets["amount"] = [repr(round(float(v) * budget_scale, 2)) for v in budgets["amount"]]
+        budgets.to_csv(out / tables["budgets"].name, index=False)
     return NextDay(target, changed, added, removed)

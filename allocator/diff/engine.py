@@ -93,7 +93,8 @@ def plan_diff(plan_a: pd.DataFrame, plan_b: pd.DataFrame) -> pd.DataFrame:
               and pd.api.types.is_numeric_dtype(plan_b[c])]
     a = plan_a.groupby(ids, sort=False)[values].sum()
     b = plan_b.groupby(ids, sort=False)[values].sum()
-    both = a.join(b, how="outer", lsuffix="_a", rsuffix="_b").fillna(0.0)
+    both = a.merge(b, how="outer", left_index=True, right_index=True,
+                   suffixes=("_a", "_b")).fillna(0.0)
     out = pd.DataFrame(index=both.index)
     changed = np.zeros(len(both), dtype=bool)
     for col in values:
@@ -266,34 +267,43 @@ _LINKS = (
 
 def _lookup(changes: pd.DataFrame, table: str, keys: tuple[str, ...]) -> pd.DataFrame:
     rows = changes[(changes["table"] == table) & changes[list(keys)].notna().all(axis=1)]
-    return rows.groupby(list(keys), sort=False)["sentence"].agg("; ".join).reset_index()
+    return rows.groupby(list(keys), sort=False).agg(
+        sentence=("sentence", "; ".join), kind=("change", "first")).reset_index()
 
 
-def link_causes(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
+STAFF_KINDS = {"added": "staff added", "removed": "staff removed"}
+
+
+def link_causes(frame: pd.DataFrame, changes: pd.DataFrame,
+                staff_known: bool = True) -> pd.DataFrame:
     """Add `category` and `cause` to rows keyed by staff/site/service ids: the changed input
     rows that speak of them (the most specific first); rows no change speaks of are
-    re-planning."""
+    re-planning. Where the staff table could not be compared (`staff_known` False), people
+    who appear in or disappear from the plan are taken as added or removed."""
     frame = frame.copy()
     frame["category"] = REPLANNING
     frame["cause"] = ""
-    if frame.empty or changes.empty:
+    if frame.empty:
         return frame
     cause = pd.Series("", index=frame.index, dtype=object)
     category = pd.Series("", index=frame.index, dtype=object)
-    for table, keys, name in _LINKS:
+    for table, keys, name in _LINKS if not changes.empty else ():
         if not all(k in frame for k in keys):
             continue
         found = _lookup(changes, table, keys)
         if found.empty:
             continue
-        said = frame[list(keys)].merge(found, on=list(keys), how="left")["sentence"]
-        said.index = frame.index
+        linked = frame[list(keys)].merge(found, on=list(keys), how="left")
+        said = pd.Series(linked["sentence"].to_numpy(), index=frame.index)
+        kind = pd.Series(linked["kind"].to_numpy(), index=frame.index)
         hit = said.notna()
         cause = cause.where(~hit, cause.where(cause == "", cause + "; ") + said.fillna(""))
-        category = category.where(~(hit & (category == "")), name)
+        named = kind.map(STAFF_KINDS).fillna(name) if table == "staff" else \
+            pd.Series(name, index=frame.index)
+        category = category.where(~(hit & (category == "")), named)
     frame["cause"] = cause
     frame["category"] = category.where(category != "", REPLANNING)
-    if "staff_change" in frame:  # people who come or go are their own cause
+    if not staff_known and "staff_change" in frame:
         frame.loc[frame["staff_change"] == "appears", "category"] = "staff added"
         frame.loc[frame["staff_change"] == "disappears", "category"] = "staff removed"
     return frame
@@ -429,7 +439,9 @@ def diff_runs(a: str | Path, b: str | Path, summary_a: dict[str, Any] | None = N
         c in p for p in (plan_a, plan_b) for c in ("staff_id", "site_id", "service_id", "fte"))
     moves = moves_frame(plan_a, plan_b) if ops_plan and plan_a is not None \
         and plan_b is not None else pd.DataFrame(columns=[*MOVE_COLUMNS, "staff_change"])
-    moves = link_causes(moves, changes)
+    staff_known = bool((inputs.tables["table"] == "staff").any()) and not bool(
+        inputs.tables.loc[inputs.tables["table"] == "staff", "note"].notna().any())
+    moves = link_causes(moves, changes, staff_known)
     plan = plan_diff(plan_a, plan_b) if plan_a is not None and plan_b is not None \
         else pd.DataFrame()
     coverage = link_causes(coverage_frame(_table(fa, "coverage"), _table(fb, "coverage")),
@@ -446,13 +458,14 @@ def diff_runs(a: str | Path, b: str | Path, summary_a: dict[str, Any] | None = N
     waterfalls: dict[str, pd.DataFrame] = {}
     if ops_plan and "cost_delta" in moves and plan_a is not None and plan_b is not None:
         cost_a, cost_b = float(_num(plan_a, "cost").sum()), float(_num(plan_b, "cost").sum())
-        all_cost = link_causes(plan_diff(plan_a[["staff_id", "site_id", "service_id", "cost"]],
-                                         plan_b[["staff_id", "site_id", "service_id", "cost"]]),
-                               changes)
+        all_cost = plan_diff(plan_a[["staff_id", "site_id", "service_id", "cost"]],
+                             plan_b[["staff_id", "site_id", "service_id", "cost"]])
         if not all_cost.empty:
-            staff_a, staff_b = set(plan_a["staff_id"]), set(plan_b["staff_id"])
-            all_cost.loc[~all_cost["staff_id"].isin(staff_a), "category"] = "staff added"
-            all_cost.loc[~all_cost["staff_id"].isin(staff_b), "category"] = "staff removed"
+            all_cost["staff_change"] = np.select(
+                [~all_cost["staff_id"].isin(set(plan_a["staff_id"])),
+                 ~all_cost["staff_id"].isin(set(plan_b["staff_id"]))],
+                ["appears", "disappears"], "")
+            all_cost = link_causes(all_cost, changes, staff_known)
             parts = all_cost.groupby("category", sort=True)["cost_delta"].sum()
         else:
             parts = pd.Series(dtype=float)
