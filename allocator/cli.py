@@ -180,9 +180,14 @@ def main() -> None:
                    "Default: $ALLOCATOR_STORE, else the scenario's [store] url, else "
                    "~/.local/share/allocator/runs.sqlite (docs/run-store.md).")
 @click.option("--no-store", is_flag=True, help="Do not record the run.")
+@click.option("--warm-from", "warm_from", metavar="RUN",
+              help="Start the solver from this earlier run (a run folder, or a run id of the "
+                   "store): its basis and plan, matched by business ids. Default: the newest "
+                   "successful run of the same scenario in the store (docs/warm-start.md).")
+@click.option("--cold", is_flag=True, help="Do not warm-start from an earlier run.")
 def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
           sets: tuple[str, ...], force: bool, accept_timeout: bool, store_url: str | None,
-          no_store: bool) -> None:
+          no_store: bool, warm_from: str | None, cold: bool) -> None:
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
     from allocator.api import solve as solve_run  # the Python API is the one entry point
 
@@ -192,17 +197,21 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
     from allocator.store.target_lock import hold_target
 
     overrides = _overrides(solver, time_limit, sets)
+    url = resolve_url(store_url, scenario, out_dir)
     recording = Recording(
-        None if no_store else resolve_url(store_url, scenario, out_dir), scenario, out_dir,
+        None if no_store else url, scenario, out_dir,
         overrides, warn=lambda msg: err.print(f"[yellow]warning[/]: {escape(msg)}",
                                               highlight=False),
         note=lambda msg: err.print(msg, highlight=False, markup=False))
 
     def work() -> Run:
         with hold_target(out_dir):  # a second run into --out fails now, not after solving
+            source = _warm_source(warm_from, cold, url, scenario, overrides, recording)
             return solve_run(scenario, out_dir, force=force, accept_timeout=accept_timeout,
                              on_phase=lambda msg: err.print(msg, highlight=False),
-                             overrides=overrides)
+                             overrides=overrides,
+                             warm_from=source.folder if source else None,
+                             warm_source=source.label if source else None)
 
     try:
         run = _interruptible(recording.wrap(work))
@@ -212,6 +221,34 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
     recording.finished(run.summary, out_dir)
     _print_summary(run.summary, out_dir)
     sys.exit(run.exit_code)
+
+
+def _warm_source(key: str | None, cold: bool, url: str | None, scenario: Path,
+                 overrides: list[str], recording: Any) -> Any:
+    """The run to warm-start from: --warm-from (exit 2 if unusable), else the store's newest
+    successful run of this scenario (none found, or no store: a cold start)."""
+    from allocator.store.lookup import explicit_source, previous_run
+
+    recorder = recording.recorder
+    store = recorder.store if recorder is not None else None
+    if cold:
+        return None
+    if key is not None:
+        return explicit_source(key, url, store)
+    if url is None:
+        return None
+    try:
+        from allocator.scenario import load_scenario
+
+        name = load_scenario(scenario, overrides).name
+    except Exception:  # the run itself says what is wrong with the scenario
+        return None
+    try:
+        return previous_run(url, name, recorder.id if recorder else None, store)
+    except Exception as exc:  # the store is for bookkeeping: a cold start, said
+        err.print(f"warning: no warm start (the run store could not be read: {exc})",
+                  highlight=False, markup=False)
+        return None
 
 
 def _print_summary(summary: dict[str, Any], out_dir: Path, verb: str = "written") -> None:
@@ -457,11 +494,17 @@ def _register() -> None:
     """Command groups that live beside their library code."""
     from allocator.bench.cli import bench
     from allocator.convert import convert_command
+    from allocator.diff.cli import diff_command
+    from allocator.negotiate.compare_cli import alternatives_command
+    from allocator.serve.cli import serve
     from allocator.store.cli import runs
 
     main.add_command(convert_command)
     main.add_command(bench)
     main.add_command(runs)
+    main.add_command(alternatives_command)
+    main.add_command(diff_command)
+    main.add_command(serve)
 
 
 _register()

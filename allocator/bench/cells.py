@@ -9,7 +9,13 @@ dies without an answer is a ``crashed`` row; one killed at the timeout a ``timeo
 Peak memory: ``maxrss_mb`` is ``ru_maxrss`` of the cell process (from ``wait4`` in the
 zygote); ``hwm_mb`` is the child's own ``VmHWM`` read just before it exits. Both include the
 solver libraries preloaded before the fork, as a fresh process that imported them would.
-The summary reports ``hwm_mb`` where there is one (a killed cell reports none).
+``base_mb`` is the same process's resident size when it starts, before it reads anything:
+an idle worker's interpreter and libraries. Most of a small cell's peak is that baseline, so
+the summary reports both, and the difference as the solve's own memory.
+
+A scenario file is timed over its whole lexicographic solve, with the scenario's own hold
+tolerances (as ``allocator solve`` runs it); every stage's optimum and time is reported
+(``stages``, ``stage_s``), so cells can be checked against each other stage by stage.
 """
 
 from __future__ import annotations
@@ -31,15 +37,32 @@ from allocator.bench.schema import CellStatus
 _CRASH_TAIL = 600  # characters of the cell's stderr kept in the row's message
 
 
-def _hwm_mb() -> float:
-    """Peak RSS of this address space (VmHWM), MiB; NaN where /proc is missing."""
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc (VmHWM: peak, VmRSS: now), MiB; NaN where
+    /proc is missing."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return float(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
+
+
+def _hwm_mb() -> float:
+    return _status_mb("VmHWM")
+
+
+def encode_stages(values: dict[str, float]) -> str:
+    """``name=value;...``: one CSV cell for every stage, in solve order, full precision."""
+    return ";".join(f"{name}={value!r}" for name, value in values.items())
+
+
+def decode_stages(text: object) -> dict[str, float]:
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    pairs = (item.partition("=") for item in text.split(";") if "=" in item)
+    return {name: float(value) for name, _, value in pairs}
 
 
 def _watch_parent() -> None:
@@ -64,6 +87,7 @@ def _load(spec: dict[str, Any]) -> tuple[Any, list[Any], float, dict[str, Any]]:
 
     start = time.perf_counter()
     path = Path(spec["path"])
+    tolerances = {"rel_tol": 1e-6, "abs_tol": 1e-9}
     if spec["kind"] == "scenario":
         from allocator.run import prepare
 
@@ -73,6 +97,7 @@ def _load(spec: dict[str, Any]) -> tuple[Any, list[Any], float, dict[str, Any]]:
         objectives = stage_objectives(model, [str(s) for s in objective.order],
                                       objective.mode,
                                       {str(k): float(v) for k, v in objective.weights.items()})
+        tolerances = {"rel_tol": objective.rel_tol, "abs_tol": objective.abs_tol}
     else:
         from allocator.solvers.mps import read_mps
 
@@ -83,7 +108,8 @@ def _load(spec: dict[str, Any]) -> tuple[Any, list[Any], float, dict[str, Any]]:
     info = {"rows": model.num_rows, "cols": model.num_vars, "integers": model.num_integer,
             "kind": "mip" if model.num_integer else "lp",
             "sense": "max" if model.maximize else "min",
-            "obj_constant": sign * float(objectives[0].constant), "sign": sign}
+            "obj_constant": sign * float(objectives[0].constant), "sign": sign,
+            "tolerances": tolerances}
     return model, objectives, build_s, info
 
 
@@ -100,8 +126,10 @@ def solve_spec(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         model, objectives, build_s, info = _load(spec)
         sign = info.pop("sign")
+        tolerances = info.pop("tolerances")
         row.update(info, build_s=build_s)
-        result = solve_stages(model, objectives, config.solver, config.settings(spec["seed"]))
+        result = solve_stages(model, objectives, config.solver, config.settings(spec["seed"]),
+                              **tolerances)
     except CapabilityError as exc:
         return row | {"status": CellStatus.NOT_APPLICABLE.value, "message": str(exc)}
     except AllocatorError as exc:
@@ -119,6 +147,8 @@ def solve_spec(spec: dict[str, Any]) -> dict[str, Any]:
         solver_s=sum(s.seconds for s in result.stages),
         solve_s=result.seconds,
         message=(result.message + " " + "; ".join(result.notes)).strip(),
+        stages=encode_stages({s.name: sign * s.objective for s in result.stages}),
+        stage_s=encode_stages({s.name: s.seconds for s in result.stages}),
     )
     return row
 
@@ -127,6 +157,7 @@ def child_main(spec_file: str, out_file: str) -> None:
     """Entry point of the cell process (forked by the zygote; also runnable by hand to replay
     one cell: ``python -m allocator.bench.cells SPEC.json OUT.json``)."""
     start = time.perf_counter()
+    base_mb = _status_mb("VmRSS")  # before anything is read: the idle worker's footprint
     _watch_parent()
     spec = json.loads(Path(spec_file).read_text())
     fault = spec.get("fault") or ""
@@ -136,6 +167,7 @@ def child_main(spec_file: str, out_file: str) -> None:
         time.sleep(10 * float(spec["timeout"]) + 60)
     row = solve_spec(spec)
     row["hwm_mb"] = _hwm_mb()
+    row["base_mb"] = base_mb
     row["child_wall_s"] = time.perf_counter() - start
     tmp = Path(out_file + ".part")
     tmp.write_text(json.dumps(row, default=float))
@@ -169,7 +201,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     This is the Dask task. It raises only when it cannot get a process at all (Dask then
     retries it); everything the cell itself does wrong (crash, hang, solver error) is a row.
     """
-    from allocator.bench.zygote import zygote
+    from allocator.bench.zygote import ZygoteDied, zygote
 
     _fault_on_worker(spec.get("fault") or "")
     timeout = float(spec["timeout"])
@@ -177,7 +209,14 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         spec_file, out_file, err_file = (Path(tmp) / n for n in ("spec.json", "out.json",
                                                                  "stderr.txt"))
         spec_file.write_text(json.dumps(spec))
-        ended = zygote().run(str(spec_file), str(out_file), str(err_file), timeout)
+        try:
+            ended = zygote().run(str(spec_file), str(out_file), str(err_file), timeout)
+        except ZygoteDied:
+            # The harness lost its own process (a zygote slow to fork under heavy load, or
+            # killed): not the cell's doing, so once more on a fresh zygote rather than a
+            # Dask-level retry that reports an 'error' if it fails again.
+            ended = zygote(fresh=True).run(str(spec_file), str(out_file), str(err_file),
+                                           timeout)
         row: dict[str, Any] = {"wall_s": ended.wall_s, "maxrss_mb": ended.maxrss_mb,
                                "exit_code": ended.exit_code, "worker": _worker_name(),
                                "timeout_s": timeout}

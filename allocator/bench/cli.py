@@ -164,6 +164,10 @@ def _print_configs(summary: Any) -> None:
     for row in frame.itertuples(index=False):
         table.add_row(*[f"{v:.4g}" if isinstance(v, float) else escape(str(v)) for v in row])
     out.print(table)
+    from allocator.bench.report import COLUMN_TEXT
+
+    out.print(COLUMN_TEXT, highlight=False, markup=False)
+    out.print(summary.noise_note(), highlight=False, markup=False)
 
 
 def _print_wrong(summary: Any) -> None:
@@ -171,7 +175,8 @@ def _print_wrong(summary: Any) -> None:
 
     if len(summary.wrong):
         lines = escape("\n".join(wrong_lines(summary)))
-        err.print(Panel(lines, title=f"[bold]{len(summary.wrong)} WRONG ANSWER(S)",
+        err.print(Panel(lines, title=f"[bold]{len(summary.wrong)} WRONG OR DISPUTED "
+                        "ANSWER(S)",
                         border_style="bold red", style="red"), soft_wrap=False)
 
 
@@ -205,14 +210,18 @@ def _print_wrong(summary: Any) -> None:
 @click.option("--fail-on-wrong/--no-fail-on-wrong", default=True, show_default=True,
               help="Exit 6 when a solver gave a wrong answer.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--heartbeat", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
+              help="Seconds between progress lines when there is no progress bar "
+                   "(--no-progress, or stderr not a terminal: a nightly log).")
 def run_command(files: tuple[str, ...], grid_file: Path | None, expected: tuple[str, ...],
                 out_dir: Path, resume: bool, force: bool, scheduler: str | None,
                 workers: int | None, formats: str, fail_on_wrong: bool, no_progress: bool,
-                **flags: Any) -> None:
+                heartbeat: float, **flags: Any) -> None:
     """Run FILES (MPS, LP or scenario .toml; globs allowed) × the configuration grid."""
     try:
         code = _run(files, grid_file, expected, out_dir, resume, force, scheduler, workers,
-                    formats, fail_on_wrong, no_progress, flags)
+                    formats, fail_on_wrong, no_progress or not err.is_terminal, flags,
+                    heartbeat)
     except KeyboardInterrupt:
         err.print(f"interrupted: finished cells are in {out_dir / 'results.csv'}; "
                   "run again with --resume to finish the rest")
@@ -224,8 +233,8 @@ def run_command(files: tuple[str, ...], grid_file: Path | None, expected: tuple[
 
 def _run(files: tuple[str, ...], grid_file: Path | None, expected: tuple[str, ...],
          out_dir: Path, resume: bool, force: bool, scheduler: str | None, workers: int | None,
-         formats: str, fail_on_wrong: bool, no_progress: bool, flags: dict[str, Any]
-         ) -> BenchExit:
+         formats: str, fail_on_wrong: bool, no_progress: bool, flags: dict[str, Any],
+         heartbeat: float = 60.0) -> BenchExit:
     from allocator.bench.grid import find_instances, split_list
     from allocator.bench.report import write_outputs
     from allocator.bench.runner import RESULTS, run_cells
@@ -276,7 +285,10 @@ def _run(files: tuple[str, ...], grid_file: Path | None, expected: tuple[str, ..
         task = progress.add_task("cells", total=len(cells), running=0, failed=0, wrong=0)
     try:
         run = run_cells(cells, out_dir, table, scheduler=scheduler, workers=workers,
-                        resume=resume, force=force, on_update=update, on_row=on_row)
+                        resume=resume, force=force, on_update=update, on_row=on_row,
+                        heartbeat=heartbeat if progress is None else None,
+                        on_heartbeat=lambda c: err.print(c.line(), highlight=False,
+                                                         markup=False))
     finally:
         if progress is not None:
             progress.stop()

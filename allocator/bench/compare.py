@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from allocator.bench.plots import TIME_FLOOR
 from allocator.bench.schema import Verdict
-from allocator.bench.summary import cap_time, load_results, shifted_geomean
+from allocator.bench.summary import charged_time, load_results, shifted_geomean, solved_rows
 from allocator.errors import InputError
 
 
@@ -81,10 +80,9 @@ def _results_path(path: Path) -> Path:
 def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
     """Per-replicate times as the summary charges them; cells a solver cannot take dropped."""
     work = frame[frame["status"] != "n/a"].copy()
-    work["solved"] = (work["verdict"] == Verdict.CORRECT.value) | (
-        (work["verdict"] == Verdict.UNKNOWN.value) & (work["status"] == "optimal"))
-    work["wrong"] = work["verdict"] == Verdict.WRONG.value
-    work["t"] = work["solver_s"].where(work["solved"], cap_time(work)).clip(lower=TIME_FLOOR)
+    work["solved"] = solved_rows(work)
+    work["wrong"] = work["verdict"].isin([Verdict.WRONG.value, Verdict.DISAGREE.value])
+    work["t"] = charged_time(work)
     work["replicate"] = work["seed"].astype(int).astype(str) + "/" + work["repeat"].astype(
         int).astype(str)
     return work

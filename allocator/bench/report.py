@@ -15,15 +15,35 @@ from pathlib import Path
 import pandas as pd
 
 from allocator.bench.plots import plot_profile
-from allocator.bench.summary import SHIFT, Summary, common_instances, instance_matrix
+from allocator.bench.summary import (
+    LEGEND,
+    RESOLUTION,
+    SHIFT,
+    Summary,
+    common_instances,
+    instance_matrix,
+)
 
 # Short headers (a terminal is 80 columns); the text around each table says what sgm is.
+# solved + wrong + disagree + failed + timeout + unproven = of: one outcome per instance.
 CONFIG_COLUMNS = {
     "config": "configuration", "solved": "solved", "instances": "of", "wrong": "wrong",
-    "unproven": "unproven", "failed": "failed", "not_applicable": "n/a", "sgm_s": "sgm s",
-    "wins": "wins", "peak_mb": "peak MiB",
+    "disagree": "disagree", "unproven": "unproven", "timeout": "timeout", "failed": "failed",
+    "not_applicable": "n/a", "sgm_s": "sgm s", "sgm_range": "sgm range", "wins": "wins",
+    "clear_wins": "clear", "peak_mb": "peak MiB", "base_mb": "idle MiB",
 }
-SGM_TEXT = f"sgm s: shifted geometric mean of the solver's time, shift {SHIFT:g} s"
+SGM_TEXT = (f"sgm s: shifted geometric mean of the solver's time, shift {SHIFT:g} s; times "
+            f"under the {RESOLUTION:g} s resolution count as {RESOLUTION:g} s (ties)")
+COLUMN_TEXT = (
+    "Columns: each instance has one outcome (solved, wrong, disagree, unproven, timeout, "
+    "failed; they add up to 'of'; n/a ones are not attempted). 'sgm range': the same mean "
+    "over each instance's fastest and slowest replicate. 'wins': instances solved at least "
+    "as fast as every other configuration (ties all win; the profile's value at τ = 1); "
+    "'clear': won alone, with the slowest replicate faster than every other "
+    "configuration's fastest. 'peak MiB': the cell process's peak memory; 'idle MiB': the "
+    "same process idle before it read anything (interpreter and solver libraries), so the "
+    "solve itself used about the difference."
+)
 
 CONVENTION = (
     "Objective constants: an MPS RHS entry on the objective row is read as HiGHS reads it, an "
@@ -41,14 +61,20 @@ def _fmt(value: object) -> str:
 
 
 def config_table(summary: Summary) -> pd.DataFrame:
-    table = summary.configs[list(CONFIG_COLUMNS)].rename(columns=CONFIG_COLUMNS)
-    return table
+    configs = summary.configs.copy()
+    configs["sgm_range"] = [f"[{lo:.4g}–{hi:.4g}]" for lo, hi in
+                            zip(configs["sgm_min"], configs["sgm_max"], strict=True)]
+    return configs[list(CONFIG_COLUMNS)].rename(columns=CONFIG_COLUMNS)
+
+
+def legend_lines() -> list[str]:
+    return [f"{mark}: {meaning}" for mark, meaning in LEGEND.items()]
 
 
 def wrong_lines(summary: Summary) -> list[str]:
     return [
-        f"{r['instance']} × {r['config']} (seed {int(r['seed'])}, repeat {int(r['repeat'])}): "
-        f"{r['verdict_note']}"
+        f"{'DISAGREE: ' if r['verdict'] == 'disagree' else ''}{r['instance']} × "
+        f"{r['config']} (seed {int(r['seed'])}, repeat {int(r['repeat'])}): {r['verdict_note']}"
         for _, r in summary.wrong.iterrows()
     ]
 
@@ -79,8 +105,11 @@ def to_markdown(summary: Summary, seconds: float | None = None) -> str:
         f"its time limit. {SGM_TEXT}, over the {len(common)} instances every configuration "
         "can attempt.", "",
         markdown_table(config_table(summary)), "",
+        COLUMN_TEXT, "", summary.noise_note(), "",
         "## Per instance", "",
         markdown_table(instance_matrix(summary), index=True), "",
+        "Legend:", "", *[f"- `{line.split(': ', 1)[0]}`: {line.split(': ', 1)[1]}"
+                         for line in legend_lines()], "",
         "## Conventions", "", f"- {CONVENTION}",
     ]
     parts += [f"- {line}" for line in summary.conventions]
@@ -95,7 +124,7 @@ def _html_table(frame: pd.DataFrame, index: bool = False) -> str:
         cells = []
         for value in row:
             text = _fmt(value)
-            css = ' class="wrong"' if "WRONG" in text else ""
+            css = ' class="wrong"' if "WRONG" in text or "DISAGREE" in text else ""
             cells.append(f"<td{css}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -110,6 +139,7 @@ th:first-child,td:first-child{text-align:left}
 .alarm h2{color:#c00;margin:.2rem 0}
 td.wrong{background:#fde2e1;color:#900;font-weight:bold}
 figure{margin:1rem 0} figure svg{max-width:100%;height:auto}
+dt{font-weight:bold;float:left;clear:left;width:6rem} dd{margin:0 0 .2rem 6.5rem}
 """
 
 
@@ -119,7 +149,8 @@ def to_html(summary: Summary, svg: str, seconds: float | None = None) -> str:
              "<h1>Benchmark summary</h1>"]
     if len(summary.wrong):
         items = "".join(f"<li>{html.escape(line)}</li>" for line in wrong_lines(summary))
-        parts.append(f"<div class='alarm'><h2>{len(summary.wrong)} wrong answer(s)</h2>"
+        parts.append(f"<div class='alarm'><h2>{len(summary.wrong)} wrong or disputed "
+                     "answer(s)</h2>"
                      f"<ul>{items}</ul></div>")
     wall = f", {seconds:.0f} s wall" if seconds is not None else ""
     parts += [
@@ -129,8 +160,11 @@ def to_html(summary: Summary, svg: str, seconds: float | None = None) -> str:
         "(median over replicates); unsolved instances are charged their time limit. "
         f"{html.escape(SGM_TEXT)}.</p>",
         _html_table(config_table(summary)),
+        f"<p>{html.escape(COLUMN_TEXT)}</p>", f"<p>{html.escape(summary.noise_note())}</p>",
         "<h2>Performance profile</h2>", f"<figure>{svg}</figure>",
         "<h2>Per instance</h2>", _html_table(instance_matrix(summary), index=True),
+        "<h3>Legend</h3><dl>", *[f"<dt>{html.escape(m)}</dt><dd>{html.escape(t)}</dd>"
+                                 for m, t in LEGEND.items()], "</dl>",
         "<h2>Conventions</h2><ul>", f"<li>{html.escape(CONVENTION)}</li>",
     ]
     parts += [f"<li>{html.escape(line)}</li>" for line in summary.conventions]

@@ -51,6 +51,13 @@ class Counts:
     running: int = 0
     failed: int = 0
     wrong: int = 0
+    elapsed: float = 0.0  # seconds since the run started (set for heartbeats)
+
+    def line(self) -> str:
+        """One self-contained progress line, for a log with no terminal to redraw."""
+        minutes, seconds = divmod(round(self.elapsed), 60)
+        return (f"bench: {self.done}/{self.total} cells done, {max(self.running, 0)} running, "
+                f"{self.failed} failed, {self.wrong} wrong; {minutes}m{seconds:02d}s elapsed")
 
 
 @dataclass
@@ -191,11 +198,15 @@ def run_cells(
     resume: bool = False, force: bool = False, retries: int = 1,
     on_update: Callable[[Counts], None] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    heartbeat: float | None = None, on_heartbeat: Callable[[Counts], None] | None = None,
 ) -> BenchRun:
     """Run every cell not already done, appending rows to results.csv as they finish.
 
     Pass ``client`` to reuse a Dask client (the tests share one cluster); otherwise one is
-    made from ``scheduler`` or as a LocalCluster, and closed at the end.
+    made from ``scheduler`` or as a LocalCluster, and closed at the end. ``on_heartbeat``
+    is called every ``heartbeat`` seconds on a fixed schedule (start + k × heartbeat, not
+    drifting with the work), whether or not a cell finished: a cell that runs for minutes
+    still shows a sign of life in a log with no terminal.
     """
     from distributed import Client, as_completed
 
@@ -223,13 +234,23 @@ def run_cells(
             futures.append(client.submit(run_cell, spec, key=key, pure=False, retries=retries))
         keys = set(specs)
 
+        beat = start + heartbeat if heartbeat else None
+
         def poll() -> None:
-            while not stop.wait(0.5):
+            nonlocal beat
+            while not stop.wait(0.5 if beat is None else
+                                min(0.5, max(0.0, beat - time.perf_counter()))):
                 running = _running(client, keys)
                 if running >= 0:
                     counts.running = min(running, counts.total - counts.done)
+                counts.elapsed = time.perf_counter() - start
                 if on_update:
                     on_update(counts)
+                if beat is not None and heartbeat and time.perf_counter() >= beat:
+                    if on_heartbeat:
+                        on_heartbeat(counts)
+                    while beat <= time.perf_counter():  # a late beat does not double up
+                        beat += heartbeat
 
         poller = threading.Thread(target=poll, daemon=True, name="bench-progress")
         poller.start()

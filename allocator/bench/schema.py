@@ -50,6 +50,16 @@ class Verdict(enum.StrEnum):
     UNPROVEN = "unproven"  # no proof of optimality (limit, failure), and nothing contradicted
     UNKNOWN = "unknown"  # no published value for this instance
     NOT_APPLICABLE = "n/a"  # the solver cannot take this instance
+    # No published value, so the configurations are checked against each other, stage by
+    # stage: every proven optimum agrees (AGREED), or they differ (DISAGREE: at least one
+    # is wrong, and nobody can say which, so it is reported as loudly as WRONG).
+    AGREED = "agreed"
+    DISAGREE = "disagree"
+
+    @property
+    def is_alarm(self) -> bool:
+        """A verdict that must lead every output and fail the run (exit 6)."""
+        return self in (Verdict.WRONG, Verdict.DISAGREE)
 
 
 # results.csv, in this order. Appended one row per finished cell; --resume reads `key`.
@@ -59,5 +69,9 @@ COLUMNS: tuple[str, ...] = (
     "wall_s", "solver_s", "solve_s", "build_s", "maxrss_mb", "hwm_mb",
     "kind", "sense", "rows", "cols", "integers", "obj_constant",
     "expected", "verdict", "matched", "rel_err", "verdict_note",
-    "message", "exit_code", "timeout_s", "worker", "finished_at", "path",
+    "message", "exit_code", "timeout_s", "worker", "finished_at",
+    # Appended columns (an older results.csv is rewritten with them empty on --resume):
+    # the idle cell process's memory, and every lexicographic stage's optimum and time.
+    "base_mb", "stages", "stage_s",
+    "path",
 )

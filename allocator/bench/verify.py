@@ -230,3 +230,68 @@ def _check_bounds(
     if low is not None and high is not None and abs(high - low) <= slack:
         return Check(Verdict.CORRECT, low, PUBLISHED, _rel(objective, low))
     return Check(Verdict.UNKNOWN, note="within the published bounds; the optimum is open")
+
+
+# ---------------------------------------------------------------- agreement across solvers
+
+LATER_STAGE_TOLERANCE = 1e-4  # a later stage's optimum moves within the earlier stages' holds
+
+
+def _stage_values(row: pd.Series) -> dict[str, float]:
+    from allocator.bench.cells import decode_stages
+
+    values = decode_stages(row.get("stages"))
+    if not values and math.isfinite(float(row.get("objective", float("nan")))):
+        values = {"objective": float(row["objective"])}
+    return values
+
+
+def cross_check(frame: pd.DataFrame) -> pd.DataFrame:
+    """Verdicts where nothing is published: the configurations checked against each other.
+
+    On each instance with no published optimum, every proven optimum is compared stage by
+    stage (a scenario's whole lexicographic solve). All within tolerance, from two or more
+    configurations: ``agreed``. Any pair apart: every optimal cell of the instance is
+    ``disagree`` (one of them is wrong and nothing says which), with the values in the note.
+    One configuration alone stays ``unknown``: nothing to check it against.
+    """
+    if frame.empty or "verdict" not in frame:
+        return frame
+    frame = frame.copy()
+    open_rows = (frame["verdict"] == Verdict.UNKNOWN.value) & (
+        frame["status"] == CellStatus.OPTIMAL.value)
+    for _instance, group in frame[open_rows].groupby("instance", sort=False):
+        if group["config"].nunique() < 2:
+            continue
+        values = {index: _stage_values(row) for index, row in group.iterrows()}
+        stages = list(dict.fromkeys(name for v in values.values() for name in v))
+        problems = []
+        for position, stage in enumerate(stages):
+            present = {i: v[stage] for i, v in values.items() if stage in v}
+            if len(present) < 2:
+                continue
+            numbers = list(present.values())
+            low, high = min(numbers), max(numbers)
+            kind = str(group["kind"].iloc[0] or "lp")
+            tol = tolerance(kind, float(group["mip_gap"].max()))
+            if position:
+                tol = max(tol, LATER_STAGE_TOLERANCE)
+            spread = (high - low) / max(1.0, abs(float(pd.Series(numbers).median())))
+            if spread > tol:
+                by_config = {str(group.at[i, "config"]): v for i, v in present.items()}
+                listed = ", ".join(f"{c} {v:.10g}" for c, v in sorted(by_config.items()))
+                problems.append(f"stage {stage}: {listed} (apart by {spread:.2e} relative, "
+                                f"tolerance {tol:g})")
+        configs = group["config"].nunique()
+        solvers = group["solver"].nunique() if "solver" in group else 1
+        if problems:
+            frame.loc[group.index, "verdict"] = Verdict.DISAGREE.value
+            frame.loc[group.index, "verdict_note"] = (
+                "no published optimum, and the solvers' proven optima disagree: "
+                + "; ".join(problems))
+        else:
+            frame.loc[group.index, "verdict"] = Verdict.AGREED.value
+            frame.loc[group.index, "verdict_note"] = (
+                f"no published optimum; {configs} configurations of {solvers} solver(s) "
+                f"agree on every stage ({', '.join(stages)})")
+    return frame

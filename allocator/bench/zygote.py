@@ -192,10 +192,12 @@ def kill_group(pid: int) -> None:
 _local = threading.local()
 
 
-def zygote() -> Zygote:
-    """This thread's zygote, started (again) when missing or dead."""
+def zygote(fresh: bool = False) -> Zygote:
+    """This thread's zygote, started (again) when missing, dead, or ``fresh`` is asked."""
     current: Zygote | None = getattr(_local, "zygote", None)
-    if current is None or not current.alive():
+    if fresh and current is not None:
+        current.close()
+    if fresh or current is None or not current.alive():
         current = Zygote()
         _local.zygote = current
     return current

@@ -327,3 +327,68 @@ def prune_runs(keep: int, scenario: str | None, folders: bool, dry_run: bool,
                   highlight=False, markup=False)
     out.print(f"{verb} {len(removed)} runs; kept the newest {keep} per scenario",
               highlight=False)
+
+
+@runs.command("drift", epilog=EXIT_CODES)
+@click.option("--scenario", help="Only runs of this scenario (its name).")
+@click.option("--last", type=click.IntRange(min=0), default=30, show_default=True,
+              help="The newest N runs (0: all).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Write runs.csv, binding.csv, shadow_prices.csv, bottlenecks.csv, "
+                   "flags.csv, drift.md and an SVG per series here.")
+@click.option("--force", is_flag=True, help="Replace --out if allocator wrote it.")
+@click.option("--slow-factor", type=click.FloatRange(min=1.0), default=2.0, show_default=True,
+              help="Flag a run whose solve time is over this many times the median of the "
+                   "runs before it.")
+@click.option("--min-seconds", type=click.FloatRange(min=0.0), default=0.5, show_default=True,
+              help="... and slower than that median by at least this many seconds.")
+@click.option("--objective-jump", type=click.FloatRange(min=0.0), default=0.25,
+              show_default=True,
+              help="Flag a run whose objective is further than this share from the median "
+                   "of the runs before it.")
+@click.option("--json", "as_json", is_flag=True, help="The series and sentences as JSON.")
+@store_option
+def drift_runs(scenario: str | None, last: int, out_dir: Path | None, force: bool,
+               slow_factor: float, min_seconds: float, objective_jump: float, as_json: bool,
+               store_url: str | None) -> None:
+    """How the recorded runs drift: the binding constraints and their shadow prices, the
+    objectives and solve times, run by run; where the bottleneck moved; runs well outside
+    their history (docs/diff.md)."""
+    from allocator.store.drift import drift, write_drift
+    from allocator.store.record import dumps
+
+    try:
+        store = _open(store_url)
+        try:
+            with store.session() as session:
+                found = drift(session, scenario, last, slow_factor, min_seconds,
+                              objective_jump)
+        finally:
+            store.close()
+        written = write_drift(found, out_dir, force) if out_dir is not None else []
+    except Exception as exc:
+        _fail(exc)
+    if as_json:
+        def records(frame: Any) -> list[dict[str, Any]]:  # NaN is not JSON: null
+            return list(frame.astype(object).where(frame.notna(), None).to_dict("records"))
+
+        click.echo(dumps({"runs": records(found.runs), "flags": records(found.flags),
+                          "bottlenecks": records(found.bottlenecks),
+                          "binding": records(found.binding), "sentences": found.sentences}))
+        return
+    table = Table(title=f"drift ({len(found.runs)} runs)", title_justify="left")
+    objectives = [c for c in found.runs.columns if c.startswith("objective_")]
+    for col in ("id", "started (UTC)", "scenario", "status", *(
+            c.removeprefix("objective_") for c in objectives), "solve s", "flag"):
+        table.add_column(col, justify="left" if col in ("started (UTC)", "scenario",
+                                                        "status", "flag") else "right")
+    flagged = found.flags.groupby("run_id")["what"].agg(", ".join)
+    for r in found.runs.to_dict("records"):
+        table.add_row(str(r["run_id"]), f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+                      r["scenario"], r["status"], *(_fmt(r[c]) for c in objectives),
+                      _fmt(r["solve_seconds"], 3), flagged.get(r["run_id"], ""))
+    out.print(table)
+    for sentence in found.sentences:
+        out.print(sentence, highlight=False, markup=False)
+    if out_dir is not None:
+        out.print(f"written: {out_dir} ({len(written)} files)", highlight=False, markup=False)

@@ -1,0 +1,84 @@
+"""`allocator diff A B --out DIR`: what changed between two runs, and why (docs/diff.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+EXIT_CODES = ("Exit codes: 0 done; 2 bad usage (A or B is neither a run folder nor a run in "
+              "the store, --out exists and is not a diff allocator wrote, a store that cannot "
+              "be opened); 8 the machine failed (disk full, read-only); 1 internal error (the "
+              "log path is printed).")
+
+out = Console(soft_wrap=True)
+
+
+def resolve(key: str, store_url: str | None) -> Path:
+    """A run folder as given, else a run of the store (its number or uid) and its folder."""
+    from allocator.errors import InputError
+
+    folder = Path(key)
+    if (folder / "summary.json").is_file():
+        return folder
+    if folder.exists():
+        raise InputError(f"{key} is not a run folder (no summary.json)", key)
+    from allocator.store.cli import _open
+    from allocator.store.record import find_run
+
+    try:
+        store = _open(store_url)
+    except InputError as exc:
+        raise InputError(f"{key} is not a run folder, and the store cannot tell: {exc}",
+                         key) from None
+    try:
+        with store.session() as session:
+            run = find_run(session, key)
+            where, status = Path(run.folder), run.status
+    finally:
+        store.close()
+    if not (where / "summary.json").is_file():
+        raise InputError(f"run {key} ({status}) has no run folder at {where} any more", key)
+    return where
+
+
+@click.command("diff", epilog=EXIT_CODES)
+@click.argument("a")
+@click.argument("b")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for moves.csv, coverage_diff.csv, budgets_diff.csv, "
+                   "objectives.csv, constraints_diff.csv, inputs_diff.csv, "
+                   "input_changes.csv, diff.md and diff.html.")
+@click.option("--force", is_flag=True, help="Replace --out if allocator wrote it.")
+@click.option("--store", "store_url", metavar="URL|PATH",
+              help="The run store for A and B given as run ids (default as `allocator runs`).")
+def diff_command(a: str, b: str, out_dir: Path, force: bool, store_url: str | None) -> None:
+    """What changed from run A to run B, and why. A and B: run folders or store run ids."""
+    from allocator.diff.engine import diff_runs
+    from allocator.diff.write import num, write_diff
+    from allocator.failures import report_failure
+
+    try:
+        diff = diff_runs(resolve(a, store_url), resolve(b, store_url))
+        write_diff(diff, out_dir, force=force)
+    except Exception as exc:
+        sys.exit(report_failure(exc))
+    table = Table(title=f"objectives: {diff.a} -> {diff.b}", title_justify="left")
+    for col in ("stage", "A", "B", "change"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for row in diff.objectives.itertuples(index=False):
+        table.add_row(str(row.stage), num(row.a), num(row.b), num(row.delta))
+    out.print(table)
+    moved = float(diff.moves["delta"].abs().sum()) / 2 if len(diff.moves) else 0.0
+    changed = diff.inputs[diff.inputs["status"] != "same"]["table"].tolist()
+    out.print(f"{len(diff.moves)} moves ({num(moved)} FTE moved), "
+              f"{len(diff.constraints)} constraints changed, inputs changed: "
+              f"{', '.join(changed) or 'none'}", highlight=False, markup=False)
+    for sentence in diff.story[:12]:
+        out.print(f"- {sentence}", highlight=False, markup=False)
+    for note in diff.notes:
+        out.print(f"note: {note}", highlight=False, markup=False)
+    out.print(f"written: {out_dir}", highlight=False, markup=False)

@@ -1,0 +1,47 @@
+"""`allocator serve`: the negotiation room in the browser."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_CODES = """\b
+Exit codes:
+  0  stopped (Ctrl-C)
+  1  internal error
+  2  bad input (scenario, run folder, host or port), or the web extra not installed
+  8  the machine failed (disk full, read-only)"""
+
+
+@click.command(epilog=EXIT_CODES)
+@click.argument("source", metavar="RUN_OR_SCENARIO", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (127.0.0.1: this machine only).")
+@click.option("--port", default=8750, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0: any free one).")
+@click.option("--token", default=None, help="The token every request needs (default: a "
+              "random one, printed in the URL).")
+def serve(source: Path, host: str, port: int, token: str | None) -> None:
+    """A negotiation room in the browser: edit budgets, capacities, staffing floors and
+    demands, solve (a warm re-solve), and see the plan, the shortfall and the reasons change
+    against the base; alternatives kept side by side. Prints the URL to open (with its
+    token); docs/serve.md."""
+    from allocator.failures import report_failure
+
+    try:
+        from allocator.serve.server import serve as run_server
+    except ImportError as exc:  # fastapi/uvicorn are in the 'serve' extra
+        click.echo(f"error: allocator serve needs the web extra ({exc.name} is missing): "
+                   "pip install 'allocator[serve]'", err=True)
+        sys.exit(2)
+    if token is not None and len(token) < 8:
+        click.echo("error (bad input): --token: at least 8 characters", err=True)
+        sys.exit(2)
+    try:
+        run_server(source, host, port, token, say=lambda m: click.echo(m, err=True))
+    except KeyboardInterrupt:
+        sys.exit(0)
+    except Exception as exc:
+        sys.exit(report_failure(exc))

@@ -1,0 +1,269 @@
+"""What the page shows of one solve (the base or an alternative), and how two differ.
+
+Every figure is taken from the plan's own tables (coverage, budgets, sites, plan) and the
+run's summary, the same files `allocator solve` writes, so the page says what a CLI run of
+the same inputs says. Which constraints bind is read from those tables too (a budget with no
+headroom, a site at its capacity or at its minimum staffing), not from the solver's duals:
+the difference against the base then needs no sensitivity analysis. Prices and ranges come
+from sensitivity.csv where the solve made one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# A budget, capacity or floor binds when its slack is within this share of its size (and 1e-6
+# absolute): solvers stop within 1e-7 relative of a bound.
+BIND_TOL = 1e-6
+UNITS = {"service": "units of weighted shortfall", "cost": "in cost",
+         "stability": "FTE moved"}
+
+
+def _num(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts (NaN and inf as null)."""
+    out = []
+    for row in frame.to_dict("records"):
+        out.append({k: (_num(v) if isinstance(v, float | np.floating | int | np.integer)
+                        and not isinstance(v, bool) else
+                        (bool(v) if isinstance(v, bool | np.bool_) else
+                         (None if v is None or (isinstance(v, float) and math.isnan(v))
+                          else str(v))))
+                    for k, v in row.items()})
+    return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One solved alternative, as the page shows it."""
+
+    status: str
+    objectives: dict[str, float | None]
+    coverage: pd.DataFrame  # site_id, service_id, demand, served, shortfall, served_share
+    budgets: pd.DataFrame  # budget_id, scope, amount, spent, headroom
+    sites: pd.DataFrame  # site_id, fte, capacity_fte, min_fte, cost
+    plan: pd.DataFrame  # staff_id, site_id, service_id, fte, cost
+    prices: pd.DataFrame = field(default_factory=pd.DataFrame)  # binding rows priced
+    seconds: float = 0.0
+    how: str = ""  # "warm re-solve", "cold solve", "the run's own plan"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def solved(self) -> bool:
+        return self.status in ("optimal", "feasible")
+
+    def kpis(self) -> dict[str, float | None]:
+        """The headline figures, in the user's units."""
+        demand = float(self.coverage["demand"].sum()) if not self.coverage.empty else 0.0
+        served = float(self.coverage["served"].sum()) if not self.coverage.empty else 0.0
+        return {
+            "weighted_shortfall": self.objectives.get("service"),
+            "cost": float(self.plan["cost"].sum()) if not self.plan.empty else 0.0,
+            "fte": float(self.plan["fte"].sum()) if not self.plan.empty else 0.0,
+            "demand": demand,
+            "served": served,
+            "unmet": float(self.coverage["shortfall"].sum()) if not self.coverage.empty
+            else 0.0,
+            "served_share": served / demand if demand > 0 else None,
+        }
+
+    def binding(self) -> pd.DataFrame:
+        """Budgets, capacities and minimum staffing at their limit, read from the tables:
+        family, id, limit, used."""
+        rows: list[tuple[str, str, float, float]] = []
+        b = self.budgets
+        if not b.empty:
+            tight = b["headroom"] <= BIND_TOL * np.maximum(1.0, b["amount"].abs())
+            rows += [("budget", str(i), float(a), float(s)) for i, a, s in
+                     zip(b.loc[tight, "budget_id"], b.loc[tight, "amount"],
+                         b.loc[tight, "spent"], strict=True)]
+        s = self.sites
+        if not s.empty:
+            cap = s["capacity_fte"].astype(float)
+            full = cap.notna() & (s["fte"] >= cap - BIND_TOL * np.maximum(1.0, cap.abs()))
+            rows += [("capacity", str(i), float(c), float(f)) for i, c, f in
+                     zip(s.loc[full, "site_id"], cap[full], s.loc[full, "fte"], strict=True)]
+            low = s["min_fte"].astype(float).fillna(0.0)
+            floor = (low > 0) & (s["fte"] <= low + BIND_TOL * np.maximum(1.0, low))
+            rows += [("min_staff", str(i), float(c), float(f)) for i, c, f in
+                     zip(s.loc[floor, "site_id"], low[floor], s.loc[floor, "fte"], strict=True)]
+        return pd.DataFrame(rows, columns=["family", "id", "limit", "used"])
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "objectives": {k: _num(v) for k, v in self.objectives.items()},
+            "kpis": self.kpis(),
+            "coverage": _records(self.coverage),
+            "budgets": _records(self.budgets),
+            "sites": _records(self.sites),
+            "binding": _records(self.binding()),
+            "prices": _records(self.prices),
+            "seconds": round(self.seconds, 4),
+            "how": self.how,
+            "notes": list(self.notes),
+        }
+
+
+# ---- prices in business words ----------------------------------------------------------
+
+STEPS = {"budget": 1000.0}
+FAMILIES = ("budget", "capacity", "min_staff", "coverage", "moved")
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:,.4g}"
+
+
+def price_sentence(stage: str, family: str, label: str, dual: float, rhs: float,
+                   low: float | None, high: float | None) -> str:
+    """One binding row's price in words: what one more unit of the input does to the stage."""
+    step = STEPS.get(family, 1.0)
+    effect = dual * step
+    unit = UNITS.get(stage, "")
+    if stage == "cost":
+        verb = "saves" if effect < 0 else "adds"
+        said = f"{verb} {_fmt(abs(effect))} in cost (service held at its best level)"
+    elif stage == "service":
+        verb = "avoids" if effect < 0 else "adds"
+        said = f"{verb} {_fmt(abs(effect))} {unit}"
+    else:
+        said = f"changes {stage} by {_fmt(effect)}"
+    what = {
+        "budget": (f"Budget {label}", f"each extra {_fmt(step)} of money"),
+        "capacity": (f"Site {label} capacity", "each extra FTE of room"),
+        "min_staff": (f"Site {label} minimum staffing", "each extra FTE required"),
+        "coverage": (f"Demand {label}", "each extra unit of workload"),
+        "moved": ("The limit on FTE moved", "each extra unit"),
+    }.get(family, (f"{family} {label}", "each extra unit"))
+    span = ""
+    if low is not None or high is not None:
+        lo = "-inf" if low is None else _fmt(low)
+        hi = "no limit" if high is None else _fmt(high)
+        span = f"; this price holds from {lo} to {hi}"
+    return f"{what[0]} (today {_fmt(rhs)}): {what[1]} {said}{span}."
+
+
+def prices_from_sensitivity(sens: pd.DataFrame) -> pd.DataFrame:
+    """The priced rows a negotiation talks about: binding budgets, capacities and minimum
+    staffing, and demand whose shortfall has a price (both stages)."""
+    cols = ["stage", "family", "id", "rhs", "dual", "rhs_low", "rhs_high", "sentence"]
+    if sens.empty:
+        return pd.DataFrame(columns=cols)
+    c = sens[(sens["kind"] == "constraint")
+             & sens["family"].isin(FAMILIES)]
+    dual = c["dual"].astype(float).fillna(0.0)
+    keep = (c["binding"].astype(str).str.lower() == "true") & (dual.abs() > 1e-9)
+    # Demand is priced in the service stage (shortfall per unit); the cost stage's demand
+    # prices (one per target) would crowd out the budgets and capacities.
+    keep &= (c["family"] != "coverage") | (c["stage"] == "service")
+    c = c[keep]
+    rows = []
+    for r in c.itertuples(index=False):
+        low, high = _num(r.rhs_low), _num(r.rhs_high)
+        rows.append((r.stage, r.family, str(r.labels), float(r.rhs), float(r.dual), low, high,
+                     price_sentence(str(r.stage), str(r.family), str(r.labels), float(r.dual),
+                                    float(r.rhs), low, high)))
+    return _ordered(pd.DataFrame(rows, columns=cols))
+
+
+def prices_from_bindings(bindings: Sequence[Any]) -> pd.DataFrame:
+    """The same rows from a session's solve (`Binding`: stage, family, label, rhs, dual):
+    prices without ranges (a warm re-solve does no ranging)."""
+    cols = ["stage", "family", "id", "rhs", "dual", "rhs_low", "rhs_high", "sentence"]
+    rows = []
+    for b in bindings:
+        if b.family not in FAMILIES or (b.family == "coverage" and b.stage != "service"):
+            continue
+        label = b.label
+        if b.family == "coverage":  # the session joins ids with ',', the run files with '/'
+            site, _, service = label.rpartition(",")
+            label = f"{site}/{service}" if site else label
+        rows.append((b.stage, b.family, label, b.rhs, b.dual, None, None,
+                     price_sentence(b.stage, b.family, label, b.dual, b.rhs, None, None)))
+    return _ordered(pd.DataFrame(rows, columns=cols))
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    order = {"budget": 0, "capacity": 1, "min_staff": 2, "moved": 3, "coverage": 4}
+    frame["_o"] = frame["family"].map(order)
+    frame["_a"] = -frame["dual"].abs()
+    return frame.sort_values(["stage", "_o", "_a", "id"], kind="stable").drop(
+        columns=["_o", "_a"]).reset_index(drop=True)
+
+
+# ---- the difference against the base --------------------------------------------------
+
+FTE_TOL = 1e-6
+
+
+def diff(base: Outcome, other: Outcome) -> dict[str, Any]:
+    """Moves, coverage changes, budget use, and constraints that started or stopped binding.
+
+    Moves are by staff × site × service (people who appear or disappear included), as the
+    nightly diff's moves.csv has them; the page also totals them by site and service."""
+    key = ["staff_id", "site_id", "service_id"]
+    a = base.plan.groupby(key, sort=False)["fte"].sum()
+    b = other.plan.groupby(key, sort=False)["fte"].sum()
+    both = pd.concat([a.rename("fte_a"), b.rename("fte_b")], axis=1).fillna(0.0)
+    both["delta"] = both["fte_b"] - both["fte_a"]
+    moves = both[both["delta"].abs() > FTE_TOL].reset_index()
+    moves = moves.reindex(moves["delta"].abs().sort_values(ascending=False, kind="stable")
+                          .index).reset_index(drop=True)
+    by_place = (moves.groupby(["site_id", "service_id"], sort=True)["delta"].sum()
+                .reset_index())
+    by_place = by_place[by_place["delta"].abs() > FTE_TOL]
+
+    ck = ["site_id", "service_id"]
+    ca = base.coverage.set_index(ck)[["served", "shortfall"]]
+    cb = other.coverage.set_index(ck)[["served", "shortfall", "demand"]]
+    cov = ca.join(cb, lsuffix="_a", rsuffix="_b", how="outer")
+    cov = cov.fillna({"served_a": 0.0, "shortfall_a": 0.0, "served_b": 0.0,
+                      "shortfall_b": 0.0})
+    changed = ((cov["served_b"] - cov["served_a"]).abs() > FTE_TOL) | \
+        ((cov["shortfall_b"] - cov["shortfall_a"]).abs() > FTE_TOL)
+    coverage = cov[changed].reset_index()
+    coverage["shortfall_delta"] = coverage["shortfall_b"] - coverage["shortfall_a"]
+
+    ba = base.budgets.set_index("budget_id")[["amount", "spent", "headroom"]]
+    bb = other.budgets.set_index("budget_id")[["amount", "spent", "headroom"]]
+    budgets = ba.join(bb, lsuffix="_a", rsuffix="_b", how="outer").reset_index()
+    budgets = budgets[((budgets["spent_b"] - budgets["spent_a"]).abs() > 1e-6)
+                      | ((budgets["amount_b"] - budgets["amount_a"]).abs() > 1e-9)]
+
+    bind_a = {(f, i) for f, i in base.binding()[["family", "id"]].itertuples(index=False)}
+    bind_b = {(f, i) for f, i in other.binding()[["family", "id"]].itertuples(index=False)}
+    started = [{"family": f, "id": i} for f, i in sorted(bind_b - bind_a)]
+    stopped = [{"family": f, "id": i} for f, i in sorted(bind_a - bind_b)]
+
+    ka, kb = base.kpis(), other.kpis()
+    kpis = {k: (None if ka[k] is None or kb[k] is None else kb[k] - ka[k])  # type: ignore[operator]
+            for k in ka}
+    return {
+        "kpis": kpis,
+        "objectives": {k: (None if v is None or base.objectives.get(k) is None
+                           else v - base.objectives[k])  # type: ignore[operator]
+                       for k, v in other.objectives.items()},
+        "moves": _records(moves),
+        "moved_fte": 0.5 * float(moves["delta"].abs().sum()),
+        "moves_by_site_service": _records(by_place),
+        "coverage": _records(coverage),
+        "budgets": _records(budgets),
+        "started_binding": started,
+        "stopped_binding": stopped,
+    }
