@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from allocator.errors import InputError, Problem
-from allocator.formulations.ops_data import SCHEMAS  # the one import of the ops internals
+from allocator.formulations.ops.data import SCHEMAS  # the one import of the ops internals
 
 # What the page may edit: a handful of cells a negotiation moves, not the whole data set.
 EDITABLE: dict[str, tuple[str, ...]] = {
