@@ -17,12 +17,8 @@ import numpy as np
 import pandas as pd
 
 from allocator.analysis.marginals import mip_marginals
-from allocator.analysis.sensitivity import (
-    LpSensitivity,
-    analyze_stage,
-    resolve_stage_sensitivities,
-    sensitivity_frame,
-)
+from allocator.analysis.sensitivity import LpSensitivity, sensitivity_frame
+from allocator.analysis.stage import analyze_stage, resolve_stage_sensitivities
 from allocator.core.model import LinearModel, Objective
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
@@ -129,7 +125,7 @@ class StageAnalysis:
 
     def __init__(self, highs: highspy.Highs, model: LinearModel, stage: StageResult,
                  share: float, deadline: float | None = None,
-                 probes: int | None = None) -> None:
+                 probes: int | None = None, ladder_span: float | None = None) -> None:
         self.stage = stage.name
         self.error = ""
         self._found: tuple[LpSensitivity, pd.DataFrame, str] | None = None
@@ -155,7 +151,8 @@ class StageAnalysis:
                 clone.setOptionValue("time_limit", float("inf"))
                 self._found = analyze_stage(clone, model, stage.name,
                                             solve_seconds=stage.seconds, share=share,
-                                            probes=probes, deadline=deadline)
+                                            probes=probes, deadline=deadline,
+                                            ladder_span=ladder_span)
             except Exception as exc:  # reported in the run's notes; the plan stands
                 self.error = f"{type(exc).__name__}: {exc}"
 
@@ -276,7 +273,8 @@ class StageAnalyses:
                     earlier.result()  # stage's solve to run in
             self.running.append(StageAnalysis(backend.highs, self.model, stage,
                                               self.output.sensitivity_share, self.deadline,
-                                              self.output.sensitivity_probes))
+                                              self.output.sensitivity_probes,
+                                              self.output.ladder_span))
 
     @property
     def started(self) -> bool:
@@ -378,7 +376,7 @@ def _write_marginals(run: _Run, folder: RunFolder) -> None:
         run.say("whole mode: exact marginal values by parallel re-solves")
         found = mip_marginals(
             run.ops.model, run.objectives[0], x,
-            getattr(getattr(run.ops, "data", None), "targets", None),
+            run.formulation.input_tables(run.ops).get("targets"),
             scenario.output.marginal_step, scenario.output.marginal_rows,
             time_limit=max(10.0, 5 * run.result.stages[0].seconds),
             mip_gap=scenario.solver.mip_gap, deadline=run.deadline)
@@ -397,7 +395,7 @@ def _write_report(run: _Run, folder: RunFolder, code: ExitCode) -> None:
         summary = summary_of(run.scenario, run.ops, run.result, run.clock.report(), code,
                              run.notes)
         folder.text("report.html", render_report(run.scenario.name, summary.as_json(),
-                                                 run.tables))
+                                                 run.tables, run.formulation.report_words()))
 
 
 def _write_diagnosis(run: _Run, folder: RunFolder) -> None:
@@ -464,7 +462,8 @@ def solve_scenario(
         with clock.phase("sensitivity"):  # other solvers, and MIPs: re-solved with HiGHS
             sensitivities, ladders = resolve_stage_sensitivities(
                 ops.model, objectives, list(result.stages), result.x,
-                scenario.output.sensitivity_share, scenario.output.sensitivity_probes)
+                scenario.output.sensitivity_share, scenario.output.sensitivity_probes,
+                scenario.output.ladder_span)
         notes.extend(s.note for s in sensitivities if s.note)
     code = exit_code_for(result.status, accept_timeout)
     run = _Run(scenario, formulation, ops, result, objectives, clock, deadline, say, notes)

@@ -237,7 +237,7 @@ def _schemas(formulation: Formulation) -> dict[str, Schema]:
     import importlib
 
     if formulation.name == "ops":
-        from allocator.formulations.ops_data import SCHEMAS
+        from allocator.formulations.ops.data import SCHEMAS
 
         return SCHEMAS
     module = importlib.import_module(type(formulation).__module__)
