@@ -143,12 +143,15 @@ def open_run(folder: str | Path) -> Run:
 
 def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = False,
           accept_timeout: bool = False, on_phase: Callable[[str], None] | None = None,
-          overrides: Sequence[str] = (), **settings: Any) -> Run:
+          overrides: Sequence[str] = (), warm_from: str | Path | None = None,
+          warm_source: str | None = None, **settings: Any) -> Run:
     """Solve a scenario file and return its run; the same pipeline as `allocator solve`.
 
     `settings` override the scenario's: `solver="glop"`, `time_limit=30`,
     `assignment="whole"`, or any `section__key=value` (`output__report=False`);
-    `overrides` takes the CLI's `KEY=VALUE` strings as they are. Without
+    `overrides` takes the CLI's `KEY=VALUE` strings as they are. `warm_from`: an earlier
+    run folder to start the solver from (its basis and plan, matched by business ids;
+    allocator/warm.py); `warm_source` names it in the notes. Without
     `out` the run goes to a new temporary folder (its path is `run.folder`). Bad input
     raises `InputError` (its `.problems` list every problem); an infeasible or timed-out
     run returns normally: look at `run.status` and `run.exit_code`.
@@ -157,5 +160,7 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
 
     target = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="allocator-")) / "run"
     outcome = solve_scenario(Path(scenario), target, [*overrides, *overrides_from(settings)],
-                             force=force, accept_timeout=accept_timeout, on_phase=on_phase)
+                             force=force, accept_timeout=accept_timeout, on_phase=on_phase,
+                             warm_from=Path(warm_from) if warm_from is not None else None,
+                             warm_source=warm_source)
     return Run(target, outcome.summary)

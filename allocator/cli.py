@@ -172,6 +172,9 @@ def main() -> None:
 @click.option("--time-limit", type=float, help="Seconds for the whole run.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario setting, e.g. --set policy.assignment=whole")
+@click.option("--solver-settings", type=click.Path(path_type=Path), metavar="TOML",
+              help="A file's [solver] section (the best.toml of `allocator bench tune`) as "
+                   "overrides; --set, --solver and --time-limit still win over it.")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--accept-timeout", is_flag=True,
               help="Exit 0 (not 5) when the time limit leaves a plan not proven optimal.")
@@ -187,7 +190,8 @@ def main() -> None:
 @click.option("--cold", is_flag=True, help="Do not warm-start from an earlier run.")
 def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
           sets: tuple[str, ...], force: bool, accept_timeout: bool, store_url: str | None,
-          no_store: bool, warm_from: str | None, cold: bool) -> None:
+          no_store: bool, warm_from: str | None, cold: bool,
+          solver_settings: Path | None = None) -> None:
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
     from allocator.api import solve as solve_run  # the Python API is the one entry point
 
@@ -197,6 +201,13 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
     from allocator.store.target_lock import hold_target
 
     overrides = _overrides(solver, time_limit, sets)
+    if solver_settings is not None:  # best.toml's [solver] keys, before the flags that win
+        from allocator.bench.settings_file import settings_overrides
+
+        try:
+            overrides = settings_overrides(solver_settings) + overrides
+        except Exception as exc:
+            sys.exit(_fail(exc))
     url = resolve_url(store_url, scenario, out_dir)
     recording = Recording(
         None if no_store else url, scenario, out_dir,

@@ -32,6 +32,14 @@ from allocator.solvers.highs import HighsBackend, clone_at_basis
 from allocator.solvers.lexicographic import SolveResult, StageResult, solve_stages, stage_objectives
 from allocator.solvers.registry import backend_class, check_capabilities
 from allocator.version import __version__
+from allocator.warm import (
+    BASIS_FILE,
+    BasisLog,
+    iteration_note,
+    read_warm,
+    start_backend,
+    write_basis,
+)
 
 if TYPE_CHECKING:
     import highspy
@@ -418,8 +426,12 @@ def _write_diagnosis(run: _Run, folder: RunFolder) -> None:
 def solve_scenario(
     scenario_path: Path, out: Path, overrides: list[str] | None = None, *, force: bool = False,
     accept_timeout: bool = False, on_phase: Callable[[str], None] | None = None,
+    warm_from: Path | None = None, warm_source: str | None = None,
 ) -> RunOutcome:
-    """Run a scenario end to end and write its folder; returns the exit code to use."""
+    """Run a scenario end to end and write its folder; returns the exit code to use.
+
+    `warm_from`: an earlier run folder (or its basis.parquet) to start the solver from
+    (allocator/warm.py); `warm_source` names it in the notes (e.g. "run 12 (runs/mon)")."""
     say = on_phase or (lambda _msg: None)
     # `--out=~/x` reaches us unexpanded (the shell expands `~` only at a word's start).
     out = Path(os.path.expanduser(out))
@@ -445,15 +457,33 @@ def solve_scenario(
         settings = SolverSettings(**{**settings.__dict__, "time_limit": max(remaining, 0.01)})
     analyses = StageAnalyses(ops.model, scenario.output, deadline,
                              scenario.output.sensitivity and ops.model.num_integer == 0, clock)
+    warm = None
+    if warm_from is not None:
+        with clock.phase("warm"):
+            warm = read_warm(warm_from, ops.model, [o.name for o in objectives], warm_source)
+    bases = BasisLog()
+
+    def on_stage(backend: Backend, stage: StageResult) -> None:
+        bases.capture(backend, stage.name)  # the basis tomorrow's run starts from
+        analyses.capture(backend, stage)
+
     try:
         with clock.phase("solve"):
+            loading = time.monotonic()
+            backend, warm_notes = start_backend(ops.model, scenario.solver.name, settings, warm)
+            if settings.time_limit is not None:  # loading the solver came out of the run's
+                settings = SolverSettings(**{**settings.__dict__, "time_limit": max(
+                    settings.time_limit - (time.monotonic() - loading), 0.01)})
             result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
                                   scenario.objective.rel_tol, scenario.objective.abs_tol,
-                                  on_stage=analyses.capture)
+                                  backend=backend, on_stage=on_stage)
     except BaseException:
         analyses.stop()
         raise
-    notes = list(result.notes)
+    notes = [*warm_notes, *result.notes]
+    if warm is not None and not warm_notes[0].startswith(f"warm start from {warm.source} not"):
+        iterations = iteration_note(backend, [s.name for s in result.stages])
+        notes.extend([iterations] if iterations else [])
     if not result.status.has_solution or result.x is None:
         analyses.stop()
     sensitivities: list[LpSensitivity] = []
@@ -471,6 +501,8 @@ def solve_scenario(
         with clock.phase("write"), run_folder(out, scenario.output.formats, force) as folder:
             if result.status.has_solution and result.x is not None:
                 _write_plan(run, folder)
+                with clock.phase("warm"):  # what tomorrow's run starts from
+                    write_basis(folder.tmp / BASIS_FILE, ops.model, bases, result.x)
                 _write_extras(run, folder)
                 if analyses.started:
                     sensitivities, ladders = analyses.gather(notes)

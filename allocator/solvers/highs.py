@@ -120,6 +120,23 @@ def load_into_highs(
                 "the integer columns")
 
 
+_LOWER, _BASIC, _UPPER, _ZERO = 0, 1, 2, 3  # HighsBasisStatus values
+
+
+def _on_bounds(status: np.ndarray, lo: np.ndarray, hi: np.ndarray, basic: bool) -> np.ndarray:
+    """Statuses HiGHS accepts for these bounds: unknown ones (-1) basic (rows: the slack) or
+    at a bound (columns: a new person works nowhere yet), and a nonbasic one on a bound that
+    exists (a bound that became infinite since the earlier run moves it to the other)."""
+    out = np.where(status < 0, _BASIC if basic else _LOWER, status).astype(np.int8)
+    nonbasic = out != _BASIC
+    has_lo, has_hi = np.isfinite(lo) & (lo > -_HIGHS_INF), np.isfinite(hi) & (hi < _HIGHS_INF)
+    at_lo = nonbasic & has_lo & ((out != _UPPER) | ~has_hi)
+    at_hi = nonbasic & ~at_lo & has_hi
+    out[at_lo], out[at_hi] = _LOWER, _UPPER
+    out[nonbasic & ~has_lo & ~has_hi] = _ZERO
+    return out
+
+
 class HighsBackend(Backend):
     name = "highs"
     display = "HiGHS (highspy)"
@@ -143,6 +160,7 @@ class HighsBackend(Backend):
     def load(self, model: LinearModel) -> None:
         self.highs = new_highs()
         self.is_mip = model.num_integer > 0
+        self.integer = model.integer
         self.num_vars = model.num_vars
         settings = self.settings
         opts: dict[str, bool | int | float | str] = {
@@ -187,7 +205,66 @@ class HighsBackend(Backend):
                 + ("interior point for the first stage, then warm dual simplex" if coupling
                    else "dual simplex"))
         self.solves = 0
+        self.iterations: list[int] = []  # simplex iterations of each solve (warm-start notes)
+        self.warm_bases: list[tuple[np.ndarray, np.ndarray]] = []
+        self.mip_start: tuple[np.ndarray, np.ndarray] | None = None
+        self.bounds = (model.lb, model.ub, model.row_lo, model.row_hi)  # for warm bases
         load_into_highs(self.highs, model)
+
+    def basis(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The basis HiGHS holds now (HighsBasisStatus values as int8: columns, rows with
+        the holds added so far); None for a MIP or without a valid basis."""
+        if self.is_mip:
+            return None
+        basis = self.highs.getBasis()
+        if not basis.valid:
+            return None
+        return (np.asarray(basis.col_status, dtype=np.int8),
+                np.asarray(basis.row_status, dtype=np.int8))
+
+    def warm_start(self, bases: list[tuple[np.ndarray, np.ndarray]],
+                   mip_values: np.ndarray | None = None) -> str | None:
+        """Start solve k from `bases[k]` (statuses as `basis` gives them, -1 where unknown),
+        or a MIP from the known values of its integer columns (NaN: unknown). Returns why
+        nothing can be used, if so."""
+        if self.is_mip:
+            if mip_values is None:
+                return "no plan to start the MIP from"
+            integer = np.flatnonzero(self.integer & np.isfinite(mip_values))
+            if not integer.size:
+                return "no integer column of this model was in that plan"
+            self.mip_start = (integer.astype(np.int32), np.round(mip_values[integer]))
+            return None
+        if self.settings.method in ("ipm", "pdlp") or \
+                self.settings.options.get("solver") in ("ipm", "pdlp"):
+            return f"method {self.settings.method} starts from no basis"
+        if not bases:
+            return "that run kept no basis of this run's first stage"
+        self.warm_bases = list(bases)
+        if self.settings.method == "auto" and "solver" not in self.settings.options:
+            self.auto_ipm = False  # a basis near the optimum: dual simplex, not a cold IPM
+            self.highs.setOptionValue("solver", "simplex")
+        return None
+
+    def _apply_warm(self) -> None:
+        import highspy
+
+        if self.mip_start is not None and self.solves == 0:
+            index, values = self.mip_start
+            checked(self.highs.setSolution(index.size, index, values), "the MIP start")
+        if self.solves >= len(self.warm_bases):
+            return
+        columns, rows = self.warm_bases[self.solves]
+        lb, ub, row_lo, row_hi = self.bounds
+        holds = rows.size - row_lo.size  # hold rows: -inf <= objective <= its hold
+        statuses = np.array([highspy.HighsBasisStatus(v) for v in range(5)], dtype=object)
+        basis = highspy.HighsBasis()
+        basis.col_status = statuses[_on_bounds(columns, lb, ub, basic=False)].tolist()
+        basis.row_status = statuses[_on_bounds(
+            rows, np.concatenate([row_lo, np.full(holds, -np.inf)]),
+            np.concatenate([row_hi, np.full(holds, np.inf)]), basic=True)].tolist()
+        basis.alien = True  # HiGHS completes a basis whose count of basic variables is off
+        checked(self.highs.setBasis(basis), "the warm-start basis")
 
     def set_objective(self, c: np.ndarray, constant: float = 0.0) -> None:
         idx = np.arange(self.num_vars, dtype=np.int32)
@@ -205,6 +282,7 @@ class HighsBackend(Backend):
         highs = self.highs
         if self.auto_ipm:
             highs.setOptionValue("solver", "ipm" if self.solves == 0 else "simplex")
+        self._apply_warm()
         self.solves += 1
         # HiGHS measures its limit on a clock that runs across calls: add what was used.
         limit = highs.getRunTime() + time_limit if time_limit is not None else _HIGHS_INF
@@ -219,6 +297,7 @@ class HighsBackend(Backend):
                   ms.kHighsInterrupt: Limit.INTERRUPT}  # type: ignore[attr-defined]
         status = highs.getModelStatus()
         info = highs.getInfo()
+        self.iterations.append(int(info.simplex_iteration_count))
         has_primal = info.primal_solution_status == 2  # kSolutionStatusFeasible
         if status == ms.kOptimal:
             result = Status.OPTIMAL
