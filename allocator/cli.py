@@ -505,7 +505,6 @@ def _register() -> None:
     """Command groups that live beside their library code."""
     from allocator.bench.cli import bench
     from allocator.convert import convert_command
-    from allocator.diff.cli import diff_command
     from allocator.negotiate.compare_cli import alternatives_command
     from allocator.serve.cli import serve
     from allocator.store.cli import runs
@@ -514,7 +513,6 @@ def _register() -> None:
     main.add_command(bench)
     main.add_command(runs)
     main.add_command(alternatives_command)
-    main.add_command(diff_command)
     main.add_command(serve)
 
 

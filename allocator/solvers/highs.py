@@ -163,8 +163,9 @@ class HighsBackend(Backend):
         self.integer = model.integer
         self.num_vars = model.num_vars
         settings = self.settings
-        opts: dict[str, bool | int | float | str] = {
-            "random_seed": int(settings.seed), "mip_rel_gap": settings.mip_gap}
+        opts: dict[str, bool | int | float | str] = {"random_seed": int(settings.seed)}
+        if settings.mip_gap is not None:  # None: HiGHS's own default (1e-4)
+            opts["mip_rel_gap"] = float(settings.mip_gap)
         if settings.threads:
             opts["threads"] = int(settings.threads)
         if settings.presolve is not None:
