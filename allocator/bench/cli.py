@@ -2,7 +2,8 @@
 
 ``allocator bench FILES... [options]`` runs a benchmark (the ``run`` subcommand is implied),
 ``allocator bench compare OLD NEW`` compares two runs, ``allocator bench report DIR``
-rewrites the summaries of a run folder (after editing an expected.csv, say).
+rewrites the summaries of a run folder (after editing an expected.csv, say), ``allocator
+bench tune FILES`` searches a solver's settings and writes best.toml.
 
 Exit codes: 0 done; 1 internal error; 2 bad input; 6 a solver gave a wrong answer (with
 ``--fail-on-wrong``, the default); 7 ``compare --strict`` found a regression or a wrong answer.
@@ -69,6 +70,10 @@ def bench() -> None:
     \b
     allocator bench FILES... --solvers highs,glop,pdlp,cbc --time-limit 60
     allocator bench compare OLD_DIR NEW_DIR
+    allocator bench tune FILES... [--solver highs] [--budget 30m] [--criterion sgm|max]
+
+    Exit codes: 0 done; 1 internal error; 2 bad input; 6 a wrong (or, with no published
+    optimum, disputed) answer; 7 compare --strict found a regression.
     """
 
 
@@ -307,6 +312,123 @@ def _run(files: tuple[str, ...], grid_file: Path | None, expected: tuple[str, ..
     if len(summary.wrong) and fail_on_wrong:
         return BenchExit.WRONG_ANSWER
     return BenchExit.OK
+
+
+@bench.command("tune")
+@click.argument("files", nargs=-1)
+@click.option("--solver", default="highs", show_default=True,
+              help="The backend whose settings are searched.")
+@click.option("--budget", default="30m", show_default=True,
+              help="Wall clock (30m, 90s, 1h30m) or a count of solver runs ('200 runs': "
+                   "deterministic, for CI).")
+@click.option("--criterion", type=click.Choice(["sgm", "max"]), default="sgm",
+              show_default=True, help="sgm: shifted geometric mean over the instances; max: "
+                                      "the slowest instance (a nightly deadline).")
+@click.option("--space", type=click.Path(path_type=Path),
+              help="TOML file changing the search space: [SOLVER] method/presolve/threads "
+                   "lists, [SOLVER.options] option lists (docs/bench.md).")
+@click.option("--confirm", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Fresh seeds on which the winner is re-run against the default.")
+@click.option("--eta", type=click.IntRange(min=2), default=3, show_default=True,
+              help="Successive halving: keep the best 1/ETA each round.")
+@click.option("--min-gain", type=click.FloatRange(min=0.0), default=0.05, show_default=True,
+              help="Smallest gain (0.05 = 5 %) for which the winner is recommended.")
+@click.option("--timeout", type=click.FloatRange(min=1.0), default=600.0, show_default=True,
+              help="Hard limit of the default's first (uncapped) run per instance, seconds.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Draws the candidates when the budget cannot run them all.")
+@click.option("--expected", multiple=True, metavar="CSV",
+              help="expected.csv with published optima (besides each instance's own).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("tune-out"),
+              show_default=True, help="Folder for best.toml, report.html, tune.csv, "
+                                      "results.csv (written whole or not at all).")
+@click.option("--force", is_flag=True, help="Replace an earlier tune's folder.")
+@click.option("--workers", type=click.IntRange(min=1), help="Local workers [cores].")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="A running Dask scheduler.")
+@click.option("--heartbeat", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
+              help="Seconds between progress lines.")
+@click.option("--fail-on-wrong/--no-fail-on-wrong", default=True, show_default=True,
+              help="Exit 6 when an answer was wrong or disagreed with the default's.")
+def tune_command(files: tuple[str, ...], solver: str, budget: str, criterion: str,
+                 space: Path | None, confirm: int, eta: int, min_gain: float, timeout: float,
+                 seed: int, expected: tuple[str, ...], out_dir: Path, force: bool,
+                 workers: int | None, scheduler: str | None, heartbeat: float,
+                 fail_on_wrong: bool) -> None:
+    """Search SOLVER's settings on FILES (MPS or scenario .toml), re-check the winner
+    against the default on fresh seeds, and write OUT/best.toml ([solver], for
+    `allocator solve --solver-settings`) and OUT/report.html.
+
+    \b
+    Exit codes: 0 best.toml written (the winner, or the default when the gain is within
+    noise); 1 internal error; 2 bad input; 6 an answer was wrong or disagreed with the
+    default's (the setting is disqualified; best.toml is still written).
+    """
+    try:
+        code = _tune(files, solver, budget, criterion, space, confirm, eta, min_gain, timeout,
+                     seed, expected, out_dir, force, workers, scheduler, heartbeat,
+                     fail_on_wrong)
+    except KeyboardInterrupt:
+        err.print("interrupted: nothing written")
+        sys.exit(130)
+    except BaseException as exc:
+        sys.exit(_fail(exc))
+    sys.exit(int(code))
+
+
+def _tune(files: tuple[str, ...], solver: str, budget: str, criterion: str,
+          space: Path | None, confirm: int, eta: int, min_gain: float, timeout: float,
+          seed: int, expected: tuple[str, ...], out_dir: Path, force: bool,
+          workers: int | None, scheduler: str | None, heartbeat: float,
+          fail_on_wrong: bool) -> BenchExit:
+    from allocator.bench.grid import _validate_solvers as validate_solvers
+    from allocator.bench.grid import find_instances
+    from allocator.bench.tune import TuneSettings, parse_budget, tune, write_tune
+    from allocator.bench.verify import ExpectedTable
+    from allocator.outputs.folder import RunFolder, check_target
+
+    problems: list[Problem] = validate_solvers([solver], "--solver")
+    parsed = _collect(problems, lambda: parse_budget(budget))
+    if not files:
+        problems.append(Problem("FILES", "no instances: name MPS or scenario files"))
+    instances = _collect(problems, lambda: find_instances(list(files))) if files else None
+    csvs = _collect(problems, lambda: _expected_paths(expected, []))
+    if space is not None and not space.is_file():
+        problems.append(Problem(str(space), "space file not found"))
+    if problems or parsed is None or instances is None or csvs is None:
+        raise InputError(problems)
+    table = ExpectedTable.beside(i.path for i in instances)
+    for known in ExpectedTable.load(csvs).by_path.values():
+        table.add(known)
+    check_target(out_dir, force)
+    settings = TuneSettings(solver=solver, budget=parsed, criterion=criterion, eta=eta,
+                            confirm=confirm, min_gain=min_gain, timeout=timeout, seed=seed,
+                            space=space, workers=workers)
+    say = lambda text: err.print(text, highlight=False, markup=False)  # noqa: E731
+    folder = RunFolder(out_dir, ("csv",))
+    try:
+        from distributed import Client
+
+        client = Client(scheduler) if scheduler else None
+        try:
+            result = tune(files, settings, folder.tmp, expected=table, client=client, say=say,
+                          heartbeat=heartbeat)
+        finally:
+            if client is not None:
+                client.close()
+        write_tune(result, folder.tmp)
+        folder.commit(force)
+    finally:
+        folder.discard()
+    for note in result.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)
+    if result.alarms:
+        err.print(Panel(escape("\n".join(result.alarms)),
+                        title=f"[bold]{len(result.alarms)} WRONG OR DISPUTED ANSWER(S)",
+                        border_style="bold red", style="red"), soft_wrap=False)
+    out.print(result.verdict, highlight=False, markup=False)
+    out.print(f"{result.runs} runs in {result.seconds:.0f} s; wrote best.toml, report.html, "
+              f"tune.csv, results.csv in {out_dir}", highlight=False, markup=False)
+    return BenchExit.WRONG_ANSWER if result.alarms and fail_on_wrong else BenchExit.OK
 
 
 @bench.command("report")

@@ -295,3 +295,21 @@ def cross_check(frame: pd.DataFrame) -> pd.DataFrame:
                 f"no published optimum; {configs} configurations of {solvers} solver(s) "
                 f"agree on every stage ({', '.join(stages)})")
     return frame
+
+
+def stage_disagreement(reference: dict[str, float], values: dict[str, float], kind: str,
+                       mip_gap: float) -> str:
+    """Where two answers' stage optima differ beyond tolerance ('' when they agree); the
+    same tolerances as ``cross_check``."""
+    problems = []
+    for position, (stage, ref) in enumerate(reference.items()):
+        if stage not in values:
+            continue
+        tol = tolerance(kind, mip_gap)
+        if position:
+            tol = max(tol, LATER_STAGE_TOLERANCE)
+        err = _rel(values[stage], ref)
+        if err > tol:
+            problems.append(f"stage {stage}: {values[stage]:.10g} against {ref:.10g} "
+                            f"(relative {err:.2e}, tolerance {tol:g})")
+    return "; ".join(problems)
