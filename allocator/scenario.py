@@ -46,7 +46,7 @@ class ObjectiveConfig(_Strict):
 class SolverConfig(_Strict):
     name: str = "highs"
     time_limit: float | None = Field(None, gt=0)
-    mip_gap: float = Field(1e-4, ge=0)
+    mip_gap: float | None = Field(None, ge=0)  # None: the solver's own default
     threads: int = Field(1, ge=0)
     seed: int = Field(0, ge=0)
     presolve: bool | None = None

@@ -77,7 +77,7 @@ def _quiet_resource_tracker() -> None:
 
 
 def _solve(model: LinearModel, objective: Objective, move: Move | None, time_limit: float,
-           mip_gap: float) -> float:
+           mip_gap: float | None) -> float:
     from allocator.solvers.highs import load_into_highs, new_highs
 
     highs = new_highs()
@@ -90,7 +90,8 @@ def _solve(model: LinearModel, objective: Objective, move: Move | None, time_lim
         highs.changeRowBounds(move.index, float(max(model.row_lo[move.index], -1e30)),
                               float(move.rhs + move.step))
     highs.setOptionValue("time_limit", float(time_limit))
-    highs.setOptionValue("mip_rel_gap", float(mip_gap))
+    if mip_gap is not None:  # None: HiGHS's own default
+        highs.setOptionValue("mip_rel_gap", float(mip_gap))
     highs.setOptionValue("threads", 1)
     highs.run()
     if highs.getModelStatus().name != "kOptimal":
@@ -137,8 +138,8 @@ class Marginals:
 
 def mip_marginals(
     model: LinearModel, objective: Objective, x: np.ndarray, targets: pd.DataFrame | None,
-    step_share: float = 0.01, limit: int = 30, time_limit: float = 60.0, mip_gap: float = 1e-6,
-    workers: int | None = None, deadline: float | None = None,
+    step_share: float = 0.01, limit: int = 30, time_limit: float = 60.0,
+    mip_gap: float | None = 1e-6, workers: int | None = None, deadline: float | None = None,
 ) -> Marginals:
     """Per unit change of the first stage's objective when each limit is relaxed by a step.
 

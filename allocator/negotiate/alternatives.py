@@ -112,9 +112,11 @@ class _Search:
         self.n = model.num_vars
         self.n_groups = n_groups
         highs = new_highs()
-        for key, value in (("random_seed", int(settings.seed)),
-                           ("threads", int(settings.threads or 1)),
-                           ("mip_rel_gap", float(settings.mip_gap))):
+        options: dict[str, int | float] = {"random_seed": int(settings.seed),
+                                           "threads": int(settings.threads or 1)}
+        if settings.mip_gap is not None:  # None: HiGHS's own default
+            options["mip_rel_gap"] = float(settings.mip_gap)
+        for key, value in options.items():
             highs.setOptionValue(key, value)
         highs.resetGlobalScheduler(True)  # our solves are sequential (see HighsBackend.load)
         load_into_highs(highs, model)

@@ -73,7 +73,8 @@ class SolverSettings:
     time_limit: float | None = None
     threads: int = 1
     seed: int = 0
-    mip_gap: float = 1e-4
+    # None: the solver's own default (HiGHS 1e-4; CBC, SCIP, CP-SAT prove optimality)
+    mip_gap: float | None = None
     presolve: bool | None = None
     method: Method = "auto"
     options: dict[str, Any] = field(default_factory=dict)

@@ -127,7 +127,8 @@ class CpSatBackend(Backend):
         params = solver.parameters
         params.num_workers = max(1, self.settings.threads)
         params.random_seed = self.settings.seed
-        params.relative_gap_limit = self.settings.mip_gap
+        if self.settings.mip_gap is not None:  # None: CP-SAT's own default
+            params.relative_gap_limit = self.settings.mip_gap
         if time_limit is not None:
             params.max_time_in_seconds = float(time_limit)
         for key, value in self.settings.options.items():

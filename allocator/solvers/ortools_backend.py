@@ -186,7 +186,9 @@ class ScipBackend(_ModelBuilderBackend):
 
     def _parameters(self) -> str:
         s = self.settings
-        lines = [f"limits/gap = {s.mip_gap}", f"randomization/randomseedshift = {s.seed}"]
+        lines = [f"randomization/randomseedshift = {s.seed}"]
+        if s.mip_gap is not None:  # None: SCIP's own default
+            lines.append(f"limits/gap = {s.mip_gap}")
         if s.presolve is False:
             lines.append("presolving/maxrounds = 0")
         for key, value in s.options.items():  # SCIP's own parameter-file syntax

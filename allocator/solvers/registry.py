@@ -77,7 +77,7 @@ def ignored_settings(cls: type[Backend], settings: SolverSettings,
                      "one thread here")
     if settings.seed != 0 and Capability.SEED not in caps:
         notes.append(f"solver.seed = {settings.seed} is ignored: {cls.display} takes no seed")
-    if (model.num_integer and settings.mip_gap != SolverSettings.mip_gap
+    if (model.num_integer and settings.mip_gap is not None
             and Capability.MIP_GAP not in caps):
         notes.append(f"solver.mip_gap = {settings.mip_gap:g} is ignored by {cls.display}")
     return notes
