@@ -67,7 +67,7 @@ def test_moves_are_the_plans_difference(nights: Nights, diffed: Path) -> None:
     """moves.csv against a by-hand outer join of the two plan.csv files."""
     a = pd.read_csv(nights.day1 / "plan.csv", dtype=str).astype({"fte": float})
     b = pd.read_csv(nights.day2 / "plan.csv", dtype=str).astype({"fte": float})
-    both = a[KEYS + ["fte"]].merge(b[KEYS + ["fte"]], on=KEYS, how="outer",
+    both = a[[*KEYS, "fte"]].merge(b[[*KEYS, "fte"]], on=KEYS, how="outer",
                                    suffixes=("_a", "_b")).fillna({"fte_a": 0, "fte_b": 0})
     both["delta"] = both["fte_b"] - both["fte_a"]
     want = both[both["delta"].abs() > 1e-7].sort_values(KEYS).reset_index(drop=True)
@@ -163,7 +163,7 @@ def test_constraints_diff_from_sensitivity(nights: Nights, diffed: Path) -> None
 
     def rows(folder: Path) -> pd.DataFrame:
         s = _read(folder / "sensitivity.csv")
-        s = s[s["kind"] == "constraint"][keys + ["binding", "dual"]]
+        s = s[s["kind"] == "constraint"][[*keys, "binding", "dual"]]
         s["binding"] = s["binding"].astype(str).str.lower() == "true"
         return s.set_index(keys)
 
@@ -230,6 +230,7 @@ def test_diff_html_in_chromium(diffed: Path, tmp_path: Path) -> None:
     assert "<script" not in html.lower() and "src=" not in html and "href=\"http" not in html
 
 
+@pytest.mark.slow
 def test_other_model_plan_diff(tmp_path: Path) -> None:
     """assignment: what its tables allow (plan_diff.csv by its ids, objectives, inputs)."""
     root = Path(__file__).resolve().parents[1]
