@@ -232,7 +232,7 @@ def diff(base: Outcome, other: Outcome) -> dict[str, Any]:
     ck = ["site_id", "service_id"]
     ca = base.coverage.set_index(ck)[["served", "shortfall"]]
     cb = other.coverage.set_index(ck)[["served", "shortfall", "demand"]]
-    cov = ca.join(cb, lsuffix="_a", rsuffix="_b", how="outer")
+    cov = ca.merge(cb, left_index=True, right_index=True, how="outer", suffixes=("_a", "_b"))
     cov = cov.fillna({"served_a": 0.0, "shortfall_a": 0.0, "served_b": 0.0,
                       "shortfall_b": 0.0})
     changed = ((cov["served_b"] - cov["served_a"]).abs() > FTE_TOL) | \
@@ -242,7 +242,8 @@ def diff(base: Outcome, other: Outcome) -> dict[str, Any]:
 
     ba = base.budgets.set_index("budget_id")[["amount", "spent", "headroom"]]
     bb = other.budgets.set_index("budget_id")[["amount", "spent", "headroom"]]
-    budgets = ba.join(bb, lsuffix="_a", rsuffix="_b", how="outer").reset_index()
+    budgets = ba.merge(bb, left_index=True, right_index=True, how="outer",
+                       suffixes=("_a", "_b")).reset_index()
     budgets = budgets[((budgets["spent_b"] - budgets["spent_a"]).abs() > 1e-6)
                       | ((budgets["amount_b"] - budgets["amount_a"]).abs() > 1e-9)]
 
