@@ -2,9 +2,9 @@
 
 A change names its row by the table's id column (`budgets` B-SOU, `sites` Leeds) or, for
 targets, by site and service (`"Leeds/picking"` or `["Leeds", "picking"]`, as the coverage
-rows are labelled). The bounds come from the ops schema (`SCHEMAS`), so the page refuses
-exactly what `allocator solve` would refuse in the file, in the same words; every problem of
-a request is reported at once.
+rows are labelled). The bounds come from the model's table schemas (as the session reads
+them), so the page refuses exactly what `allocator solve` would refuse in the file; every
+problem of a request is reported at once.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from allocator.errors import InputError, Problem
-from allocator.formulations.ops.data import SCHEMAS  # the one import of the ops internals
+from allocator.tables.schema import Schema
 
 # What the page may edit: a handful of cells a negotiation moves, not the whole data set.
 EDITABLE: dict[str, tuple[str, ...]] = {
@@ -81,8 +81,8 @@ def _key_of(table: str, raw_id: Any, frame: pd.DataFrame) -> tuple[str, ...] | s
     return parts
 
 
-def _value_problem(table: str, column: str, value: Any) -> tuple[float | None, str]:
-    col = next(c for c in SCHEMAS[table].columns if c.name == column)
+def _value_problem(schema: Schema, column: str, value: Any) -> tuple[float | None, str]:
+    col = next(c for c in schema.columns if c.name == column)
     if value is None or (isinstance(value, str) and not value.strip()):
         if col.nullable:
             return None, ""
@@ -106,7 +106,8 @@ def _value_problem(table: str, column: str, value: Any) -> tuple[float | None, s
     return number, ""
 
 
-def parse_changes(raw: Any, tables: dict[str, pd.DataFrame]) -> list[Change]:
+def parse_changes(raw: Any, tables: dict[str, pd.DataFrame],
+                  schemas: dict[str, Schema]) -> list[Change]:
     """The request's changes, checked against the base tables; InputError lists every
     problem (source 'change N (...)', the column, what was expected)."""
     if not isinstance(raw, list):
@@ -135,7 +136,7 @@ def parse_changes(raw: Any, tables: dict[str, pd.DataFrame]) -> list[Change]:
         if isinstance(key, str):
             problems.append(Problem(where, key))
             continue
-        value, problem = _value_problem(table, column, item.get("value"))
+        value, problem = _value_problem(schemas[table], column, item.get("value"))
         if problem:
             problems.append(Problem(where, problem, column=column))
             continue

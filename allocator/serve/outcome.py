@@ -215,37 +215,26 @@ FTE_TOL = 1e-6
 def diff(base: Outcome, other: Outcome) -> dict[str, Any]:
     """Moves, coverage changes, budget use, and constraints that started or stopped binding.
 
-    Moves are by staff × site × service (people who appear or disappear included), as the
-    nightly diff's moves.csv has them; the page also totals them by site and service."""
-    key = ["staff_id", "site_id", "service_id"]
-    a = base.plan.groupby(key, sort=False)["fte"].sum()
-    b = other.plan.groupby(key, sort=False)["fte"].sum()
-    both = pd.concat([a.rename("fte_a"), b.rename("fte_b")], axis=1).fillna(0.0)
-    both["delta"] = both["fte_b"] - both["fte_a"]
-    moves = both[both["delta"].abs() > FTE_TOL].reset_index()
+    The frames come from the nightly diff's engine (`allocator.diff.engine`: moves.csv,
+    coverage_diff.csv, budgets_diff.csv), so the room and `allocator diff` agree on what a
+    move is; the page also totals the moves by site and service."""
+    from allocator.diff.engine import budgets_frame, coverage_frame, moves_frame
+
+    moves = moves_frame(base.plan, other.plan)
     moves = moves.reindex(moves["delta"].abs().sort_values(ascending=False, kind="stable")
                           .index).reset_index(drop=True)
     by_place = (moves.groupby(["site_id", "service_id"], sort=True)["delta"].sum()
                 .reset_index())
     by_place = by_place[by_place["delta"].abs() > FTE_TOL]
 
-    ck = ["site_id", "service_id"]
-    ca = base.coverage.set_index(ck)[["served", "shortfall"]]
-    cb = other.coverage.set_index(ck)[["served", "shortfall", "demand"]]
-    cov = ca.merge(cb, left_index=True, right_index=True, how="outer", suffixes=("_a", "_b"))
-    cov = cov.fillna({"served_a": 0.0, "shortfall_a": 0.0, "served_b": 0.0,
-                      "shortfall_b": 0.0})
-    changed = ((cov["served_b"] - cov["served_a"]).abs() > FTE_TOL) | \
-        ((cov["shortfall_b"] - cov["shortfall_a"]).abs() > FTE_TOL)
-    coverage = cov[changed].reset_index()
-    coverage["shortfall_delta"] = coverage["shortfall_b"] - coverage["shortfall_a"]
-
-    ba = base.budgets.set_index("budget_id")[["amount", "spent", "headroom"]]
-    bb = other.budgets.set_index("budget_id")[["amount", "spent", "headroom"]]
-    budgets = ba.merge(bb, left_index=True, right_index=True, how="outer",
-                       suffixes=("_a", "_b")).reset_index()
-    budgets = budgets[((budgets["spent_b"] - budgets["spent_a"]).abs() > 1e-6)
-                      | ((budgets["amount_b"] - budgets["amount_a"]).abs() > 1e-9)]
+    cov = coverage_frame(base.coverage, other.coverage)
+    if not cov.empty:
+        changed = (cov["served_delta"].abs() > FTE_TOL) | (cov["shortfall_delta"].abs() > FTE_TOL)
+        cov = cov[changed].reset_index(drop=True)
+    budgets = budgets_frame(base.budgets, other.budgets)
+    if not budgets.empty:
+        budgets = budgets[(budgets["spent_delta"].abs() > 1e-6)
+                          | (budgets["amount_delta"].abs() > 1e-9)]
 
     bind_a = {(f, i) for f, i in base.binding()[["family", "id"]].itertuples(index=False)}
     bind_b = {(f, i) for f, i in other.binding()[["family", "id"]].itertuples(index=False)}
@@ -260,10 +249,11 @@ def diff(base: Outcome, other: Outcome) -> dict[str, Any]:
         "objectives": {k: (None if v is None or base.objectives.get(k) is None
                            else v - base.objectives[k])  # type: ignore[operator]
                        for k, v in other.objectives.items()},
-        "moves": _records(moves),
+        "moves": _records(moves[["staff_id", "site_id", "service_id", "fte_a", "fte_b",
+                                 "delta"]]),
         "moved_fte": 0.5 * float(moves["delta"].abs().sum()),
         "moves_by_site_service": _records(by_place),
-        "coverage": _records(coverage),
+        "coverage": _records(cov),
         "budgets": _records(budgets),
         "started_binding": started,
         "stopped_binding": stopped,

@@ -102,7 +102,7 @@ class Room:
             if not NAME.match(name):
                 raise InputError("an alternative's name is 1 to 60 letters, digits, spaces "
                                  "or common punctuation", "request name")
-        changes = parse_changes(raw_changes, self.engine.tables)
+        changes = parse_changes(raw_changes, self.engine.tables, self.engine.session.schemas)
         waited = time.perf_counter()
         if not self.solving.acquire(timeout=self.queue_seconds):
             raise Busy(f"another solve has been running for over {self.queue_seconds:g} s; "
