@@ -506,6 +506,7 @@ def _register() -> None:
     from allocator.bench.cli import bench
     from allocator.convert import convert_command
     from allocator.negotiate.compare_cli import alternatives_command
+    from allocator.negotiate.sweep_cli import frontier_command, sweep_command
     from allocator.serve.cli import serve
     from allocator.store.cli import runs
 
@@ -513,6 +514,8 @@ def _register() -> None:
     main.add_command(bench)
     main.add_command(runs)
     main.add_command(alternatives_command)
+    main.add_command(sweep_command)
+    main.add_command(frontier_command)
     main.add_command(serve)
 
 

@@ -186,6 +186,8 @@ class PointResult:
     edits: tuple[Edit, ...]
     objectives: dict[str, float] = field(default_factory=dict)
     plan_objectives: dict[str, float] = field(default_factory=dict)
+    bounds: dict[str, float] = field(default_factory=dict)  # each stage's proven bound (MIP)
+    gaps: dict[str, float] = field(default_factory=dict)  # each stage's relative gap
     cost: float = float("nan")
     shortfall: float = float("nan")
     budget_use: dict[str, float] = field(default_factory=dict)
@@ -411,6 +413,12 @@ class Session:
 
     def check(self, edits: Sequence[Edit], origin: str = "edit") -> None:
         """Every problem of these edits at once (InputError), before anything is built."""
+        problems = self.problems(edits, origin)
+        if problems:
+            raise InputError(problems)
+
+    def problems(self, edits: Sequence[Edit], origin: str = "edit") -> list[Problem]:
+        """What is wrong with these edits (each problem once), without raising."""
         problems: list[Problem] = []
         for edit in edits:
             rows = self.rows_of(edit.target, problems, origin)
@@ -432,8 +440,7 @@ class Session:
             if col.max is not None and (new > col.max).any():
                 problems.append(Problem(origin, f"'{edit.text}': {edit.target.column} must be "
                                         f"<= {col.max:g}; this edit gives {new.max():.6g}"))
-        if problems:
-            raise InputError(problems)
+        return list(dict.fromkeys(problems))
 
     def edited_tables(self, edits: Sequence[Edit]) -> dict[str, pd.DataFrame]:
         """The tables the edits change, edited (copies); the session's own stay as loaded."""
@@ -551,6 +558,8 @@ class Session:
         point.x = x
         point.objectives = {s.name: sign * s.objective + 0.0 for s in result.stages}
         point.plan_objectives = {s.name: sign * s.final_value + 0.0 for s in result.stages}
+        point.bounds = {s.name: sign * s.bound + 0.0 for s in result.stages}
+        point.gaps = {s.name: float(s.gap) for s in result.stages}
         for name, objective in model.objectives.items():
             if name not in point.plan_objectives:
                 point.plan_objectives[name] = sign * float(objective.c @ x + objective.constant)
