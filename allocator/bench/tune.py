@@ -437,6 +437,12 @@ def tune(files: Sequence[str | Path], settings: TuneSettings, folder: Path, *,
     if settings.space is not None:
         axes = load_space(settings.space, settings.solver, axes)
     default = Config(settings.solver).folded()
+    need = len(instances) + planned_runs(2, settings.eta, len(instances), settings.confirm)
+    if settings.budget.runs is not None and need > settings.budget.runs:
+        raise InputError(f"--budget {settings.budget}: too small for {len(instances)} "
+                         f"instance(s): the default's baseline and one candidate against it, "
+                         f"re-checked on {settings.confirm} seeds, take {need} runs",
+                         "--budget")
     own = client is None
     if own:
         from allocator.bench.runner import local_client
@@ -498,11 +504,6 @@ def _search(instances: list[Instance], settings: TuneSettings, axes: list[Axis],
         while kept > 2 and used + planned_runs(kept, eta, len(instances),
                                                settings.confirm) > budget.runs:
             kept -= 1
-        need = used + planned_runs(2, eta, len(instances), settings.confirm)
-        if need > budget.runs:
-            raise InputError(f"--budget {budget}: too small for {len(instances)} instance(s): "
-                             f"one candidate against the default, re-checked on "
-                             f"{settings.confirm} seeds, takes {need} runs", "--budget")
         if kept < len(pool):
             notes.append(f"the budget of {budget} runs fits {kept} of the {len(pool)} "
                          f"candidates: {kept - 1} drawn at random (seed {settings.seed}) "
