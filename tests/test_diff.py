@@ -218,6 +218,24 @@ def test_baseline_diff(nights: Nights, tmp_path: Path) -> None:
     assert any("plan file" in n for n in alone.notes)
 
 
+def test_input_changed_since_the_run(nights: Nights, tmp_path: Path) -> None:
+    """A file rewritten after the run: its rows are the file as it is now, and diff.md says
+    so (the table-level verdict still comes from the hashes the runs recorded)."""
+    targets = nights.scenario1.parent / "targets.csv"
+    kept = targets.read_bytes()
+    try:
+        frame = pd.read_csv(targets, dtype=str)
+        frame.loc[0, "weight"] = "9.5"
+        frame.to_csv(targets, index=False)
+        done = run_cli("diff", nights.day1, nights.day2, out=tmp_path / "d")
+        assert done.code == 0, done.stderr
+        md = (tmp_path / "d" / "diff.md").read_text()
+        assert f"{targets} changed since the run read it" in md
+        assert "changed since the run read it" in done.stdout
+    finally:
+        targets.write_bytes(kept)
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
 def test_diff_html_in_chromium(diffed: Path, tmp_path: Path) -> None:
     from tests.test_report import _open_in_chromium
