@@ -242,8 +242,16 @@ def _schemas(formulation: Formulation) -> dict[str, Schema]:
         from allocator.formulations.ops.data import SCHEMAS
 
         return SCHEMAS
-    module = importlib.import_module(type(formulation).__module__)
-    return dict(getattr(module, "SCHEMAS", {}))
+    # One package per model: the plugin in its __init__, the schemas in .model or .data.
+    base = type(formulation).__module__
+    for name in (base, f"{base}.model", f"{base}.data"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if isinstance(getattr(module, "SCHEMAS", None), dict):
+            return dict(module.SCHEMAS)
+    return {}
 
 
 def basis_arrays(highs: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -425,7 +433,7 @@ class Session:
             if not rows.size or edit.target.table not in self.tables:
                 continue
             col = next((c for c in self.schemas[edit.target.table].columns
-                        if c.name == edit.target.column), None)
+                        if c.name == edit.target.column and c.kind == "float"), None)
             if col is None:
                 continue
             base = self.tables[edit.target.table][edit.target.column].to_numpy(float)[rows]
