@@ -47,7 +47,9 @@ def cold(tmp: Path, edits: dict[tuple[str, str, str], float], data: Path = DEMO_
     text = scenario.read_text()
     text = re.sub(r'"(?:[^"\n]*/)?([a-z]+\.csv)"', r'"data/\1"', text)
     (folder / "scenario.toml").write_text(text)
-    return allocator.solve(folder / "scenario.toml", out=folder / "run", output__report=False)
+    # The plan and its tables only: the sensitivity analysis does not change them.
+    return allocator.solve(folder / "scenario.toml", out=folder / "run", output__report=False,
+                           output__sensitivity=False)
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,12 @@ def room():
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory):
     return cold(tmp_path_factory.mktemp("base"), {})
+
+
+@pytest.fixture(scope="module")
+def south_cut(tmp_path_factory):
+    """The cold solve of 'what if the South budget is cut by 10%?'."""
+    return cold(tmp_path_factory.mktemp("cut"), {("budgets", "B-SOU", "amount"): 3_285_000})
 
 
 def auth(s) -> dict[str, str]:
@@ -244,6 +252,26 @@ def test_alternatives_are_kept_compared_and_exported_as_runnable_scenarios(room,
                      headers=auth(room)).status_code == 422
 
 
+def test_value_curve_of_a_budget_reads_a_10pc_cut_as_a_cold_solve_does(room, base_run,
+                                                                      south_cut):
+    r = httpx.get(room.base_url + "/api/curve", params={"budget": "B-SOU"}, headers=auth(room),
+                  timeout=120)
+    assert r.status_code == 200, r.text
+    c = r.json()
+    assert c["today"] == 3_650_000 and c["low"] == pytest.approx(2_555_000)
+    read = {(x["stage"], x["change"]): x for x in c["readings"]}
+    assert read[("service", 0.0)]["objective"] == pytest.approx(base_run.objectives["service"],
+                                                                rel=1e-6)
+    assert read[("service", -0.1)]["amount"] == pytest.approx(3_285_000)
+    for stage, value in south_cut.objectives.items():
+        assert read[(stage, -0.1)]["objective"] == pytest.approx(value, rel=1e-6), stage
+    stages = {p["stage"] for p in c["points"]}
+    assert stages == {"service", "cost"}
+    bad = httpx.get(room.base_url + "/api/curve", params={"budget": "B-NOPE"},
+                    headers=auth(room))
+    assert bad.status_code == 422 and "no budget 'B-NOPE'" in bad.json()["problems"][0]
+
+
 def test_a_run_folder_is_served_with_its_own_plan(base_run):
     with served(base_run.folder) as s:
         state = httpx.get(s.base_url + "/api/run", headers=auth(s)).json()
@@ -294,7 +322,8 @@ def _shown(page, selector: str) -> float:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
-def test_page_type_a_budget_solve_and_see_the_cli_figures(room, base_run, tmp_path):
+def test_page_type_a_budget_solve_and_see_the_cli_figures(room, base_run, south_cut,
+                                                          tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     ref = cold(tmp_path, {("budgets", "B-SOU", "amount"): 4_200_000})
@@ -342,6 +371,15 @@ def test_page_type_a_budget_solve_and_see_the_cli_figures(room, base_run, tmp_pa
         assert page.locator("#difference").is_visible()
         assert _number(page.locator("#moves-count").inner_text()) > 0
         assert "South 4.2M" in page.locator("#alternatives").inner_text()
+
+        # The value curve of the South budget: a 10% cut read off it, as a cold solve has it.
+        row.locator("button.curve").click()
+        expect(page.locator("#curve-cut-service")).to_be_visible(timeout=60_000)
+        assert _shown(page, "#curve-cut-service") == pytest.approx(
+            south_cut.objectives["service"], abs=0.005)
+        assert _shown(page, "#curve-cut-cost") == pytest.approx(
+            south_cut.objectives["cost"], abs=0.5)
+        assert page.locator("#curve-charts svg").count() == 2
 
         # A bad edit: a clear message on the page, the cell marked, nothing solved.
         cell.fill("-5")

@@ -199,6 +199,12 @@ def make_app(room: Room, token: str) -> ASGIApp:
     def whatif(body: WhatIfIn) -> dict[str, Any]:
         return room.whatif([c.model_dump() for c in body.changes], body.name)
 
+    @app.get("/api/curve", summary="The exact value curve of one budget: each stage's "
+             "optimum against its amount (parametric analysis), breakpoints and what binds")
+    def curve(budget: str, low: float | None = None, high: float | None = None
+              ) -> dict[str, Any]:
+        return room.curve(budget, low, high)
+
     @app.get("/api/alternatives", summary="The base and every kept alternative side by side")
     def alternatives() -> dict[str, Any]:
         return room.compare()

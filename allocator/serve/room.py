@@ -24,6 +24,7 @@ from allocator.serve.outcome import Outcome, _records, diff
 
 NAME = re.compile(r"^[\w .,:;()+\-–%€$£/#&'!?]{1,60}$")
 MAX_ALTERNATIVES = 50
+CURVE_PIECES = 100  # per stage: bounds the time a curve holds the room
 
 
 def alt_folder(name: str) -> str:
@@ -53,7 +54,8 @@ class Room:
         self.solving = threading.Lock()
         self.alternatives: dict[str, Alternative] = {}
         self._count = 0
-        self._state = threading.Lock()  # guards the alternatives dict
+        self._state = threading.Lock()  # guards the alternatives dict and the curves
+        self._curves: dict[tuple[str, float, float], dict[str, Any]] = {}
 
     # ---- reading ----------------------------------------------------------------------
     def inputs(self) -> dict[str, Any]:
@@ -137,6 +139,56 @@ class Room:
                 self.alternatives[name] = Alternative(name, tuple(changes), outcome,
                                                       self._count)
         return answer
+
+    def curve(self, budget_id: str, low: float | None = None, high: float | None = None
+              ) -> dict[str, Any]:
+        """The exact value curve of one budget (each stage's optimum against its amount, by
+        parametric analysis: allocator.negotiate.parametric), over today's amount +-30% by
+        default, and what a 10% cut or rise reads off it."""
+        import numpy as np
+
+        from allocator.negotiate.parametric import exact_curve
+        from allocator.negotiate.session import Edit, Target
+
+        budgets = self.engine.tables["budgets"]
+        row = budgets[budgets["budget_id"].astype(str) == budget_id]
+        if row.empty:
+            raise InputError(f"no budget {budget_id!r} (budgets: "
+                             f"{', '.join(map(str, budgets['budget_id'][:10]))})", "request")
+        today = float(row["amount"].iloc[0])
+        low = max(0.0, 0.7 * today) if low is None else low
+        high = 1.3 * today if high is None else high
+        if not (np.isfinite(low) and np.isfinite(high) and 0 <= low < high < 1e15):
+            raise InputError("the curve's range must be 0 <= low < high", "request")
+        known = self._curves.get((budget_id, low, high))
+        if known is not None:  # the base does not change: neither does its curve
+            return known
+        if not self.solving.acquire(timeout=self.queue_seconds):
+            raise Busy(f"another solve has been running for over {self.queue_seconds:g} s; "
+                       "try again when it is done")
+        try:
+            began = time.perf_counter()
+            edit = Edit(Target("budgets", "amount", (budget_id,)), "set", today)
+            frame = exact_curve(self.engine.session, edit, low, high, max_pieces=CURVE_PIECES)
+            seconds = time.perf_counter() - began
+        finally:
+            self.solving.release()
+        readings = []
+        for stage, part in frame.groupby("stage", sort=False):
+            x, y = part["parameter"].to_numpy(float), part["objective"].to_numpy(float)
+            for share in (-0.1, 0.0, 0.1):
+                at = today * (1 + share)
+                if x.min() - 1e-9 <= at <= x.max() + 1e-9:
+                    readings.append({"stage": stage, "change": share, "amount": at,
+                                     "objective": float(np.interp(at, x, y))})
+        found = {"budget_id": budget_id, "today": today, "low": low, "high": high,
+                 "points": _records(frame), "readings": readings,
+                 "seconds": round(seconds, 4)}
+        with self._state:
+            if len(self._curves) >= MAX_ALTERNATIVES:
+                self._curves.clear()
+            self._curves[(budget_id, low, high)] = found
+        return found
 
     def forget(self, name: str) -> None:
         self.alternative(name)

@@ -215,16 +215,19 @@
 
   function renderBudgets() {
     const rows = shown().budgets;
-    const body = table($("budgets"), ["budget", "scope", "amount", "spent", "headroom", "use"],
+    const body = table($("budgets"), ["budget", "scope", "amount", "spent", "headroom", "use", ""],
       rows.map((r) => {
         const share = r.amount ? Math.max(0, Math.min(1, r.spent / r.amount)) : 0;
         const track = el("span", null, {class: "bartrack"});
         const bar = el("span", null, {class: "bar"}); bar.style.width = (100 * share) + "%";
         track.appendChild(bar);
         const use = el("td"); use.appendChild(track); use.appendChild(el("span", " " + fmt(100 * share, 1) + "%"));
+        const button = el("button", "value curve", {class: "small curve", type: "button"});
+        button.addEventListener("click", () => showCurve(r.budget_id));
+        const cell = el("td"); cell.appendChild(button);
         return [el("td", r.budget_id, {class: "text"}), el("td", r.scope, {class: "text"}),
                 el("td", fmt(r.amount, 0), {class: "amount"}), el("td", fmt(r.spent, 0), {class: "spent"}),
-                el("td", fmt(r.headroom, 0), {class: "headroom"}), use];
+                el("td", fmt(r.headroom, 0), {class: "headroom"}), use, cell];
       }));
     [...body.children].forEach((tr, i) => { tr.dataset.id = rows[i].budget_id; });
   }
@@ -308,6 +311,78 @@
       `Showing ${state.currentName || "a what-if"}: ${o.status}, ${o.how} in ${fmt(o.seconds, 2)} s` :
       `Showing the base: ${o.status} (${o.how})`;
     renderKpis(); renderCoverage(); renderBudgets(); renderPrices(); renderDifference(diff);
+  }
+
+  // ---- the value curve of a budget -------------------------------------------------------
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+  const STAGE_WORDS = {service: "weighted shortfall (units)", cost: "cost", stability: "FTE moved"};
+
+  function chart(points, stage, today) {
+    const W = 460, H = 250, L = 70, R = 14, T = 14, B = 40;
+    const xs = points.map((p) => p.parameter), ys = points.map((p) => p.objective);
+    const x0 = Math.min(...xs), x1 = Math.max(...xs);
+    let y0 = Math.min(...ys), y1 = Math.max(...ys);
+    if (y1 - y0 < 1e-9) { y0 -= 1; y1 += 1; }
+    const X = (x) => L + (W - L - R) * (x - x0) / (x1 - x0 || 1);
+    const Y = (y) => H - B - (H - T - B) * (y - y0) / (y1 - y0);
+    const root = svg("svg", {viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
+                             "aria-label": `${stage} against the budget`});
+    root.appendChild(svg("line", {x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#888"}));
+    root.appendChild(svg("line", {x1: L, y1: T, x2: L, y2: H - B, stroke: "#888"}));
+    for (const v of [x0, (x0 + x1) / 2, x1])
+      root.appendChild(svg("text", {x: X(v), y: H - B + 16, "text-anchor": "middle", "font-size": 11}, fmt(v, 0)));
+    for (const v of [y0, (y0 + y1) / 2, y1])
+      root.appendChild(svg("text", {x: L - 6, y: Y(v) + 4, "text-anchor": "end", "font-size": 11}, fmt(v, stage === "cost" ? 0 : 2)));
+    root.appendChild(svg("text", {x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle", "font-size": 11}, "budget amount"));
+    root.appendChild(svg("text", {x: L + 4, y: T + 4, "font-size": 11, fill: "#5d6677"}, STAGE_WORDS[stage] || stage));
+    if (today >= x0 && today <= x1)
+      root.appendChild(svg("line", {x1: X(today), y1: T, x2: X(today), y2: H - B, stroke: "#b3261e", "stroke-dasharray": "4 3"}));
+    root.appendChild(svg("polyline", {points: points.map((p) => `${X(p.parameter)},${Y(p.objective)}`).join(" "),
+                                      fill: "none", stroke: "#1f5fbf", "stroke-width": 2}));
+    for (const p of points) {
+      const dot = svg("circle", {cx: X(p.parameter), cy: Y(p.objective), r: 2.5, fill: "#1f5fbf"});
+      const why = [p.starts_binding && "starts binding: " + p.starts_binding,
+                   p.stops_binding && "stops binding: " + p.stops_binding].filter(Boolean).join("; ");
+      dot.appendChild(svg("title", {}, `${fmt(p.parameter, 0)} → ${fmt(p.objective, 4)}${why ? " (" + why + ")" : ""}`));
+      root.appendChild(dot);
+    }
+    const box = el("div"); box.appendChild(el("h3", STAGE_WORDS[stage] || stage)); box.appendChild(root);
+    return box;
+  }
+
+  async function showCurve(budget) {
+    const section = $("curve-section");
+    section.hidden = false;
+    $("curve-budget").textContent = budget + " (computing…)";
+    $("curve-readings").replaceChildren(); $("curve-charts").replaceChildren();
+    try {
+      const c = await api("GET", "/api/curve?budget=" + encodeURIComponent(budget));
+      $("curve-budget").textContent = budget;
+      const list = $("curve-readings");
+      const todays = new Map(c.readings.filter((r) => r.change === 0).map((r) => [r.stage, r.objective]));
+      for (const r of c.readings.filter((r) => r.change !== 0)) {
+        const li = el("li");
+        li.appendChild(el("span", `${r.change < 0 ? "Cut" : "Raised"} by 10% (to ${fmt(r.amount, 0)}): ${STAGE_WORDS[r.stage] || r.stage} `));
+        li.appendChild(el("b", fmt(r.objective, r.stage === "cost" ? 0 : 2),
+                          {id: `curve-${r.change < 0 ? "cut" : "rise"}-${r.stage}`}));
+        if (todays.has(r.stage))
+          li.appendChild(el("span", ` (${signed(r.objective - todays.get(r.stage), r.stage === "cost" ? 0 : 2)} against today)`));
+        list.appendChild(li);
+      }
+      const stages = [...new Set(c.points.map((p) => p.stage))];
+      for (const stage of stages)
+        $("curve-charts").appendChild(chart(c.points.filter((p) => p.stage === stage), stage, c.today));
+      list.appendChild(el("li", `Computed in ${fmt(c.seconds, 2)} s (${c.points.length} breakpoints).`, {class: "muted"}));
+    } catch (err) {
+      $("curve-budget").textContent = budget;
+      say("error", err.error || String(err), err.problems || []);
+    }
   }
 
   // ---- actions -------------------------------------------------------------------------
