@@ -150,6 +150,10 @@ def test_waterfalls_add_up(nights: Nights, diffed: Path) -> None:
     moves = _read(diffed / "moves.csv")
     added = moves.loc[moves["category"] == "staff added", "cost_delta"].sum()
     assert cost.set_index("step")["value"].get("staff added", 0.0) == pytest.approx(added)
+    known = {"cost A", "cost B", "staff added", "staff removed", "staff changes",
+             "demand changes", "site changes", "service changes", "budget changes",
+             "re-planning"}
+    assert set(cost["step"]) <= known
     short = _read(diffed / "waterfall_shortfall.csv")
     cov_a, cov_b = (_read(f / "coverage.csv") for f in (nights.day1, nights.day2))
     assert short["value"].iloc[0] == pytest.approx(cov_a["shortfall"].sum())

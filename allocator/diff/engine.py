@@ -274,11 +274,12 @@ def _lookup(changes: pd.DataFrame, table: str, keys: tuple[str, ...]) -> pd.Data
 STAFF_KINDS = {"added": "staff added", "removed": "staff removed"}
 
 
-def link_causes(frame: pd.DataFrame, changes: pd.DataFrame,
-                staff_known: bool = True) -> pd.DataFrame:
+def link_causes(frame: pd.DataFrame, changes: pd.DataFrame, staff_known: bool = True,
+                budget_sites: pd.DataFrame | None = None) -> pd.DataFrame:
     """Add `category` and `cause` to rows keyed by staff/site/service ids: the changed input
-    rows that speak of them (the most specific first); rows no change speaks of are
-    re-planning. Where the staff table could not be compared (`staff_known` False), people
+    rows that speak of them (the most specific first; last, the changed budgets whose scope
+    holds the row's site: `budget_sites`); rows no change speaks of are re-planning. Where
+    the staff table could not be compared (`staff_known` False), people
     who appear in or disappear from the plan are taken as added or removed."""
     frame = frame.copy()
     frame["category"] = REPLANNING
@@ -301,12 +302,63 @@ def link_causes(frame: pd.DataFrame, changes: pd.DataFrame,
         named = kind.map(STAFF_KINDS).fillna(name) if table == "staff" else \
             pd.Series(name, index=frame.index)
         category = category.where(~(hit & (category == "")), named)
+    if budget_sites is not None and not budget_sites.empty and "site_id" in frame:
+        said = frame[["site_id"]].merge(budget_sites, on="site_id", how="left")["sentence"]
+        said.index = frame.index
+        hit = said.notna()
+        cause = cause.where(~hit, cause.where(cause == "", cause + "; ") + said.fillna(""))
+        category = category.where(~(hit & (category == "")), "budget changes")
     frame["cause"] = cause
     frame["category"] = category.where(category != "", REPLANNING)
     if not staff_known and "staff_change" in frame:
         frame.loc[frame["staff_change"] == "appears", "category"] = "staff added"
         frame.loc[frame["staff_change"] == "disappears", "category"] = "staff removed"
     return frame
+
+
+def budget_sites(changes: pd.DataFrame, summary: dict[str, Any],
+                 sites: pd.Series) -> pd.DataFrame:
+    """site_id -> the sentences of the changed budgets whose scope holds it (`all`,
+    `region:R` by the sites table's region, `site:S`)."""
+    rows = changes[(changes["table"] == "budgets") & changes["budget_id"].notna()]
+    if rows.empty or sites.empty:
+        return pd.DataFrame(columns=["site_id", "sentence"])
+    from allocator.diff.inputs import _read_again
+
+    scopes = _scopes(summary)
+    region = pd.Series(dtype=object)
+    record = (summary.get("inputs") or {}).get("sites")
+    if record is not None:
+        side = _read_again("sites", record)
+        if side.frame is not None and "region" in side.frame:
+            region = side.frame.set_index("site_id")["region"]
+    pairs = []
+    said = rows.groupby("budget_id", sort=False)["sentence"].agg("; ".join)
+    for budget, sentence in said.items():
+        scope = str(scopes.get(budget, ""))
+        kind, _, value = (part.strip() for part in scope.partition(":"))
+        if scope.strip().lower() == "all":
+            held, rank = sites, 2
+        elif kind.lower() == "region":
+            held, rank = sites[sites.map(region).astype(str) == value], 1
+        elif kind.lower() == "site":
+            held, rank = sites[sites == value], 0
+        else:
+            continue
+        pairs += [(site, rank, sentence) for site in held]
+    found = pd.DataFrame(pairs, columns=["site_id", "rank", "sentence"]).sort_values(
+        ["site_id", "rank"], kind="stable")  # the narrowest scope first
+    return found.groupby("site_id", sort=True)["sentence"].agg("; ".join).reset_index()
+
+
+def _scopes(summary: dict[str, Any]) -> dict[str, str]:
+    from allocator.diff.inputs import _read_again
+
+    record = (summary.get("inputs") or {}).get("budgets")
+    side = _read_again("budgets", record) if record else None
+    if side is None or side.frame is None or "scope" not in side.frame:
+        return {}
+    return dict(zip(side.frame["budget_id"], side.frame["scope"], strict=True))
 
 
 def waterfall(start: float, end: float, parts: pd.Series, start_label: str,
@@ -441,11 +493,16 @@ def diff_runs(a: str | Path, b: str | Path, summary_a: dict[str, Any] | None = N
         and plan_b is not None else pd.DataFrame(columns=[*MOVE_COLUMNS, "staff_change"])
     staff_known = bool((inputs.tables["table"] == "staff").any()) and not bool(
         inputs.tables.loc[inputs.tables["table"] == "staff", "note"].notna().any())
-    moves = link_causes(moves, changes, staff_known)
+    site_ids = pd.Series(sorted({*(plan_a["site_id"] if plan_a is not None and "site_id"
+                                   in plan_a else []),
+                                 *(plan_b["site_id"] if plan_b is not None and "site_id"
+                                   in plan_b else [])}), dtype=object)
+    by_budget = budget_sites(changes, sb, site_ids) if len(changes) else None
+    moves = link_causes(moves, changes, staff_known, by_budget)
     plan = plan_diff(plan_a, plan_b) if plan_a is not None and plan_b is not None \
         else pd.DataFrame()
     coverage = link_causes(coverage_frame(_table(fa, "coverage"), _table(fb, "coverage")),
-                           changes)
+                           changes, True, by_budget)
     budgets = _budget_causes(budgets_frame(_table(fa, "budgets"), _table(fb, "budgets")),
                              changes)
     constraints = _constraint_causes(
@@ -465,7 +522,7 @@ def diff_runs(a: str | Path, b: str | Path, summary_a: dict[str, Any] | None = N
                 [~all_cost["staff_id"].isin(set(plan_a["staff_id"])),
                  ~all_cost["staff_id"].isin(set(plan_b["staff_id"]))],
                 ["appears", "disappears"], "")
-            all_cost = link_causes(all_cost, changes, staff_known)
+            all_cost = link_causes(all_cost, changes, staff_known, by_budget)
             parts = all_cost.groupby("category", sort=True)["cost_delta"].sum()
         else:
             parts = pd.Series(dtype=float)
