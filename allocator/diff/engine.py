@@ -450,19 +450,29 @@ def _budget_causes(budgets: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame
 
 def _constraint_causes(constraints: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
     """The changed input rows whose ids are all among a constraint's labels (budget B-SOU,
-    site LEE, staff E1, target LEE picking)."""
+    site LEE, staff E1, target LEE picking): joins on label tokens, no pairwise loop."""
     constraints = constraints.copy()
     constraints["cause"] = ""
     if constraints.empty or changes.empty:
         return constraints
     keyed = changes[changes["key"].astype(str) != ""]
-    by_key = keyed.groupby("key", sort=False)["sentence"].agg("; ".join)
-    tokens = constraints["labels"].astype(str).str.split(r"[\s|,;/]+", regex=True)
-    found = []
-    for labels in tokens:
-        have = set(labels)
-        found.append("; ".join(s for k, s in by_key.items() if set(str(k).split()) <= have))
-    constraints["cause"] = found
+    by_key = keyed.groupby("key", sort=False)["sentence"].agg("; ".join).reset_index()
+    if by_key.empty:
+        return constraints
+    parts = by_key["key"].astype(str).str.split()
+    by_key["first"] = parts.str[0]
+    by_key["second"] = parts.str[1]
+    tokens = constraints["labels"].astype(str).str.split(r"[\s|,;/]+", regex=True) \
+        .explode().rename("token").reset_index()  # index: the constraint's row
+    tokens = tokens.rename(columns={tokens.columns[0]: "row"})
+    found = tokens.merge(by_key, left_on="token", right_on="first")
+    two = found["second"].notna()
+    held = found[two].merge(tokens, left_on=["row", "second"], right_on=["row", "token"])
+    found = pd.concat([found[~two], held[found.columns.drop("token").tolist()].assign(
+        token=held["token_x"])], ignore_index=True)
+    found = found.drop_duplicates(["row", "key"]).sort_values(["row", "key"], kind="stable")
+    said = found.groupby("row")["sentence"].agg("; ".join)
+    constraints["cause"] = said.reindex(constraints.index).fillna("").to_numpy()
     return constraints
 
 
