@@ -505,7 +505,7 @@ def _register() -> None:
     """Command groups that live beside their library code."""
     from allocator.bench.cli import bench
     from allocator.convert import convert_command
-    from allocator.negotiate.compare_cli import alternatives_command
+    from allocator.negotiate.compare_cli import alternatives_command, compare_command
     from allocator.negotiate.sweep_cli import frontier_command, sweep_command
     from allocator.serve.cli import serve
     from allocator.store.cli import runs
@@ -514,6 +514,7 @@ def _register() -> None:
     main.add_command(bench)
     main.add_command(runs)
     main.add_command(alternatives_command)
+    main.add_command(compare_command)
     main.add_command(sweep_command)
     main.add_command(frontier_command)
     main.add_command(serve)

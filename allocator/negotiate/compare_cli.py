@@ -16,8 +16,13 @@ out = Console(soft_wrap=True)
 
 EXIT_CODES = """\b
 Exit codes: 0 written; 1 internal error (the log path is printed); 2 bad input (every
-problem, with file, row and column); 3 infeasible (no optimum to compare or to find
-alternatives around); 8 the machine failed (disk full, read-only: nothing written);
+problem, with file, row and column); 3 infeasible (no optimum to find alternatives
+around); 8 the machine failed (disk full, read-only: nothing written); 130/143/129
+interrupted (nothing written)."""
+COMPARE_EXIT_CODES = """\b
+Exit codes: 0 written (an infeasible scenario is compared as such: its status, no plan);
+1 internal error (the log path is printed); 2 bad input (every problem of every item, with
+file, row and column); 8 the machine failed (disk full, read-only: nothing written);
 130/143/129 interrupted (nothing written)."""
 
 
@@ -71,6 +76,44 @@ def alternatives_command(scenario: Path, out_dir: Path, within: str, count: int,
             err.print(f"note: {note}", highlight=False, markup=False)
         out.print(f"written: {target} ({len(found.table) - 1} alternatives, "
                   f"{found.lps} solves, {found.seconds:.1f}s)", highlight=False, markup=False)
+        return 0
+
+    sys.exit(_run(work))
+
+
+@click.command("compare", epilog=COMPARE_EXIT_CODES)
+@click.argument("items", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder to write (whole or not at all); scenarios are solved into "
+                   "its runs/ folder.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting of every scenario solved, e.g. --set solver.name=glop")
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+def compare_command(items: tuple[Path, ...], out_dir: Path, sets: tuple[str, ...],
+                    force: bool) -> None:
+    """Scenario files or run folders side by side (ITEMS: two or more): stage objectives,
+    cost, FTE, demand served, coverage by site and service, budget use and headroom, binding
+    constraints and their prices, and which inputs differ, by business ids. Writes
+    compare.csv, compare.md, compare.html (and, for two, the diff's detail)."""
+    from allocator.negotiate.compare import compare
+
+    target = Path(os.path.expanduser(out_dir))
+
+    def work() -> int:
+        found = compare(items, target, force=force, overrides=list(sets),
+                        on_solve=lambda name, path: err.print(
+                            f"solving {name} ({path})", highlight=False, markup=False))
+        for row in found.kpis.itertuples(index=False):
+            figures = [f"{row.status}"]
+            for column in found.kpis.columns:
+                if column.startswith("objective_"):
+                    figures.append(f"{column[10:]} {getattr(row, column):,.6g}")
+            if "demand_served_share" in found.kpis:
+                figures.append(f"demand served {row.demand_served_share:.1%}")
+            out.print(f"{row.run}: {', '.join(figures)}", highlight=False, markup=False)
+        for note in found.notes:
+            err.print(f"note: {note}", highlight=False, markup=False)
+        out.print(f"written: {target}", highlight=False, markup=False)
         return 0
 
     sys.exit(_run(work))

@@ -142,6 +142,21 @@ def _shown(names: list[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + more
 
 
+def _own_subfolder(path: Path) -> bool:
+    """A folder that allocator wrote inside one of its own (the runs a comparison solved):
+    a run folder, or a folder holding only run folders."""
+    if os.path.islink(path):
+        return False
+    if replace_refusal(path) is None:
+        return True
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return all(not os.path.islink(path / n) and (path / n).is_dir()
+               and replace_refusal(path / n) is None for n in names)
+
+
 def replace_refusal(folder: Path) -> str | None:
     """Why --force must not replace `folder` (None: an empty folder, or one allocator wrote
     holding nothing else)."""
@@ -165,6 +180,9 @@ def replace_refusal(folder: Path) -> str | None:
             name in listed if listed is not None else (
                 Path(name).suffix.lower() in _RUN_SUFFIXES and Path(name).stem in _RUN_STEMS))
         if not stat.S_ISREG(mode):
+            if stat.S_ISDIR(mode) and listed is not None and name in listed \
+                    and _own_subfolder(folder / name):
+                continue
             foreign.append(name + ("/" if stat.S_ISDIR(mode) else ""))
         elif not ours:
             foreign.append(name)
