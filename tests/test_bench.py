@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,9 +90,11 @@ def main_run(client, tmp_path_factory):
     ]
     expected = ExpectedTable.beside(c.instance.path for c in cells)
     started = time.time()
-    run = run_cells([*cells, *faults], folder / "out", expected, client=client)
+    beats: list[tuple[float, str]] = []
+    run = run_cells([*cells, *faults], folder / "out", expected, client=client,
+                    heartbeat=2.0, on_heartbeat=lambda c: beats.append((c.elapsed, c.line())))
     return {"run": run, "cells": cells, "faults": faults, "marker": marker,
-            "expected": expected, "started": started, "folder": folder}
+            "expected": expected, "started": started, "folder": folder, "beats": beats}
 
 
 def _by_key(run) -> dict[str, dict]:
@@ -172,6 +175,10 @@ def test_results_csv_is_complete_and_appended(main_run):
     frame = load_results(path)
     solved = frame[frame["status"] == "optimal"]
     assert solved["hwm_mb"].between(10, 4000).all()  # the cell process's own peak, MiB
+    # The idle process (interpreter and preloaded solvers) is below every peak, and is most
+    # of a small solve's peak: both are reported.
+    assert solved["base_mb"].between(10, 4000).all()
+    assert (solved["base_mb"] <= solved["hwm_mb"]).all()
     assert (solved["wall_s"] >= solved["solver_s"]).all()
     assert solved["build_s"].notna().all()
 
@@ -194,8 +201,17 @@ def test_summary_outputs(main_run, tmp_path):
     assert "e226" in (tmp_path / "summary.md").read_text()
 
 
+def test_heartbeat_at_a_steady_interval(main_run):
+    beats = main_run["beats"]
+    assert len(beats) >= 3, beats
+    times = np.array([t for t, _ in beats])
+    # On a schedule of start + k × 2 s (the poller wakes for it), not after each cell.
+    assert np.all(np.diff(times) > 1.0) and np.all(np.diff(times) < 6.0), times
+    assert all("cells done" in line and "elapsed" in line for _, line in beats)
+
+
 def test_scenario_files_are_instances(client, tmp_path):
-    # A scenario goes through the product's own build; its first stage is the objective.
+    # A scenario goes through the product's own build and is timed over every stage.
     cells = Grid(solvers=["highs", "cbc"]).cells(find_instances([TINY]))
     run = run_cells(cells, tmp_path, ExpectedTable(), client=client)
     assert [r["instance"] for r in run.rows] == ["tiny", "tiny"]
@@ -203,6 +219,15 @@ def test_scenario_files_are_instances(client, tmp_path):
         assert row["status"] == "optimal" and row["verdict"] == Verdict.UNKNOWN.value
         assert row["objective"] == pytest.approx(1.0)  # the hand-checked shortfall
         assert row["build_s"] > 0
+        stages = dict(item.split("=") for item in row["stages"].split(";"))
+        seconds = dict(item.split("=") for item in row["stage_s"].split(";"))
+        assert list(stages) == list(seconds) and len(stages) >= 2  # service, then cost
+        assert float(stages["service"]) == pytest.approx(1.0)
+        assert row["solver_s"] == pytest.approx(sum(map(float, seconds.values())))
+    # No published optimum: the two solvers are checked against each other, stage by stage.
+    frame = load_results(tmp_path / RESULTS)
+    assert set(frame["verdict"]) == {Verdict.AGREED.value}
+    assert "2 configurations of 2 solver(s) agree" in frame["verdict_note"].iloc[0]
 
 
 def test_shifted_geometric_mean():
@@ -388,3 +413,174 @@ def test_cli_run_flags_a_wrong_answer_and_resumes(tmp_path):
                          "--no-fail-on-wrong", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert "4 cells already" in resumed.stderr and len(load_results(out / RESULTS)) == 4
+
+
+# ---------------------------------------------------------------- summaries from known times
+
+# config -> instance -> three replicate times (or an outcome): built so that every rule of the
+# summary shows. i1: HiGHS and GLOP under the 10 ms resolution (a tie), CBC 8–19× slower in
+# raw time but 1.8× once the resolution is applied, in the table and the profile alike.
+# i2: HiGHS wins within noise; i3: GLOP wins clearly, CBC is killed at the hard timeout once;
+# i4: GLOP unproven, HiGHS wins clearly; i5: a MIP GLOP cannot take (n/a, not ranked).
+KNOWN = {
+    "highs": {"i1": [0.001, 0.002, 0.001], "i2": [1.0, 1.1, 0.9], "i3": [2.0, 2.1, 2.2],
+              "i4": [0.3, 0.31, 0.29], "i5": [0.2, 0.2, 0.2]},
+    "glop": {"i1": [0.004, 0.003, 0.005], "i2": [1.05, 0.95, 1.2], "i3": [0.5, 0.6, 0.55],
+             "i4": "unproven", "i5": "n/a"},
+    "cbc": {"i1": [0.017, 0.019, 0.018], "i2": [5.0, 5.5, 6.0], "i3": "timeout",
+            "i4": [0.4, 0.42, 0.41], "i5": [0.3, 0.3, 0.3]},
+}
+LIMIT = 30.0
+
+
+def _known_rows() -> list[dict]:
+    rows = []
+    for config, by_instance in KNOWN.items():
+        for instance, times in by_instance.items():
+            for repeat in range(3):
+                row = dict.fromkeys(COLUMNS, "")
+                row.update(key=f"{config}-{instance}-{repeat}", instance=instance, config=config,
+                           solver=config, seed=0, repeat=repeat, time_limit=LIMIT,
+                           timeout_s=2 * LIMIT + 30, mip_gap=1e-4, kind="lp", sense="min",
+                           path=f"/nowhere/{instance}.mps", hwm_mb=120.0, base_mb=80.0,
+                           objective=1.0, expected=1.0, matched="published")
+                if isinstance(times, list):
+                    row.update(status="optimal", verdict="correct", solver_s=times[repeat])
+                elif times == "unproven":
+                    row.update(status="no_solution", verdict="unproven", solver_s=LIMIT)
+                elif times == "timeout" and repeat == 1:
+                    row.update(status="timeout", verdict="unproven")
+                elif times == "timeout":
+                    row.update(status="optimal", verdict="correct", solver_s=3.0)
+                else:
+                    row.update(status="n/a", verdict="n/a")
+                rows.append(row)
+    return rows
+
+
+def _write_results(rows: list[dict], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / RESULTS, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder / RESULTS
+
+
+def test_summary_profile_and_table_agree_on_known_times(tmp_path):
+    from allocator.bench.plots import profile_points
+    from allocator.bench.summary import (
+        LEGEND,
+        RESOLUTION,
+        common_instances,
+        instance_matrix,
+        ratios,
+    )
+
+    summary = summarize(load_results(_write_results(_known_rows(), tmp_path)))
+    configs = summary.configs.set_index("config")
+    common = ["i1", "i2", "i3", "i4"]  # i5 is not ranked: GLOP cannot take it
+    # One outcome per instance, and they add up: CBC's timeout is a timeout, nothing else.
+    outcomes = ["solved", "wrong", "disagree", "unproven", "timeout", "failed"]
+    assert (configs[outcomes].sum(axis=1) == configs["instances"]).all()
+    assert configs.loc["highs", ["solved", "instances"]].tolist() == [5, 5]
+    assert configs.loc["glop", ["solved", "unproven", "not_applicable"]].tolist() == [3, 1, 1]
+    assert configs.loc["cbc", ["solved", "timeout", "unproven", "failed"]].tolist() == \
+        [4, 1, 0, 0]
+
+    # Independently: the median of each instance's raw times, floored at the resolution;
+    # the time limit for what was not solved.
+    def charged(config: str, instance: str) -> float:
+        times = KNOWN[config][instance]
+        return max(float(np.median(times)), RESOLUTION) if isinstance(times, list) else LIMIT
+
+    def solved(config: str, instance: str) -> bool:
+        return isinstance(KNOWN[config][instance], list)
+
+    expected_ratio = {}
+    for instance in common:
+        best = min(charged(c, instance) for c in KNOWN if solved(c, instance))
+        for config in KNOWN:
+            expected_ratio[config, instance] = (charged(config, instance) / best
+                                                if solved(config, instance) else math.inf)
+    table = ratios(summary.cells, common_instances(summary.cells))
+    assert sorted(table.index) == common
+    for (config, instance), value in expected_ratio.items():
+        assert table.at[instance, config] == pytest.approx(value), (config, instance)
+    assert table.at["i1", "cbc"] == pytest.approx(1.8)  # not 8–19: the resolution ties
+    # wins = the profile at τ = 1; solved share = the profile's right end; sgm recomputed.
+    for config in KNOWN:
+        xs, ys = profile_points(table, config, tau_max=100.0)
+        finite = sorted(v for (c, _), v in expected_ratio.items() if c == config
+                        and math.isfinite(v))
+        assert xs[1:-1] == pytest.approx(finite)  # the curve steps at the table's ratios
+        wins = sum(expected_ratio[config, i] <= 1.0 for i in common)
+        assert configs.loc[config, "wins"] == wins == round(ys[0] * len(common))
+        assert ys[-1] == pytest.approx(sum(solved(config, i) for i in common) / len(common))
+        assert configs.loc[config, "sgm_s"] == pytest.approx(
+            shifted_geomean(np.array([charged(config, i) for i in common])))
+    assert configs["wins"].to_dict() == {"highs": 3, "glop": 2, "cbc": 0}
+    # Clear wins only where the spreads do not overlap; i1 is a tie, i2 within noise.
+    wins = summary.wins.set_index("instance")
+    assert wins.loc["i1", "win"] == "tie" and wins.loc["i1", "winner"] == "glop, highs"
+    assert wins.loc["i2", "win"] == "within noise" and wins.loc["i2", "winner"] == "highs"
+    assert wins.loc["i3", "win"] == "clear" and wins.loc["i4", "win"] == "clear"
+    assert configs["clear_wins"].to_dict() == {"highs": 1, "glop": 1, "cbc": 0}
+    assert "1 of 4 instances were won within noise" in summary.noise_note()
+    # The matrix shows the same times: the resolution as "<0.01 s", the spread beside.
+    matrix = instance_matrix(summary)
+    assert matrix.at["i1", "highs"] == "<0.01 s [<0.01–<0.01] ok"
+    assert matrix.at["i1", "cbc"] == "0.018 s [0.017–0.019] ok"
+    assert matrix.at["i3", "cbc"] == "timeout" and matrix.at["i5", "glop"] == "n/a"
+    assert matrix.at["i4", "glop"] == "unproven (no_solution)"
+    assert matrix.at["i2", "winner"] == "highs (within noise)"
+    # Every mark the matrix uses has a legend entry.
+    marks = set()
+    for text in matrix.drop(columns="winner").to_numpy().ravel():
+        words = re.sub(r"(<0\.01|[\d.e+-]+) s\b", "", text).split()  # times, in s
+        marks |= {w for w in words if not w.startswith(("[", "("))}
+    assert marks and marks <= set(LEGEND), marks - set(LEGEND)
+    # The written outputs state the resolution and carry the legend.
+    write_outputs(summary, tmp_path)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "Timing resolution 0.01 s" in markdown and "Legend:" in markdown
+    assert "| highs | 5 | 5 | 0 | 0 | 0 | 0 | 0 | 0 |" in markdown
+    page = (tmp_path / "report.html").read_text()
+    assert "<dt>?</dt>" in page and "within noise" in page
+    # With one replicate the summary says there is no spread to judge a win by.
+    single = summarize(load_results(tmp_path / RESULTS).query("repeat == 0"))
+    assert single.single_repeat and "One replicate per cell" in single.noise_note()
+    assert (single.configs["clear_wins"] == 0).all()
+
+
+def test_disagreement_without_a_published_optimum_is_loud(tmp_path):
+    rows = []
+    for instance, cbc_cost in (("agreeing", 100.0), ("disputed", 105.0)):
+        for config, cost in (("highs", 100.0), ("cbc", cbc_cost)):
+            row = dict.fromkeys(COLUMNS, "")
+            row.update(key=f"{config}-{instance}", instance=instance, config=config,
+                       solver=config, seed=0, repeat=0, time_limit=30, timeout_s=90,
+                       mip_gap=1e-4, kind="lp", sense="min", status="optimal",
+                       verdict="unknown", solver_s=0.5, objective=1.0,
+                       stages=f"service=1.0;cost={cost}", path=f"/x/{instance}/scenario.toml")
+            rows.append(row)
+    path = _write_results(rows, tmp_path)
+    frame = load_results(path)
+    verdicts = frame.set_index(["instance", "config"])["verdict"]
+    assert verdicts["agreeing"].tolist() == ["agreed", "agreed"]
+    assert verdicts["disputed"].tolist() == ["disagree", "disagree"]
+    note = frame[frame["instance"] == "disputed"]["verdict_note"].iloc[0]
+    assert "stage cost: cbc 105, highs 100" in note
+    summary = summarize(frame)
+    assert len(summary.wrong) == 2  # in the alarm panel, the exit code 6 and every output
+    configs = summary.configs.set_index("config")
+    assert configs.loc["highs", ["solved", "disagree"]].tolist() == [1, 1]
+    assert "0.5 s DISAGREE" in instance_matrix_text(summary)
+    write_outputs(summary, tmp_path)
+    assert "DISAGREE: disputed" in (tmp_path / "summary.md").read_text()
+
+
+def instance_matrix_text(summary) -> str:
+    from allocator.bench.summary import instance_matrix
+
+    return instance_matrix(summary).to_string()
