@@ -18,12 +18,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from allocator.errors import InputError
 from allocator.outputs.folder import FORMULA_START
+
+if TYPE_CHECKING:
+    from allocator.runlog import RunLog
 
 # Shortcuts for the settings people change most; any other setting is `section__key=value`.
 SHORTCUTS = {"solver": "solver.name", "time_limit": "solver.time_limit",
@@ -144,7 +147,8 @@ def open_run(folder: str | Path) -> Run:
 def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = False,
           accept_timeout: bool = False, on_phase: Callable[[str], None] | None = None,
           overrides: Sequence[str] = (), warm_from: str | Path | None = None,
-          warm_source: str | None = None, **settings: Any) -> Run:
+          warm_source: str | None = None, log: RunLog | None = None, bundle: bool = False,
+          **settings: Any) -> Run:
     """Solve a scenario file and return its run; the same pipeline as `allocator solve`.
 
     `settings` override the scenario's: `solver="glop"`, `time_limit=30`,
@@ -162,5 +166,5 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
     outcome = solve_scenario(Path(scenario), target, [*overrides, *overrides_from(settings)],
                              force=force, accept_timeout=accept_timeout, on_phase=on_phase,
                              warm_from=Path(warm_from) if warm_from is not None else None,
-                             warm_source=warm_source)
+                             warm_source=warm_source, log=log, bundle=bundle)
     return Run(target, outcome.summary)

@@ -22,14 +22,27 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from allocator.api import Run
+    from allocator.runlog import RunLog
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
+# The run's log while `solve --log-format json` runs: errors and the exit go to it as JSON.
+_JSON_LOG: RunLog | None = None
+
+
 def _fail(exc: BaseException) -> int:
     """Say what went wrong on stderr; the exit code to use (allocator.failures)."""
-    return report_failure(exc, err)
+    if _JSON_LOG is None:
+        return report_failure(exc, err)
+    import io
+
+    words = io.StringIO()
+    code = report_failure(exc, Console(file=words, width=10_000, color_system=None))
+    _JSON_LOG.event("error", words.getvalue().strip(), exit_code=code)
+    _JSON_LOG.event("exit", f"exit {code}", code=code)
+    return code
 
 
 T = TypeVar("T")
@@ -121,7 +134,13 @@ def _interruptible(work: Callable[[], T]) -> T:
 
             mark_interrupted_active(name)  # the run store: this run `interrupted` (3 s at most)
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-            err.print(f"interrupted ({name}): stopped mid-run; no run folder was written")
+            said = f"interrupted ({name}): stopped mid-run; no run folder was written"
+            if _JSON_LOG is not None:
+                code = {"SIGTERM": 143, "SIGHUP": 129}.get(name, 130)
+                _JSON_LOG.event("error", said, exit_code=code, signal=name)
+                _JSON_LOG.event("exit", f"exit {code}", code=code)
+            else:
+                err.print(said)
         sys.stdout.flush()
         sys.stderr.flush()
         codes = {"SIGTERM": 143, "SIGHUP": 129}
@@ -188,11 +207,40 @@ def main() -> None:
                    "store): its basis and plan, matched by business ids. Default: the newest "
                    "successful run of the same scenario in the store (docs/warm-start.md).")
 @click.option("--cold", is_flag=True, help="Do not warm-start from an earlier run.")
+@click.option("--bundle", "bundle", is_flag=True,
+              help="Also write bundle.tar.gz in the run folder: the scenario, every input "
+                   "table as read, each stage's model as MPS, versions, seed and settings "
+                   "(`allocator replay` re-runs it; docs/reproducibility.md).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="json: every event (phase, progress, warning, note, result, error, exit) "
+                   "as one JSON object a line on stderr. Either way the run folder gets "
+                   "run.log (plain text).")
 def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
           sets: tuple[str, ...], force: bool, accept_timeout: bool, store_url: str | None,
-          no_store: bool, warm_from: str | None, cold: bool,
+          no_store: bool, warm_from: str | None, cold: bool, bundle: bool = False,
+          log_format: str = "text",
           solver_settings: Path | None = None) -> None:
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
+    global _JSON_LOG
+    from allocator.runlog import RunLog
+
+    log = RunLog(echo=lambda msg: err.print(msg, highlight=False),
+                 stream=sys.stderr if log_format == "json" else None)
+    _JSON_LOG = log if log.json else None
+
+    def warn(msg: str) -> None:
+        if log.json:
+            log.event("warning", msg)
+        else:
+            err.print(f"[yellow]warning[/]: {escape(msg)}", highlight=False)
+
+    def note(msg: str) -> None:
+        if log.json:
+            log.event("note", msg)
+        else:
+            err.print(msg, highlight=False, markup=False)
+
     from allocator.api import solve as solve_run  # the Python API is the one entry point
 
     out_dir = Path(os.path.expanduser(out_dir))  # `--out=~/x`: the shell leaves `~` alone
@@ -209,18 +257,17 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
         except Exception as exc:
             sys.exit(_fail(exc))
     url = resolve_url(store_url, scenario, out_dir)
-    recording = Recording(
-        None if no_store else url, scenario, out_dir,
-        overrides, warn=lambda msg: err.print(f"[yellow]warning[/]: {escape(msg)}",
-                                              highlight=False),
-        note=lambda msg: err.print(msg, highlight=False, markup=False))
+    recording = Recording(None if no_store else url, scenario, out_dir, overrides,
+                          warn=warn, note=note)
 
     def work() -> Run:
         with hold_target(out_dir):  # a second run into --out fails now, not after solving
-            source = _warm_source(warm_from, cold, url, scenario, overrides, recording)
+            # --no-store: no store at all, so no default warm start (an explicit id is
+            # still looked up where the store would be)
+            source = _warm_source(warm_from, cold or (no_store and warm_from is None), url,
+                                  scenario, overrides, recording, warn)
             return solve_run(scenario, out_dir, force=force, accept_timeout=accept_timeout,
-                             on_phase=lambda msg: err.print(msg, highlight=False),
-                             overrides=overrides,
+                             overrides=overrides, log=log, bundle=bundle,
                              warm_from=source.folder if source else None,
                              warm_source=source.label if source else None)
 
@@ -230,12 +277,13 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
         recording.failed(stop.code)
         raise
     recording.finished(run.summary, out_dir)
-    _print_summary(run.summary, out_dir)
+    _print_summary(run.summary, out_dir, words=not log.json)
+    log.event("exit", f"exit {run.exit_code}", code=run.exit_code)
     sys.exit(run.exit_code)
 
 
 def _warm_source(key: str | None, cold: bool, url: str | None, scenario: Path,
-                 overrides: list[str], recording: Any) -> Any:
+                 overrides: list[str], recording: Any, warn: Callable[[str], None]) -> Any:
     """The run to warm-start from: --warm-from (exit 2 if unusable), else the store's newest
     successful run of this scenario (none found, or no store: a cold start)."""
     from allocator.store.lookup import explicit_source, previous_run
@@ -257,12 +305,14 @@ def _warm_source(key: str | None, cold: bool, url: str | None, scenario: Path,
     try:
         return previous_run(url, name, recorder.id if recorder else None, store)
     except Exception as exc:  # the store is for bookkeeping: a cold start, said
-        err.print(f"warning: no warm start (the run store could not be read: {exc})",
-                  highlight=False, markup=False)
+        warn(f"no warm start (the run store could not be read: {exc})")
         return None
 
 
-def _print_summary(summary: dict[str, Any], out_dir: Path, verb: str = "written") -> None:
+def _print_summary(summary: dict[str, Any], out_dir: Path, verb: str = "written",
+                   words: bool = True) -> None:
+    """The stage table and phases on stdout; with `words`, the error, warnings and notes on
+    stderr (without: they went to the JSON log)."""
     table = Table(title=f"{summary['name']}: {summary['status']}", title_justify="left")
     for col in ("stage", "status", "objective", "gap", "seconds"):
         table.add_column(col, justify="right" if col != "stage" else "left")
@@ -276,11 +326,11 @@ def _print_summary(summary: dict[str, Any], out_dir: Path, verb: str = "written"
         table.add_row(stage["name"], stage["status"], shown,
                       "" if gap is None else f"{gap:.2e}", f"{stage['seconds']:.2f}")
     out.print(table)
-    if summary["status"] == "error" and summary.get("message"):
+    if words and summary["status"] == "error" and summary.get("message"):
         err.print(f"[bold red]error[/]: {escape(summary['message'])}", highlight=False)
-    for warning in summary["warnings"]:
+    for warning in summary["warnings"] if words else []:
         err.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
-    for note in summary["notes"]:
+    for note in summary["notes"] if words else []:
         err.print(f"note: {note}", highlight=False, markup=False)
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in summary["seconds"].items())
     out.print(f"phases: {phases}", highlight=False)
@@ -504,7 +554,9 @@ def solvers() -> None:
 def _register() -> None:
     """Command groups that live beside their library code."""
     from allocator.bench.cli import bench
+    from allocator.bundle_cli import replay_command
     from allocator.convert import convert_command
+    from allocator.exit_codes import apply_epilogs
     from allocator.negotiate.compare_cli import alternatives_command, compare_command
     from allocator.negotiate.sweep_cli import frontier_command, sweep_command
     from allocator.serve.cli import serve
@@ -518,6 +570,8 @@ def _register() -> None:
     main.add_command(sweep_command)
     main.add_command(frontier_command)
     main.add_command(serve)
+    main.add_command(replay_command)
+    apply_epilogs(main)  # every command's --help lists its exit codes (allocator/exit_codes.py)
 
 
 _register()

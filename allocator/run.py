@@ -19,6 +19,7 @@ import pandas as pd
 from allocator.analysis.marginals import mip_marginals
 from allocator.analysis.sensitivity import LpSensitivity, sensitivity_frame
 from allocator.analysis.stage import analyze_stage, resolve_stage_sensitivities
+from allocator.bundle import BUNDLE_FILE, expected_files, write_bundle
 from allocator.core.model import LinearModel, Objective
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
@@ -26,6 +27,7 @@ from allocator.formulations.base import Built, Formulation
 from allocator.outputs.folder import RunFolder, check_target, run_folder
 from allocator.outputs.report import render_infeasible_report, render_report
 from allocator.outputs.summary import InputSummary, RunSummary, StageSummary, finite
+from allocator.runlog import LOG_FILE, RunLog
 from allocator.scenario import OutputConfig, Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
 from allocator.solvers.highs import HighsBackend, clone_at_basis
@@ -35,6 +37,7 @@ from allocator.version import __version__
 from allocator.warm import (
     BASIS_FILE,
     BasisLog,
+    basis_file,
     iteration_note,
     read_warm,
     start_backend,
@@ -64,11 +67,15 @@ class PhaseClock:
         self.seconds: dict[str, float] = {}
         self._started = time.perf_counter()
         self._open: list[tuple[str, float, list[float]]] = []  # name, start, [inner seconds]
+        # Told of each phase as it starts (None) and ends (its own seconds): the run's log.
+        self.listener: Callable[[str, float | None], None] | None = None
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         frame = (name, time.perf_counter(), [0.0])
         self._open.append(frame)
+        if self.listener is not None:
+            self.listener(name, None)
         try:
             yield
         finally:
@@ -77,6 +84,8 @@ class PhaseClock:
             self.seconds[name] = self.seconds.get(name, 0.0) + spent - frame[2][0]
             if self._open:
                 self._open[-1][2][0] += spent
+            if self.listener is not None:
+                self.listener(name, spent - frame[2][0])
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._started
@@ -426,18 +435,24 @@ def _write_diagnosis(run: _Run, folder: RunFolder) -> None:
 def solve_scenario(
     scenario_path: Path, out: Path, overrides: list[str] | None = None, *, force: bool = False,
     accept_timeout: bool = False, on_phase: Callable[[str], None] | None = None,
-    warm_from: Path | None = None, warm_source: str | None = None,
+    warm_from: Path | None = None, warm_source: str | None = None, log: RunLog | None = None,
+    bundle: bool = False,
 ) -> RunOutcome:
     """Run a scenario end to end and write its folder; returns the exit code to use.
 
     `warm_from`: an earlier run folder (or its basis.parquet) to start the solver from
-    (allocator/warm.py); `warm_source` names it in the notes (e.g. "run 12 (runs/mon)")."""
-    say = on_phase or (lambda _msg: None)
+    (allocator/warm.py); `warm_source` names it in the notes (e.g. "run 12 (runs/mon)").
+    `log` gets every event of the run (allocator/runlog.py; default: one that passes the
+    progress lines to `on_phase`); its text is the folder's run.log. `bundle`: write
+    bundle.tar.gz, all a replay needs (allocator/bundle.py)."""
+    log = log if log is not None else RunLog(echo=on_phase)
+    say = log.progress
     # `--out=~/x` reaches us unexpanded (the shell expands `~` only at a word's start).
     out = Path(os.path.expanduser(out))
     scenario_path = Path(os.path.expanduser(scenario_path))
     check_target(out, force)
     clock = PhaseClock()
+    clock.listener = log.phase
     began = time.monotonic()
     scenario, formulation, ops = _prepare(scenario_path, overrides or [], clock)
     # The run's one promise to a scheduler: it ends by this instant plus the time to write
@@ -501,6 +516,7 @@ def solve_scenario(
         with clock.phase("write"), run_folder(out, scenario.output.formats, force) as folder:
             if result.status.has_solution and result.x is not None:
                 _write_plan(run, folder)
+                plan_names = list(run.tables)
                 with clock.phase("warm"):  # what tomorrow's run starts from
                     write_basis(folder.tmp / BASIS_FILE, ops.model, bases, result.x)
                 _write_extras(run, folder)
@@ -512,8 +528,17 @@ def solve_scenario(
             elif result.status.is_infeasible:
                 _write_diagnosis(run, folder)
             folder.flush()  # the tables still being written belong to this phase
+            if bundle:
+                with clock.phase("bundle"):
+                    notes.extend(write_bundle(
+                        folder.tmp / BUNDLE_FILE, scenario_path, scenario, ops.sources,
+                        ops.model, objectives, result, folder.tmp,
+                        expected_files(plan_names if result.x is not None else []),
+                        basis_file(warm_from) if warm_from is not None else None))
             summary = summary_of(scenario, ops, result, clock.report(), code, notes).as_json()
             folder.json("summary.json", summary)
+            log.outcome(summary, str(out))
+            folder.text(LOG_FILE, log.text())
     finally:
         analyses.stop()
     return RunOutcome(code, summary, result, ops, run.tables, sensitivities)

@@ -1,0 +1,360 @@
+"""Reproducibility: a run's bundle (`solve --bundle`) and its replay (`allocator replay`).
+
+`bundle.tar.gz`, in the run folder, holds everything the run depended on, so that "the plan we
+sent out on the 3rd" can be made again, years later, without the database it was read from:
+
+    manifest.json         versions (allocator, Python, HiGHS, every solver library), seed and
+                          settings, each input table's hash, each stage's objective, the
+                          files below with their SHA-256
+    scenario.toml         the scenario file as given
+    replay.toml           the scenario as run (--set overrides applied), reading tables/
+    tables/<name>.parquet every input table as read: the cells as text, before validation,
+                          so a replay goes through the same checks (a ';' file with decimal
+                          commas is kept as the file itself: Parquet would lose that reading)
+    models/<k>-<stage>.mps  each stage's model as solved (its objective, the rows holding
+                          the stages before it), with readable row and column names
+    warm/basis.parquet    the warm start the run used, if any (a replay starts from it too)
+    expected/             the run's plan tables and summary.json
+
+`replay` solves `replay.toml` into a new run folder and compares: each plan table's bytes
+(and, where they differ, the largest difference of a value), each stage's optimum, and the
+versions. With the same versions the plan is identical; with others it says which differ and
+whether the optimum still matches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import os
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from allocator.errors import InputError
+
+if TYPE_CHECKING:
+    from allocator.core.model import LinearModel, Objective
+    from allocator.scenario import Scenario
+    from allocator.solvers.lexicographic import SolveResult
+    from allocator.tables.readers import LoadedTable
+
+BUNDLE_FILE = "bundle.tar.gz"
+FORMAT = 1
+OPTIMUM_REL_TOL = 1e-7  # two optima agree within the solvers' own tolerances
+
+
+# --- TOML out (tomllib reads only) ---------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}"
+                               for k, v in value.items() if v is not None) + "}"
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string is a JSON one
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Top-level scalars, then one [section] per dict (None: left out, the default)."""
+    lines = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in data.items()
+             if v is not None and not isinstance(v, dict)]
+    for key, section in data.items():
+        if isinstance(section, dict):
+            lines += ["", f"[{json.dumps(key)}]"]
+            lines += [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in section.items()
+                      if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _snapshot(scenario: Scenario, sources: dict[str, LoadedTable],
+              notes: list[str]) -> dict[str, tuple[str, bytes, dict[str, Any]]]:
+    """Each input table read again as the run read it, checked against the hash the run
+    recorded: (file name in the bundle, bytes, what the manifest says of it)."""
+    from allocator.tables.readers import read_table
+
+    found: dict[str, tuple[str, bytes, dict[str, Any]]] = {}
+    for name, spec in scenario.tables.items():
+        if name not in sources:
+            continue
+        table = read_table(name, spec, scenario.base_dir, origin=scenario.source,
+                           max_file_mb=scenario.input.max_file_mb)
+        same = table.digest == sources[name].digest
+        if not same:
+            notes.append(f"bundle: table '{name}' changed after the run read it "
+                         f"({sources[name].source}): the bundle holds it as read now, and a "
+                         "replay will not reproduce this run")
+        info = {"source": sources[name].source, "rows": sources[name].rows,
+                "sha256_16": sources[name].digest, "snapshot_matches": same}
+        if table.decimal_comma:  # the file itself: its reading depends on its delimiter
+            source = Path(table.source)
+            found[name] = (f"tables/{name}{source.suffix}", source.read_bytes(),
+                           {**info, "kept_as": "file (decimal commas)"})
+            continue
+        buffer = io.BytesIO()
+        frame = table.frame.astype(object).where(table.frame.notna(), None)
+        frame.to_parquet(buffer, index=False)
+        found[name] = (f"tables/{name}.parquet", buffer.getvalue(), info)
+    return found
+
+
+def stage_mps(model: LinearModel, objectives: Sequence[Objective], result: SolveResult,
+              folder: Path) -> list[Path]:
+    """Each solved stage's model as MPS: its objective and the rows holding the stages
+    before it (at the values the run held them), with block[ids] names."""
+    from allocator.solvers.highs import checked, load_into_highs, new_highs
+
+    written: list[Path] = []
+    columns, rows = model.column_names(), model.row_names()
+    by_name = {o.name: o for o in objectives}
+    for k, stage in enumerate(result.stages):
+        objective = by_name[stage.name]
+        highs = new_highs()
+        load_into_highs(highs, model, objective.c)
+        checked(highs.changeObjectiveOffset(float(objective.constant)), "the objective")
+        holds = [s for s in result.stages[:k] if s.hold_rhs is not None]
+        for held in holds:
+            c = by_name[held.name].c
+            nz = np.flatnonzero(c)
+            limit = float(held.hold_rhs or 0.0) - by_name[held.name].constant
+            checked(highs.addRow(-np.inf, limit,
+                                 nz.size, nz.astype(np.int32), c[nz].astype(float)),
+                    "a hold row")
+        for j, name in enumerate(columns):
+            highs.passColName(j, name)
+        for i, name in enumerate([*rows, *(f"hold[{h.name}]" for h in holds)]):
+            highs.passRowName(i, name)
+        path = folder / f"{k + 1}-{stage.name}.mps"
+        highs.writeModel(str(path))
+        written.append(path)
+    return written
+
+
+def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
+                 sources: dict[str, LoadedTable], model: LinearModel,
+                 objectives: Sequence[Objective], result: SolveResult, folder: Path,
+                 expected: Sequence[str], warm_basis: Path | None) -> list[str]:
+    """Write bundle.tar.gz (`folder`: the run folder being written, for the expected
+    files); returns notes for the run (a table that changed under the run, say)."""
+    from allocator.store.record import versions
+
+    notes: list[str] = []
+    files: dict[str, bytes] = {"scenario.toml": Path(scenario_path).read_bytes()}
+    tables = _snapshot(scenario, sources, notes)
+    settings = scenario.model_dump(mode="json")
+    settings["tables"] = {name: entry[0] for name, entry in tables.items()}
+    settings.pop("store", None)  # a replay records nothing
+    files["replay.toml"] = to_toml(settings).encode("utf-8")
+    for _name, (inside, data, _info) in tables.items():
+        files[inside] = data
+    with tempfile.TemporaryDirectory(prefix="allocator-bundle-") as tmp:
+        for mps in stage_mps(model, objectives, result, Path(tmp)):
+            files[f"models/{mps.name}"] = mps.read_bytes()
+    if warm_basis is not None and warm_basis.is_file():
+        files["warm/basis.parquet"] = warm_basis.read_bytes()
+    for name in expected:
+        if (folder / name).is_file():
+            files[f"expected/{name}"] = (folder / name).read_bytes()
+    manifest = {
+        "format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "scenario": scenario.name, "model": scenario.model, "versions": versions(),
+        "seed": scenario.solver.seed, "settings": settings,
+        "inputs": {name: entry[2] for name, entry in tables.items()},
+        "objectives": {s.name: (float(s.objective) if np.isfinite(s.objective) else None)
+                       for s in result.stages},
+        "status": result.status.value, "warm_start": "warm/basis.parquet" in files,
+        "files": {name: _sha256(data) for name, data in sorted(files.items())},
+    }
+    files["manifest.json"] = json.dumps(manifest, indent=1, default=str).encode("utf-8")
+    # Same content, same bytes: fixed member times and order, no owner names, gzip's own
+    # timestamp 0 (a bundle's hash then says whether two runs depended on the same things).
+    with open(path, "wb") as raw, \
+            tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for name in ["manifest.json", *sorted(n for n in files if n != "manifest.json")]:
+            data = files[name]
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return notes
+
+
+# --- replay --------------------------------------------------------------------------------
+
+
+@dataclass
+class TableCheck:
+    name: str
+    identical: bool  # byte for byte
+    largest_difference: float | None = None  # of a number, where the bytes differ
+    note: str = ""
+
+
+@dataclass
+class ReplayReport:
+    bundle: Path
+    folder: Path
+    exit_code: int  # the replayed run's
+    versions_differ: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    objectives: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    tables: list[TableCheck] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return bool(self.tables) and all(t.identical for t in self.tables)
+
+    @property
+    def optimum_matches(self) -> bool:
+        for before, after in self.objectives.values():
+            if before is None or after is None:  # both without an optimum (infeasible): same
+                if before is not None or after is not None:
+                    return False
+                continue
+            if abs(before - after) > OPTIMUM_REL_TOL * max(1.0, abs(before)):
+                return False
+        return bool(self.objectives)
+
+    @property
+    def verdict_code(self) -> int:
+        """0: reproduced (identical, or the same optimum under other versions); 1: not."""
+        if self.exit_code:
+            return self.exit_code
+        if self.identical or (self.versions_differ and self.optimum_matches):
+            return 0
+        return 1
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.versions_differ:
+            shown = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in self.versions_differ.items())
+            out.append(f"versions differ from the bundle's: {shown}")
+        else:
+            out.append("versions: the same as the bundle's")
+        for t in self.tables:
+            if t.identical:
+                out.append(f"{t.name}: identical (bytes)")
+            else:
+                largest = "" if t.largest_difference is None else \
+                    f", largest difference of a value {t.largest_difference:.3g}"
+                out.append(f"{t.name}: differs{largest}{'; ' + t.note if t.note else ''}")
+        for stage, (before, after) in self.objectives.items():
+            out.append(f"objective {stage}: bundle {before!r}, replay {after!r}")
+        out.append("optimum: " + ("the same" if self.optimum_matches else "NOT the same"))
+        verdict = ("plan reproduced exactly" if self.identical else
+                   "same optimum under other versions" if self.verdict_code == 0 else
+                   "NOT reproduced")
+        out.append(f"replay: {verdict}")
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {"bundle": str(self.bundle), "folder": str(self.folder),
+                "exit_code": self.exit_code, "identical": self.identical,
+                "optimum_matches": self.optimum_matches, "verdict_code": self.verdict_code,
+                "versions_differ": {k: list(v) for k, v in self.versions_differ.items()},
+                "objectives": {k: list(v) for k, v in self.objectives.items()},
+                "tables": [t.__dict__ for t in self.tables]}
+
+
+def _extract(bundle: Path, into: Path) -> dict[str, Any]:
+    try:
+        with tarfile.open(bundle, "r:gz") as tar:
+            tar.extractall(into, filter="data")  # no links out, no absolute paths
+        manifest = json.loads((into / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("not found (give a bundle.tar.gz, or the run folder holding one)",
+                         str(bundle)) from None
+    except (tarfile.TarError, OSError, ValueError, KeyError) as exc:
+        raise InputError(f"not a readable allocator bundle: {exc}", str(bundle)) from None
+    lacking = [name for name in manifest.get("files", {}) if not (into / name).is_file()]
+    corrupt = [name for name, digest in manifest.get("files", {}).items()
+               if name not in lacking and _sha256((into / name).read_bytes()) != digest]
+    if lacking or corrupt or manifest.get("format") != FORMAT:
+        raise InputError(f"the bundle is incomplete or altered (missing: {lacking or 'none'}; "
+                         f"changed: {corrupt or 'none'}; format {manifest.get('format')})",
+                         str(bundle))
+    return dict(manifest)
+
+
+def _compare_table(name: str, expected: Path, got: Path) -> TableCheck:
+    if not got.is_file():
+        return TableCheck(name, False, note="not written by the replay")
+    if expected.read_bytes() == got.read_bytes():
+        return TableCheck(name, True)
+    if name.endswith(".json"):
+        return TableCheck(name, False, note="see the two summaries")
+    try:
+        a = pd.read_csv(expected, dtype=str, keep_default_na=False)
+        b = pd.read_csv(got, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        return TableCheck(name, False, note=f"unreadable: {exc}")
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return TableCheck(name, False, note=f"shape {a.shape} -> {b.shape}")
+    largest = 0.0
+    for col in a.columns:
+        x, y = pd.to_numeric(a[col], errors="coerce"), pd.to_numeric(b[col], errors="coerce")
+        if x.notna().all() and y.notna().all():
+            largest = max(largest, float((x - y).abs().max()) if len(x) else 0.0)
+        elif not a[col].equals(b[col]):
+            return TableCheck(name, False, note=f"column {col} differs")
+    return TableCheck(name, False, largest)
+
+
+def replay_bundle(bundle: Path, out: Path, *, force: bool = False) -> ReplayReport:
+    """Re-run a bundle into `out` and compare it with the run that made the bundle."""
+    from allocator.run import solve_scenario
+    from allocator.store.record import versions
+
+    bundle = Path(os.path.expanduser(bundle))
+    if bundle.is_dir():
+        bundle = bundle / BUNDLE_FILE
+    with tempfile.TemporaryDirectory(prefix="allocator-replay-") as tmp:
+        work = Path(tmp)
+        manifest = _extract(bundle, work)
+        warm = work / "warm" / "basis.parquet"
+        outcome = solve_scenario(work / "replay.toml", out, force=force,
+                                 warm_from=warm if warm.is_file() else None,
+                                 warm_source="the bundle's warm start")
+        report = ReplayReport(bundle, out, int(outcome.exit_code))
+        now = versions()
+        report.versions_differ = {k: (v, now.get(k)) for k, v in manifest["versions"].items()
+                                  if now.get(k) != v}
+        sign = -1.0 if outcome.summary.get("sense") == "max" else 1.0
+        replayed = outcome.summary.get("objectives") or {}
+        for stage, before in (manifest.get("objectives") or {}).items():
+            after = replayed.get(stage)
+            report.objectives[stage] = (
+                before, None if after is None else sign * float(after))
+        for expected in sorted((work / "expected").glob("*.csv")):
+            report.tables.append(_compare_table(expected.name, expected, out / expected.name))
+    return report
+
+
+def expected_files(tables: Sequence[str]) -> list[str]:
+    """The run's plan tables (as the formulation names them), in the bundle's expected/."""
+    return [f"{name}.csv" for name in tables]
