@@ -4,6 +4,7 @@ figure of the diff checked against the two run folders' own tables, recomputed h
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,6 +226,22 @@ def test_baseline_diff(nights: Nights, tmp_path: Path) -> None:
     assert alone is not None
     assert alone.moves[KEYS].equals(diff.moves[KEYS])
     assert any("plan file" in n for n in alone.notes)
+    # as the pipeline calls it: the baseline found from the run's recorded `baseline` table,
+    # the files written into the run folder being written (prefixed), complete at commit
+    from allocator.outputs.folder import run_folder
+
+    summary = json.loads((nights.day2 / "summary.json").read_text())
+    summary["inputs"]["baseline"] = {"source": str(nights.day1 / "plan.csv"), "rows": 1,
+                                     "sha256_16": "x"}
+    with run_folder(tmp_path / "run", ("csv",), False) as folder:
+        for name in ("plan.csv", "coverage.csv", "budgets.csv", "sensitivity.csv"):
+            shutil.copyfile(nights.day2 / name, folder.tmp / name)
+        inside = write_baseline_diff(folder.tmp, into=folder, summary=summary)
+    assert inside is not None
+    assert (tmp_path / "run" / "baseline_moves.csv").read_bytes() == \
+        (tmp_path / "b" / "moves.csv").read_bytes()
+    assert (tmp_path / "run" / "baseline_diff.html").is_file()
+    assert write_baseline_diff(nights.day2) is None  # no baseline table: nothing to compare
 
 
 def test_input_changed_since_the_run(nights: Nights, tmp_path: Path) -> None:
