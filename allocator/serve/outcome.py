@@ -200,16 +200,24 @@ def prices_from_bindings(bindings: Sequence[Any]) -> pd.DataFrame:
 
 
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stages in the lexicographic order, then the limits people negotiate (budgets,
+    capacities, floors) before demand, the largest prices first."""
     order = {"budget": 0, "capacity": 1, "min_staff": 2, "moved": 3, "coverage": 4}
+    stages = {"service": 0, "cost": 1, "stability": 2}
+    frame["_s"] = frame["stage"].map(stages).fillna(3)
     frame["_o"] = frame["family"].map(order)
     frame["_a"] = -frame["dual"].abs()
-    return frame.sort_values(["stage", "_o", "_a", "id"], kind="stable").drop(
-        columns=["_o", "_a"]).reset_index(drop=True)
+    return frame.sort_values(["_s", "_o", "_a", "id"], kind="stable").drop(
+        columns=["_s", "_o", "_a"]).reset_index(drop=True)
 
 
 # ---- the difference against the base --------------------------------------------------
 
 FTE_TOL = 1e-6
+# Coverage and FTE by site and service: changes below this (workload units, FTE) are the
+# solvers' tolerances, not a change anyone negotiates (the staff-level moves keep the diff
+# engine's own tolerance).
+SHOWN_TOL = 1e-4
 
 
 def diff(base: Outcome, other: Outcome) -> dict[str, Any]:
@@ -225,11 +233,12 @@ def diff(base: Outcome, other: Outcome) -> dict[str, Any]:
                           .index).reset_index(drop=True)
     by_place = (moves.groupby(["site_id", "service_id"], sort=True)["delta"].sum()
                 .reset_index())
-    by_place = by_place[by_place["delta"].abs() > FTE_TOL]
+    by_place = by_place[by_place["delta"].abs() > SHOWN_TOL]
 
     cov = coverage_frame(base.coverage, other.coverage)
     if not cov.empty:
-        changed = (cov["served_delta"].abs() > FTE_TOL) | (cov["shortfall_delta"].abs() > FTE_TOL)
+        changed = (cov["served_delta"].abs() > SHOWN_TOL) | \
+            (cov["shortfall_delta"].abs() > SHOWN_TOL)
         cov = cov[changed].reset_index(drop=True)
     budgets = budgets_frame(base.budgets, other.budgets)
     if not budgets.empty:

@@ -24,7 +24,7 @@ from allocator.serve.outcome import Outcome, _records, diff
 
 NAME = re.compile(r"^[\w .,:;()+\-–%€$£/#&'!?]{1,60}$")
 MAX_ALTERNATIVES = 50
-CURVE_PIECES = 100  # per stage: bounds the time a curve holds the room
+CURVE_PIECES = 400  # per stage (sweep --exact's default): bounds the time a curve holds the room
 
 
 def alt_folder(name: str) -> str:

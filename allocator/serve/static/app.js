@@ -22,8 +22,9 @@
 
   function fmt(x, digits) {
     if (x === null || x === undefined || Number.isNaN(x)) return "–";
-    return Number(x).toLocaleString("en-US", {minimumFractionDigits: digits,
-                                              maximumFractionDigits: digits});
+    const text = Number(x).toLocaleString("en-US", {minimumFractionDigits: digits,
+                                                    maximumFractionDigits: digits});
+    return /^-[0.,]+$/.test(text) ? text.slice(1) : text;  // no "-0" for a solver's -1e-9
   }
   function fmtKpi(value, digits, unit) {
     if (value === null || value === undefined) return "–";
@@ -95,8 +96,8 @@
   }
 
   // ---- inputs --------------------------------------------------------------------------
-  const LABELS = {amount: "amount", capacity_fte: "capacity (FTE)", min_fte: "minimum staffing (FTE)",
-                  demand: "demand (units)", min_level: "floor (share served)"};
+  const LABELS = {amount: "amount", capacity_fte: "capacity (FTE)", min_fte: "min. staffing (FTE)",
+                  demand: "demand (units)", min_level: "floor (share)"};
   const TARGET_ROWS = 150;
 
   function rowId(table, row) {
@@ -204,7 +205,7 @@
           td.dataset.service = service;
           td.title = `${site}, ${service}: ${fmt(r.served, 2)} of ${fmt(r.demand, 2)} units served, shortfall ${fmt(r.shortfall, 2)}`;
           const short = 1 - (r.served_share === null ? 1 : r.served_share);
-          td.style.background = short > 1e-6 ? `rgba(179, 38, 30, ${Math.min(0.75, 0.15 + short)})` : "#e5f4e8";
+          td.style.background = short > 5e-5 ? `rgba(179, 38, 30, ${Math.min(0.75, 0.15 + short)})` : "#e5f4e8";
         }
         tr.appendChild(td);
       }
@@ -240,7 +241,10 @@
       `${FAMILY[b.family] || b.family} ${b.id} is at its limit: ${fmt(b.used, b.family === "budget" ? 0 : 2)} of ${fmt(b.limit, b.family === "budget" ? 0 : 2)}`)));
     if (!o.binding.length) binding.appendChild(el("li", "No budget, capacity or minimum staffing is at its limit."));
     const list = $("prices"); list.replaceChildren();
-    o.prices.slice(0, 25).forEach((p) => list.appendChild(el("li", `${p.stage} stage: ${p.sentence}`)));
+    // The limits people negotiate first; demand rows (one per short target) after, ten a stage.
+    const seen = {};
+    o.prices.filter((p) => p.family !== "coverage" || (seen[p.stage] = (seen[p.stage] || 0) + 1) <= 10)
+      .forEach((p) => list.appendChild(el("li", `${p.stage} stage: ${p.sentence}`)));
     $("prices-note").textContent = o.prices.some((p) => p.rhs_low !== null || p.rhs_high !== null) ?
       "Prices and the ranges where they hold, from this solve's sensitivity analysis." :
       "Prices from this solve's duals (ranges are computed for the base run).";
@@ -324,7 +328,7 @@
   const STAGE_WORDS = {service: "weighted shortfall (units)", cost: "cost", stability: "FTE moved"};
 
   function chart(points, stage, today) {
-    const W = 460, H = 250, L = 70, R = 14, T = 14, B = 40;
+    const W = 480, H = 250, L = 76, R = 40, T = 14, B = 40;
     const xs = points.map((p) => p.parameter), ys = points.map((p) => p.objective);
     const x0 = Math.min(...xs), x1 = Math.max(...xs);
     let y0 = Math.min(...ys), y1 = Math.max(...ys);
@@ -378,6 +382,8 @@
       const stages = [...new Set(c.points.map((p) => p.stage))];
       for (const stage of stages)
         $("curve-charts").appendChild(chart(c.points.filter((p) => p.stage === stage), stage, c.today));
+      for (const p of c.points.filter((p) => p.kind.startsWith("stopped")))
+        list.appendChild(el("li", `The ${p.stage} curve stops at ${fmt(p.parameter, 0)}: the limit on pieces was reached.`));
       list.appendChild(el("li", `Computed in ${fmt(c.seconds, 2)} s (${c.points.length} breakpoints).`, {class: "muted"}));
     } catch (err) {
       $("curve-budget").textContent = budget;
