@@ -18,6 +18,14 @@ import pytest
 # user's, under $XDG_DATA_HOME): the tests never touch the machine's real history.
 os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="allocator-tests-xdg-"))
 
+
+@pytest.fixture(autouse=True)
+def _own_run_store(tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A default run store per test: a solve warm-starts from the store's last run of the
+    same scenario, so a shared store would make each test depend on the ones before it."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg")))
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CASES = SHARED / "cases"
