@@ -123,7 +123,7 @@ def chains(points: Sequence[Point], varies: Sequence[Vary], count: int) -> list[
     if len(varies) == 2:
         width = len(varies[1].values)
         order = []
-        for row in range(math.ceil(len(points) / width)):
+        for row in sorted({p.index // width for p in points}):
             line = [p for p in points if p.index // width == row]
             order += line if row % 2 == 0 else line[::-1]
     else:
@@ -381,6 +381,7 @@ def _run(path: Path, overrides: Sequence[str], varies: Sequence[Vary], todo: lis
                                        key=f"sweep-{point.index}-{tag}", retries=1)
                 futures.append(future)
                 previous = future
+        assert len(futures) == len(todo), "every point is submitted once"
         values = {p.index: p.values for p in todo}
         if on_progress:
             on_progress(progress)
