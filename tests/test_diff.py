@@ -185,9 +185,9 @@ def test_constraints_diff_from_sensitivity(nights: Nights, diffed: Path) -> None
     assert want
     # a changed target's coverage rows name it as their cause (labels 'site/service')
     for row in nights.change.demands_changed.itertuples(index=False):
-        rows = got[(got["family"] == "coverage")
+        hits = got[(got["family"] == "coverage")
                    & (got["labels"] == f"{row.site_id}/{row.service_id}")]
-        assert rows["cause"].str.contains(f"targets.csv row {row.row} ").all()
+        assert hits["cause"].str.contains(f"targets.csv row {row.row} ").all()
 
 
 def test_store_ids_and_determinism(nights: Nights, diffed: Path, tmp_path: Path) -> None:
