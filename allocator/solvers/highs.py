@@ -243,6 +243,10 @@ class HighsBackend(Backend):
             return "that run kept no basis of this run's first stage"
         self.warm_bases = list(bases)
         if self.settings.method == "auto" and "solver" not in self.settings.options:
+            if self.auto_ipm:  # what the load said of the first stage no longer holds
+                self.notes = [n for n in self.notes if not n.startswith("method auto:")]
+                self.notes.append("method auto: simplex from the warm start's basis for "
+                                  "every stage (interior point starts from no basis)")
             self.auto_ipm = False  # a basis near the optimum: dual simplex, not a cold IPM
             self.highs.setOptionValue("solver", "simplex")
         return None
