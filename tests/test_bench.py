@@ -228,6 +228,9 @@ def test_scenario_files_are_instances(client, tmp_path):
     frame = load_results(tmp_path / RESULTS)
     assert set(frame["verdict"]) == {Verdict.AGREED.value}
     assert "2 configurations of 2 solver(s) agree" in frame["verdict_note"].iloc[0]
+    write_outputs(summarize(frame), tmp_path)  # each stage's time in the summary
+    stages = (tmp_path / "summary.md").read_text().split("## Stages", 1)[1]
+    assert "| tiny | service " in stages and "; cost " in stages
 
 
 def test_shifted_geometric_mean():

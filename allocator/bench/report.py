@@ -22,6 +22,7 @@ from allocator.bench.summary import (
     Summary,
     common_instances,
     instance_matrix,
+    stage_matrix,
 )
 
 # Short headers (a terminal is 80 columns); the text around each table says what sgm is.
@@ -79,6 +80,25 @@ def wrong_lines(summary: Summary) -> list[str]:
     ]
 
 
+STAGE_TEXT = ("Scenario files are timed over their whole lexicographic solve (the time "
+              "above); each stage's median time:")
+
+
+def _stage_section_md(summary: Summary) -> list[str]:
+    frame = stage_matrix(summary)
+    if frame.empty:
+        return []
+    return ["## Stages", "", STAGE_TEXT, "", markdown_table(frame, index=True), ""]
+
+
+def _stage_section_html(summary: Summary) -> list[str]:
+    frame = stage_matrix(summary)
+    if frame.empty:
+        return []
+    return ["<h2>Stages</h2>", f"<p>{html.escape(STAGE_TEXT)}</p>",
+            _html_table(frame, index=True)]
+
+
 def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
     """A GitHub table without the optional `tabulate` dependency."""
     data = frame.reset_index() if index else frame
@@ -110,6 +130,7 @@ def to_markdown(summary: Summary, seconds: float | None = None) -> str:
         markdown_table(instance_matrix(summary), index=True), "",
         "Legend:", "", *[f"- `{line.split(': ', 1)[0]}`: {line.split(': ', 1)[1]}"
                          for line in legend_lines()], "",
+        *_stage_section_md(summary),
         "## Conventions", "", f"- {CONVENTION}",
     ]
     parts += [f"- {line}" for line in summary.conventions]
@@ -165,6 +186,7 @@ def to_html(summary: Summary, svg: str, seconds: float | None = None) -> str:
         "<h2>Per instance</h2>", _html_table(instance_matrix(summary), index=True),
         "<h3>Legend</h3><dl>", *[f"<dt>{html.escape(m)}</dt><dd>{html.escape(t)}</dd>"
                                  for m, t in LEGEND.items()], "</dl>",
+        *_stage_section_html(summary),
         "<h2>Conventions</h2><ul>", f"<li>{html.escape(CONVENTION)}</li>",
     ]
     parts += [f"<li>{html.escape(line)}</li>" for line in summary.conventions]

@@ -158,10 +158,39 @@ def per_instance(frame: pd.DataFrame) -> pd.DataFrame:
     # A cell with an unsolved replicate is unsolved: charged its cap (the slowest charge),
     # not the median of its replicates, in the means as in the profile.
     out["time"] = out["time"].where(out["outcome"] == "solved", out["t_max"])
+    out["stage_times"] = _stage_times(work, out)
     out["na"] = out["outcome"] == "n/a"
     out["wrong"] = out["outcome"].isin(["wrong", "disagree"])
     out["solved"] = out["outcome"] == "solved"
     return out
+
+
+def _stage_times(work: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+    """Per cell, each lexicographic stage's median time over the replicates ('' for a one-
+    stage instance): where a scenario's time goes."""
+    from allocator.bench.cells import decode_stages
+
+    if "stage_s" not in work:
+        return [""] * len(cells)
+    texts = {}
+    for key, group in work.groupby(["config", "instance"], sort=False):
+        stages = [decode_stages(text) for text in group["stage_s"]]
+        names = list(dict.fromkeys(n for st in stages for n in st))
+        if len(names) < 2:
+            continue
+        texts[key] = "; ".join(
+            f"{n} {format_time(float(np.median([st[n] for st in stages if n in st])))}"
+            for n in names)
+    return [texts.get((c, i), "") for c, i in zip(cells["config"], cells["instance"],
+                                                      strict=True)]
+
+
+def stage_matrix(summary: Summary) -> pd.DataFrame:
+    """Instances with several stages (scenarios) × configurations: each stage's time."""
+    staged = summary.cells[summary.cells["stage_times"] != ""]
+    if staged.empty:
+        return pd.DataFrame()
+    return staged.pivot(index="instance", columns="config", values="stage_times").fillna("")
 
 
 def _mode(values: pd.Series) -> str:
