@@ -6,9 +6,11 @@ Each test would pass a wrong plan, a hang or a crash on the code before the issu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -331,11 +333,19 @@ def test_force_never_takes_a_copied_run_with_a_users_files_for_a_run(case):
 
 def test_sighup_ends_the_run_like_sigterm(small_whole, tmp_path):
     out = tmp_path / "run"
+    store = tmp_path / "runs.sqlite"
     proc = subprocess.Popen(
         [sys.executable, "-m", "allocator.cli", "solve", str(small_whole), *WHOLE,
-         "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    time.sleep(2.5)
+         "--out", str(out), "--store", str(store)], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    # The run is under way (its store row is written inside the interruptible part) before
+    # the signal: a fixed sleep raced the interpreter's start-up on a loaded machine.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(store)) as c:
+            if c.execute("select count(*) from runs where status='running'").fetchone()[0]:
+                break
+        time.sleep(0.02)
     proc.send_signal(signal.SIGHUP)
     _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 129, stderr
