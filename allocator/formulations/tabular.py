@@ -1,9 +1,9 @@
-"""What the assignment, network and funding formulations share: reading their tables against
-their schemas in one pass, yes/no columns, and outputs sorted by id.
+"""What the formulations share: reading their tables against their schemas in one pass,
+yes/no columns, and outputs sorted by id.
 
-The ops model has its own loader (ops_data.py) because its cross-table checks are its own;
-these three differ only in their schemas, so one loop reads them all and collects every
-problem of every table before anything is raised (data-contract.md: all errors at once).
+The four models differ in their schemas and their cross-table checks; one loop reads all
+their tables and collects every problem of every table before anything is raised
+(data-contract.md: all errors at once), and each model adds its own checks to the same list.
 """
 
 from __future__ import annotations
@@ -70,13 +70,16 @@ def _lower_columns(table: LoadedTable, columns: tuple[str, ...]) -> LoadedTable:
 
 def read_tables(
     scenario: Scenario, schemas: dict[str, Schema], required: tuple[str, ...],
-    lower_columns: tuple[str, ...] = (),
+    lower_columns: tuple[str, ...] = (), keep_text: bool = True,
 ) -> TableSet:
     """Read and validate every table the scenario names; raise only if one is unusable.
 
     Bad cells do not stop here, so that the caller's cross-table checks (references,
     scopes) add their problems to the same report; an unreadable table, a table with no
     rows or one lacking a required column does stop, as checks against it would be noise.
+    `keep_text=False` drops each table's text frame once typed (`TableSet.raw` then has
+    nothing to quote): for a model whose messages quote the typed values, and whose tables
+    are large.
     """
     found = TableSet()
     for name in sorted(set(scenario.tables) - set(schemas)):
@@ -99,8 +102,8 @@ def read_tables(
             found.problems.extend(exc.problems)
             continue
         table = _lower_columns(table, lower_columns)
-        found.loaded[name] = table
         frame, problems = validate(table, schemas[name])
+        found.loaded[name] = table if keep_text else table.without_frame()
         found.problems.extend(problems)
         found.frames[name] = frame
     broken = [n for n, f in found.frames.items()

@@ -12,8 +12,8 @@ import pandas as pd
 
 from allocator.errors import InputError, Problem
 from allocator.scenario import Scenario
-from allocator.tables.readers import LoadedTable, read_table
-from allocator.tables.schema import Col, Schema, _report, check_reference, validate
+from allocator.tables.readers import LoadedTable
+from allocator.tables.schema import Col, Schema, _report, check_reference
 
 SCHEMAS: dict[str, Schema] = {
     "sites": Schema("sites", (
@@ -144,42 +144,14 @@ def _ignored_settings(scenario: Scenario, data: OpsData) -> list[str]:
 
 def load_ops(scenario: Scenario) -> OpsData:
     """Read and validate every table; raise one InputError listing all problems found."""
-    from allocator.formulations.tabular import explicit_sense
+    from allocator.formulations.tabular import explicit_sense, read_tables
 
     explicit_sense(scenario, "ops", "min")  # the ops stages only ever minimize
-    problems: list[Problem] = []
-    unknown = set(scenario.tables) - set(SCHEMAS)
-    for name in sorted(unknown):
-        import difflib
-
-        close = difflib.get_close_matches(name, list(SCHEMAS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        problems.append(Problem(scenario.source, f"unknown table 'tables.{name}'{hint}"))
-    for name in REQUIRED_TABLES:
-        if name not in scenario.tables:
-            problems.append(Problem(scenario.source, f"the ops model needs a '{name}' table"))
-    loaded: dict[str, LoadedTable] = {}
-    frames: dict[str, pd.DataFrame] = {}
-    for name, spec in scenario.tables.items():
-        if name not in SCHEMAS:
-            continue
-        try:
-            table = read_table(name, spec, scenario.base_dir, origin=scenario.source,
-                               max_file_mb=scenario.input.max_file_mb)
-        except InputError as exc:
-            problems.extend(exc.problems)
-            continue
-        frame, found = validate(table, SCHEMAS[name])
-        loaded[name] = table.without_frame()  # the typed frame replaces the text one
-        problems.extend(found)
-        frames[name] = frame
-    # Bad cells do not stop the cross-table checks below (they read only id and scope
-    # columns), so one run reports every problem; a table that is unreadable, has no rows
-    # or lacks a required column does, as checking against it would only add noise.
-    broken = [n for n, f in frames.items() if (len(f) == 0 and not SCHEMAS[n].allow_empty)
-              or any(c.name not in f.columns for c in SCHEMAS[n].columns)]
-    if broken or any(n not in frames for n in REQUIRED_TABLES):
-        raise InputError(problems)
+    # The loop every model shares; bad cells do not stop the cross-table checks below (they
+    # read only id and scope columns), so one run reports every problem. The text frames go
+    # (keep_text=False): on a million staff they would double the memory of the load.
+    found = read_tables(scenario, SCHEMAS, REQUIRED_TABLES, keep_text=False)
+    loaded, frames, problems = found.loaded, found.frames, found.problems
 
     sites, staff, targets = frames["sites"], frames["staff"], frames["targets"]
     if "services" in frames:
