@@ -518,10 +518,15 @@ def diff_runs(a: str | Path, b: str | Path, summary_a: dict[str, Any] | None = N
     constraints = _constraint_causes(
         constraints_frame(_table(fa, "sensitivity"), _table(fb, "sensitivity")), changes)
     objectives = objectives_frame(sa, sb)
+    if not ops_plan:
+        moves = pd.DataFrame()  # no staff x site x service plan: no moves.csv
     if model != "ops":
-        notes.append(f"model {model}: moves.csv, coverage_diff.csv and budgets_diff.csv are "
-                     "the ops model's; its plan is compared in plan_diff.csv by its ids, with "
-                     "objectives, constraints and inputs")
+        has = [f for f, frame in (("coverage_diff.csv", coverage), ("budgets_diff.csv", budgets))
+               if len(frame.columns)]
+        notes.append(f"model {model}: no staff × site × service moves (moves.csv and the "
+                     "waterfalls are the ops model's); its plan is compared in plan_diff.csv "
+                     f"by its ids, with {', '.join([*has, 'objectives', 'constraints'])} and "
+                     "the inputs")
     waterfalls: dict[str, pd.DataFrame] = {}
     if ops_plan and "cost_delta" in moves and plan_a is not None and plan_b is not None:
         cost_a, cost_b = float(_num(plan_a, "cost").sum()), float(_num(plan_b, "cost").sum())

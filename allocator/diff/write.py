@@ -135,13 +135,15 @@ def _sections(diff: RunDiff) -> list[tuple[str, pd.DataFrame, str]]:
         ("Inputs: rows and cells", diff.input_changes[
             ["table", "change", "key", "row_a", "row_b", "column", "value_a", "value_b",
              "rel_change"]], "input_changes.csv"),
-        ("Moves (staff × site × service)", moves, "moves.csv"),
+        *([("Moves (staff × site × service)", moves, "moves.csv")] if len(moves.columns)
+          else [("Plan", diff.plan, "plan_diff.csv")]),
         ("Coverage", diff.coverage[diff.coverage.get(
             "shortfall_delta", pd.Series(0, index=diff.coverage.index)).abs().gt(1e-9)
             | diff.coverage.get("served_delta", pd.Series(0, index=diff.coverage.index))
             .abs().gt(1e-9)] if not diff.coverage.empty else diff.coverage,
          "coverage_diff.csv"),
-        ("Budgets", diff.budgets, "budgets_diff.csv"),
+        *([("Budgets", diff.budgets, "budgets_diff.csv")] if len(diff.budgets.columns)
+          else []),
         ("Constraints whose binding or shadow price changed", diff.constraints,
          "constraints_diff.csv"),
     ]
