@@ -209,6 +209,10 @@ def load_space(path: Path, solver: str, axes: list[Axis]) -> list[Axis]:
     return list(by_name.values())
 
 
+def _shown(value: Any) -> str:
+    return "default" if value is None else str(value)
+
+
 def _why(old: Axis | None, file: str) -> str:
     return f"{old.why} (values from {file})" if old and old.why else f"from {file}"
 
@@ -509,13 +513,13 @@ def _search(instances: list[Instance], settings: TuneSettings, axes: list[Axis],
                                                settings.confirm) > budget.runs:
             kept -= 1
         if kept < len(pool):
-            notes.append(f"the budget of {budget} runs fits {kept} of the {len(pool)} "
+            notes.append(f"the budget of {budget} fits {kept} of the {len(pool)} "
                          f"candidates: {kept - 1} drawn at random (seed {settings.seed}) "
                          "besides the default")
             pool = [pool[0], *sorted(others[:kept - 1], key=lambda c: c.label)]
     entrants = [Candidate(c) for c in pool]
     say(f"search space: {len(pool)} candidate(s) from "
-        + ", ".join(f"{a.name} {list(a.values)}" for a in axes
+        + ", ".join(f"{a.name} [{', '.join(_shown(v) for v in a.values)}]" for a in axes
                     if a.kinds & kinds and len(a.values) > 1)
         + f"; successive halving, eta {eta}")
     rows = [base]
@@ -719,8 +723,7 @@ def to_html(result: TuneResult, toml_text: str) -> str:
         f"default ({result.default.label}) s": result.default_scores,
         f"winner ({result.winner.label}) s": result.winner_scores,
     }) if result.winner != result.default else pd.DataFrame()
-    space = pd.DataFrame([{"setting": a.name, "values": ", ".join(
-        "default" if v is None else str(v) for v in a.values),
+    space = pd.DataFrame([{"setting": a.name, "values": ", ".join(_shown(v) for v in a.values),
         "acts on": "/".join(sorted(a.kinds)), "why": a.why} for a in result.axes])
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
