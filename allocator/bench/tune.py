@@ -565,7 +565,9 @@ def _search(instances: list[Instance], settings: TuneSettings, axes: list[Axis],
     everything = pd.concat(rows, ignore_index=True)
     # 2. The re-check: winner and default side by side on seeds the search never used.
     if winner == default:
-        notes.append("the default won the search: nothing to re-check against")
+        notes.append("the search space holds only the default: nothing to try"
+                     if len(entrants) == 1 else
+                     "the default won the search: nothing to re-check against")
         confirm = everything.iloc[0:0].copy()
         default_scores = winner_scores = [score(everything[everything["config"] ==
                                                            default.label], criterion)]
