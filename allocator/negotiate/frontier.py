@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from allocator.errors import InputError
+from allocator.errors import InfeasibleError, InputError
+from allocator.negotiate.parametric import ParametricLP
 from allocator.negotiate.session import Session, _near
 
 SAMPLES = 21
@@ -101,8 +102,8 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
     best_a = session.solve(objectives=[obj_a, obj_b], warm=False)
     best_b = session.solve(objectives=[obj_b, obj_a], warm=False)
     if not (best_a.ok and best_b.ok):
-        raise InputError(f"the scenario has no plan ({best_a.status}); nothing to trade off",
-                         str(scenario))
+        raise InfeasibleError(f"{scenario}: the scenario has no plan ({best_a.status}); "
+                              "nothing to trade off")
     low = sign * best_a.objectives[first]  # minimized sense
     low_hold = low + o.rel_tol * abs(low) + o.abs_tol
     high = sign * best_b.plan_objectives[first]
@@ -110,13 +111,14 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
     exact = model.num_integer == 0
     rows: list[dict[str, object]] = []
     plan_tables: dict[int, dict[str, pd.DataFrame]] = {}
+    plp = None
     if high <= low_hold:  # no trade-off: one plan is best for both
         levels = [low_hold]
         rows.append({first: sign * best_a.plan_objectives[first] + 0.0,
                      second: sign * best_a.objectives[second] + 0.0, "epsilon": low_hold,
                      "kind": "single point", "exact": exact})
     elif exact:
-        rows, levels = _exact_rows(session, first, second, low_hold, high, sign)
+        rows, levels, plp = _exact_rows(session, first, second, low_hold, high, sign)
     else:
         rows, levels = [], list(np.linspace(low_hold, high, max(2, samples)))
         for eps in levels:
@@ -150,6 +152,10 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
     result = FrontierResult(frame, first, second, _sentences(frame, first, second), exact, out)
     if plans:
         for k, eps in enumerate(levels):
+            if plp is not None:  # LP: a warm re-solve at the breakpoint, in the traced model
+                if plp.at(eps) is not None:
+                    plan_tables[k] = session.formulation.plan_tables(session.built, plp.x())
+                continue
             point = session.solve(objectives=[obj_b], plans=True, warm=False,
                                   extra_rows=[(nz, obj_a.c[nz], -math.inf, eps - obj_a.constant)])
             if point.tables is not None:
@@ -173,15 +179,8 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
 
 
 def _exact_rows(session: Session, first: str, second: str, low: float, high: float,
-                sign: float) -> tuple[list[dict[str, object]], list[float]]:
-    from allocator.negotiate.parametric import (
-        MAX_PIECES,
-        Curve,
-        Direction,
-        ParametricLP,
-        _merge,
-        _walk,
-    )
+                sign: float) -> tuple[list[dict[str, object]], list[float], ParametricLP]:
+    from allocator.negotiate.parametric import MAX_PIECES, Curve, Direction, _merge, _walk
 
     model = session.built.model
     zeros_r, zeros_c = np.zeros(model.num_rows), np.zeros(model.num_vars)
@@ -214,4 +213,4 @@ def _exact_rows(session: Session, first: str, second: str, low: float, high: flo
             "exact": True, "status": "optimal",
             "starts_binding": "; ".join(sorted(right - left)) if before and after else "",
             "stops_binding": "; ".join(sorted(left - right)) if before and after else ""})
-    return rows, list(curve.points)
+    return rows, list(curve.points), plp
