@@ -299,11 +299,12 @@ def _warm_source(key: str | None, cold: bool, url: str | None, scenario: Path,
     try:
         from allocator.scenario import load_scenario
 
-        name = load_scenario(scenario, overrides).name
+        loaded = load_scenario(scenario, overrides)
     except Exception:  # the run itself says what is wrong with the scenario
         return None
     try:
-        return previous_run(url, name, recorder.id if recorder else None, store)
+        return previous_run(url, loaded.name, recorder.id if recorder else None, store,
+                            loaded.model)
     except Exception as exc:  # the store is for bookkeeping: a cold start, said
         warn(f"no warm start (the run store could not be read: {exc})")
         return None
