@@ -424,9 +424,9 @@ def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
                                                          else "."))
     if not moves.empty:
         people = moves.groupby("staff_change")["staff_id"].nunique()
-        if people.get("appears"):
-            said.append(f"{people['appears']} people appear in the plan, "
-                        f"{people.get('disappears', 0)} disappear.")
+        if people.get("appears") or people.get("disappears"):
+            said.append(f"{people.get('appears', 0)} people appear in the plan and "
+                        f"{people.get('disappears', 0)} disappear from it.")
         net = moves.groupby(["site_id", "service_id"], sort=False).agg(
             delta=("delta", "sum"), cause=("cause", lambda s: next((c for c in s if c), "")))
         net = net[net["delta"].abs() > 1e-6]
