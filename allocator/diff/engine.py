@@ -429,6 +429,10 @@ def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
                         f"{people.get('disappears', 0)} disappear from it.")
         net = moves.groupby(["site_id", "service_id"], sort=False).agg(
             delta=("delta", "sum"), cause=("cause", lambda s: next((c for c in s if c), "")))
+        if "cause" in coverage and len(coverage):  # the target's own change first
+            own = coverage.set_index(["site_id", "service_id"])["cause"]
+            own = own[own != ""].reindex(net.index)
+            net["cause"] = own.where(own.notna(), net["cause"])
         net = net[net["delta"].abs() > 1e-6]
         net = net.reindex(net["delta"].abs().sort_values(ascending=False, kind="stable")
                           .index).head(limit)
