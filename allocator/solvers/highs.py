@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from allocator.core.model import LinearModel
+from allocator.progress import watch_highs
 from allocator.solvers.base import Backend, Capability, Limit, RawSolution, Status
 
 if TYPE_CHECKING:  # imported lazily at run time: other backends must not pay for it
@@ -293,7 +294,8 @@ class HighsBackend(Backend):
         limit = highs.getRunTime() + time_limit if time_limit is not None else _HIGHS_INF
         highs.setOptionValue("time_limit", float(limit))
         start = time.perf_counter()
-        highs.run()
+        with watch_highs(highs, self.is_mip):  # progress, when someone listens (progress.py)
+            highs.run()
         seconds = time.perf_counter() - start
         ms = highspy.HighsModelStatus
         limits = {ms.kTimeLimit: Limit.TIME, ms.kIterationLimit: Limit.ITERATIONS,
