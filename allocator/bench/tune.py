@@ -210,6 +210,8 @@ def load_space(path: Path, solver: str, axes: list[Axis]) -> list[Axis]:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     return "default" if value is None else str(value)
 
 
@@ -550,7 +552,9 @@ def _search(instances: list[Instance], settings: TuneSettings, axes: list[Axis],
             candidate.rounds.append({
                 "round": number + 1, "runs": len(mine),
                 "score": math.inf if candidate.disqualified else score(mine, criterion)})
-        ranked = sorted(alive, key=lambda c: (c.rounds[-1]["score"], c.label))
+        # Ties (times under the resolution, say) go to the default: no change for nothing.
+        ranked = sorted(alive, key=lambda c: (c.rounds[-1]["score"], c.config != default,
+                                              c.label))
         keep = max(1, math.ceil(len(alive) / eta))
         for candidate in ranked[keep:]:
             candidate.dropped = number + 1
