@@ -199,6 +199,17 @@ def test_bad_edits_are_every_problem_in_words_never_a_500(room):
     assert r.status_code == 422 and "name" in r.json()["problems"][0]
 
 
+def test_an_infeasible_whatif_says_so_without_figures(room):
+    # Hand-checked: Leeds can hold at most 42 FTE (sites.csv capacity_fte), so a minimum
+    # staffing of 500 there cannot be met.
+    r = whatif(room, [{"table": "sites", "id": "Leeds", "column": "min_fte", "value": 500}])
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["status"] == "infeasible"
+    assert got["cost"] is None and got["shortfall"] is None and got["difference"] is None
+    assert set(got["outcome"]["kpis"].values()) == {None}
+
+
 def test_cross_site_requests_are_refused(room):
     r = whatif(room, [SOUTH], name="csrf", headers={**auth(room),
                                                     "Origin": "http://evil.example"})

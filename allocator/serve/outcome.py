@@ -76,7 +76,10 @@ class Outcome:
         return self.status in ("optimal", "feasible")
 
     def kpis(self) -> dict[str, float | None]:
-        """The headline figures, in the user's units."""
+        """The headline figures, in the user's units (none without a plan)."""
+        if not self.solved:
+            return dict.fromkeys(("weighted_shortfall", "cost", "fte", "demand", "served",
+                                  "unmet", "served_share"))
         demand = float(self.coverage["demand"].sum()) if not self.coverage.empty else 0.0
         served = float(self.coverage["served"].sum()) if not self.coverage.empty else 0.0
         return {

@@ -402,7 +402,12 @@
     try {
       const answer = await api("POST", "/api/whatif", {changes, name: name || null});
       if (answer.status !== "optimal" && answer.status !== "feasible") {
-        say("error", `No plan for these inputs: ${answer.status}.` +
+        say("error", answer.status === "infeasible" ?
+            "No plan can meet these inputs together (infeasible): a floor, a minimum staffing " +
+            "or a budget cannot be met with the people and money there are. Keep it as an " +
+            "alternative and export it: allocator solve on it says which limits conflict " +
+            "and prices the repairs." :
+            `No plan for these inputs: ${answer.status}.` +
             (answer.outcome.notes.length ? " " + answer.outcome.notes.join(" ") : ""));
         return;
       }
