@@ -61,6 +61,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "two": write_ops_instance(day2, root / "day2", "warm-test"), "root": root}
 
 
+@pytest.mark.slow  # three CLI runs
 def test_warm_plan_is_the_cold_optimum(nights: dict[str, Path]) -> None:
     root, store = nights["root"], nights["root"] / "store.sqlite"
     _solve(nights["one"], root / "night1", "--store", str(store), *QUICK)
@@ -93,6 +94,7 @@ def test_warm_plan_is_the_cold_optimum(nights: dict[str, Path]) -> None:
     assert any(name.startswith("x|NEW") for name in _names(root / "night2", "column"))
 
 
+@pytest.mark.slow  # three CLI runs
 def test_matched_by_ids_not_positions(nights: dict[str, Path], tmp_path: Path) -> None:
     """The same data with every table's rows in another order: each column and row finds its
     old status by its ids, so both stages start optimal (no simplex iteration)."""
@@ -113,6 +115,7 @@ def test_matched_by_ids_not_positions(nights: dict[str, Path], tmp_path: Path) -
     pd.testing.assert_frame_equal(a, b)
 
 
+@pytest.mark.slow  # three CLI runs
 def test_whole_mode_starts_from_the_plan(tmp_path: Path) -> None:
     whole = ("--set", "policy.assignment=whole", *QUICK)
     _solve(TINY, tmp_path / "mon", "--no-store", *whole)
@@ -135,6 +138,7 @@ def test_warm_from_what_cannot_be_used_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow  # three CLI runs
 def test_a_run_of_another_scenario_is_not_used(tmp_path: Path) -> None:
     store = tmp_path / "store.sqlite"
     _solve(TINY, tmp_path / "tiny", "--store", str(store), *QUICK)
