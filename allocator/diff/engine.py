@@ -90,7 +90,9 @@ def _sensitivity(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path.with_suffix(".parquet"), columns=SENSITIVITY_COLUMNS)
     text = ["stage", "kind", "family", "labels", "binding"]
     frame = pd.read_csv(path, usecols=SENSITIVITY_COLUMNS, engine="pyarrow",
-                        dtype={c: str for c in text}, keep_default_na=False,
+                        dtype={**{c: str for c in text},
+                               **{c: "float64" for c in ("activity", "rhs", "dual")}},
+                        keep_default_na=False,
                         na_values=[""])
     labels = frame["labels"].astype(object)
     protected = labels.str.startswith("'", na=False) & labels.str[1:2].isin(FORMULA_START)
