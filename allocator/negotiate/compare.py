@@ -331,8 +331,11 @@ def table_status(found: Comparison) -> pd.DataFrame:
                                                   (row.rows_removed, "removed"),
                                                   (row.rows_changed, "changed"))
                      if pd.notna(n) and n]
+            total = sum(int(n) for n in (row.rows_added, row.rows_removed, row.rows_changed)
+                        if pd.notna(n))
             said[row.run] = "same" if row.status == "same" else \
-                f"{row.status}" + (f": {', '.join(parts)} rows" if parts else "")
+                f"{row.status}" + (f": {', '.join(parts)} (row{'s' if total > 1 else ''})"
+                                   if parts else "")
             if pd.notna(row.note) and row.note:
                 said[row.run] += f" ({row.note})"
         rows.append(said)
@@ -455,7 +458,7 @@ def _cell(value: Any) -> str:
             return "unlimited" if number > 0 else "-unlimited"
         if abs(number) >= 1000:
             return f"{number:,.0f}"
-        return "0" if number == 0 else f"{number:,.4g}"
+        return "0" if abs(number) < 1e-6 else f"{number:,.4g}"  # below: the solver's noise
     return "" if value is None else str(value)
 
 

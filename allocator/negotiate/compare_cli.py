@@ -66,7 +66,8 @@ def alternatives_command(scenario: Path, out_dir: Path, within: str, count: int,
         share = parse_within(within)
         check_target(target, force)  # refused before any solving
         found = find_alternatives(scenario, within=share, count=count, distance=distance,
-                                  overrides=list(sets))
+                                  overrides=list(sets), on_progress=lambda msg: err.print(
+                                      msg, highlight=False, markup=False))
         write_alternatives(found, target, force=force)
         for row in found.table.itertuples(index=False):
             out.print(f"{row.alternative}: {row.summary} "
