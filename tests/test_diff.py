@@ -307,3 +307,18 @@ def test_funding_plan_diff(tmp_path: Path) -> None:
     assert list(changes["budget_id"]) == [budgets.loc[total, "budget_id"]]
     assert "model funding" in (tmp_path / "d" / "diff.md").read_text()
     assert (tmp_path / "d" / "budgets_diff.csv").is_file()
+
+
+def test_against_a_run_without_plan(nights: Nights, tmp_path: Path) -> None:
+    """B infeasible (no plan tables): the objectives say so, nothing is invented."""
+    from allocator.diff import diff_runs
+
+    folder = tmp_path / "infeasible"
+    folder.mkdir()
+    summary = json.loads((nights.day2 / "summary.json").read_text())
+    summary.update(status="infeasible", exit_code=3, objectives={})
+    (folder / "summary.json").write_text(json.dumps(summary))
+    diff = diff_runs(nights.day1, folder)
+    assert diff.moves.empty and diff.objectives["b"].isna().all()
+    assert any("has no service objective (status infeasible)" in s for s in diff.story)
+    assert any("no plan in" in n for n in diff.notes)

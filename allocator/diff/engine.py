@@ -407,10 +407,14 @@ def waterfall(start: float, end: float, parts: pd.Series, start_label: str,
 
 def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
            objectives: pd.DataFrame, constraints: pd.DataFrame, inputs: InputDiff,
-           limit: int = 8) -> list[str]:
+           status: dict[str, str], limit: int = 8) -> list[str]:
     said = []
     for row in objectives.itertuples(index=False):
-        if pd.notna(row.delta) and abs(row.delta) > 1e-9 * max(1.0, abs(row.a)):
+        if pd.isna(row.a) or pd.isna(row.b):
+            missing = "A" if pd.isna(row.a) else "B"
+            said.append(f"Run {missing} has no {row.stage} objective (status "
+                        f"{status[missing]}).")
+        elif pd.notna(row.delta) and abs(row.delta) > 1e-9 * max(1.0, abs(row.a)):
             rel = f" ({row.rel_change:+.1%})" if pd.notna(row.rel_change) else ""
             said.append(f"The {row.stage} objective went from {_fmt(row.a)} to {_fmt(row.b)}"
                         f"{rel}.")
@@ -579,7 +583,8 @@ def diff_runs(a: str | Path, b: str | Path, summary_a: dict[str, Any] | None = N
             float(coverage["shortfall_a"].fillna(0).sum()),
             float(coverage["shortfall_b"].fillna(0).sum()), parts, "shortfall A",
             "shortfall B")
-    story = _story(moves, coverage, budgets, objectives, constraints, inputs)
+    story = _story(moves, coverage, budgets, objectives, constraints, inputs,
+                   {"A": str(sa.get("status")), "B": str(sb.get("status"))})
     return RunDiff(fa, fb, model, sa, sb, moves.reset_index(drop=True), coverage, budgets,
                    objectives, constraints, inputs.tables,
                    changes.reindex(columns=[*CHANGE_COLUMNS, "sentence"]), plan, waterfalls,
