@@ -458,8 +458,8 @@ def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
     if not budgets.empty and "headroom_delta" in budgets:
         for row in budgets[budgets["headroom_delta"].abs() > 0.5].itertuples(index=False):
             because = f" ({row.cause})" if row.cause else ""
-            said.append(f"Budget {row.budget_id}: headroom {_fmt(row.headroom_a)} -> "
-                        f"{_fmt(row.headroom_b)}{because}.")
+            said.append(f"Budget {row.budget_id}: headroom {_fmt(round(row.headroom_a, 2))} "
+                        f"-> {_fmt(round(row.headroom_b, 2))}{because}.")
     if not constraints.empty:
         for change in ("now binding", "no longer binding"):
             rows = constraints[constraints["change"] == change]
