@@ -109,7 +109,9 @@ def test_knee_and_words(traced) -> None:
     assert k == int(np.argmax(turns)) + 1
     first = traced.sentences[0]
     rate = -(cost[1] - cost[0]) / (eps[1] - eps[0])
-    assert f"each unit less of service costs {rate:,.6g} more cost" in first
+    assert (f"Between weighted shortfall {eps[0]:,.6g} and {eps[1]:,.6g}: each extra point of "
+            f"service (one unit less of weighted shortfall) costs {rate:,.6g} more cost"
+            in first)
 
 
 def test_frontier_folder(traced) -> None:

@@ -69,17 +69,26 @@ def _knee(first: np.ndarray, second: np.ndarray) -> int | None:
     return int(np.argmax(turn)) + 1
 
 
+# What one unit less of an objective is, in the words of the meeting.
+UNIT_LESS = {"service": "each extra point of service (one unit less of weighted shortfall)",
+             "stability": "each FTE moved less (two units less of stability)"}
+LEVEL = {"service": "weighted shortfall", "stability": "stability (twice the FTE moved)"}
+
+
 def _sentences(frame: pd.DataFrame, first: str, second: str) -> list[str]:
     out = []
+    less = UNIT_LESS.get(first, f"each unit less of {first}")
+    level = LEVEL.get(first, first)
+    per = 2.0 if first == "stability" else 1.0
     a = frame[first].to_numpy(float)
     b = frame[second].to_numpy(float)
     for k in range(len(frame) - 1):
         da, db = a[k + 1] - a[k], b[k + 1] - b[k]
         if abs(da) <= 1e-12:
             continue
-        rate = db / da
-        out.append(f"Between {first} {a[k]:,.6g} and {a[k + 1]:,.6g}: each unit less of "
-                   f"{first} costs {-rate:,.6g} more {second}"
+        rate = per * db / da
+        out.append(f"Between {level} {a[k]:,.6g} and {a[k + 1]:,.6g}: {less} costs "
+                   f"{-rate:,.6g} more {second}"
                    + (" (estimated between samples)" if not bool(frame["exact"].iloc[0]) else "")
                    + ".")
     return out

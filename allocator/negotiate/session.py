@@ -29,7 +29,7 @@ import difflib
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -630,6 +630,3 @@ def edits_from(texts: Iterable[str]) -> list[Edit]:
     if problems:
         raise InputError(problems)
     return edits
-
-
-OnPoint = Callable[[PointResult], None]
