@@ -494,9 +494,9 @@ def _sentences(table: pd.DataFrame, differences: pd.DataFrame,
                 listed = where[:SHOWN_SITES] + ([f"{len(where) - SHOWN_SITES} more sites"]
                                                 if len(where) > SHOWN_SITES else [])
                 parts.append(f"{verb} {_and(listed)} {word}for {what}")
-            rest = sum(len(where) for _, where in groups[SHOWN_GROUPS:])
-            if rest:
-                parts.append(f"{verb} {rest} more site{'s' if rest > 1 else ''} {word}for "
+            others = sum(len(where) for _, where in groups[SHOWN_GROUPS:])
+            if others:
+                parts.append(f"{verb} {others} more site{'s' if others > 1 else ''} {word}for "
                              "other services")
         site_change = diff.groupby("site_id")["change_fte"].sum()
         moves = site_moves(site_change)

@@ -385,16 +385,18 @@ def _kpi_bars(found: Comparison) -> str:
                color=[colors[i % len(colors)] for i in range(len(labels))])
         ax.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 3 else 0,
                       ha="right" if len(labels) > 3 else "center")
-        ax.set_title(title)
+        ax.set_title(title, pad=10)
         finite = values.dropna()
         if len(finite) and column != "objective_service":
             low, high = float(finite.min()), float(finite.max())
             pad = max((high - low) * 0.5, abs(high) * 0.02, 1e-9)
             ax.set_ylim(max(0.0, low - pad) if low >= 0 else low - pad, high + pad)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        ax.yaxis.set_major_formatter(lambda v, _pos: _cell(float(v)))
         for i, v in enumerate(values):
             if pd.notna(v):
-                ax.annotate(f"{v:,.4g}", (i, v), ha="center", va="bottom", fontsize=7)
-    fig.subplots_adjust(hspace=0.55, wspace=0.25)
+                ax.annotate(_cell(float(v)), (i, v), ha="center", va="bottom", fontsize=7)
+    fig.subplots_adjust(hspace=0.6, wspace=0.4)
     del axes
     return svg_of(fig)
 
@@ -467,10 +469,12 @@ def _shown(found: Comparison) -> pd.DataFrame:
     when it is long."""
     frame = found.side_by_side.copy()
     frame = frame[frame["section"] != "input"]  # said in words in its own table
-    share = frame["unit"].astype(str).str.startswith("share")
+    unit = frame["unit"].astype(str)
+    share, money = unit.str.startswith("share"), unit.str.startswith("money")
     for name in found.names:
-        frame[name] = [f"{float(v):.1%}" if s and pd.notna(v) else _cell(v)
-                       for v, s in zip(frame[name], share, strict=True)]
+        frame[name] = [f"{float(v):.1%}" if s and pd.notna(v) else
+                       f"{round(float(v)) + 0:,}" if m and pd.notna(v) else _cell(v)
+                       for v, s, m in zip(frame[name], share, money, strict=True)]
     cells = frame["section"] == "coverage"
     if cells.sum() > 60:
         frame = frame[~cells]
