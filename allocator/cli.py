@@ -586,6 +586,7 @@ def _register() -> None:
     from allocator.bench.cli import bench
     from allocator.bundle_cli import replay_command
     from allocator.convert import convert_command
+    from allocator.diff.cli import diff_command
     from allocator.exit_codes import apply_epilogs
     from allocator.negotiate.compare_cli import alternatives_command, compare_command
     from allocator.negotiate.sweep_cli import frontier_command, sweep_command
@@ -599,6 +600,7 @@ def _register() -> None:
     main.add_command(compare_command)
     main.add_command(sweep_command)
     main.add_command(frontier_command)
+    main.add_command(diff_command)
     main.add_command(serve)
     main.add_command(replay_command)
     apply_epilogs(main)  # every command's --help lists its exit codes (allocator/exit_codes.py)
