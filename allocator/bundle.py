@@ -168,10 +168,16 @@ def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
     notes: list[str] = []
     files: dict[str, bytes] = {"scenario.toml": Path(scenario_path).read_bytes()}
     tables = _snapshot(scenario, sources, notes)
-    settings = scenario.model_dump(mode="json")
-    settings["tables"] = {name: entry[0] for name, entry in tables.items()}
-    settings.pop("store", None)  # a replay records nothing
-    files["replay.toml"] = to_toml(settings).encode("utf-8")
+    settings = scenario.model_dump(mode="json")  # every setting, defaults included
+    # The replay's scenario says what the run's said (file and --set), no more: a default
+    # written out can read as a choice (funding refuses an explicit objective.sense).
+    given = scenario.model_dump(mode="json", exclude_unset=True)
+    # The solver's settings pinned whole (seed, threads, method, gap, presolve), so that a
+    # later version's new default does not change the replay.
+    given["solver"] = settings["solver"]
+    given["tables"] = settings["tables"] = {name: entry[0] for name, entry in tables.items()}
+    given.pop("store", None)  # a replay records nothing
+    files["replay.toml"] = to_toml(given).encode("utf-8")
     for _name, (inside, data, _info) in tables.items():
         files[inside] = data
     with tempfile.TemporaryDirectory(prefix="allocator-bundle-") as tmp:
