@@ -7,7 +7,8 @@ sent out on the 3rd" can be made again, years later, without the database it was
                           settings, each input table's hash, each stage's objective, the
                           files below with their SHA-256
     scenario.toml         the scenario file as given
-    replay.toml           the scenario as run (--set overrides applied), reading tables/
+    replay.toml           what the scenario and --set said, solver settings pinned whole,
+                          reading tables/
     tables/<name>.parquet every input table as read: the cells as text, before validation,
                           so a replay goes through the same checks (a ';' file with decimal
                           commas is kept as the file itself: Parquet would lose that reading)
