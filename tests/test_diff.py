@@ -80,6 +80,8 @@ def test_moves_are_the_plans_difference(nights: Nights, diffed: Path) -> None:
     pd.testing.assert_frame_equal(got[KEYS], want[KEYS])
     np.testing.assert_allclose(got[["fte_a", "fte_b", "delta"]].to_numpy(),
                                want[["fte_a", "fte_b", "delta"]].to_numpy(), atol=1e-9)
+    moved = want["delta"].abs().sum() / 2
+    assert f"{moved:,.4g} FTE moved" in (diffed / "diff.md").read_text()
     # people who disappear: every removed staff member who worked on day 1
     gone = set(nights.change.staff_removed) & set(a["staff_id"])
     assert gone and gone <= set(got.loc[got["fte_b"] == 0, "staff_id"])

@@ -429,6 +429,8 @@ def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
         said.append(f"Input {row.table} {row.status}" + (f": {', '.join(parts)}." if parts
                                                          else "."))
     if not moves.empty:
+        said.append(f"{num(moves['delta'].abs().sum() / 2)} FTE moved (half of the sum of "
+                    f"|change| over {len(moves)} staff × site × service rows).")
         people = moves.groupby("staff_change")["staff_id"].nunique()
         if people.get("appears") or people.get("disappears"):
             said.append(f"{people.get('appears', 0)} people appear in the plan and "
