@@ -209,3 +209,27 @@ def test_page_opens_in_chromium(demo_alternatives, tmp_path):
     if Path("/tmp/keep-alt-shot").exists():
         shutil.copy(tmp_path / "shot.png", "/tmp/keep-alt-shot/alternatives.png")
     assert np.isfinite(table["fte_moved_vs_optimal"]).all()
+
+
+def test_stability_stage_is_held_and_said_in_fte_moved(case):
+    (case / "baseline.csv").write_text("staff_id,site_id,service_id,fte\n007,A,pick,1\n"
+                                       "s2,A,pick,2\ns3,B,pack,1\n")
+    scenario = case / "scenario.toml"
+    scenario.write_text(scenario.read_text().replace(
+        "[tables]", '[tables]\nbaseline = "baseline.csv"').replace(
+        'order = ["service", "cost"]', 'order = ["service", "cost", "stability"]'))
+    found = find_alternatives(scenario, within="25%", count=2)
+    assert len(found.table) >= 2 and "against the baseline" in found.table.loc[1, "summary"]
+    baseline = pd.read_csv(case / "baseline.csv", dtype=IDS).set_index(
+        ["staff_id", "site_id", "service_id"])["fte"]
+    table = found.table
+    for k, tables in enumerate(found.plans):
+        plan = tables["plan"].set_index(["staff_id", "site_id", "service_id"])["fte"]
+        both = plan.index.union(baseline.index)
+        moved = (plan.reindex(both, fill_value=0.0)
+                 - baseline.reindex(both, fill_value=0.0)).abs().sum()
+        assert table.loc[k, "stability"] == pytest.approx(moved, abs=1e-6)  # the model's unit
+        assert table.loc[k, "fte_moved_vs_baseline"] == pytest.approx(moved / 2, abs=1e-6)
+        assert moved <= table.loc[0, "stability_limit"] + 1e-6
+        check = check_plan(scenario, tables["plan"].reset_index(drop=True))
+        assert check.violations == []
