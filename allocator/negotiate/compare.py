@@ -213,8 +213,9 @@ def compare_runs(folders: Sequence[str | Path], names: Sequence[str] | None = No
             budgets.append(bud.assign(run=name))
         binding.append(_binding(_table(folder, "sensitivity")).assign(run=name))
         if summary.get("model") != summaries[0].get("model"):
-            notes.append(f"{name} is a {summary.get('model')} model, {labels[0]} a "
-                         f"{summaries[0].get('model')} model: only what both have is compared")
+            notes.append(f"{name} is of model '{summary.get('model')}', {labels[0]} of "
+                         f"model '{summaries[0].get('model')}': only what both have is "
+                         "compared")
     kpis = pd.DataFrame(kpi_rows)
     diffs = [diff_runs(paths[0], p) for p in paths[1:]]
     inputs, tables = [], []

@@ -107,9 +107,11 @@ def compare_command(items: tuple[Path, ...], out_dir: Path, sets: tuple[str, ...
         for row in found.kpis.itertuples(index=False):
             figures = [f"{row.status}"]
             for column in found.kpis.columns:
-                if column.startswith("objective_"):
-                    figures.append(f"{column[10:]} {getattr(row, column):,.6g}")
-            if "demand_served_share" in found.kpis:
+                value = getattr(row, column)
+                if column.startswith("objective_") and value == value:  # not NaN
+                    figures.append(f"{column[10:]} {value:,.6g}")
+            if "demand_served_share" in found.kpis and row.demand_served_share == \
+                    row.demand_served_share:
                 figures.append(f"demand served {row.demand_served_share:.1%}")
             out.print(f"{row.run}: {', '.join(figures)}", highlight=False, markup=False)
         for note in found.notes:
