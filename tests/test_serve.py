@@ -306,6 +306,9 @@ def test_cli_refuses_a_busy_port_and_lists_its_exit_codes():
         port = busy.getsockname()[1]
         result = CliRunner().invoke(main, ["serve", str(DEMO), "--port", str(port)])
     assert result.exit_code == 2 and "port is in use" in result.output
+    missing = CliRunner().invoke(main, ["serve", "no/such/scenario.toml", "--port", "0"])
+    assert missing.exit_code == 2 and "give a scenario file (.toml) or a run folder" in \
+        missing.output
 
 
 # ---- the page, in Debian's Chromium ----------------------------------------------------
