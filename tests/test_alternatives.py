@@ -183,6 +183,10 @@ def test_bad_input_is_refused_with_its_exit_code(case, tmp_path):
     infeasible = run_cli("alternatives", case / "scenario.toml", out=tmp_path / "x")
     assert infeasible.code == 3 and "no plan meets" in infeasible.stderr
     assert not (tmp_path / "x").exists()
+    limited = run_cli("alternatives", DEMO, "--set", "solver.time_limit=1e-6",
+                      out=tmp_path / "x")
+    assert limited.code == 4 and "time limit" in limited.stderr
+    assert not (tmp_path / "x").exists()
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "mine.txt").write_text("keep")
     exists = run_cli("alternatives", DEMO, "--force", out=tmp_path / "x")

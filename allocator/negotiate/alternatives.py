@@ -51,7 +51,13 @@ import pandas as pd
 
 from allocator.core.checks import StageFigure, plan_problems
 from allocator.core.model import Objective
-from allocator.errors import InfeasibleError, InputError, SolverFailure
+from allocator.errors import (
+    AllocatorError,
+    ExitCode,
+    InfeasibleError,
+    InputError,
+    SolverFailure,
+)
 from allocator.solvers.base import Status
 
 DISTANCES = ("site", "cell")
@@ -63,6 +69,12 @@ SHOWN_SITES = 3  # sites named in one phrase, the rest counted
 STARTS = 2
 ROUNDS = 4
 HEAT_SITES = 40  # rows of the heat map: the sites that change most
+
+
+class StageLimit(AllocatorError):
+    """The stages ended at a limit, short of the optimum the slack is measured from."""
+
+    exit_code = ExitCode.TIME_LIMIT_NO_PLAN
 
 
 def parse_within(text: str | float) -> float:
@@ -295,6 +307,10 @@ def find_alternatives(
                               "no optimum to find alternatives around (allocator solve "
                               "writes the diagnosis)")
     if result.x is None or result.status is not Status.OPTIMAL:
+        if result.limit is not None:
+            raise StageLimit(f"{spec.name}: the stages hit the {result.limit.value} limit "
+                             "before their optimum; alternatives are measured from it (raise "
+                             "solver.time_limit with --set)")
         raise SolverFailure(f"{spec.name}: the stages ended {result.status.value} "
                             f"({result.message or 'no proven optimum'}); alternatives need "
                             "each stage's optimum")
@@ -356,8 +372,7 @@ def find_alternatives(
             on_progress(f"alternative {k}: {0.5 * gap:,.2f} FTE moved from the nearest plan "
                         f"({search.solves} solves, {time.perf_counter() - began:.1f}s)")
     tables = tuple(formulation.plan_tables(built, x) for x in plans_x)
-    table = _table(plans_x, objectives, optima, holds, refs, tables, spec.name, keys,
-                   distance, built, share)
+    table = _table(plans_x, objectives, optima, holds, tables, built)
     differences = _differences(tables)
     table["summary"] = _sentences(table, differences, tables, [o.name for o in objectives])
     return Alternatives(
@@ -372,9 +387,10 @@ def find_alternatives(
 
 
 def _table(plans_x: list[np.ndarray], objectives: list[Objective], optima: list[float],
-           holds: list[float], refs: np.ndarray, tables: tuple[dict[str, pd.DataFrame], ...],
-           name: str, keys: pd.DataFrame, distance: str, built: Any,
-           share: float) -> pd.DataFrame:
+           holds: list[float], tables: tuple[dict[str, pd.DataFrame], ...],
+           built: Any) -> pd.DataFrame:
+    """alternatives.csv; distances by site (the default unit) and by site and service,
+    whichever the search maximized."""
     rows: list[dict[str, Any]] = []
     site_groups, site_keys = _groups(built, "site")
     cell_groups, cell_keys = _groups(built, "cell")

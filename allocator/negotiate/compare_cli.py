@@ -17,8 +17,9 @@ out = Console(soft_wrap=True)
 EXIT_CODES = """\b
 Exit codes: 0 written; 1 internal error (the log path is printed); 2 bad input (every
 problem, with file, row and column); 3 infeasible (no optimum to find alternatives
-around); 8 the machine failed (disk full, read-only: nothing written); 130/143/129
-interrupted (nothing written)."""
+around); 4 the time limit ended the stages before their optimum (nothing written; a limit
+reached later ends the search with the alternatives found, exit 0); 8 the machine failed
+(disk full, read-only: nothing written); 130/143/129 interrupted (nothing written)."""
 COMPARE_EXIT_CODES = """\b
 Exit codes: 0 written (an infeasible scenario is compared as such: its status, no plan);
 1 internal error (the log path is printed); 2 bad input (every problem of every item, with
