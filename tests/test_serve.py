@@ -257,6 +257,11 @@ def test_alternatives_are_kept_compared_and_exported_as_runnable_scenarios(room,
     assert again.status == "optimal"
     for stage, value in again.objectives.items():
         assert cols["south cut"]["objectives"][stage] == pytest.approx(value, rel=1e-7)
+    headroom = {b["budget_id"]: b["headroom"] for b in cols["south cut"]["budgets"]}
+    for b in again.budgets.itertuples():
+        assert headroom[b.budget_id] == pytest.approx(b.headroom, abs=1e-3)
+    assert {"family": "budget", "id": "B-SOU"} in [
+        {"family": b["family"], "id": b["id"]} for b in cols["south cut"]["binding"]]
     assert httpx.delete(room.base_url + "/api/alternatives/south cut",
                         headers=auth(room)).status_code == 200
     assert httpx.get(room.base_url + "/api/alternatives/south cut",

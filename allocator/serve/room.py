@@ -196,16 +196,18 @@ class Room:
             self.alternatives.pop(name, None)
 
     def compare(self) -> dict[str, Any]:
-        """The base and every alternative side by side: KPIs, each stage's objective, budget
-        use, and the inputs each one changed."""
-        columns = [{"name": "base", "status": self.base.status, "kpis": self.base.kpis(),
-                    "objectives": self.base.objectives, "changes": [],
-                    "budgets": _records(self.base.budgets)}]
-        for alt in self._listed():
-            columns.append({"name": alt.name, "status": alt.outcome.status,
-                            "kpis": alt.outcome.kpis(), "objectives": alt.outcome.objectives,
-                            "changes": [c.as_json() for c in alt.changes],
-                            "budgets": _records(alt.outcome.budgets)})
+        """The base and every alternative side by side, as `allocator compare` puts runs: KPIs,
+        each stage's objective, budget use and headroom, what binds, and the inputs each one
+        changed."""
+        def column(name: str, outcome: Outcome, changes: tuple[Change, ...]) -> dict[str, Any]:
+            return {"name": name, "status": outcome.status, "kpis": outcome.kpis(),
+                    "objectives": outcome.objectives,
+                    "changes": [c.as_json() for c in changes],
+                    "budgets": _records(outcome.budgets),
+                    "binding": _records(outcome.binding())}
+
+        columns = [column("base", self.base, ())]
+        columns += [column(alt.name, alt.outcome, alt.changes) for alt in self._listed()]
         return {"alternatives": columns}
 
     def export(self, name: str) -> bytes:

@@ -302,6 +302,19 @@
       cols.forEach((c) => tr.appendChild(el("td", fmtKpi(c.kpis[key], digits, unit))));
       body.appendChild(tr);
     }
+    const budgetIds = [...new Set(cols.flatMap((c) => c.budgets.map((b) => b.budget_id)))];
+    for (const id of budgetIds) {
+      const tr = el("tr"); tr.appendChild(el("th", `headroom ${id}`, {class: "text"}));
+      cols.forEach((c) => {
+        const b = c.budgets.find((x) => x.budget_id === id);
+        tr.appendChild(el("td", b ? fmt(b.headroom, 0) : "–"));
+      });
+      body.appendChild(tr);
+    }
+    const binds = el("tr"); binds.appendChild(el("th", "at its limit", {class: "text"}));
+    cols.forEach((c) => binds.appendChild(el("td", c.binding.map((b) =>
+      `${FAMILY[b.family] || b.family} ${b.id}`).join("; ") || "nothing", {class: "text"})));
+    body.appendChild(binds);
     const changes = el("tr"); changes.appendChild(el("th", "changed inputs", {class: "text"}));
     cols.forEach((c) => changes.appendChild(el("td", c.changes.map((ch) =>
       `${ch.table}[${Array.isArray(ch.id) ? ch.id.join("/") : ch.id}].${ch.column} = ${ch.value === null ? "none" : fmt(ch.value, 2)}`).join("; ") || "–", {class: "text"})));
