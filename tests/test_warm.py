@@ -151,3 +151,13 @@ def test_a_run_of_another_scenario_is_not_used(tmp_path: Path) -> None:
     assert not any("warm" in n for n in summary["notes"])
     _code, again, _ = _solve(TINY, tmp_path / "tiny2", "--store", str(store), *QUICK)
     assert "warm start from run 1" in " ".join(again["notes"])
+
+
+def test_default_warm_start_from_a_postgresql_store(tmp_path: Path) -> None:
+    """The store lookup is plain SQLAlchemy: the same on a real PostgreSQL server."""
+    from tests.pg import throwaway_postgres
+
+    with throwaway_postgres("allocator-warm-pg-") as url:
+        _solve(TINY, tmp_path / "mon", "--store", url, *QUICK)
+        _code, tue, _ = _solve(TINY, tmp_path / "tue", "--store", url, *QUICK)
+    assert f"warm start from run 1 ({tmp_path / 'mon'})" in " ".join(tue["notes"])
