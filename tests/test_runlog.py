@@ -78,7 +78,7 @@ def test_every_command_lists_its_exit_codes() -> None:
     commands = _commands(main)
     assert {("solve",), ("replay",), ("bench", "run"), ("runs", "list"), ("convert",)} <= \
         set(commands)
-    for path in commands:
+    for path in [(), *commands]:
         text = runner.invoke(main, [*path, "--help"]).output
         assert "Exit codes:" in text, path
     solve_help = runner.invoke(main, ["solve", "--help"]).output
