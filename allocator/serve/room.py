@@ -24,7 +24,11 @@ from allocator.serve.outcome import Outcome, _records, diff
 
 NAME = re.compile(r"^[\w .,:;()+\-–%€$£/#&'!?]{1,60}$")
 MAX_ALTERNATIVES = 50
-CURVE_PIECES = 400  # per stage (sweep --exact's default): bounds the time a curve holds the room
+# Pieces per stage of a value curve (each two warm re-solves): sweep --exact's 400 up to 50k
+# nonzeros, fewer above (2e7 / nonzeros, at least 10), so that a curve of a large model holds
+# the room for minutes, not an hour; the page says where a curve stopped.
+CURVE_PIECES = 400
+CURVE_WORK = 2e7
 
 
 def alt_folder(name: str) -> str:
@@ -169,7 +173,9 @@ class Room:
         try:
             began = time.perf_counter()
             edit = Edit(Target("budgets", "amount", (budget_id,)), "set", today)
-            frame = exact_curve(self.engine.session, edit, low, high, max_pieces=CURVE_PIECES)
+            nnz = self.engine.session.built.model.nnz
+            pieces = int(max(10, min(CURVE_PIECES, CURVE_WORK / max(nnz, 1))))
+            frame = exact_curve(self.engine.session, edit, low, high, max_pieces=pieces)
             seconds = time.perf_counter() - began
         finally:
             self.solving.release()
