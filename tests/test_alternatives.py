@@ -133,6 +133,10 @@ def test_the_words_match_the_numbers(demo_alternatives):
         assert cost is not None, words
         pct = float(cost.group(1)) * (1 if cost.group(2) == "more" else -1)
         assert pct == pytest.approx(table.loc[k, "cost_change_pct"], abs=0.006)
+        plan_cost = _read(demo_alternatives, f"plan_{k}")["cost"].sum()
+        optimal_cost = _read(demo_alternatives, "plan_0")["cost"].sum()
+        assert table.loc[k, "plan_cost_change_pct"] == pytest.approx(
+            100 * (plan_cost - optimal_cost) / optimal_cost, abs=1e-6)
     markdown = (demo_alternatives / "alternatives.md").read_text()
     for words in table["summary"]:
         assert words in markdown

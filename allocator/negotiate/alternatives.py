@@ -374,7 +374,7 @@ def find_alternatives(
     tables = tuple(formulation.plan_tables(built, x) for x in plans_x)
     table = _table(plans_x, objectives, optima, holds, tables, built)
     differences = _differences(tables)
-    table["summary"] = _sentences(table, differences, tables, [o.name for o in objectives])
+    table["summary"] = _sentences(table, differences, tables)
     return Alternatives(
         name=spec.name, within=share, distance=distance, table=table, plans=tables,
         differences=differences, stages=tuple(o.name for o in objectives),
@@ -411,6 +411,9 @@ def _table(plans_x: list[np.ndarray], objectives: list[Objective], optima: list[
         if "stability" in row:
             row["fte_moved_vs_baseline"] = 0.5 * row["stability"]
         row["plan_cost"] = float(plan["cost"].sum())
+        base_cost = rows[0]["plan_cost"] if rows else row["plan_cost"]
+        row["plan_cost_change_pct"] = (100.0 * (row["plan_cost"] - base_cost) / abs(base_cost)
+                                       if base_cost else 0.0)
         row["fte"] = float(plan["fte"].sum())
         demand = float(coverage["demand"].sum())
         row["demand_served_share"] = float(coverage["served"].sum()) / demand if demand else 1.0
@@ -487,7 +490,7 @@ def _pct(value: float) -> str:
 
 
 def _sentences(table: pd.DataFrame, differences: pd.DataFrame,
-               tables: tuple[dict[str, pd.DataFrame], ...], stages: list[str]) -> list[str]:
+               tables: tuple[dict[str, pd.DataFrame], ...]) -> list[str]:
     """How each plan differs from the optimum, in business words."""
     out = ["the optimal plan"]
     base_demand = float(tables[0]["coverage"]["demand"].sum())
@@ -529,16 +532,16 @@ def _sentences(table: pd.DataFrame, differences: pd.DataFrame,
         if not moves and not diff.empty:  # the same FTE by site, other services
             parts.append(f"moves {_fte(float(row['cell_fte_moved_vs_optimal']))} FTE between "
                          "services within sites")
-        if "cost" in stages:
-            parts.append(f"costs {_pct(float(row['cost_change_pct']))}")
+        # The plan's money (the cost stage's objective where there is one; weighted or
+        # service-only scenarios have none, and the money still matters in the meeting).
+        parts.append(f"costs {_pct(float(row['plan_cost_change_pct']))}")
         unmet = float(base_demand * (1 - row["demand_served_share"])) - float(
             tables[0]["coverage"]["shortfall"].sum())
-        if "service" in stages:
-            if abs(unmet) < 0.005:
-                parts.append("serves the same demand")
-            else:
-                parts.append(f"leaves {_fte(abs(unmet))} workload units "
-                             f"{'more' if unmet > 0 else 'less'} unmet")
+        if abs(unmet) < 0.005:  # said whatever the stages: coverage is what is promised
+            parts.append("serves the same demand")
+        else:
+            parts.append(f"leaves {_fte(abs(unmet))} workload units "
+                         f"{'more' if unmet > 0 else 'less'} unmet")
         if "stability" in row and pd.notna(row.get("stability")):
             parts.append(f"moves {_fte(float(row['fte_moved_vs_baseline']))} FTE against the "
                          "baseline")
