@@ -161,3 +161,26 @@ def test_default_warm_start_from_a_postgresql_store(tmp_path: Path) -> None:
         _solve(TINY, tmp_path / "mon", "--store", url, *QUICK)
         _code, tue, _ = _solve(TINY, tmp_path / "tue", "--store", url, *QUICK)
     assert f"warm start from run 1 ({tmp_path / 'mon'})" in " ".join(tue["notes"])
+
+
+def test_a_warm_start_that_does_not_help_falls_back_to_interior_point(
+        nights: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a cold run would use interior point, a warm first stage gets a budget of
+    simplex iterations; past it, the stage is solved cold by interior point, said in the
+    notes, to the same optimum (here the model is made to look large and the budget 1)."""
+    from allocator.run import solve_scenario
+    from allocator.solvers import highs
+
+    sets = ["output.sensitivity=false", "output.report=false"]
+    solve_scenario(nights["one"], tmp_path / "mon", sets)
+    cold = solve_scenario(nights["two"], tmp_path / "cold", sets).summary
+    for name, value in (("AUTO_IPM_COLUMNS", 0), ("COUPLING_ROW_MIN", 1),
+                        ("WARM_MIN_ITERATIONS", 1), ("WARM_ROW_ITERATIONS", 0.0)):
+        monkeypatch.setattr(highs, name, value)
+    warm = solve_scenario(nights["two"], tmp_path / "warm", sets,
+                          warm_from=tmp_path / "mon").summary
+    notes = " ".join(warm["notes"])
+    assert "not optimal within 1 simplex iterations" in notes
+    assert "solved by interior point from scratch" in notes
+    for stage in ("service", "cost"):
+        assert warm["objectives"][stage] == pytest.approx(cold["objectives"][stage], rel=1e-9)
