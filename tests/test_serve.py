@@ -283,6 +283,12 @@ def test_value_curve_of_a_budget_reads_a_10pc_cut_as_a_cold_solve_does(room, bas
         assert read[(stage, -0.1)]["objective"] == pytest.approx(value, rel=1e-6), stage
     stages = {p["stage"] for p in c["points"]}
     assert stages == {"service", "cost"}
+    # The curve leaves the session as it found it: a what-if after it is still the cold answer.
+    after = whatif(room, [{"table": "budgets", "id": "B-SOU", "column": "amount",
+                           "value": 3_285_000}]).json()
+    for stage in south_cut.objectives:
+        assert {s["name"]: s["objective"] for s in after["stages"]}[stage] == pytest.approx(
+            south_cut.objectives[stage], rel=1e-7)
     bad = httpx.get(room.base_url + "/api/curve", params={"budget": "B-NOPE"},
                     headers=auth(room))
     assert bad.status_code == 422 and "no budget 'B-NOPE'" in bad.json()["problems"][0]
