@@ -241,3 +241,14 @@ def test_stability_stage_is_held_and_said_in_fte_moved(case):
         assert moved <= table.loc[0, "stability_limit"] + 1e-6
         check = check_plan(scenario, tables["plan"].reset_index(drop=True))
         assert check.violations == []
+
+
+def test_opposite_signs_of_two_plans_leave_the_search_feasible(case):
+    """With fixed signs, two earlier plans' rows can ask for opposite moves: the distance
+    variable is free, so the LP stays feasible (it was infeasible when t >= 0)."""
+    scenario = case / "scenario.toml"
+    found = find_alternatives(scenario, within="10%", count=3)
+    assert len(found.table) == 4
+    assert (found.table.loc[1:, "fte_moved_vs_nearest"] > 0.01).all()
+    for tables in found.plans:
+        assert check_plan(scenario, tables["plan"]).violations == []

@@ -63,7 +63,7 @@ from allocator.solvers.base import Status
 DISTANCES = ("site", "cell")
 ZERO_FTE = 1e-6  # less than this at a site or cell is no staff there (solver noise)
 SHOWN_MOVES = 3  # moves named in each alternative's sentence
-SHOWN_FTE = 0.05  # a move smaller than this is counted, not named
+SHOWN_FTE = 0.005  # a move smaller than this is solver noise: neither named nor counted
 SHOWN_GROUPS = 2  # "keeps A and B open for picking": phrases of each kind in a sentence
 SHOWN_SITES = 3  # sites named in one phrase, the rest counted
 STARTS = 2
@@ -152,7 +152,11 @@ class _Search:
         self.y0 = highs.getNumCol()  # aggregate columns y_g = FTE of group g
         self.t = self.y0 + n_groups  # the max-min distance
         empty = np.zeros(0, dtype=np.int32)
-        checked(highs.addCols(n_groups + 1, np.zeros(n_groups + 1), np.zeros(n_groups + 1),
+        # t is free: with fixed signs two plans' rows may ask for opposite moves, and then
+        # the best t is negative (the LP stays feasible; the true distance is measured after).
+        lower = np.zeros(n_groups + 1)
+        lower[-1] = -1e30
+        checked(highs.addCols(n_groups + 1, np.zeros(n_groups + 1), lower,
                               np.full(n_groups + 1, 1e30), 0, empty, empty, np.zeros(0)),
                 "the distance columns")
         # y_g - sum of x at g = 0, one row per group, built as CSR in one call.
@@ -524,7 +528,7 @@ def _sentences(table: pd.DataFrame, differences: pd.DataFrame,
             parts.append(f"moves {_fte(amount)} FTE from {source} to {target}" if source
                          and target else f"uses {_fte(amount)} FTE "
                          f"{'less at ' + source if source else 'more at ' + target}")
-        rest = [m for m in moves if m not in named]
+        rest = [m for m in moves if m not in named and m[2] >= SHOWN_FTE]
         if rest:
             pairs = "pair" if len(rest) == 1 else "pairs"
             parts.append(f"moves {_fte(sum(m[2] for m in rest))} FTE more between "
