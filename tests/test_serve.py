@@ -106,7 +106,7 @@ def test_every_request_needs_the_token_and_nothing_is_solved_without_it(room):
     assert "/api/whatif" in spec["paths"] and "/api/run" in spec["paths"]
 
 
-def test_run_state_is_the_cli_run(room, base_run):
+def test_run_state_is_the_cli_run(room, base_run, tmp_path):
     state = httpx.get(room.base_url + "/api/run", headers=auth(room)).json()
     assert state["name"] == "acme-demo"
     for stage, value in base_run.objectives.items():
@@ -124,6 +124,12 @@ def test_run_state_is_the_cli_run(room, base_run):
              and p["stage"] == "service"]
     assert south and south[0]["rhs_low"] is not None and "this price holds from" in \
         south[0]["sentence"]
+    # The price in words against a cold re-solve with 1,000 more (inside the stated range).
+    said = re.search(r"each extra 1,000 of money avoids ([0-9.]+) units", south[0]["sentence"])
+    assert said and south[0]["rhs_low"] <= 3_651_000 <= south[0]["rhs_high"]
+    more = cold(tmp_path, {("budgets", "B-SOU", "amount"): 3_651_000})
+    avoided = base_run.objectives["service"] - more.objectives["service"]
+    assert float(said.group(1)) == pytest.approx(avoided, rel=5e-4)  # 4 digits in words
     editable = {r["budget_id"]: r["amount"] for r in state["inputs"]["budgets"]["rows"]}
     assert editable["B-SOU"] == 3_650_000
 
