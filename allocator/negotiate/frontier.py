@@ -30,6 +30,7 @@ from allocator.negotiate.parametric import ParametricLP
 from allocator.negotiate.session import Session, _near
 
 SAMPLES = 21
+TAIL_SAMPLES = 20  # past the piece limit, the rest of an LP frontier is sampled
 
 
 @dataclass
@@ -146,10 +147,12 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
                 else ("optimal" if col == "status" else "")
     a = frame[first].to_numpy(float)
     b = frame[second].to_numpy(float)
-    if not exact and len(frame) > 1:
+    if len(frame) > 1:  # samples (a MIP, or an LP past the piece limit): slopes between
         slopes = np.diff(b) / np.where(np.diff(a) == 0, np.nan, np.diff(a))
-        frame["slope_before"] = np.r_[np.nan, slopes]
-        frame["slope_after"] = np.r_[slopes, np.nan]
+        frame["slope_before"] = frame["slope_before"].fillna(
+            pd.Series(np.r_[np.nan, slopes], index=frame.index))
+        frame["slope_after"] = frame["slope_after"].fillna(
+            pd.Series(np.r_[slopes, np.nan], index=frame.index))
     knee = _knee(a, b)
     frame["knee"] = False
     if knee is not None:
@@ -207,6 +210,7 @@ def _exact_rows(session: Session, first: str, second: str, low: float, high: flo
     curve = _merge(Curve(second, points, values, pieces, False))
     rows: list[dict[str, object]] = []
     n = len(curve.points)
+    complete = curve.points[-1] >= high - step
     for k in range(n):
         before = curve.pieces[k - 1] if k > 0 else None
         after = curve.pieces[k] if k < len(curve.pieces) else None
@@ -218,8 +222,23 @@ def _exact_rows(session: Session, first: str, second: str, low: float, high: flo
             "slope_before": before.slope if before else np.nan,
             "slope_after": after.slope if after else np.nan,
             "kind": "best " + first if k == 0 else ("best " + second if k == n - 1
-                                                    else "breakpoint"),
+                                                    and complete else "breakpoint"),
             "exact": True, "status": "optimal",
             "starts_binding": "; ".join(sorted(right - left)) if before and after else "",
             "stops_binding": "; ".join(sorted(left - right)) if before and after else ""})
-    return rows, list(curve.points), plp
+    levels = list(curve.points)
+    if not complete:  # the piece limit: the rest sampled (exact values, slopes between)
+        rows[-1]["slope_after"] = np.nan
+        for eps in np.linspace(curve.points[-1], high, TAIL_SAMPLES + 1)[1:]:
+            value = plp.at(float(eps))
+            if value is None:
+                continue
+            rows.append({first: sign * float(eps) + 0.0, second: sign * value + 0.0,
+                         "epsilon": sign * float(eps) + 0.0, "slope_before": np.nan,
+                         "slope_after": np.nan,
+                         "kind": f"sample (past {MAX_PIECES} exact pieces)",
+                         "exact": False, "status": "optimal", "starts_binding": "",
+                         "stops_binding": ""})
+            levels.append(float(eps))
+        rows[-1]["kind"] = f"best {second} (sampled)"
+    return rows, levels, plp
