@@ -178,6 +178,7 @@ def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
     given["solver"] = settings["solver"]
     given["tables"] = settings["tables"] = {name: entry[0] for name, entry in tables.items()}
     given.pop("store", None)  # a replay records nothing
+    given.get("output", {}).pop("bundle", None)  # and bundles nothing
     files["replay.toml"] = to_toml(given).encode("utf-8")
     for _name, (inside, data, _info) in tables.items():
         files[inside] = data

@@ -536,7 +536,7 @@ def solve_scenario(
             elif result.status.is_infeasible:
                 _write_diagnosis(run, folder)
             folder.flush()  # the tables still being written belong to this phase
-            if bundle:
+            if bundle or scenario.output.bundle:
                 with clock.phase("bundle"):
                     notes.extend(write_bundle(
                         folder.tmp / BUNDLE_FILE, scenario_path, scenario, ops.sources,
