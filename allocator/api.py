@@ -26,6 +26,7 @@ from allocator.errors import InputError
 from allocator.outputs.folder import FORMULA_START
 
 if TYPE_CHECKING:
+    from allocator.progress import Event
     from allocator.runlog import RunLog
 
 # Shortcuts for the settings people change most; any other setting is `section__key=value`.
@@ -148,14 +149,15 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
           accept_timeout: bool = False, on_phase: Callable[[str], None] | None = None,
           overrides: Sequence[str] = (), warm_from: str | Path | None = None,
           warm_source: str | None = None, log: RunLog | None = None, bundle: bool = False,
-          **settings: Any) -> Run:
+          on_progress: Callable[[Event], None] | None = None, **settings: Any) -> Run:
     """Solve a scenario file and return its run; the same pipeline as `allocator solve`.
 
     `settings` override the scenario's: `solver="glop"`, `time_limit=30`,
     `assignment="whole"`, or any `section__key=value` (`output__report=False`);
     `overrides` takes the CLI's `KEY=VALUE` strings as they are. `warm_from`: an earlier
     run folder to start the solver from (its basis and plan, matched by business ids;
-    allocator/warm.py); `warm_source` names it in the notes. Without
+    allocator/warm.py); `warm_source` names it in the notes. `on_progress` is told of
+    phases, stages and the solver's figures as they happen (allocator/progress.py). Without
     `out` the run goes to a new temporary folder (its path is `run.folder`). Bad input
     raises `InputError` (its `.problems` list every problem); an infeasible or timed-out
     run returns normally: look at `run.status` and `run.exit_code`.
@@ -166,5 +168,6 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
     outcome = solve_scenario(Path(scenario), target, [*overrides, *overrides_from(settings)],
                              force=force, accept_timeout=accept_timeout, on_phase=on_phase,
                              warm_from=Path(warm_from) if warm_from is not None else None,
-                             warm_source=warm_source, log=log, bundle=bundle)
+                             warm_source=warm_source, log=log, bundle=bundle,
+                             on_progress=on_progress)
     return Run(target, outcome.summary)

@@ -7,7 +7,8 @@ sent out on the 3rd" can be made again, years later, without the database it was
                           settings, each input table's hash, each stage's objective, the
                           files below with their SHA-256
     scenario.toml         the scenario file as given
-    replay.toml           the scenario as run (--set overrides applied), reading tables/
+    replay.toml           what the scenario and --set said, solver settings pinned whole,
+                          reading tables/
     tables/<name>.parquet every input table as read: the cells as text, before validation,
                           so a replay goes through the same checks (a ';' file with decimal
                           commas is kept as the file itself: Parquet would lose that reading)
@@ -168,10 +169,17 @@ def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
     notes: list[str] = []
     files: dict[str, bytes] = {"scenario.toml": Path(scenario_path).read_bytes()}
     tables = _snapshot(scenario, sources, notes)
-    settings = scenario.model_dump(mode="json")
-    settings["tables"] = {name: entry[0] for name, entry in tables.items()}
-    settings.pop("store", None)  # a replay records nothing
-    files["replay.toml"] = to_toml(settings).encode("utf-8")
+    settings = scenario.model_dump(mode="json")  # every setting, defaults included
+    # The replay's scenario says what the run's said (file and --set), no more: a default
+    # written out can read as a choice (funding refuses an explicit objective.sense).
+    given = scenario.model_dump(mode="json", exclude_unset=True)
+    # The solver's settings pinned whole (seed, threads, method, gap, presolve), so that a
+    # later version's new default does not change the replay.
+    given["solver"] = settings["solver"]
+    given["tables"] = settings["tables"] = {name: entry[0] for name, entry in tables.items()}
+    given.pop("store", None)  # a replay records nothing
+    given.get("output", {}).pop("bundle", None)  # and bundles nothing
+    files["replay.toml"] = to_toml(given).encode("utf-8")
     for _name, (inside, data, _info) in tables.items():
         files[inside] = data
     with tempfile.TemporaryDirectory(prefix="allocator-bundle-") as tmp:

@@ -124,6 +124,10 @@ def _interruptible(work: Callable[[], T]) -> T:
         # Ctrl-C or SIGTERM meanwhile must not cut the clean-up short.
         for sig in (*handled, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
+        with contextlib.suppress(Exception):  # the terminal back before any word is said
+            from allocator.progress import stop_displays
+
+            stop_displays()
         with contextlib.suppress(Exception):
             discard_active()
         with contextlib.suppress(Exception):
@@ -216,11 +220,19 @@ def main() -> None:
               help="json: every event (phase, progress, warning, note, result, error, exit) "
                    "as one JSON object a line on stderr. Either way the run folder gets "
                    "run.log (plain text).")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Only errors and the final line: no progress, tables, warnings or notes.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Also the solver's own log as it runs (HiGHS).")
+@click.option("--heartbeat", type=float, metavar="SECONDS", envvar="ALLOCATOR_HEARTBEAT",
+              help="Without a terminal (cron, a pipe): a plain progress line every SECONDS "
+                   "(default 30; $ALLOCATOR_HEARTBEAT). On a terminal a live display instead.")
 def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
           sets: tuple[str, ...], force: bool, accept_timeout: bool, store_url: str | None,
           no_store: bool, warm_from: str | None, cold: bool, bundle: bool = False,
           log_format: str = "text",
-          solver_settings: Path | None = None) -> None:
+          solver_settings: Path | None = None, quiet: bool = False, verbose: bool = False,
+          heartbeat: float | None = None) -> None:
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
     global _JSON_LOG
     from allocator.runlog import RunLog
@@ -228,14 +240,25 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
     log = RunLog(echo=lambda msg: err.print(msg, highlight=False),
                  stream=sys.stderr if log_format == "json" else None)
     _JSON_LOG = log if log.json else None
+    from allocator.progress import display_for
+
+    # Progress (allocator/progress.py): live on a terminal, heartbeat lines elsewhere; in
+    # JSON mode it goes to the log only, whose lines stderr carries.
+    display = display_for(err, quiet=quiet or log.json, verbose=verbose, interval=heartbeat)
+    if quiet:
+        log.echo = None
 
     def warn(msg: str) -> None:
+        if quiet and not log.json:
+            return
         if log.json:
             log.event("warning", msg)
         else:
             err.print(f"[yellow]warning[/]: {escape(msg)}", highlight=False)
 
     def note(msg: str) -> None:
+        if quiet and not log.json:
+            return
         if log.json:
             log.event("note", msg)
         else:
@@ -267,17 +290,18 @@ def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float |
             source = _warm_source(warm_from, cold or (no_store and warm_from is None), url,
                                   scenario, overrides, recording, warn)
             return solve_run(scenario, out_dir, force=force, accept_timeout=accept_timeout,
-                             overrides=overrides, log=log, bundle=bundle,
+                             overrides=overrides, log=log, bundle=bundle, on_progress=display,
                              warm_from=source.folder if source else None,
                              warm_source=source.label if source else None)
 
     try:
-        run = _interruptible(recording.wrap(work))
+        with display:  # stopped (terminal restored) before anything below is printed
+            run = _interruptible(recording.wrap(work))
     except SystemExit as stop:  # an error: recorded with the exit code it gets
         recording.failed(stop.code)
         raise
     recording.finished(run.summary, out_dir)
-    _print_summary(run.summary, out_dir, words=not log.json)
+    _print_summary(run.summary, out_dir, words=not log.json, quiet=quiet)
     log.event("exit", f"exit {run.exit_code}", code=run.exit_code)
     sys.exit(run.exit_code)
 
@@ -299,20 +323,26 @@ def _warm_source(key: str | None, cold: bool, url: str | None, scenario: Path,
     try:
         from allocator.scenario import load_scenario
 
-        name = load_scenario(scenario, overrides).name
+        loaded = load_scenario(scenario, overrides)
     except Exception:  # the run itself says what is wrong with the scenario
         return None
     try:
-        return previous_run(url, name, recorder.id if recorder else None, store)
+        return previous_run(url, loaded.name, recorder.id if recorder else None, store,
+                            loaded.model)
     except Exception as exc:  # the store is for bookkeeping: a cold start, said
         warn(f"no warm start (the run store could not be read: {exc})")
         return None
 
 
 def _print_summary(summary: dict[str, Any], out_dir: Path, verb: str = "written",
-                   words: bool = True) -> None:
+                   words: bool = True, quiet: bool = False) -> None:
     """The stage table and phases on stdout; with `words`, the error, warnings and notes on
-    stderr (without: they went to the JSON log)."""
+    stderr (without: they went to the JSON log). `quiet`: the error and the final line only."""
+    if quiet:
+        if words and summary["status"] == "error" and summary.get("message"):
+            err.print(f"[bold red]error[/]: {escape(summary['message'])}", highlight=False)
+        out.print(f"{verb}: {out_dir} (exit {summary['exit_code']})", highlight=False)
+        return
     table = Table(title=f"{summary['name']}: {summary['status']}", title_justify="left")
     for col in ("stage", "status", "objective", "gap", "seconds"):
         table.add_column(col, justify="right" if col != "stage" else "left")
@@ -556,6 +586,7 @@ def _register() -> None:
     from allocator.bench.cli import bench
     from allocator.bundle_cli import replay_command
     from allocator.convert import convert_command
+    from allocator.diff.cli import diff_command
     from allocator.exit_codes import apply_epilogs
     from allocator.negotiate.compare_cli import alternatives_command, compare_command
     from allocator.negotiate.sweep_cli import frontier_command, sweep_command
@@ -569,6 +600,7 @@ def _register() -> None:
     main.add_command(compare_command)
     main.add_command(sweep_command)
     main.add_command(frontier_command)
+    main.add_command(diff_command)
     main.add_command(serve)
     main.add_command(replay_command)
     apply_epilogs(main)  # every command's --help lists its exit codes (allocator/exit_codes.py)

@@ -74,7 +74,10 @@ def _has_codes(command: click.Command) -> bool:
 
 
 def apply_epilogs(group: click.Group, path: str = "") -> None:
-    """Every command under `group` lists its exit codes in its --help epilog."""
+    """Every command under `group` (and the top group itself: all the codes there are)
+    lists its exit codes in its --help epilog."""
+    if not path and not _has_codes(group):
+        group.epilog = exit_codes_epilog(MEANINGS)
     for name, command in group.commands.items():
         key = f"{path} {name}".strip()
         codes = COMMAND_CODES.get(key)

@@ -27,6 +27,7 @@ from allocator.formulations.base import Built, Formulation
 from allocator.outputs.folder import RunFolder, check_target, run_folder
 from allocator.outputs.report import render_infeasible_report, render_report
 from allocator.outputs.summary import InputSummary, RunSummary, StageSummary, finite
+from allocator.progress import Listener, fan_out, solving, to_log, with_phases
 from allocator.runlog import LOG_FILE, RunLog
 from allocator.scenario import OutputConfig, Scenario, load_scenario
 from allocator.solvers.base import Backend, SolverSettings, Status
@@ -437,11 +438,14 @@ def solve_scenario(
     accept_timeout: bool = False, on_phase: Callable[[str], None] | None = None,
     warm_from: Path | None = None, warm_source: str | None = None, log: RunLog | None = None,
     bundle: bool = False,
+    on_progress: Listener | None = None,
 ) -> RunOutcome:
     """Run a scenario end to end and write its folder; returns the exit code to use.
 
     `warm_from`: an earlier run folder (or its basis.parquet) to start the solver from
     (allocator/warm.py); `warm_source` names it in the notes (e.g. "run 12 (runs/mon)").
+    `on_progress` is told of phases, stages and the solver's figures as they happen
+    (allocator/progress.py: the terminal display, the heartbeat); the log gets them too.
     `log` gets every event of the run (allocator/runlog.py; default: one that passes the
     progress lines to `on_phase`); its text is the folder's run.log. `bundle`: write
     bundle.tar.gz, all a replay needs (allocator/bundle.py)."""
@@ -452,7 +456,9 @@ def solve_scenario(
     scenario_path = Path(os.path.expanduser(scenario_path))
     check_target(out, force)
     clock = PhaseClock()
-    clock.listener = log.phase
+    if on_progress is not None:  # the same events in the run's log (run.log, JSON lines)
+        on_progress = fan_out(on_progress, to_log(log.event))
+    clock.listener = with_phases(log.phase, on_progress)
     began = time.monotonic()
     scenario, formulation, ops = _prepare(scenario_path, overrides or [], clock)
     # The run's one promise to a scheduler: it ends by this instant plus the time to write
@@ -483,7 +489,9 @@ def solve_scenario(
         analyses.capture(backend, stage)
 
     try:
-        with clock.phase("solve"):
+        with clock.phase("solve"), solving(on_progress, [o.name for o in objectives],
+                                           scenario.solver.name, ops.model.maximize,
+                                           on_stage) as staged:
             loading = time.monotonic()
             backend, warm_notes = start_backend(ops.model, scenario.solver.name, settings, warm)
             if settings.time_limit is not None:  # loading the solver came out of the run's
@@ -491,7 +499,7 @@ def solve_scenario(
                     settings.time_limit - (time.monotonic() - loading), 0.01)})
             result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
                                   scenario.objective.rel_tol, scenario.objective.abs_tol,
-                                  backend=backend, on_stage=on_stage)
+                                  backend=backend, on_stage=staged)
     except BaseException:
         analyses.stop()
         raise
@@ -528,7 +536,7 @@ def solve_scenario(
             elif result.status.is_infeasible:
                 _write_diagnosis(run, folder)
             folder.flush()  # the tables still being written belong to this phase
-            if bundle:
+            if bundle or scenario.output.bundle:
                 with clock.phase("bundle"):
                     notes.extend(write_bundle(
                         folder.tmp / BUNDLE_FILE, scenario_path, scenario, ops.sources,

@@ -93,6 +93,9 @@ class OutputConfig(_Strict):
     # The assumed cost per FTE of a new hire in hiring.csv: "median" (the median cost_per_fte
     # of staff with that skill in the site's region, else of the company) or one number.
     hiring_cost: Literal["median"] | float = "median"
+    # Also write bundle.tar.gz, all a replay needs (as `solve --bundle`;
+    # docs/reproducibility.md).
+    bundle: bool = False
 
 
 class InputConfig(_Strict):

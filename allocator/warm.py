@@ -42,6 +42,9 @@ from allocator.solvers.base import Backend, SolverSettings
 BASIS_FILE = "basis.parquet"
 UNKNOWN = -1  # a status the earlier run has no word on (a new column or row)
 HOLD = "hold"  # the block name of the rows that hold each stage's optimum
+# Below this share of today's columns found in the earlier run, its basis is mostly slacks:
+# no help, and it would force simplex where interior point may be the faster cold start.
+MIN_MATCHED = 0.5
 
 
 def _block_keys(block: VarBlock | ConBlock) -> np.ndarray:
@@ -208,6 +211,10 @@ def start_backend(model: LinearModel, solver: str, settings: SolverSettings,
     backend.load(model)
     if warm is None:
         return backend, []
+    if warm.columns and warm.columns_matched < MIN_MATCHED * warm.columns:
+        return backend, [f"warm start from {warm.source} not used: only "
+                         f"{warm.columns_matched:,} of {warm.columns:,} columns matched by "
+                         "their labels (another model, or most of it new)"]
     if not isinstance(backend, HighsBackend):
         return backend, [f"warm start from {warm.source} not used: only HiGHS takes a "
                          f"starting basis or plan here (solver {solver})"]

@@ -65,6 +65,30 @@ def solve(scenario: Path, out: Path, *extra: str) -> dict:
             "cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)}
 
 
+def solver_cpu(scenario: Path, warm_from: Path | None) -> dict:
+    """The stages alone, in this process: the solver's CPU seconds (its thread's: HiGHS
+    runs in the calling thread with threads = 1), which a shared machine disturbs far less
+    than wall seconds; model loading into HiGHS included, as in the run's solve phase."""
+    from allocator.run import PhaseClock, _prepare, settings_from
+    from allocator.solvers.lexicographic import solve_stages, stage_objectives
+    from allocator.warm import read_warm, start_backend
+
+    scenario_, _formulation, built = _prepare(scenario, [], PhaseClock())
+    objectives = stage_objectives(built.model, scenario_.objective.order,
+                                  scenario_.objective.mode, {})
+    settings = settings_from(scenario_)
+    cpu, wall = time.thread_time(), time.perf_counter()
+    warm = None if warm_from is None else read_warm(warm_from, built.model,
+                                                   [o.name for o in objectives])
+    backend, _notes = start_backend(built.model, scenario_.solver.name, settings, warm)
+    result = solve_stages(built.model, objectives, scenario_.solver.name, settings,
+                          scenario_.objective.rel_tol, scenario_.objective.abs_tol,
+                          backend=backend)
+    return {"cpu_s": time.thread_time() - cpu, "wall_s": time.perf_counter() - wall,
+            "iterations": list(getattr(backend, "iterations", [])),
+            "objectives": {s.name: s.objective for s in result.stages}}
+
+
 def plan_difference(a: Path, b: Path) -> tuple[float, int]:
     keys = ["staff_id", "site_id", "service_id"]
     read = {"staff_id": str, "site_id": str, "service_id": str}
@@ -122,6 +146,13 @@ def main() -> None:
               f"{abs(c - w) / max(abs(c), 1e-12):.1e} |")
     print(f"\nplans: {differing} plan rows differ, largest FTE difference {largest:.2e}")
     print(f"warm notes: {warm['notes'].iloc[-1]}")
+    print("\nthe stages alone, in-process (solver thread CPU seconds):")
+    inproc = {mode: solver_cpu(day2, None if mode == "cold" else work / "run-day1")
+              for mode in ("cold", "warm")}
+    for mode, found in inproc.items():
+        print(f"  {mode}: cpu {found['cpu_s']:.2f} s, wall {found['wall_s']:.2f} s, simplex "
+              f"iterations by stage {found['iterations']}, objectives {found['objectives']}")
+    print(f"  cold / warm (CPU): {inproc['cold']['cpu_s'] / inproc['warm']['cpu_s']:.1f}x")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 

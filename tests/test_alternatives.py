@@ -124,6 +124,8 @@ def test_the_words_match_the_numbers(demo_alternatives):
             assert change[target] >= float(amount) - 0.05, (words, target)
         for where, services in re.findall(r"keeps (.+?) open for (.+?)(?:,|$)", words):
             for site in re.split(r", | and ", where):
+                if re.fullmatch(r"\d+ more sites", site):
+                    continue
                 for service in services.split(" and "):
                     assert cells[0].get((site, service), 0.0) <= 1e-6
                     assert cells[k].get((site, service), 0.0) > 1e-6
@@ -131,6 +133,10 @@ def test_the_words_match_the_numbers(demo_alternatives):
         assert cost is not None, words
         pct = float(cost.group(1)) * (1 if cost.group(2) == "more" else -1)
         assert pct == pytest.approx(table.loc[k, "cost_change_pct"], abs=0.006)
+        plan_cost = _read(demo_alternatives, f"plan_{k}")["cost"].sum()
+        optimal_cost = _read(demo_alternatives, "plan_0")["cost"].sum()
+        assert table.loc[k, "plan_cost_change_pct"] == pytest.approx(
+            100 * (plan_cost - optimal_cost) / optimal_cost, abs=1e-6)
     markdown = (demo_alternatives / "alternatives.md").read_text()
     for words in table["summary"]:
         assert words in markdown
@@ -181,6 +187,10 @@ def test_bad_input_is_refused_with_its_exit_code(case, tmp_path):
     infeasible = run_cli("alternatives", case / "scenario.toml", out=tmp_path / "x")
     assert infeasible.code == 3 and "no plan meets" in infeasible.stderr
     assert not (tmp_path / "x").exists()
+    limited = run_cli("alternatives", DEMO, "--set", "solver.time_limit=1e-6",
+                      out=tmp_path / "x")
+    assert limited.code == 4 and "time limit" in limited.stderr
+    assert not (tmp_path / "x").exists()
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "mine.txt").write_text("keep")
     exists = run_cli("alternatives", DEMO, "--force", out=tmp_path / "x")
@@ -207,3 +217,38 @@ def test_page_opens_in_chromium(demo_alternatives, tmp_path):
     if Path("/tmp/keep-alt-shot").exists():
         shutil.copy(tmp_path / "shot.png", "/tmp/keep-alt-shot/alternatives.png")
     assert np.isfinite(table["fte_moved_vs_optimal"]).all()
+
+
+def test_stability_stage_is_held_and_said_in_fte_moved(case):
+    (case / "baseline.csv").write_text("staff_id,site_id,service_id,fte\n007,A,pick,1\n"
+                                       "s2,A,pick,2\ns3,B,pack,1\n")
+    scenario = case / "scenario.toml"
+    scenario.write_text(scenario.read_text().replace(
+        "[tables]", '[tables]\nbaseline = "baseline.csv"').replace(
+        'order = ["service", "cost"]', 'order = ["service", "cost", "stability"]'))
+    found = find_alternatives(scenario, within="25%", count=2)
+    assert len(found.table) >= 2 and "against the baseline" in found.table.loc[1, "summary"]
+    baseline = pd.read_csv(case / "baseline.csv", dtype=IDS).set_index(
+        ["staff_id", "site_id", "service_id"])["fte"]
+    table = found.table
+    for k, tables in enumerate(found.plans):
+        plan = tables["plan"].set_index(["staff_id", "site_id", "service_id"])["fte"]
+        both = plan.index.union(baseline.index)
+        moved = (plan.reindex(both, fill_value=0.0)
+                 - baseline.reindex(both, fill_value=0.0)).abs().sum()
+        assert table.loc[k, "stability"] == pytest.approx(moved, abs=1e-6)  # the model's unit
+        assert table.loc[k, "fte_moved_vs_baseline"] == pytest.approx(moved / 2, abs=1e-6)
+        assert moved <= table.loc[0, "stability_limit"] + 1e-6
+        check = check_plan(scenario, tables["plan"].reset_index(drop=True))
+        assert check.violations == []
+
+
+def test_opposite_signs_of_two_plans_leave_the_search_feasible(case):
+    """With fixed signs, two earlier plans' rows can ask for opposite moves: the distance
+    variable is free, so the LP stays feasible (it was infeasible when t >= 0)."""
+    scenario = case / "scenario.toml"
+    found = find_alternatives(scenario, within="10%", count=3)
+    assert len(found.table) == 4
+    assert (found.table.loc[1:, "fte_moved_vs_nearest"] > 0.01).all()
+    for tables in found.plans:
+        assert check_plan(scenario, tables["plan"]).violations == []

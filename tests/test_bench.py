@@ -205,8 +205,10 @@ def test_heartbeat_at_a_steady_interval(main_run):
     beats = main_run["beats"]
     assert len(beats) >= 3, beats
     times = np.array([t for t, _ in beats])
-    # On a schedule of start + k × 2 s (the poller wakes for it), not after each cell.
-    assert np.all(np.diff(times) > 1.0) and np.all(np.diff(times) < 6.0), times
+    # On a schedule of start + k × 2 s (the poller wakes for it), not after each cell; a
+    # late beat (a busy scheduler) does not double up.
+    gaps = np.diff(times)
+    assert np.all(gaps > 1.0) and 1.5 <= float(np.median(gaps)) <= 4.0, times
     assert all("cells done" in line and "elapsed" in line for _, line in beats)
 
 

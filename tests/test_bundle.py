@@ -110,6 +110,13 @@ def test_other_versions_are_named_and_the_optimum_compared(bundled: Path,
     assert report["optimum_matches"] is True and report["identical"] is True
 
 
+def test_the_scenario_setting_bundles_too(tmp_path: Path) -> None:
+    done = run_cli("solve", TINY, *QUICK, "--set", "output.bundle=true", out=tmp_path / "run")
+    assert done.code == 0, done.stderr
+    replay = _members(tmp_path / "run" / "bundle.tar.gz")["replay.toml"].decode()
+    assert "bundle" not in replay  # the replay does not bundle again
+
+
 def test_an_altered_bundle_is_refused(bundled: Path, tmp_path: Path) -> None:
     altered = tmp_path / "altered.tar.gz"
     _rewrite(bundled / "bundle.tar.gz", altered,

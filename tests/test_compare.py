@@ -13,7 +13,7 @@ import pytest
 
 import allocator
 from allocator.errors import InputError
-from allocator.negotiate.compare import compare, compare_runs
+from allocator.negotiate.compare import compare, compare_html, compare_runs
 from tests.conftest import TINY, run_cli
 from tests.plan_check import check_plan
 from tests.test_report import CHROMIUM, _open_in_chromium
@@ -156,6 +156,9 @@ def test_two_runs_get_the_diff_engines_detail(setup, tmp_path):
     delta = delta[delta.abs() > 1e-7]
     assert moves.set_index(keys)["delta"].sort_index().to_dict() == pytest.approx(
         delta.sort_index().to_dict())
+    # the same runs, the same page (the figures and the pictures are deterministic)
+    again = compare_runs([setup["run_base"], setup["run_cut"]])
+    assert compare_html(again) == (tmp_path / "two" / "compare.html").read_text()
     # three or more: no pairwise detail, and the library returns frames
     three = compare_runs([setup["run_base"], setup["run_cut"], setup["run_hired"]])
     assert three.diff is None and isinstance(three.kpis, pd.DataFrame) and len(three.kpis) == 3

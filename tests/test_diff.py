@@ -80,6 +80,8 @@ def test_moves_are_the_plans_difference(nights: Nights, diffed: Path) -> None:
     pd.testing.assert_frame_equal(got[KEYS], want[KEYS])
     np.testing.assert_allclose(got[["fte_a", "fte_b", "delta"]].to_numpy(),
                                want[["fte_a", "fte_b", "delta"]].to_numpy(), atol=1e-9)
+    moved = want["delta"].abs().sum() / 2
+    assert f"{moved:,.4g} FTE moved" in (diffed / "diff.md").read_text()
     # people who disappear: every removed staff member who worked on day 1
     gone = set(nights.change.staff_removed) & set(a["staff_id"])
     assert gone and gone <= set(got.loc[got["fte_b"] == 0, "staff_id"])
@@ -275,14 +277,50 @@ def test_diff_html_in_chromium(diffed: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_other_model_plan_diff(tmp_path: Path) -> None:
-    """assignment: what its tables allow (plan_diff.csv by its ids, objectives, inputs)."""
+def test_funding_plan_diff(tmp_path: Path) -> None:
+    """funding: what its tables allow. The total budget cut by 20%: plan_diff.csv against the
+    two plan.csv files, budgets_diff.csv, the budgets.csv row as the input change."""
     root = Path(__file__).resolve().parents[1]
-    for name in ("a", "b"):
-        done = run_cli("solve", root / "models" / "assignment.toml", "--no-store",
-                       out=tmp_path / name)
+    scenario = (root / "models" / "funding.toml").read_text()
+    data = root / "data" / "funding"
+    budgets = pd.read_csv(data / "budgets.csv", dtype=str)
+    total = budgets["amount"].astype(float).idxmax()
+    budgets.loc[total, "amount"] = str(float(budgets.loc[total, "amount"]) * 0.8)
+    (tmp_path / "in").mkdir()
+    budgets.to_csv(tmp_path / "in" / "budgets.csv", index=False)
+    (tmp_path / "cut.toml").write_text(
+        scenario.replace("../data/funding/programs.csv", str(data / "programs.csv"))
+        .replace("../data/funding/response.csv", str(data / "response.csv"))
+        .replace("../data/funding/budgets.csv", str(tmp_path / "in" / "budgets.csv")))
+    for name, path in (("a", root / "models" / "funding.toml"), ("b", tmp_path / "cut.toml")):
+        done = run_cli("solve", path, "--no-store", out=tmp_path / name)
         assert done.code == 0, done.stderr
     diffed = run_cli("diff", tmp_path / "a", tmp_path / "b", out=tmp_path / "d")
     assert diffed.code == 0, diffed.stderr
-    assert (tmp_path / "d" / "plan_diff.csv").is_file()
-    assert "model assignment" in (tmp_path / "d" / "diff.md").read_text()
+    got = _read(tmp_path / "d" / "plan_diff.csv").set_index("program_id")
+    a = _read(tmp_path / "a" / "plan.csv").set_index("program_id")
+    b = _read(tmp_path / "b" / "plan.csv").set_index("program_id")
+    delta = (b["spend"] - a["spend"])
+    moved = delta[delta.abs() > 1e-7]
+    assert len(moved) and set(got.index) >= set(moved.index)
+    np.testing.assert_allclose(got.loc[moved.index, "spend_delta"], moved)
+    assert not (tmp_path / "d" / "moves.csv").exists()
+    changes = _read(tmp_path / "d" / "input_changes.csv")
+    assert list(changes["budget_id"]) == [budgets.loc[total, "budget_id"]]
+    assert "model funding" in (tmp_path / "d" / "diff.md").read_text()
+    assert (tmp_path / "d" / "budgets_diff.csv").is_file()
+
+
+def test_against_a_run_without_plan(nights: Nights, tmp_path: Path) -> None:
+    """B infeasible (no plan tables): the objectives say so, nothing is invented."""
+    from allocator.diff import diff_runs
+
+    folder = tmp_path / "infeasible"
+    folder.mkdir()
+    summary = json.loads((nights.day2 / "summary.json").read_text())
+    summary.update(status="infeasible", exit_code=3, objectives={})
+    (folder / "summary.json").write_text(json.dumps(summary))
+    diff = diff_runs(nights.day1, folder)
+    assert diff.moves.empty and diff.objectives["b"].isna().all()
+    assert any("has no service objective (status infeasible)" in s for s in diff.story)
+    assert any("no plan in" in n for n in diff.notes)

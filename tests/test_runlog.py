@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from allocator.cli import main
+from allocator.datagen import generate_ops, write_ops_instance
 from allocator.errors import ExitCode
-from tests.conftest import TINY, run_cli
+from tests.conftest import ROOT, TINY, run_cli
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # an escape (\x1b) included
 
@@ -72,7 +78,7 @@ def test_every_command_lists_its_exit_codes() -> None:
     commands = _commands(main)
     assert {("solve",), ("replay",), ("bench", "run"), ("runs", "list"), ("convert",)} <= \
         set(commands)
-    for path in commands:
+    for path in [(), *commands]:
         text = runner.invoke(main, [*path, "--help"]).output
         assert "Exit codes:" in text, path
     solve_help = runner.invoke(main, ["solve", "--help"]).output
@@ -83,3 +89,27 @@ def test_every_command_lists_its_exit_codes() -> None:
     assert "143" in solve_help and "130" in solve_help
     assert re.search(r"^\s+7\s+compare --strict", runner.invoke(
         main, ["bench", "compare", "--help"]).output, re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_json_log_of_an_interrupt(tmp_path: Path) -> None:
+    """SIGTERM mid-solve: the last two lines say so, as JSON, and the exit is 143."""
+    scenario = write_ops_instance(generate_ops(6_000, seed=2), tmp_path / "big", "big")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "allocator.cli", "solve", str(scenario), "--out",
+         str(tmp_path / "run"), "--no-store", "--log-format", "json", "--set",
+         'policy.assignment="whole"'],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # until the solver has started
+        seen.append(json.loads(line))
+        if seen[-1].get("phase") == "solve" and seen[-1].get("state") == "start":
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    rest = [json.loads(line) for line in proc.stderr.read().splitlines()]
+    assert proc.wait(timeout=60) == 143
+    assert rest[-2]["event"] == "error" and rest[-2]["signal"] == "SIGTERM"
+    assert rest[-1]["event"] == "exit" and rest[-1]["code"] == 143
+    assert not (tmp_path / "run").exists()

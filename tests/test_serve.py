@@ -106,7 +106,7 @@ def test_every_request_needs_the_token_and_nothing_is_solved_without_it(room):
     assert "/api/whatif" in spec["paths"] and "/api/run" in spec["paths"]
 
 
-def test_run_state_is_the_cli_run(room, base_run):
+def test_run_state_is_the_cli_run(room, base_run, tmp_path):
     state = httpx.get(room.base_url + "/api/run", headers=auth(room)).json()
     assert state["name"] == "acme-demo"
     for stage, value in base_run.objectives.items():
@@ -124,6 +124,12 @@ def test_run_state_is_the_cli_run(room, base_run):
              and p["stage"] == "service"]
     assert south and south[0]["rhs_low"] is not None and "this price holds from" in \
         south[0]["sentence"]
+    # The price in words against a cold re-solve with 1,000 more (inside the stated range).
+    said = re.search(r"each extra 1,000 of money avoids ([0-9.]+) units", south[0]["sentence"])
+    assert said and south[0]["rhs_low"] <= 3_651_000 <= south[0]["rhs_high"]
+    more = cold(tmp_path, {("budgets", "B-SOU", "amount"): 3_651_000})
+    avoided = base_run.objectives["service"] - more.objectives["service"]
+    assert float(said.group(1)) == pytest.approx(avoided, rel=5e-4)  # 4 digits in words
     editable = {r["budget_id"]: r["amount"] for r in state["inputs"]["budgets"]["rows"]}
     assert editable["B-SOU"] == 3_650_000
 
@@ -199,6 +205,17 @@ def test_bad_edits_are_every_problem_in_words_never_a_500(room):
     assert r.status_code == 422 and "name" in r.json()["problems"][0]
 
 
+def test_an_infeasible_whatif_says_so_without_figures(room):
+    # Hand-checked: Leeds can hold at most 42 FTE (sites.csv capacity_fte), so a minimum
+    # staffing of 500 there cannot be met.
+    r = whatif(room, [{"table": "sites", "id": "Leeds", "column": "min_fte", "value": 500}])
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["status"] == "infeasible"
+    assert got["cost"] is None and got["shortfall"] is None and got["difference"] is None
+    assert set(got["outcome"]["kpis"].values()) == {None}
+
+
 def test_cross_site_requests_are_refused(room):
     r = whatif(room, [SOUTH], name="csrf", headers={**auth(room),
                                                     "Origin": "http://evil.example"})
@@ -246,6 +263,11 @@ def test_alternatives_are_kept_compared_and_exported_as_runnable_scenarios(room,
     assert again.status == "optimal"
     for stage, value in again.objectives.items():
         assert cols["south cut"]["objectives"][stage] == pytest.approx(value, rel=1e-7)
+    headroom = {b["budget_id"]: b["headroom"] for b in cols["south cut"]["budgets"]}
+    for b in again.budgets.itertuples():
+        assert headroom[b.budget_id] == pytest.approx(b.headroom, abs=1e-3)
+    assert {"family": "budget", "id": "B-SOU"} in [
+        {"family": b["family"], "id": b["id"]} for b in cols["south cut"]["binding"]]
     assert httpx.delete(room.base_url + "/api/alternatives/south cut",
                         headers=auth(room)).status_code == 200
     assert httpx.get(room.base_url + "/api/alternatives/south cut",
@@ -267,6 +289,12 @@ def test_value_curve_of_a_budget_reads_a_10pc_cut_as_a_cold_solve_does(room, bas
         assert read[(stage, -0.1)]["objective"] == pytest.approx(value, rel=1e-6), stage
     stages = {p["stage"] for p in c["points"]}
     assert stages == {"service", "cost"}
+    # The curve leaves the session as it found it: a what-if after it is still the cold answer.
+    after = whatif(room, [{"table": "budgets", "id": "B-SOU", "column": "amount",
+                           "value": 3_285_000}]).json()
+    for stage in south_cut.objectives:
+        assert {s["name"]: s["objective"] for s in after["stages"]}[stage] == pytest.approx(
+            south_cut.objectives[stage], rel=1e-7)
     bad = httpx.get(room.base_url + "/api/curve", params={"budget": "B-NOPE"},
                     headers=auth(room))
     assert bad.status_code == 422 and "no budget 'B-NOPE'" in bad.json()["problems"][0]
@@ -295,6 +323,9 @@ def test_cli_refuses_a_busy_port_and_lists_its_exit_codes():
         port = busy.getsockname()[1]
         result = CliRunner().invoke(main, ["serve", str(DEMO), "--port", str(port)])
     assert result.exit_code == 2 and "port is in use" in result.output
+    missing = CliRunner().invoke(main, ["serve", "no/such/scenario.toml", "--port", "0"])
+    assert missing.exit_code == 2 and "give a scenario file (.toml) or a run folder" in \
+        missing.output
 
 
 # ---- the page, in Debian's Chromium ----------------------------------------------------

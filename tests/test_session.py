@@ -43,8 +43,9 @@ def cold(scenario: Path, table: str, change: Callable[[pd.DataFrame], pd.DataFra
     shutil.copytree(scenario.parent, case)
     path = case / f"{table}.csv"
     change(read_raw(path)).to_csv(path, index=False)
-    return allocator.solve(case / scenario.name, output__report=False,
-                           output__sensitivity=False, **settings)
+    chosen: dict[str, object] = {"output__report": False, "output__sensitivity": False,
+                                 **settings}
+    return allocator.solve(case / scenario.name, **chosen)
 
 
 def set_cell(key: dict[str, str], column: str, value: float

@@ -204,3 +204,28 @@ def test_cli_end_to_end(case: Path, tmp_path: Path) -> None:
         assert np.interp(row["budgets[all].amount"], part["parameter"],
                          part["objective"]) == pytest.approx(point.objectives["service"],
                                                              rel=1e-7)
+
+
+def _price(text: str, name: str) -> float:
+    """The price of `name` in a binding_<stage> cell ('budget[B-SOU] -2.6e-05; ...')."""
+    for item in str(text).split("; "):
+        label, _, value = item.rpartition(" ")
+        if label == name:
+            return float(value)
+    return 0.0
+
+
+def test_prices_against_the_cold_sensitivity_report(swept, demo: Path, tmp_path: Path) -> None:
+    """The South budget's price in each stage, against a cold run's sensitivity.csv."""
+    frame = swept.points
+    for k in (1, 3):
+        row = frame.iloc[k]
+        run = cold(demo, "budgets", set_cell({"budget_id": "B-SOU"}, "amount", row[B_SOU]),
+                   tmp_path / "priced", output__sensitivity=True)
+        sens = run.sensitivity
+        for stage in ("service", "cost"):
+            found = sens[(sens["stage"] == stage) & (sens["family"] == "budget")
+                         & (sens["labels"] == "B-SOU")].iloc[0]
+            assert str(found["dual_unique"]).lower() == "true"
+            assert _price(row[f"binding_{stage}"], "budget[B-SOU]") == pytest.approx(
+                float(found["dual"]), rel=1e-5, abs=1e-12), (k, stage)

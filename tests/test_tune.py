@@ -12,6 +12,7 @@ by a count of runs.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import tomllib
@@ -23,8 +24,10 @@ import pytest
 import scipy.sparse as sp
 
 from allocator.bench.settings_file import settings_overrides
+from allocator.bench.summary import shifted_geomean
 from allocator.bench.tune import (
     candidates,
+    criterion_value,
     default_space,
     halving_rounds,
     load_space,
@@ -197,6 +200,10 @@ def test_budget_and_rounds(tmp_path):
     assert halving_rounds(8, 3) == [(8, 1), (3, 3)]
     assert halving_rounds(4, 2) == [(4, 1), (2, 2)]
     assert planned_runs(4, 2, 3, 2) == 3 * (4 + 4 + 4)
+    times = pd.Series([0.5, 2.0, 30.0])
+    assert criterion_value(times, "max") == 30.0  # the slowest instance: a nightly deadline
+    assert criterion_value(times, "sgm") == pytest.approx(shifted_geomean(times.to_numpy()))
+    assert criterion_value(pd.Series([1.0, math.inf]), "sgm") == math.inf  # disqualified
     run = run_cli("bench", "tune", TINY, "--budget", "5 runs", "--out", tmp_path / "t")
     assert run.code == 2 and "too small" in run.stderr, run.stderr
     assert not (tmp_path / "t").exists()

@@ -61,6 +61,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "two": write_ops_instance(day2, root / "day2", "warm-test"), "root": root}
 
 
+@pytest.mark.slow  # three CLI runs
 def test_warm_plan_is_the_cold_optimum(nights: dict[str, Path]) -> None:
     root, store = nights["root"], nights["root"] / "store.sqlite"
     _solve(nights["one"], root / "night1", "--store", str(store), *QUICK)
@@ -93,6 +94,7 @@ def test_warm_plan_is_the_cold_optimum(nights: dict[str, Path]) -> None:
     assert any(name.startswith("x|NEW") for name in _names(root / "night2", "column"))
 
 
+@pytest.mark.slow  # three CLI runs
 def test_matched_by_ids_not_positions(nights: dict[str, Path], tmp_path: Path) -> None:
     """The same data with every table's rows in another order: each column and row finds its
     old status by its ids, so both stages start optimal (no simplex iteration)."""
@@ -113,6 +115,7 @@ def test_matched_by_ids_not_positions(nights: dict[str, Path], tmp_path: Path) -
     pd.testing.assert_frame_equal(a, b)
 
 
+@pytest.mark.slow  # three CLI runs
 def test_whole_mode_starts_from_the_plan(tmp_path: Path) -> None:
     whole = ("--set", "policy.assignment=whole", *QUICK)
     _solve(TINY, tmp_path / "mon", "--no-store", *whole)
@@ -135,6 +138,7 @@ def test_warm_from_what_cannot_be_used_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow  # three CLI runs
 def test_a_run_of_another_scenario_is_not_used(tmp_path: Path) -> None:
     store = tmp_path / "store.sqlite"
     _solve(TINY, tmp_path / "tiny", "--store", str(store), *QUICK)
@@ -147,3 +151,36 @@ def test_a_run_of_another_scenario_is_not_used(tmp_path: Path) -> None:
     assert not any("warm" in n for n in summary["notes"])
     _code, again, _ = _solve(TINY, tmp_path / "tiny2", "--store", str(store), *QUICK)
     assert "warm start from run 1" in " ".join(again["notes"])
+
+
+def test_default_warm_start_from_a_postgresql_store(tmp_path: Path) -> None:
+    """The store lookup is plain SQLAlchemy: the same on a real PostgreSQL server."""
+    from tests.pg import throwaway_postgres
+
+    with throwaway_postgres("allocator-warm-pg-") as url:
+        _solve(TINY, tmp_path / "mon", "--store", url, *QUICK)
+        _code, tue, _ = _solve(TINY, tmp_path / "tue", "--store", url, *QUICK)
+    assert f"warm start from run 1 ({tmp_path / 'mon'})" in " ".join(tue["notes"])
+
+
+def test_a_warm_start_that_does_not_help_falls_back_to_interior_point(
+        nights: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a cold run would use interior point, a warm first stage gets a budget of
+    simplex iterations; past it, the stage is solved cold by interior point, said in the
+    notes, to the same optimum (here the model is made to look large and the budget 1)."""
+    from allocator.run import solve_scenario
+    from allocator.solvers import highs
+
+    sets = ["output.sensitivity=false", "output.report=false"]
+    solve_scenario(nights["one"], tmp_path / "mon", sets)
+    cold = solve_scenario(nights["two"], tmp_path / "cold", sets).summary
+    for name, value in (("AUTO_IPM_COLUMNS", 0), ("COUPLING_ROW_MIN", 1),
+                        ("WARM_MIN_ITERATIONS", 1), ("WARM_ROW_ITERATIONS", 0.0)):
+        monkeypatch.setattr(highs, name, value)
+    warm = solve_scenario(nights["two"], tmp_path / "warm", sets,
+                          warm_from=tmp_path / "mon").summary
+    notes = " ".join(warm["notes"])
+    assert "not optimal within 1 simplex iterations" in notes
+    assert "solved by interior point from scratch" in notes
+    for stage in ("service", "cost"):
+        assert warm["objectives"][stage] == pytest.approx(cold["objectives"][stage], rel=1e-9)

@@ -10,7 +10,10 @@ runs. Modules, in the order data flows:
 - ``runner``: the Dask fan-out, results.csv appended as cells finish, resume;
 - ``verify``: published optima and the verdict on each answer;
 - ``summary``, ``plots``, ``report``: rankings, the profile, CSV/Markdown/HTML;
-- ``compare``: two runs, with the replicates' spread so noise is not called a regression.
+- ``compare``: two runs, with the replicates' spread so noise is not called a regression;
+- ``tune``: successive halving over a solver's settings, the winner re-checked against the
+  default on fresh seeds, best.toml; ``settings_file``: best.toml's ``[solver]`` as the
+  ``--set`` overrides of ``allocator solve --solver-settings``.
 
 Exports load on first use (PEP 562): ``allocator --help`` imports this package through the
 CLI and should not pay for pandas, matplotlib or Dask.

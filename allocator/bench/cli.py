@@ -45,6 +45,13 @@ class BenchExit(IntEnum):
     REGRESSION = 7
 
 
+def pd_na() -> Any:
+    """pandas' missing value (a round a candidate never reached), imported only when needed."""
+    import pandas as pd
+
+    return pd.NA
+
+
 def _fail(exc: BaseException) -> int:
     """The package's one mapping of exceptions to exit codes and words (allocator.failures);
     bench's own codes (6, 7) are returned by its commands, not raised."""
@@ -425,6 +432,19 @@ def _tune(files: tuple[str, ...], solver: str, budget: str, criterion: str,
         err.print(Panel(escape("\n".join(result.alarms)),
                         title=f"[bold]{len(result.alarms)} WRONG OR DISPUTED ANSWER(S)",
                         border_style="bold red", style="red"), soft_wrap=False)
+    from allocator.bench.tune import rounds_table
+
+    frame = rounds_table(result)
+    shown = Table(title=f"candidates by round (score: {result.criterion}, s)",
+                  title_justify="left")
+    for column in frame.columns:
+        shown.add_column(str(column), justify="left" if column in ("candidate", "fate")
+                         else "right")
+    for row in frame.itertuples(index=False):
+        shown.add_row(*["" if v is None or (isinstance(v, float) and v != v) or v is pd_na()
+                        else f"{v:.4g}" if isinstance(v, float) else escape(str(v))
+                        for v in row])
+    out.print(shown)
     out.print(result.verdict, highlight=False, markup=False)
     out.print(f"{result.runs} runs in {result.seconds:.0f} s; wrote best.toml, report.html, "
               f"tune.csv, results.csv in {out_dir}", highlight=False, markup=False)

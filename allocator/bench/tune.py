@@ -209,6 +209,12 @@ def load_space(path: Path, solver: str, axes: list[Axis]) -> list[Axis]:
     return list(by_name.values())
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "default" if value is None else str(value)
+
+
 def _why(old: Axis | None, file: str) -> str:
     return f"{old.why} (values from {file})" if old and old.why else f"from {file}"
 
@@ -509,13 +515,13 @@ def _search(instances: list[Instance], settings: TuneSettings, axes: list[Axis],
                                                settings.confirm) > budget.runs:
             kept -= 1
         if kept < len(pool):
-            notes.append(f"the budget of {budget} runs fits {kept} of the {len(pool)} "
+            notes.append(f"the budget of {budget} fits {kept} of the {len(pool)} "
                          f"candidates: {kept - 1} drawn at random (seed {settings.seed}) "
                          "besides the default")
             pool = [pool[0], *sorted(others[:kept - 1], key=lambda c: c.label)]
     entrants = [Candidate(c) for c in pool]
     say(f"search space: {len(pool)} candidate(s) from "
-        + ", ".join(f"{a.name} {list(a.values)}" for a in axes
+        + ", ".join(f"{a.name} [{', '.join(_shown(v) for v in a.values)}]" for a in axes
                     if a.kinds & kinds and len(a.values) > 1)
         + f"; successive halving, eta {eta}")
     rows = [base]
@@ -546,7 +552,9 @@ def _search(instances: list[Instance], settings: TuneSettings, axes: list[Axis],
             candidate.rounds.append({
                 "round": number + 1, "runs": len(mine),
                 "score": math.inf if candidate.disqualified else score(mine, criterion)})
-        ranked = sorted(alive, key=lambda c: (c.rounds[-1]["score"], c.label))
+        # Ties (times under the resolution, say) go to the default: no change for nothing.
+        ranked = sorted(alive, key=lambda c: (c.rounds[-1]["score"], c.config != default,
+                                              c.label))
         keep = max(1, math.ceil(len(alive) / eta))
         for candidate in ranked[keep:]:
             candidate.dropped = number + 1
@@ -561,7 +569,9 @@ def _search(instances: list[Instance], settings: TuneSettings, axes: list[Axis],
     everything = pd.concat(rows, ignore_index=True)
     # 2. The re-check: winner and default side by side on seeds the search never used.
     if winner == default:
-        notes.append("the default won the search: nothing to re-check against")
+        notes.append("the search space holds only the default: nothing to try"
+                     if len(entrants) == 1 else
+                     "the default won the search: nothing to re-check against")
         confirm = everything.iloc[0:0].copy()
         default_scores = winner_scores = [score(everything[everything["config"] ==
                                                            default.label], criterion)]
@@ -719,8 +729,7 @@ def to_html(result: TuneResult, toml_text: str) -> str:
         f"default ({result.default.label}) s": result.default_scores,
         f"winner ({result.winner.label}) s": result.winner_scores,
     }) if result.winner != result.default else pd.DataFrame()
-    space = pd.DataFrame([{"setting": a.name, "values": ", ".join(
-        "default" if v is None else str(v) for v in a.values),
+    space = pd.DataFrame([{"setting": a.name, "values": ", ".join(_shown(v) for v in a.values),
         "acts on": "/".join(sorted(a.kinds)), "why": a.why} for a in result.axes])
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",

@@ -65,13 +65,40 @@ def _summary(folder: Path) -> dict[str, Any]:
     return found
 
 
+SENSITIVITY_COLUMNS = ["stage", "kind", "family", "labels", "activity", "rhs", "binding",
+                       "dual"]
+
+
 def _table(folder: Path, name: str) -> pd.DataFrame | None:
     from allocator.api import read_output_table
 
     path = folder / f"{name}.csv"
     if not path.exists() and not path.with_suffix(".parquet").exists():
         return None
+    if name == "sensitivity":
+        return _sensitivity(path)
     return read_output_table(path)
+
+
+def _sensitivity(path: Path) -> pd.DataFrame:
+    """The columns a diff needs of sensitivity.csv, read by Arrow (a medium model's has 450k
+    rows: pandas' reader of every column took 5 s of a 6 s diff); the writer's formula
+    protection undone on the labels as the API's reader does."""
+    from allocator.outputs.folder import FORMULA_START
+
+    if path.with_suffix(".parquet").exists():
+        return pd.read_parquet(path.with_suffix(".parquet"), columns=SENSITIVITY_COLUMNS)
+    text = ["stage", "kind", "family", "labels", "binding"]
+    frame = pd.read_csv(path, usecols=SENSITIVITY_COLUMNS, engine="pyarrow",
+                        dtype={**{c: str for c in text},
+                               **{c: "float64" for c in ("activity", "rhs", "dual")}},
+                        keep_default_na=False,
+                        na_values=[""])
+    labels = frame["labels"].astype(object)
+    protected = labels.str.startswith("'", na=False) & labels.str[1:2].isin(FORMULA_START)
+    if protected.any():
+        frame["labels"] = labels.where(~protected, labels.str[1:])
+    return frame
 
 
 def _ids(frame: pd.DataFrame) -> list[str]:
@@ -380,10 +407,14 @@ def waterfall(start: float, end: float, parts: pd.Series, start_label: str,
 
 def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
            objectives: pd.DataFrame, constraints: pd.DataFrame, inputs: InputDiff,
-           limit: int = 8) -> list[str]:
+           status: dict[str, str], limit: int = 8) -> list[str]:
     said = []
     for row in objectives.itertuples(index=False):
-        if pd.notna(row.delta) and abs(row.delta) > 1e-9 * max(1.0, abs(row.a)):
+        if pd.isna(row.a) or pd.isna(row.b):
+            missing = "A" if pd.isna(row.a) else "B"
+            said.append(f"Run {missing} has no {row.stage} objective (status "
+                        f"{status[missing]}).")
+        elif pd.notna(row.delta) and abs(row.delta) > 1e-9 * max(1.0, abs(row.a)):
             rel = f" ({row.rel_change:+.1%})" if pd.notna(row.rel_change) else ""
             said.append(f"The {row.stage} objective went from {_fmt(row.a)} to {_fmt(row.b)}"
                         f"{rel}.")
@@ -398,12 +429,18 @@ def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
         said.append(f"Input {row.table} {row.status}" + (f": {', '.join(parts)}." if parts
                                                          else "."))
     if not moves.empty:
+        said.append(f"{num(moves['delta'].abs().sum() / 2)} FTE moved (half of the sum of "
+                    f"|change| over {len(moves)} staff × site × service rows).")
         people = moves.groupby("staff_change")["staff_id"].nunique()
-        if people.get("appears"):
-            said.append(f"{people['appears']} people appear in the plan, "
-                        f"{people.get('disappears', 0)} disappear.")
+        if people.get("appears") or people.get("disappears"):
+            said.append(f"{people.get('appears', 0)} people appear in the plan and "
+                        f"{people.get('disappears', 0)} disappear from it.")
         net = moves.groupby(["site_id", "service_id"], sort=False).agg(
             delta=("delta", "sum"), cause=("cause", lambda s: next((c for c in s if c), "")))
+        if "cause" in coverage and len(coverage):  # the target's own change first
+            own = coverage.set_index(["site_id", "service_id"])["cause"]
+            own = own[own != ""].reindex(net.index)
+            net["cause"] = own.where(own.notna(), net["cause"])
         net = net[net["delta"].abs() > 1e-6]
         net = net.reindex(net["delta"].abs().sort_values(ascending=False, kind="stable")
                           .index).head(limit)
@@ -423,8 +460,8 @@ def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
     if not budgets.empty and "headroom_delta" in budgets:
         for row in budgets[budgets["headroom_delta"].abs() > 0.5].itertuples(index=False):
             because = f" ({row.cause})" if row.cause else ""
-            said.append(f"Budget {row.budget_id}: headroom {_fmt(row.headroom_a)} -> "
-                        f"{_fmt(row.headroom_b)}{because}.")
+            said.append(f"Budget {row.budget_id}: headroom {_fmt(round(row.headroom_a, 2))} "
+                        f"-> {_fmt(round(row.headroom_b, 2))}{because}.")
     if not constraints.empty:
         for change in ("now binding", "no longer binding"):
             rows = constraints[constraints["change"] == change]
@@ -518,10 +555,15 @@ def diff_runs(a: str | Path, b: str | Path, summary_a: dict[str, Any] | None = N
     constraints = _constraint_causes(
         constraints_frame(_table(fa, "sensitivity"), _table(fb, "sensitivity")), changes)
     objectives = objectives_frame(sa, sb)
+    if not ops_plan:
+        moves = pd.DataFrame()  # no staff x site x service plan: no moves.csv
     if model != "ops":
-        notes.append(f"model {model}: moves.csv, coverage_diff.csv and budgets_diff.csv are "
-                     "the ops model's; its plan is compared in plan_diff.csv by its ids, with "
-                     "objectives, constraints and inputs")
+        has = [f for f, frame in (("coverage_diff.csv", coverage), ("budgets_diff.csv", budgets))
+               if len(frame.columns)]
+        notes.append(f"model {model}: no staff × site × service moves (moves.csv and the "
+                     "waterfalls are the ops model's); its plan is compared in plan_diff.csv "
+                     f"by its ids, with {', '.join([*has, 'objectives', 'constraints'])} and "
+                     "the inputs")
     waterfalls: dict[str, pd.DataFrame] = {}
     if ops_plan and "cost_delta" in moves and plan_a is not None and plan_b is not None:
         cost_a, cost_b = float(_num(plan_a, "cost").sum()), float(_num(plan_b, "cost").sum())
@@ -543,7 +585,8 @@ def diff_runs(a: str | Path, b: str | Path, summary_a: dict[str, Any] | None = N
             float(coverage["shortfall_a"].fillna(0).sum()),
             float(coverage["shortfall_b"].fillna(0).sum()), parts, "shortfall A",
             "shortfall B")
-    story = _story(moves, coverage, budgets, objectives, constraints, inputs)
+    story = _story(moves, coverage, budgets, objectives, constraints, inputs,
+                   {"A": str(sa.get("status")), "B": str(sb.get("status"))})
     return RunDiff(fa, fb, model, sa, sb, moves.reset_index(drop=True), coverage, budgets,
                    objectives, constraints, inputs.tables,
                    changes.reindex(columns=[*CHANGE_COLUMNS, "sentence"]), plan, waterfalls,

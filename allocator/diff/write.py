@@ -76,6 +76,7 @@ def waterfall_svg(steps: pd.DataFrame, title: str, unit: str) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     # no date, fixed ids: the same diff gives the same bytes
     plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "svg.hashsalt": "allocator"})
@@ -100,14 +101,19 @@ def waterfall_svg(steps: pd.DataFrame, title: str, unit: str) -> str:
         ax.text(i, lows[i] + heights[i], label, ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x, [str(s) for s in steps["step"]], rotation=15, ha="right")
     ax.set_ylabel(unit)
-    ax.set_title(title, loc="left")
-    top = max(lo + h for lo, h in zip(lows, heights, strict=True)) if heights else 1.0
-    totals = steps.loc[steps["kind"] == "total", "value"]
-    bottom = min(lows) if lows else 0.0
-    if len(totals) and float(totals.min()) > 0:  # zoom on the change, as finance reads it
-        span = max(top - bottom, 1e-9)
-        bottom = max(0.0, bottom - 0.5 * span) if bottom > 0 else bottom
+    levels = [v for lo, h, kind in zip(lows, heights, steps["kind"], strict=True)
+              for v in ((lo + h,) if kind == "total" else (lo, lo + h))]
+    top = max(levels) if levels else 1.0
+    bottom = min(0.0, min(levels)) if levels else 0.0
+    if levels and min(levels) > 0:  # zoom on the changes, as finance reads a waterfall
+        span = max(top - min(levels), 1e-9 * top)
+        zoom = max(0.0, min(levels) - 1.5 * span)
+        if zoom > 0:
+            bottom = zoom
+            title = f"{title} (axis from {num(zoom)})"
     ax.set_ylim(bottom, top + 0.08 * max(top - bottom, 1e-9))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: num(v)))
+    ax.set_title(title, loc="left")
     ax.spines[["top", "right"]].set_visible(False)
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
@@ -135,13 +141,15 @@ def _sections(diff: RunDiff) -> list[tuple[str, pd.DataFrame, str]]:
         ("Inputs: rows and cells", diff.input_changes[
             ["table", "change", "key", "row_a", "row_b", "column", "value_a", "value_b",
              "rel_change"]], "input_changes.csv"),
-        ("Moves (staff × site × service)", moves, "moves.csv"),
+        *([("Moves (staff × site × service)", moves, "moves.csv")] if len(moves.columns)
+          else [("Plan", diff.plan, "plan_diff.csv")]),
         ("Coverage", diff.coverage[diff.coverage.get(
             "shortfall_delta", pd.Series(0, index=diff.coverage.index)).abs().gt(1e-9)
             | diff.coverage.get("served_delta", pd.Series(0, index=diff.coverage.index))
             .abs().gt(1e-9)] if not diff.coverage.empty else diff.coverage,
          "coverage_diff.csv"),
-        ("Budgets", diff.budgets, "budgets_diff.csv"),
+        *([("Budgets", diff.budgets, "budgets_diff.csv")] if len(diff.budgets.columns)
+          else []),
         ("Constraints whose binding or shadow price changed", diff.constraints,
          "constraints_diff.csv"),
     ]

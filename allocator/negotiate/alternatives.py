@@ -41,7 +41,7 @@ import io
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,16 +51,30 @@ import pandas as pd
 
 from allocator.core.checks import StageFigure, plan_problems
 from allocator.core.model import Objective
-from allocator.errors import InfeasibleError, InputError, SolverFailure
+from allocator.errors import (
+    AllocatorError,
+    ExitCode,
+    InfeasibleError,
+    InputError,
+    SolverFailure,
+)
 from allocator.solvers.base import Status
 
 DISTANCES = ("site", "cell")
 ZERO_FTE = 1e-6  # less than this at a site or cell is no staff there (solver noise)
 SHOWN_MOVES = 3  # moves named in each alternative's sentence
-SHOWN_FTE = 0.05  # a move smaller than this is counted, not named
+SHOWN_FTE = 0.005  # a move smaller than this is solver noise: neither named nor counted
+SHOWN_GROUPS = 2  # "keeps A and B open for picking": phrases of each kind in a sentence
+SHOWN_SITES = 3  # sites named in one phrase, the rest counted
 STARTS = 2
 ROUNDS = 4
 HEAT_SITES = 40  # rows of the heat map: the sites that change most
+
+
+class StageLimit(AllocatorError):
+    """The stages ended at a limit, short of the optimum the slack is measured from."""
+
+    exit_code = ExitCode.TIME_LIMIT_NO_PLAN
 
 
 def parse_within(text: str | float) -> float:
@@ -100,30 +114,49 @@ class Alternatives:
 
 
 class _Search:
-    """One HiGHS holding the model, the aggregate columns, the slack holds and the distance
-    rows; warm re-solves as the signs change and as plans are added."""
+    """One HiGHS holding the model, the slack holds, the aggregate columns and the distance
+    rows. It continues from the stage solve's HiGHS where there is one (its optimal basis is
+    the first start), and changes the distance rows' signs in place, so every re-solve is
+    warm (a changed coefficient keeps the basis; a deleted row would not)."""
 
     def __init__(self, model: Any, objectives: list[Objective], holds: list[float],
-                 groups: np.ndarray, n_groups: int, settings: Any) -> None:
+                 groups: np.ndarray, n_groups: int, settings: Any,
+                 highs: Any = None) -> None:
         import highspy
 
         from allocator.solvers.highs import checked, load_into_highs, new_highs
 
         self.n = model.num_vars
         self.n_groups = n_groups
-        highs = new_highs()
-        options: dict[str, int | float] = {"random_seed": int(settings.seed),
-                                           "threads": int(settings.threads or 1)}
-        if settings.mip_gap is not None:  # None: HiGHS's own default
-            options["mip_rel_gap"] = float(settings.mip_gap)
-        for key, value in options.items():
-            highs.setOptionValue(key, value)
-        highs.resetGlobalScheduler(True)  # our solves are sequential (see HighsBackend.load)
-        load_into_highs(highs, model)
-        self.y0 = self.n  # aggregate columns y_g = FTE of group g
-        self.t = self.n + n_groups  # the max-min distance
+        if highs is None:  # another solver did the stages: HiGHS starts cold here
+            highs = new_highs()
+            for key, value in (("random_seed", int(settings.seed)),
+                               ("threads", int(settings.threads or 1)),
+                               ("mip_rel_gap", float(settings.mip_gap))):
+                highs.setOptionValue(key, value)
+            highs.resetGlobalScheduler(True)  # our solves are sequential (HighsBackend.load)
+            load_into_highs(highs, model)
+            held = 0
+        else:  # the stage solve added a hold row after each stage but the last
+            held = len(objectives) - 1
+        for i, (objective, hold) in enumerate(zip(objectives, holds, strict=True)):
+            if i < held:  # the solver-tolerance hold, widened to the slack
+                checked(highs.changeRowBounds(model.num_rows + i, -1e30,
+                                              float(hold - objective.constant)),
+                        f"the row holding stage '{objective.name}' within the slack")
+                continue
+            nz = np.flatnonzero(objective.c)
+            checked(highs.addRow(-1e30, float(hold - objective.constant), nz.size,
+                                 nz.astype(np.int32), objective.c[nz].astype(float)),
+                    f"the row holding stage '{objective.name}' within the slack")
+        self.y0 = highs.getNumCol()  # aggregate columns y_g = FTE of group g
+        self.t = self.y0 + n_groups  # the max-min distance
         empty = np.zeros(0, dtype=np.int32)
-        checked(highs.addCols(n_groups + 1, np.zeros(n_groups + 1), np.zeros(n_groups + 1),
+        # t is free: with fixed signs two plans' rows may ask for opposite moves, and then
+        # the best t is negative (the LP stays feasible; the true distance is measured after).
+        lower = np.zeros(n_groups + 1)
+        lower[-1] = -1e30
+        checked(highs.addCols(n_groups + 1, np.zeros(n_groups + 1), lower,
                               np.full(n_groups + 1, 1e30), 0, empty, empty, np.zeros(0)),
                 "the distance columns")
         # y_g - sum of x at g = 0, one row per group, built as CSR in one call.
@@ -142,40 +175,37 @@ class _Search:
         coef[at] = -1.0
         checked(highs.addRows(n_groups, np.zeros(n_groups), np.zeros(n_groups), index.size,
                               starts.astype(np.int32), index, coef), "the aggregate rows")
-        for objective, hold in zip(objectives, holds, strict=True):
-            nz = np.flatnonzero(objective.c)
-            checked(highs.addRow(-1e30, float(hold - objective.constant), nz.size,
-                                 nz.astype(np.int32), objective.c[nz].astype(float)),
-                    f"the row holding stage '{objective.name}' within the slack")
         cost = np.zeros(self.t + 1)
         cost[self.t] = -1.0  # maximize t
         checked(highs.changeColsCost(cost.size, np.arange(cost.size, dtype=np.int32), cost),
                 "the distance objective")
+        checked(highs.changeObjectiveOffset(0.0), "the distance objective")
         self.highs = highs
         self.first_distance_row = highs.getNumRow()
+        self.signs: list[np.ndarray] = []  # the signs each distance row holds now
         self.kinds = highspy.HighsModelStatus
         self.solves = 0
 
     def set_distances(self, refs: np.ndarray, signs: np.ndarray) -> None:
-        """Rows t - d_p . y <= -d_p . y_p for every reference plan p (replacing the old)."""
+        """Rows t - d_p . y <= -d_p . y_p for every reference plan p: the signs that changed
+        are changed in place, the rows of new plans added."""
         from allocator.solvers.highs import checked
 
         highs = self.highs
-        old = highs.getNumRow() - self.first_distance_row
-        if old:
-            rows = np.arange(self.first_distance_row, highs.getNumRow(), dtype=np.int32)
-            checked(highs.deleteRows(rows.size, rows), "the old distance rows")
-        k, g = signs.shape
-        index = np.empty((k, g + 1), dtype=np.int32)
-        index[:, 0] = self.t
-        index[:, 1:] = self.y0 + np.arange(g)
-        value = np.empty((k, g + 1))
-        value[:, 0] = 1.0
-        value[:, 1:] = -signs
-        hi = -(signs * refs).sum(axis=1)
-        checked(highs.addRows(k, np.full(k, -1e30), hi, index.size,
-                              (np.arange(k) * (g + 1)).astype(np.int32), index.ravel(),
-                              value.ravel()), "the distance rows")
+        for p, (ref, sign) in enumerate(zip(refs, signs, strict=True)):
+            hi = float(-(sign * ref).sum())
+            if p < len(self.signs):
+                row = self.first_distance_row + p
+                for g in np.flatnonzero(self.signs[p] != sign):
+                    checked(highs.changeCoeff(row, self.y0 + int(g), float(-sign[g])),
+                            "a distance row")
+                checked(highs.changeRowBounds(row, -1e30, hi), "a distance row")
+                self.signs[p] = sign.copy()
+                continue
+            cols = np.concatenate([[self.t], self.y0 + np.arange(self.n_groups)])
+            checked(highs.addRow(-1e30, hi, cols.size, cols.astype(np.int32),
+                                 np.concatenate([[1.0], -sign])), "a distance row")
+            self.signs.append(sign.copy())
 
     def solve(self, time_limit: float | None) -> np.ndarray | None:
         highs = self.highs
@@ -235,7 +265,7 @@ def _start_signs(refs: np.ndarray, start: int, seed: int, k: int) -> np.ndarray:
 def find_alternatives(
     scenario: str | Path, *, within: float | str = 0.01, count: int = 5,
     distance: str = "site", overrides: Sequence[str] = (), starts: int = STARTS,
-    rounds: int = ROUNDS,
+    rounds: int = ROUNDS, on_progress: Callable[[str], None] | None = None,
 ) -> Alternatives:
     """The optimal plan and up to `count` alternatives within `within` of every stage's
     optimum, each as far (in FTE moved) from the optimum and the earlier ones as found.
@@ -268,24 +298,38 @@ def find_alternatives(
                                   dict(spec.objective.weights.items()))
     settings = settings_from(spec)
     deadline = (time.monotonic() + settings.time_limit) if settings.time_limit else None
+    backend = None
+    if spec.solver.name == "highs":  # the search goes on in this HiGHS, from its basis
+        from allocator.solvers.registry import make_backend
+
+        backend = make_backend("highs", settings, model)
+        backend.load(model)
     result = solve_stages(model, objectives, spec.solver.name, settings,
-                          spec.objective.rel_tol, spec.objective.abs_tol)
+                          spec.objective.rel_tol, spec.objective.abs_tol, backend=backend)
     if result.status.is_infeasible:
         raise InfeasibleError(f"{spec.name}: no plan meets the hard constraints, so there is "
                               "no optimum to find alternatives around (allocator solve "
                               "writes the diagnosis)")
     if result.x is None or result.status is not Status.OPTIMAL:
+        if result.limit is not None:
+            raise StageLimit(f"{spec.name}: the stages hit the {result.limit.value} limit "
+                             "before their optimum; alternatives are measured from it (raise "
+                             "solver.time_limit with --set)")
         raise SolverFailure(f"{spec.name}: the stages ended {result.status.value} "
                             f"({result.message or 'no proven optimum'}); alternatives need "
                             "each stage's optimum")
     optima = [s.objective for s in result.stages]
+    if on_progress is not None:
+        said = ", ".join(f"{o.name} {v:,.6g}" for o, v in zip(objectives, optima, strict=True))
+        on_progress(f"optimum: {said} ({time.perf_counter() - began:.1f}s)")
     # Never tighter than the run's own holds (rel_tol): within 0% is "the optimum as
     # `allocator solve` holds it", where the optimal plan itself is feasible.
     slack = max(share, spec.objective.rel_tol)
     holds = [opt + slack * abs(opt) + spec.objective.abs_tol for opt in optima]
     groups, keys = _groups(built, distance)
     n_groups = len(keys)
-    search = _Search(model, objectives, holds, groups, n_groups, spec.solver)
+    search = _Search(model, objectives, holds, groups, n_groups, spec.solver,
+                     getattr(backend, "highs", None))
     plans_x = [result.x]
     refs = _aggregate(result.x, groups, n_groups)[None, :]
     notes: list[str] = []
@@ -328,11 +372,13 @@ def find_alternatives(
             break
         plans_x.append(x)
         refs = np.vstack([refs, _aggregate(x, groups, n_groups)])
+        if on_progress is not None:
+            on_progress(f"alternative {k}: {0.5 * gap:,.2f} FTE moved from the nearest plan "
+                        f"({search.solves} solves, {time.perf_counter() - began:.1f}s)")
     tables = tuple(formulation.plan_tables(built, x) for x in plans_x)
-    table = _table(plans_x, objectives, optima, holds, refs, tables, spec.name, keys,
-                   distance, built, share)
+    table = _table(plans_x, objectives, optima, holds, tables, built)
     differences = _differences(tables)
-    table["summary"] = _sentences(table, differences, tables, [o.name for o in objectives])
+    table["summary"] = _sentences(table, differences, tables)
     return Alternatives(
         name=spec.name, within=share, distance=distance, table=table, plans=tables,
         differences=differences, stages=tuple(o.name for o in objectives),
@@ -345,9 +391,10 @@ def find_alternatives(
 
 
 def _table(plans_x: list[np.ndarray], objectives: list[Objective], optima: list[float],
-           holds: list[float], refs: np.ndarray, tables: tuple[dict[str, pd.DataFrame], ...],
-           name: str, keys: pd.DataFrame, distance: str, built: Any,
-           share: float) -> pd.DataFrame:
+           holds: list[float], tables: tuple[dict[str, pd.DataFrame], ...],
+           built: Any) -> pd.DataFrame:
+    """alternatives.csv; distances by site (the default unit) and by site and service,
+    whichever the search maximized."""
     rows: list[dict[str, Any]] = []
     site_groups, site_keys = _groups(built, "site")
     cell_groups, cell_keys = _groups(built, "cell")
@@ -368,6 +415,9 @@ def _table(plans_x: list[np.ndarray], objectives: list[Objective], optima: list[
         if "stability" in row:
             row["fte_moved_vs_baseline"] = 0.5 * row["stability"]
         row["plan_cost"] = float(plan["cost"].sum())
+        base_cost = rows[0]["plan_cost"] if rows else row["plan_cost"]
+        row["plan_cost_change_pct"] = (100.0 * (row["plan_cost"] - base_cost) / abs(base_cost)
+                                       if base_cost else 0.0)
         row["fte"] = float(plan["fte"].sum())
         demand = float(coverage["demand"].sum())
         row["demand_served_share"] = float(coverage["served"].sum()) / demand if demand else 1.0
@@ -444,7 +494,7 @@ def _pct(value: float) -> str:
 
 
 def _sentences(table: pd.DataFrame, differences: pd.DataFrame,
-               tables: tuple[dict[str, pd.DataFrame], ...], stages: list[str]) -> list[str]:
+               tables: tuple[dict[str, pd.DataFrame], ...]) -> list[str]:
     """How each plan differs from the optimum, in business words."""
     out = ["the optimal plan"]
     base_demand = float(tables[0]["coverage"]["demand"].sum())
@@ -455,16 +505,22 @@ def _sentences(table: pd.DataFrame, differences: pd.DataFrame,
         opened = diff[(diff["optimal_fte"] <= ZERO_FTE) & (diff["fte"] > ZERO_FTE)]
         closed = diff[(diff["fte"] <= ZERO_FTE) & (diff["optimal_fte"] > ZERO_FTE)]
         for verb, cells in (("keeps", opened), ("closes", closed)):
+            # Sites grouped by the services they keep open (or close): the largest groups
+            # are said, the rest counted; differences.csv has every cell.
             services = cells.groupby("site_id", sort=True)["service_id"].agg(
                 lambda s: " and ".join(sorted(map(str, s))))
-            sites = services.groupby(services, sort=False).apply(
-                lambda s: _and(sorted(map(str, s.index))))
-            shown = sorted(sites.items(), key=lambda t: (-t[1].count(","), t[1]))
-            for what, where in shown[:SHOWN_MOVES]:
-                parts.append(f"{verb} {where} {'open ' if verb == 'keeps' else ''}for {what}")
-            if len(shown) > SHOWN_MOVES:
-                parts.append(f"{verb} {len(shown) - SHOWN_MOVES} more groups of sites "
-                             f"{'open' if verb == 'keeps' else 'closed'} for some services")
+            groups = sorted(((what, sorted(map(str, where.index)))
+                             for what, where in services.groupby(services, sort=True)),
+                            key=lambda g: (-len(g[1]), g[0]))
+            word = "open " if verb == "keeps" else ""
+            for what, where in groups[:SHOWN_GROUPS]:
+                listed = where[:SHOWN_SITES] + ([f"{len(where) - SHOWN_SITES} more sites"]
+                                                if len(where) > SHOWN_SITES else [])
+                parts.append(f"{verb} {_and(listed)} {word}for {what}")
+            others = sum(len(where) for _, where in groups[SHOWN_GROUPS:])
+            if others:
+                parts.append(f"{verb} {others} more site{'s' if others > 1 else ''} {word}for "
+                             "other services")
         site_change = diff.groupby("site_id")["change_fte"].sum()
         moves = site_moves(site_change)
         named = [m for m in moves if m[2] >= SHOWN_FTE][:SHOWN_MOVES]
@@ -472,7 +528,7 @@ def _sentences(table: pd.DataFrame, differences: pd.DataFrame,
             parts.append(f"moves {_fte(amount)} FTE from {source} to {target}" if source
                          and target else f"uses {_fte(amount)} FTE "
                          f"{'less at ' + source if source else 'more at ' + target}")
-        rest = [m for m in moves if m not in named]
+        rest = [m for m in moves if m not in named and m[2] >= SHOWN_FTE]
         if rest:
             pairs = "pair" if len(rest) == 1 else "pairs"
             parts.append(f"moves {_fte(sum(m[2] for m in rest))} FTE more between "
@@ -480,16 +536,16 @@ def _sentences(table: pd.DataFrame, differences: pd.DataFrame,
         if not moves and not diff.empty:  # the same FTE by site, other services
             parts.append(f"moves {_fte(float(row['cell_fte_moved_vs_optimal']))} FTE between "
                          "services within sites")
-        if "cost" in stages:
-            parts.append(f"costs {_pct(float(row['cost_change_pct']))}")
+        # The plan's money (the cost stage's objective where there is one; weighted or
+        # service-only scenarios have none, and the money still matters in the meeting).
+        parts.append(f"costs {_pct(float(row['plan_cost_change_pct']))}")
         unmet = float(base_demand * (1 - row["demand_served_share"])) - float(
             tables[0]["coverage"]["shortfall"].sum())
-        if "service" in stages:
-            if abs(unmet) < 0.005:
-                parts.append("serves the same demand")
-            else:
-                parts.append(f"leaves {_fte(abs(unmet))} workload units "
-                             f"{'more' if unmet > 0 else 'less'} unmet")
+        if abs(unmet) < 0.005:  # said whatever the stages: coverage is what is promised
+            parts.append("serves the same demand")
+        else:
+            parts.append(f"leaves {_fte(abs(unmet))} workload units "
+                         f"{'more' if unmet > 0 else 'less'} unmet")
         if "stability" in row and pd.notna(row.get("stability")):
             parts.append(f"moves {_fte(float(row['fte_moved_vs_baseline']))} FTE against the "
                          "baseline")

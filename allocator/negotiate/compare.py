@@ -213,8 +213,9 @@ def compare_runs(folders: Sequence[str | Path], names: Sequence[str] | None = No
             budgets.append(bud.assign(run=name))
         binding.append(_binding(_table(folder, "sensitivity")).assign(run=name))
         if summary.get("model") != summaries[0].get("model"):
-            notes.append(f"{name} is a {summary.get('model')} model, {labels[0]} a "
-                         f"{summaries[0].get('model')} model: only what both have is compared")
+            notes.append(f"{name} is of model '{summary.get('model')}', {labels[0]} of "
+                         f"model '{summaries[0].get('model')}': only what both have is "
+                         "compared")
     kpis = pd.DataFrame(kpi_rows)
     diffs = [diff_runs(paths[0], p) for p in paths[1:]]
     inputs, tables = [], []
@@ -331,8 +332,11 @@ def table_status(found: Comparison) -> pd.DataFrame:
                                                   (row.rows_removed, "removed"),
                                                   (row.rows_changed, "changed"))
                      if pd.notna(n) and n]
+            total = sum(int(n) for n in (row.rows_added, row.rows_removed, row.rows_changed)
+                        if pd.notna(n))
             said[row.run] = "same" if row.status == "same" else \
-                f"{row.status}" + (f": {', '.join(parts)} rows" if parts else "")
+                f"{row.status}" + (f": {', '.join(parts)} (row{'s' if total > 1 else ''})"
+                                   if parts else "")
             if pd.notna(row.note) and row.note:
                 said[row.run] += f" ({row.note})"
         rows.append(said)
@@ -382,16 +386,18 @@ def _kpi_bars(found: Comparison) -> str:
                color=[colors[i % len(colors)] for i in range(len(labels))])
         ax.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 3 else 0,
                       ha="right" if len(labels) > 3 else "center")
-        ax.set_title(title)
+        ax.set_title(title, pad=10)
         finite = values.dropna()
         if len(finite) and column != "objective_service":
             low, high = float(finite.min()), float(finite.max())
             pad = max((high - low) * 0.5, abs(high) * 0.02, 1e-9)
             ax.set_ylim(max(0.0, low - pad) if low >= 0 else low - pad, high + pad)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        ax.yaxis.set_major_formatter(lambda v, _pos: _cell(float(v)))
         for i, v in enumerate(values):
             if pd.notna(v):
-                ax.annotate(f"{v:,.4g}", (i, v), ha="center", va="bottom", fontsize=7)
-    fig.subplots_adjust(hspace=0.55, wspace=0.25)
+                ax.annotate(_cell(float(v)), (i, v), ha="center", va="bottom", fontsize=7)
+    fig.subplots_adjust(hspace=0.6, wspace=0.4)
     del axes
     return svg_of(fig)
 
@@ -455,7 +461,7 @@ def _cell(value: Any) -> str:
             return "unlimited" if number > 0 else "-unlimited"
         if abs(number) >= 1000:
             return f"{number:,.0f}"
-        return "0" if number == 0 else f"{number:,.4g}"
+        return "0" if abs(number) < 1e-6 else f"{number:,.4g}"  # below: the solver's noise
     return "" if value is None else str(value)
 
 
@@ -464,10 +470,12 @@ def _shown(found: Comparison) -> pd.DataFrame:
     when it is long."""
     frame = found.side_by_side.copy()
     frame = frame[frame["section"] != "input"]  # said in words in its own table
-    share = frame["unit"].astype(str).str.startswith("share")
+    unit = frame["unit"].astype(str)
+    share, money = unit.str.startswith("share"), unit.str.startswith("money")
     for name in found.names:
-        frame[name] = [f"{float(v):.1%}" if s and pd.notna(v) else _cell(v)
-                       for v, s in zip(frame[name], share, strict=True)]
+        frame[name] = [f"{float(v):.1%}" if s and pd.notna(v) else
+                       f"{round(float(v)) + 0:,}" if m and pd.notna(v) else _cell(v)
+                       for v, s, m in zip(frame[name], share, money, strict=True)]
     cells = frame["section"] == "coverage"
     if cells.sum() > 60:
         frame = frame[~cells]

@@ -17,8 +17,9 @@ out = Console(soft_wrap=True)
 EXIT_CODES = """\b
 Exit codes: 0 written; 1 internal error (the log path is printed); 2 bad input (every
 problem, with file, row and column); 3 infeasible (no optimum to find alternatives
-around); 8 the machine failed (disk full, read-only: nothing written); 130/143/129
-interrupted (nothing written)."""
+around); 4 the time limit ended the stages before their optimum (nothing written; a limit
+reached later ends the search with the alternatives found, exit 0); 8 the machine failed
+(disk full, read-only: nothing written); 130/143/129 interrupted (nothing written)."""
 COMPARE_EXIT_CODES = """\b
 Exit codes: 0 written (an infeasible scenario is compared as such: its status, no plan);
 1 internal error (the log path is printed); 2 bad input (every problem of every item, with
@@ -66,7 +67,8 @@ def alternatives_command(scenario: Path, out_dir: Path, within: str, count: int,
         share = parse_within(within)
         check_target(target, force)  # refused before any solving
         found = find_alternatives(scenario, within=share, count=count, distance=distance,
-                                  overrides=list(sets))
+                                  overrides=list(sets), on_progress=lambda msg: err.print(
+                                      msg, highlight=False, markup=False))
         write_alternatives(found, target, force=force)
         for row in found.table.itertuples(index=False):
             out.print(f"{row.alternative}: {row.summary} "
@@ -106,9 +108,11 @@ def compare_command(items: tuple[Path, ...], out_dir: Path, sets: tuple[str, ...
         for row in found.kpis.itertuples(index=False):
             figures = [f"{row.status}"]
             for column in found.kpis.columns:
-                if column.startswith("objective_"):
-                    figures.append(f"{column[10:]} {getattr(row, column):,.6g}")
-            if "demand_served_share" in found.kpis:
+                value = getattr(row, column)
+                if column.startswith("objective_") and value == value:  # not NaN
+                    figures.append(f"{column[10:]} {value:,.6g}")
+            if "demand_served_share" in found.kpis and row.demand_served_share == \
+                    row.demand_served_share:
                 figures.append(f"demand served {row.demand_served_share:.1%}")
             out.print(f"{row.run}: {', '.join(figures)}", highlight=False, markup=False)
         for note in found.notes:

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from allocator.errors import InputError
+from allocator.errors import InfeasibleError, InputError
+from allocator.negotiate.parametric import ParametricLP
 from allocator.negotiate.session import Session, _near
 
 SAMPLES = 21
+TAIL_SAMPLES = 20  # past the piece limit, the rest of an LP frontier is sampled
 
 
 @dataclass
@@ -68,17 +70,26 @@ def _knee(first: np.ndarray, second: np.ndarray) -> int | None:
     return int(np.argmax(turn)) + 1
 
 
+# What one unit less of an objective is, in the words of the meeting.
+UNIT_LESS = {"service": "each extra point of service (one unit less of weighted shortfall)",
+             "stability": "each FTE moved less (two units less of stability)"}
+LEVEL = {"service": "weighted shortfall", "stability": "stability (twice the FTE moved)"}
+
+
 def _sentences(frame: pd.DataFrame, first: str, second: str) -> list[str]:
     out = []
+    less = UNIT_LESS.get(first, f"each unit less of {first}")
+    level = LEVEL.get(first, first)
+    per = 2.0 if first == "stability" else 1.0
     a = frame[first].to_numpy(float)
     b = frame[second].to_numpy(float)
     for k in range(len(frame) - 1):
         da, db = a[k + 1] - a[k], b[k + 1] - b[k]
         if abs(da) <= 1e-12:
             continue
-        rate = db / da
-        out.append(f"Between {first} {a[k]:,.6g} and {a[k + 1]:,.6g}: each unit less of "
-                   f"{first} costs {-rate:,.6g} more {second}"
+        rate = per * db / da
+        out.append(f"Between {level} {a[k]:,.6g} and {a[k + 1]:,.6g}: {less} costs "
+                   f"{-rate:,.6g} more {second}"
                    + (" (estimated between samples)" if not bool(frame["exact"].iloc[0]) else "")
                    + ".")
     return out
@@ -101,8 +112,8 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
     best_a = session.solve(objectives=[obj_a, obj_b], warm=False)
     best_b = session.solve(objectives=[obj_b, obj_a], warm=False)
     if not (best_a.ok and best_b.ok):
-        raise InputError(f"the scenario has no plan ({best_a.status}); nothing to trade off",
-                         str(scenario))
+        raise InfeasibleError(f"{scenario}: the scenario has no plan ({best_a.status}); "
+                              "nothing to trade off")
     low = sign * best_a.objectives[first]  # minimized sense
     low_hold = low + o.rel_tol * abs(low) + o.abs_tol
     high = sign * best_b.plan_objectives[first]
@@ -110,13 +121,14 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
     exact = model.num_integer == 0
     rows: list[dict[str, object]] = []
     plan_tables: dict[int, dict[str, pd.DataFrame]] = {}
+    plp = None
     if high <= low_hold:  # no trade-off: one plan is best for both
         levels = [low_hold]
         rows.append({first: sign * best_a.plan_objectives[first] + 0.0,
                      second: sign * best_a.objectives[second] + 0.0, "epsilon": low_hold,
                      "kind": "single point", "exact": exact})
     elif exact:
-        rows, levels = _exact_rows(session, first, second, low_hold, high, sign)
+        rows, levels, plp = _exact_rows(session, first, second, low_hold, high, sign)
     else:
         rows, levels = [], list(np.linspace(low_hold, high, max(2, samples)))
         for eps in levels:
@@ -135,10 +147,12 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
                 else ("optimal" if col == "status" else "")
     a = frame[first].to_numpy(float)
     b = frame[second].to_numpy(float)
-    if not exact and len(frame) > 1:
+    if len(frame) > 1:  # samples (a MIP, or an LP past the piece limit): slopes between
         slopes = np.diff(b) / np.where(np.diff(a) == 0, np.nan, np.diff(a))
-        frame["slope_before"] = np.r_[np.nan, slopes]
-        frame["slope_after"] = np.r_[slopes, np.nan]
+        frame["slope_before"] = frame["slope_before"].fillna(
+            pd.Series(np.r_[np.nan, slopes], index=frame.index))
+        frame["slope_after"] = frame["slope_after"].fillna(
+            pd.Series(np.r_[slopes, np.nan], index=frame.index))
     knee = _knee(a, b)
     frame["knee"] = False
     if knee is not None:
@@ -150,6 +164,10 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
     result = FrontierResult(frame, first, second, _sentences(frame, first, second), exact, out)
     if plans:
         for k, eps in enumerate(levels):
+            if plp is not None:  # LP: a warm re-solve at the breakpoint, in the traced model
+                if plp.at(eps) is not None:
+                    plan_tables[k] = session.formulation.plan_tables(session.built, plp.x())
+                continue
             point = session.solve(objectives=[obj_b], plans=True, warm=False,
                                   extra_rows=[(nz, obj_a.c[nz], -math.inf, eps - obj_a.constant)])
             if point.tables is not None:
@@ -173,15 +191,8 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
 
 
 def _exact_rows(session: Session, first: str, second: str, low: float, high: float,
-                sign: float) -> tuple[list[dict[str, object]], list[float]]:
-    from allocator.negotiate.parametric import (
-        MAX_PIECES,
-        Curve,
-        Direction,
-        ParametricLP,
-        _merge,
-        _walk,
-    )
+                sign: float) -> tuple[list[dict[str, object]], list[float], ParametricLP]:
+    from allocator.negotiate.parametric import MAX_PIECES, Curve, Direction, _merge, _walk
 
     model = session.built.model
     zeros_r, zeros_c = np.zeros(model.num_rows), np.zeros(model.num_vars)
@@ -199,6 +210,7 @@ def _exact_rows(session: Session, first: str, second: str, low: float, high: flo
     curve = _merge(Curve(second, points, values, pieces, False))
     rows: list[dict[str, object]] = []
     n = len(curve.points)
+    complete = curve.points[-1] >= high - step
     for k in range(n):
         before = curve.pieces[k - 1] if k > 0 else None
         after = curve.pieces[k] if k < len(curve.pieces) else None
@@ -210,8 +222,23 @@ def _exact_rows(session: Session, first: str, second: str, low: float, high: flo
             "slope_before": before.slope if before else np.nan,
             "slope_after": after.slope if after else np.nan,
             "kind": "best " + first if k == 0 else ("best " + second if k == n - 1
-                                                    else "breakpoint"),
+                                                    and complete else "breakpoint"),
             "exact": True, "status": "optimal",
             "starts_binding": "; ".join(sorted(right - left)) if before and after else "",
             "stops_binding": "; ".join(sorted(left - right)) if before and after else ""})
-    return rows, list(curve.points)
+    levels = list(curve.points)
+    if not complete:  # the piece limit: the rest sampled (exact values, slopes between)
+        rows[-1]["slope_after"] = np.nan
+        for eps in np.linspace(curve.points[-1], high, TAIL_SAMPLES + 1)[1:]:
+            value = plp.at(float(eps))
+            if value is None:
+                continue
+            rows.append({first: sign * float(eps) + 0.0, second: sign * value + 0.0,
+                         "epsilon": sign * float(eps) + 0.0, "slope_before": np.nan,
+                         "slope_after": np.nan,
+                         "kind": f"sample (past {MAX_PIECES} exact pieces)",
+                         "exact": False, "status": "optimal", "starts_binding": "",
+                         "stops_binding": ""})
+            levels.append(float(eps))
+        rows[-1]["kind"] = f"best {second} (sampled)"
+    return rows, levels, plp

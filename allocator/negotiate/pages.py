@@ -225,7 +225,10 @@ def write_frontier_folder(out: Path, frame: pd.DataFrame, first: str, second: st
     plot = frontier_plot(frame, first, second)
     sections = [f"<h1>{esc(title)}</h1>", f"<p class='muted'>{esc(note)}</p>",
                 f"<figure>{plot}</figure>", "<h2>What each step costs</h2>",
-                "<ul>" + "".join(f"<li>{esc(s)}</li>" for s in sentences) + "</ul>",
+                "<ul>" + "".join(f"<li>{esc(s)}</li>" for s in sentences[:60]) + "</ul>"
+                + (f"<p class='muted'>{len(sentences) - 60} more steps: frontier.csv has "
+                   "every breakpoint and the slope on each side.</p>"
+                   if len(sentences) > 60 else ""),
                 "<h2>Points</h2>", table_html(frame, limit=200, left=("kind",))]
     with run_folder(out, ["csv"], force) as folder:
         folder.table("frontier", frame)

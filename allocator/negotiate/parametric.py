@@ -249,11 +249,45 @@ class ParametricLP:
         return ends[0], ends[1]
 
     def slope_and_end(self) -> tuple[float, float]:
-        """The parameter row's dual (d optimum / d t) and where this basis stops."""
-        dual = float(self.highs.getSolution().row_dual[self.param_row])
-        _status, ranging = self.highs.getRanging()
-        end = float(ranging.row_bound_up.value_[self.param_row])
-        return dual, (np.inf if end >= INF else end)
+        """The parameter row's dual (d optimum / d t) and where this basis stops.
+
+        The end is the ranging of the parameter row alone: one solve with the basis
+        (B d = e_row) and a ratio test of the basic variables against their bounds, instead
+        of HiGHS's full ranging of every row and column (seconds on a 1M-nonzero model).
+        """
+        solution = self.highs.getSolution()
+        dual = float(solution.row_dual[self.param_row])
+        highs: Any = self.highs  # highspy's stubs lack the basis calls (present at run time)
+        basic = np.asarray(highs.getBasicVariables()[1], dtype=np.int64)
+        rows = int(highs.getNumRow())
+        unit = np.zeros(rows)
+        unit[self.param_row] = 1.0
+        d: np.ndarray = np.asarray(highs.getBasisSolve(unit)[1], dtype=np.float64)
+        lp = self.highs.getLp()
+        is_col = basic >= 0
+        cols, logical = basic[is_col], -1 - basic[~is_col]
+        value = np.empty(basic.size)
+        low = np.empty(basic.size)
+        high = np.empty(basic.size)
+        rate = np.empty(basic.size)
+        value[is_col] = np.asarray(solution.col_value)[cols]
+        low[is_col] = np.asarray(lp.col_lower_)[cols]
+        high[is_col] = np.asarray(lp.col_upper_)[cols]
+        rate[is_col] = d[is_col]
+        # A basic row's activity moves against its entry of B^-1 e (HiGHS's logical
+        # columns are -e_i).
+        value[~is_col] = np.asarray(solution.row_value)[logical]
+        low[~is_col] = np.asarray(lp.row_lower_)[logical]
+        high[~is_col] = np.asarray(lp.row_upper_)[logical]
+        rate[~is_col] = -d[~is_col]
+        tiny = 1e-11
+        step = np.full(basic.size, np.inf)
+        up, down = rate > tiny, rate < -tiny
+        step[up] = (high[up] - value[up]) / rate[up]
+        step[down] = (low[down] - value[down]) / rate[down]
+        step = np.maximum(step[np.isfinite(step)], 0.0)
+        t = float(solution.col_value[self.tau])
+        return dual, (t + float(step.min()) if step.size else np.inf)
 
     def binding(self) -> frozenset[str]:
         """The limits with a price now: model rows, and the bounds that move with t."""

@@ -29,7 +29,7 @@ import difflib
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,16 +279,22 @@ def _shape(model: LinearModel) -> tuple[int, int]:
 
 
 def row_labels(model: LinearModel, rows: np.ndarray) -> tuple[list[str], list[str]]:
-    """(family, label) of model rows, computed for these rows only."""
-    families, labels = [], []
+    """(family, label) of model rows: one vectorized join per block touched, not a pandas
+    lookup per row (hundreds of binding rows a point)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    families = np.empty(rows.size, dtype=object)
+    labels = np.empty(rows.size, dtype=object)
     blocks = list(model.con_blocks.values())
     starts = np.array([b.start for b in blocks])
-    for r in rows:
-        block = blocks[int(np.searchsorted(starts, r, side="right")) - 1]
-        families.append(block.name)
-        frame = block.labels.iloc[[int(r) - block.start]]
-        labels.append(str(join_labels(frame, ",")[0]) if frame.shape[1] else str(r))
-    return families, labels
+    which = np.searchsorted(starts, rows, side="right") - 1
+    for k in np.unique(which):
+        block = blocks[int(k)]
+        mine = np.flatnonzero(which == k)
+        local = rows[mine] - block.start
+        families[mine] = block.name
+        labels[mine] = (join_labels(block.labels.iloc[local], ",") if block.labels.shape[1]
+                        else local.astype(str).astype(object))
+    return [str(f) for f in families], [str(lab) for lab in labels]
 
 
 class Session:
@@ -624,6 +630,3 @@ def edits_from(texts: Iterable[str]) -> list[Edit]:
     if problems:
         raise InputError(problems)
     return edits
-
-
-OnPoint = Callable[[PointResult], None]

@@ -228,8 +228,9 @@ class Journal:
         self.header = header
         if folder.exists() and not resume:
             if not force:
-                raise InputError(f"{folder} holds an unfinished sweep; add --resume to solve only "
-                                 "its missing points, or --force to start over", str(folder))
+                raise InputError("holds an unfinished sweep of this --out; add --resume to "
+                                 "solve only its missing points, or --force to start over",
+                                 str(folder))
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.rows = _read_journal(self.path, header)

@@ -512,6 +512,8 @@ class RunFolder:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-writer")
         WRITERS.add(self._writer)
         self._pending: list[Future[None]] = []
+        self._sheets: dict[str, pd.DataFrame] = {}  # formats = ["xlsx"]: plan.xlsx's tables
+        self._summary: dict[str, Any] | None = None
 
     @contextlib.contextmanager
     def _writing(self, name: str = "") -> Iterator[None]:
@@ -533,8 +535,8 @@ class RunFolder:
                 frame.to_parquet(self.tmp / f"{name}.parquet", index=False)
             if "json" in self.formats:
                 frame.to_json(self.tmp / f"{name}.json", orient="records", indent=1)
-            if "xlsx" in self.formats:
-                _neutralize(frame).to_excel(self.tmp / f"{name}.xlsx", index=False)
+            if "xlsx" in self.formats:  # one plan.xlsx of every table, written at commit
+                self._sheets[name] = frame
 
     def flush(self) -> None:
         """Wait for the tables still being written; a failed write raises here."""
@@ -544,6 +546,8 @@ class RunFolder:
                 future.result()
 
     def json(self, name: str, payload: dict[str, Any]) -> None:
+        if name == "summary.json":
+            self._summary = payload  # the workbook's summary sheet
         with self._writing(name):
             (self.tmp / name).write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
@@ -562,6 +566,11 @@ class RunFolder:
 
     def commit(self, force: bool) -> None:
         self.flush()
+        if "xlsx" in self.formats and (self._sheets or self._summary is not None):
+            from allocator.outputs.workbook import WORKBOOK, write_workbook
+
+            with self._writing(WORKBOOK):
+                write_workbook(self.tmp / WORKBOOK, self._sheets, self._summary)
         self._mark()
         try:
             if os.path.lexists(self.out):

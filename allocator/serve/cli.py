@@ -10,6 +10,7 @@ import click
 EXIT_CODES = """\b
 Exit codes:
   0  stopped (Ctrl-C)
+  143  stopped by SIGTERM (a service manager's stop)
   1  internal error
   2  bad input (scenario, run folder, host or port), or the web extra not installed
   8  the machine failed (disk full, read-only)"""

@@ -159,23 +159,3 @@ def apply_changes(tables: dict[str, pd.DataFrame], changes: list[Change]
             mask &= frame[name].astype(str) == part
         frame.loc[mask, change.column] = math.nan if change.value is None else change.value
     return edited
-
-
-def changes_between(base: dict[str, pd.DataFrame], other: dict[str, pd.DataFrame]
-                    ) -> list[Change]:
-    """The editable cells where `other` differs from `base` (for an alternative's inputs)."""
-    out: list[Change] = []
-    for table, columns in EDITABLE.items():
-        if table not in other:
-            continue
-        a, b = base[table], other[table]
-        for column in columns:
-            if column not in a.columns:
-                continue
-            av, bv = a[column].to_numpy(dtype=float), b[column].to_numpy(dtype=float)
-            differ = ~((av == bv) | (pd.isna(av) & pd.isna(bv)))
-            for pos in differ.nonzero()[0]:
-                key = tuple(str(b[k].iloc[pos]) for k in KEYS[table])
-                value = None if pd.isna(bv[pos]) else float(bv[pos])
-                out.append(Change(table, key, column, value))
-    return out

@@ -12,7 +12,6 @@ import math
 import time
 import tomllib
 from pathlib import Path
-from typing import Protocol
 
 import pandas as pd
 
@@ -28,19 +27,6 @@ COLUMNS = {
     "sites": ["site_id", "region", "capacity_fte", "min_fte"],
     "targets": ["site_id", "service_id", "demand", "min_level", "weight"],
 }
-
-
-class Engine(Protocol):
-    """What the room needs of a solver: the base tables, and a solve of changes to them."""
-
-    name: str
-    how: str
-    scenario_path: Path
-    tables: dict[str, pd.DataFrame]
-
-    def solve(self, changes: list[Change]) -> Outcome: ...
-
-    def export(self, changes: list[Change], folder: Path) -> list[str]: ...
 
 
 def outcome_of_run(run: Run, how: str, seconds: float) -> Outcome:

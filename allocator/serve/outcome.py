@@ -33,17 +33,27 @@ def _num(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _column(values: pd.Series) -> list[Any]:
+    """One column as JSON-safe values: numbers as floats (NaN and inf as null), flags as
+    booleans, anything else as text (null where missing). A column at a time, not a cell."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return [bool(v) for v in values.to_numpy()]
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        out = numbers.astype(object)
+        out[~np.isfinite(numbers)] = None
+        return list(out)
+    missing = values.isna().to_numpy()
+    text = values.astype(object).to_numpy()
+    return [None if m else str(v) for v, m in zip(text, missing, strict=True)]
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-safe dicts (NaN and inf as null)."""
-    out = []
-    for row in frame.to_dict("records"):
-        out.append({k: (_num(v) if isinstance(v, float | np.floating | int | np.integer)
-                        and not isinstance(v, bool) else
-                        (bool(v) if isinstance(v, bool | np.bool_) else
-                         (None if v is None or (isinstance(v, float) and math.isnan(v))
-                          else str(v))))
-                    for k, v in row.items()})
-    return out
+    names = [str(c) for c in frame.columns]
+    columns = [_column(frame[c]) for c in frame.columns]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)] \
+        if columns else [{} for _ in range(len(frame))]
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,10 @@ class Outcome:
         return self.status in ("optimal", "feasible")
 
     def kpis(self) -> dict[str, float | None]:
-        """The headline figures, in the user's units."""
+        """The headline figures, in the user's units (none without a plan)."""
+        if not self.solved:
+            return dict.fromkeys(("weighted_shortfall", "cost", "fte", "demand", "served",
+                                  "unmet", "served_share"))
         demand = float(self.coverage["demand"].sum()) if not self.coverage.empty else 0.0
         served = float(self.coverage["served"].sum()) if not self.coverage.empty else 0.0
         return {

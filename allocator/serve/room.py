@@ -24,7 +24,11 @@ from allocator.serve.outcome import Outcome, _records, diff
 
 NAME = re.compile(r"^[\w .,:;()+\-–%€$£/#&'!?]{1,60}$")
 MAX_ALTERNATIVES = 50
-CURVE_PIECES = 400  # per stage (sweep --exact's default): bounds the time a curve holds the room
+# Pieces per stage of a value curve (each two warm re-solves): sweep --exact's 400 up to 50k
+# nonzeros, fewer above (2e7 / nonzeros, at least 10), so that a curve of a large model holds
+# the room for minutes, not an hour; the page says where a curve stopped.
+CURVE_PIECES = 400
+CURVE_WORK = 2e7
 
 
 def alt_folder(name: str) -> str:
@@ -169,7 +173,9 @@ class Room:
         try:
             began = time.perf_counter()
             edit = Edit(Target("budgets", "amount", (budget_id,)), "set", today)
-            frame = exact_curve(self.engine.session, edit, low, high, max_pieces=CURVE_PIECES)
+            nnz = self.engine.session.built.model.nnz
+            pieces = int(max(10, min(CURVE_PIECES, CURVE_WORK / max(nnz, 1))))
+            frame = exact_curve(self.engine.session, edit, low, high, max_pieces=pieces)
             seconds = time.perf_counter() - began
         finally:
             self.solving.release()
@@ -196,16 +202,18 @@ class Room:
             self.alternatives.pop(name, None)
 
     def compare(self) -> dict[str, Any]:
-        """The base and every alternative side by side: KPIs, each stage's objective, budget
-        use, and the inputs each one changed."""
-        columns = [{"name": "base", "status": self.base.status, "kpis": self.base.kpis(),
-                    "objectives": self.base.objectives, "changes": [],
-                    "budgets": _records(self.base.budgets)}]
-        for alt in self._listed():
-            columns.append({"name": alt.name, "status": alt.outcome.status,
-                            "kpis": alt.outcome.kpis(), "objectives": alt.outcome.objectives,
-                            "changes": [c.as_json() for c in alt.changes],
-                            "budgets": _records(alt.outcome.budgets)})
+        """The base and every alternative side by side, as `allocator compare` puts runs: KPIs,
+        each stage's objective, budget use and headroom, what binds, and the inputs each one
+        changed."""
+        def column(name: str, outcome: Outcome, changes: tuple[Change, ...]) -> dict[str, Any]:
+            return {"name": name, "status": outcome.status, "kpis": outcome.kpis(),
+                    "objectives": outcome.objectives,
+                    "changes": [c.as_json() for c in changes],
+                    "budgets": _records(outcome.budgets),
+                    "binding": _records(outcome.binding())}
+
+        columns = [column("base", self.base, ())]
+        columns += [column(alt.name, alt.outcome, alt.changes) for alt in self._listed()]
         return {"alternatives": columns}
 
     def export(self, name: str) -> bytes:

@@ -184,27 +184,33 @@ def drift(session: Any, scenario: str | None = None, last: int = 30,
                 "moved from" in s for s in sentences if s.startswith(f"{name}:")):
             sentences.append(f"{name}: the bottleneck stayed {previous} over all "
                              f"{len(group)} runs.")
-    sentences += _binding_sentences(binding, len(runs))
+    sentences += _binding_sentences(binding, runs)
     flags = flag_runs(runs, slow_factor, min_seconds, objective_jump)
     sentences += [f"flag: {s}." for s in flags["sentence"]]
     return Drift(runs, binding, shadow, bottlenecks, flags, sentences)
 
 
-def _binding_sentences(binding: pd.DataFrame, runs: int, limit: int = 5) -> list[str]:
-    """Which constraints were binding when: the ones among the top in the most runs."""
+def _binding_sentences(binding: pd.DataFrame, runs: pd.DataFrame,
+                       limit: int = 5) -> list[str]:
+    """Which constraints were binding when: per scenario, the ones among the top in the most
+    runs."""
     said: list[str] = []
     if binding.empty:
         return said
-    for name, group in sorted(binding.groupby("constraint"), key=lambda g: (
-            -g[1]["run_id"].nunique(), g[0]))[:limit]:
-        times = group["started_at"]
-        first, newest = times.min(), times.max()
-        prices = group["dual"].dropna()
-        span = (f"shadow price {prices.iloc[0]:,.6g}" if prices.nunique() <= 1 and len(prices)
-                else f"shadow price from {prices.min():,.6g} to {prices.max():,.6g}")
-        said.append(f"{name} was among the top binding constraints in "
-                    f"{group['run_id'].nunique()} of {runs} runs ({first:%Y-%m-%d %H:%M} to "
-                    f"{newest:%Y-%m-%d %H:%M} UTC), {span}.")
+    counts = runs.groupby("scenario")["run_id"].nunique()
+    for scenario, rows in binding.groupby("scenario", sort=True):
+        groups = sorted(rows.groupby("constraint"), key=lambda g: (
+            -g[1]["run_id"].nunique(), g[0]))
+        for name, group in groups[:limit]:
+            times = group["started_at"]
+            prices = group["dual"].dropna()
+            span = (f"shadow price {prices.iloc[0]:,.6g}" if prices.nunique() <= 1
+                    and len(prices) else
+                    f"shadow price from {prices.min():,.6g} to {prices.max():,.6g}")
+            said.append(f"{scenario}: {name} was among the top binding constraints in "
+                        f"{group['run_id'].nunique()} of {counts[scenario]} runs "
+                        f"({times.min():%Y-%m-%d %H:%M} to {times.max():%Y-%m-%d %H:%M} UTC), "
+                        f"{span}.")
     return said
 
 
@@ -262,16 +268,25 @@ def write_drift(found: Drift, out: str | Path, force: bool = False) -> list[str]
     runs = found.runs
     x = _labels(runs)
     plots: dict[str, str] = {}
+    names = sorted(runs["scenario"].unique())
+
+    def by_scenario(col: str, label: str) -> dict[str, pd.Series]:
+        """One line per scenario (runs of others are gaps in it)."""
+        if len(names) <= 1:
+            return {label: runs[col].astype(float)}
+        return {f"{label}: {n}": runs[col].astype(float).where(runs["scenario"] == n)
+                for n in names}
+
     for what in [c for c in runs.columns if c.startswith("objective_")]:
         stage = what.removeprefix("objective_")
         flagged = runs["run_id"].isin(found.flags.loc[found.flags["what"] == what, "run_id"])
         plots[f"objective_{_slug(stage)}.svg"] = _plot(
-            x, {stage: runs[what]}, f"{stage} objective by run", stage, flagged)
+            x, by_scenario(what, stage), f"{stage} objective by run", stage, flagged)
     slow = runs["run_id"].isin(found.flags.loc[found.flags["what"] == "solve_seconds",
                                                "run_id"])
-    plots["solve_seconds.svg"] = _plot(x, {"solve": runs["solve_seconds"],
-                                           "total": runs["total_seconds"]},
-                                       "solve and total time by run", "seconds", slow)
+    plots["solve_seconds.svg"] = _plot(
+        x, by_scenario("solve_seconds", "solve") | by_scenario("total_seconds", "total"),
+        "solve and total time by run", "seconds", slow)
     if len(found.shadow):
         counts = found.binding.groupby("constraint")["run_id"].nunique().sort_values(
             ascending=False, kind="stable")

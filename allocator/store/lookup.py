@@ -59,9 +59,9 @@ def explicit_source(key: str, url: str | None, store: Store | None = None) -> Wa
 
 
 def previous_run(url: str, scenario_name: str, exclude: int | None = None,
-                 store: Store | None = None) -> WarmSource | None:
-    """The newest run of this scenario that ended optimal (exit 0) and whose folder still
-    holds its warm-start file; None if there is none."""
+                 store: Store | None = None, model: str | None = None) -> WarmSource | None:
+    """The newest run of this scenario (its name, and its model where given) that ended
+    optimal (exit 0) and whose folder still holds its warm-start file; None if none."""
     own = store is None
     store = store or open_store(url)
     try:
@@ -69,6 +69,8 @@ def previous_run(url: str, scenario_name: str, exclude: int | None = None,
             query = select(Run.id, Run.folder).where(
                 Run.scenario_name == scenario_name, Run.status == "optimal",
                 Run.exit_code == 0, Run.id != (-1 if exclude is None else exclude))
+            if model is not None:
+                query = query.where(Run.model == model)
             rows = session.execute(query.order_by(Run.finished_at.desc(), Run.id.desc())
                                    .limit(CANDIDATES)).all()
     finally:

@@ -302,6 +302,19 @@
       cols.forEach((c) => tr.appendChild(el("td", fmtKpi(c.kpis[key], digits, unit))));
       body.appendChild(tr);
     }
+    const budgetIds = [...new Set(cols.flatMap((c) => c.budgets.map((b) => b.budget_id)))];
+    for (const id of budgetIds) {
+      const tr = el("tr"); tr.appendChild(el("th", `headroom ${id}`, {class: "text"}));
+      cols.forEach((c) => {
+        const b = c.budgets.find((x) => x.budget_id === id);
+        tr.appendChild(el("td", b ? fmt(b.headroom, 0) : "–"));
+      });
+      body.appendChild(tr);
+    }
+    const binds = el("tr"); binds.appendChild(el("th", "at its limit", {class: "text"}));
+    cols.forEach((c) => binds.appendChild(el("td", c.binding.map((b) =>
+      `${FAMILY[b.family] || b.family} ${b.id}`).join("; ") || "nothing", {class: "text"})));
+    body.appendChild(binds);
     const changes = el("tr"); changes.appendChild(el("th", "changed inputs", {class: "text"}));
     cols.forEach((c) => changes.appendChild(el("td", c.changes.map((ch) =>
       `${ch.table}[${Array.isArray(ch.id) ? ch.id.join("/") : ch.id}].${ch.column} = ${ch.value === null ? "none" : fmt(ch.value, 2)}`).join("; ") || "–", {class: "text"})));
@@ -402,7 +415,12 @@
     try {
       const answer = await api("POST", "/api/whatif", {changes, name: name || null});
       if (answer.status !== "optimal" && answer.status !== "feasible") {
-        say("error", `No plan for these inputs: ${answer.status}.` +
+        say("error", answer.status === "infeasible" ?
+            "No plan can meet these inputs together (infeasible): a floor, a minimum staffing " +
+            "or a budget cannot be met with the people and money there are. Keep it as an " +
+            "alternative and export it: allocator solve on it says which limits conflict " +
+            "and prices the repairs." :
+            `No plan for these inputs: ${answer.status}.` +
             (answer.outcome.notes.length ? " " + answer.outcome.notes.join(" ") : ""));
         return;
       }
