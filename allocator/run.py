@@ -416,6 +416,20 @@ def _write_report(run: _Run, folder: RunFolder, code: ExitCode) -> None:
                                                  run.tables, run.formulation.report_words()))
 
 
+def _write_baseline_diff(folder: RunFolder, summary: dict[str, Any], clock: PhaseClock,
+                         notes: list[str]) -> None:
+    """baseline_*.csv, baseline_diff.md/.html: what changed against the baseline plan, as
+    `allocator diff` says it. The plan stands without them: a failure is a note."""
+    from allocator.diff import write_baseline_diff
+
+    with clock.phase("baseline diff"):
+        try:
+            write_baseline_diff(folder.tmp, into=folder, summary=summary)
+        except Exception as exc:
+            notes.append("the comparison with the baseline (baseline_diff.md) was not "
+                          f"written: {type(exc).__name__}: {exc}")
+
+
 def _write_diagnosis(run: _Run, folder: RunFolder) -> None:
     with run.clock.phase("diagnosis"):
         run.say("infeasible: diagnosing (elastic repairs and a conflict set)")
@@ -544,6 +558,10 @@ def solve_scenario(
                         expected_files(plan_names if result.x is not None else []),
                         basis_file(warm_from) if warm_from is not None else None))
             summary = summary_of(scenario, ops, result, clock.report(), code, notes).as_json()
+            if result.x is not None and (summary.get("inputs") or {}).get("baseline"):
+                _write_baseline_diff(folder, summary, clock, notes)
+                summary = summary_of(scenario, ops, result, clock.report(), code,
+                                     notes).as_json()
             folder.json("summary.json", summary)
             log.outcome(summary, str(out))
             folder.text(LOG_FILE, log.text())
