@@ -42,7 +42,7 @@ from allocator.errors import InputError, Problem
 from allocator.formulations import get_formulation
 from allocator.formulations.base import Built, Formulation
 from allocator.scenario import Scenario, load_scenario
-from allocator.solvers.base import Backend, SolverSettings, Status
+from allocator.solvers.base import Backend, RawSolution, SolverSettings, Status
 from allocator.solvers.highs import HighsBackend
 from allocator.solvers.lexicographic import SolveResult, StageResult, solve_stages, stage_objectives
 from allocator.solvers.registry import make_backend
@@ -254,7 +254,10 @@ def _schemas(formulation: Formulation) -> dict[str, Schema]:
     return {}
 
 
-def basis_arrays(highs: Any) -> tuple[np.ndarray, np.ndarray] | None:
+Basis = tuple[np.ndarray, np.ndarray]  # HiGHS column and row statuses, as int8
+
+
+def basis_arrays(highs: Any) -> Basis | None:
     """HiGHS's basis as two int8 arrays: picklable, so Dask can hand it to a neighbour."""
     basis = highs.getBasis()
     if not basis.valid:
@@ -320,8 +323,8 @@ class Session:
         self.schemas = _schemas(self.formulation)
         self.data = self.formulation.load(self.scenario)
         self.tables = self._typed_tables()
-        self.basis: tuple[np.ndarray, np.ndarray] | None = None
-        self._basis_shape: tuple[int, int] | None = None
+        self.basis: Basis | None = None  # the first stage's last optimal basis
+        self.bases: list[Basis] = []  # every stage's, from the last solve with a plan
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.built: Built = self.formulation.build(self.data, self.scenario)
 
@@ -513,15 +516,18 @@ class Session:
         return stage_objectives(model, o.order, o.mode, dict(o.weights.items()))
 
     def solve(self, edits: Sequence[Edit] = (), *, plans: bool = False, warm: bool = True,
-              basis: tuple[np.ndarray, np.ndarray] | None = None,
+              basis: Basis | list[Basis] | None = None,
               objectives: list[Objective] | None = None,
               extra_rows: Sequence[tuple[np.ndarray, np.ndarray, float, float]] = (),
               built: Built | None = None) -> PointResult:
         """Rebuild with `edits`, solve every stage, and read the figures of the plan.
 
-        `basis` (from `basis_arrays`, e.g. a neighbour's point on another worker) overrides
-        the session's own last basis. `objectives` and `extra_rows` (cols, vals, lo, hi)
-        let the frontier solve an epsilon-constrained variant of the same model.
+        With HiGHS each stage starts from the optimal basis of the same stage at the last
+        point (the stage's objective is the same, so that basis is still dual feasible and
+        dual simplex has only the moved limits to repair); `basis` (one per stage from
+        `self.bases`, e.g. a neighbour's point on another worker, or the first stage's
+        alone) overrides the session's own. `objectives` and `extra_rows` (cols, vals, lo,
+        hi) let the frontier solve an epsilon-constrained variant of the same model.
         """
         started = time.perf_counter()
         built = self.build(edits) if built is None else built
@@ -531,31 +537,46 @@ class Session:
         backend.load(model)
         for cols, vals, lo, hi in extra_rows:
             backend.add_row(cols, vals, lo, hi)
-        start_basis = basis if basis is not None else (self.basis if warm else None)
-        used_warm = False
-        if (start_basis is not None and isinstance(backend, HighsBackend)
-                and model.num_integer == 0
-                and start_basis[0].size == model.num_vars
-                and start_basis[1].size == model.num_rows + len(extra_rows)):
-            used_warm = set_basis(backend.highs, start_basis)
-            if used_warm:
-                backend.auto_ipm = False  # from a basis, dual simplex is the warm path
-        captured: dict[str, Any] = {"iterations": 0}
+        starts: list[Basis] = []
+        if basis is not None:
+            starts = list(basis) if isinstance(basis, list) else [basis]
+        elif warm:
+            starts = list(self.bases) or ([self.basis] if self.basis is not None else [])
+        captured: dict[str, Any] = {"iterations": 0, "bases": [], "warm": False}
+        rows = model.num_rows + len(extra_rows)
+        if starts and isinstance(backend, HighsBackend) and model.num_integer == 0:
+            highs_backend = backend
+            plain_solve = backend.solve
+            stage_no = [0]
+
+            def solve_from(limit: float | None) -> RawSolution:
+                k = stage_no[0]
+                stage_no[0] += 1
+                if (k < len(starts) and starts[k][0].size == model.num_vars
+                        and starts[k][1].size == rows + k
+                        and set_basis(highs_backend.highs, starts[k])):
+                    captured["warm"] = True
+                    highs_backend.auto_ipm = False  # from a basis, dual simplex is the way
+                return plain_solve(limit)
+
+            backend.solve = solve_from  # type: ignore[method-assign,assignment]
 
         def on_stage(b: Backend, stage: StageResult) -> None:
             if isinstance(b, HighsBackend):
                 info = b.highs.getInfo()
                 captured["iterations"] += int(info.simplex_iteration_count)
-                if "basis" not in captured and model.num_integer == 0:
-                    captured["basis"] = basis_arrays(b.highs)
+                if model.num_integer == 0:
+                    captured["bases"].append(basis_arrays(b.highs))
 
         o = self.scenario.objective
         result = solve_stages(model, objectives, self.scenario.solver.name, self.settings(),
                               o.rel_tol, o.abs_tol, backend=backend, on_stage=on_stage)
-        if captured.get("basis") is not None:
-            self.basis = captured["basis"]
+        bases = [b for b in captured["bases"] if b is not None]
+        if result.status.has_solution and bases and len(bases) == len(captured["bases"]):
+            self.bases = bases
+            self.basis = bases[0]
         point = self.figures(built, result, tuple(edits), plans)
-        point.warm = used_warm
+        point.warm = bool(captured["warm"])
         point.iterations = captured["iterations"]
         point.seconds = time.perf_counter() - started
         return point

@@ -159,7 +159,7 @@ def solve_point(spec: dict[str, Any], previous: dict[str, Any] | None = None) ->
                               warm=basis is not None)
         row = point.row()
         tables = point.tables if spec["plans"] and point.ok else None
-        next_basis = session.basis if point.ok else basis
+        next_basis = session.bases if point.ok else basis
     except Exception as exc:  # a row that says what went wrong; the sweep goes on
         row = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
         tables, next_basis = None, basis
@@ -403,6 +403,7 @@ def _run(path: Path, overrides: Sequence[str], varies: Sequence[Vary], todo: lis
                 for name, table in (result.get("tables") or {}).items():
                     table.to_parquet(journal.folder / f"point-{k:04d}_{name}.parquet",
                                      index=False)
+            future.release()  # its dependent (if any) keeps it alive on the cluster
             progress.done += 1
             progress.failed += row["status"] not in ("optimal", "feasible")
             if on_progress:
