@@ -227,15 +227,29 @@ def main() -> None:
 @click.option("--heartbeat", type=float, metavar="SECONDS", envvar="ALLOCATOR_HEARTBEAT",
               help="Without a terminal (cron, a pipe): a plain progress line every SECONDS "
                    "(default 30; $ALLOCATOR_HEARTBEAT). On a terminal a live display instead.")
+@click.option("--decompose", type=click.Choice(["auto", "regions", "off"]), default="off",
+              show_default=True,
+              help="regions: Dantzig-Wolfe over the blocks found in the model (regions), on "
+                   "Dask, with lower and upper bounds in summary.json; auto: so when "
+                   "--scheduler is given or the model is very large (docs/decompose.md).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT",
+              help="Dask scheduler of a real cluster for --decompose (default: a local "
+                   "cluster of --workers processes).")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+              help="Local Dask workers for --decompose without --scheduler.")
 def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
           sets: tuple[str, ...], force: bool, accept_timeout: bool, store_url: str | None,
           no_store: bool, warm_from: str | None, cold: bool, bundle: bool = False,
           log_format: str = "text",
           solver_settings: Path | None = None, quiet: bool = False, verbose: bool = False,
-          heartbeat: float | None = None) -> None:
+          heartbeat: float | None = None, decompose: str = "off", scheduler: str | None = None,
+          workers: int = 2) -> None:
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
     global _JSON_LOG
+    from allocator.decompose.entry import request as decompose_request
     from allocator.runlog import RunLog
+
+    decompose_request(decompose, scheduler, workers)  # read by run.py (docs/decompose.md)
 
     log = RunLog(echo=lambda msg: err.print(msg, highlight=False),
                  stream=sys.stderr if log_format == "json" else None)

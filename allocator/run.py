@@ -21,6 +21,7 @@ from allocator.analysis.sensitivity import LpSensitivity, sensitivity_frame
 from allocator.analysis.stage import analyze_stage, resolve_stage_sensitivities
 from allocator.bundle import BUNDLE_FILE, expected_files, write_bundle
 from allocator.core.model import LinearModel, Objective
+from allocator.decompose.entry import solve_if_wanted
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
 from allocator.formulations.base import Built, Formulation
@@ -506,14 +507,23 @@ def solve_scenario(
         with clock.phase("solve"), solving(on_progress, [o.name for o in objectives],
                                            scenario.solver.name, ops.model.maximize,
                                            on_stage) as staged:
-            loading = time.monotonic()
-            backend, warm_notes = start_backend(ops.model, scenario.solver.name, settings, warm)
-            if settings.time_limit is not None:  # loading the solver came out of the run's
-                settings = SolverSettings(**{**settings.__dict__, "time_limit": max(
-                    settings.time_limit - (time.monotonic() - loading), 0.01)})
-            result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
-                                  scenario.objective.rel_tol, scenario.objective.abs_tol,
-                                  backend=backend, on_stage=staged)
+            # --decompose (allocator/decompose/entry.py): Dantzig-Wolfe on Dask instead
+            decomposed = solve_if_wanted(ops.model, objectives, scenario.objective.rel_tol,
+                                         scenario.objective.abs_tol, settings.time_limit)
+            if decomposed is not None:
+                result, decomposition = decomposed
+                warm_notes = ([f"warm start from {warm.source} not used: decomposed solve"]
+                              if warm is not None else [])
+            else:
+                loading = time.monotonic()
+                backend, warm_notes = start_backend(ops.model, scenario.solver.name, settings,
+                                                    warm)
+                if settings.time_limit is not None:  # loading the solver came out of the run's
+                    settings = SolverSettings(**{**settings.__dict__, "time_limit": max(
+                        settings.time_limit - (time.monotonic() - loading), 0.01)})
+                result = solve_stages(ops.model, objectives, scenario.solver.name, settings,
+                                      scenario.objective.rel_tol, scenario.objective.abs_tol,
+                                      backend=backend, on_stage=staged)
     except BaseException:
         analyses.stop()
         raise
@@ -562,6 +572,8 @@ def solve_scenario(
                 _write_baseline_diff(folder, summary, clock, notes)
                 summary = summary_of(scenario, ops, result, clock.report(), code,
                                      notes).as_json()
+            if decomposed is not None:  # both bounds and the gap of each stage, and more
+                summary["decomposition"] = decomposition
             folder.json("summary.json", summary)
             log.outcome(summary, str(out))
             folder.text(LOG_FILE, log.text())

@@ -62,6 +62,11 @@ class RunSummary(_Frozen):
     notes: tuple[str, ...]
     message: str
     version: str
+    decomposition: dict[str, Any] | None = Field(
+        None, description="a decomposed solve (allocator solve --decompose; docs/decompose.md):"
+                          " blocks, linking rows, workers, and per stage its lower_bound (the "
+                          "Lagrangian bound), upper_bound (the plan's objective), gap and "
+                          "iterations; absent for a monolithic solve")
 
     def as_json(self) -> dict[str, Any]:
         """The plain dict written to summary.json (lists, not tuples; None as null)."""

@@ -1,0 +1,87 @@
+"""How `allocator solve --decompose` reaches the pipeline, and when `auto` decomposes.
+
+The CLI sets the request here (a process-wide setting: the pipeline runs in a worker thread,
+where a context variable would not follow) and run.py asks `decomposition()` once the model
+is built. `auto` decomposes when a scheduler is given or the model has at least
+AUTO_NONZEROS nonzeros: below that a monolithic HiGHS solve is faster on this machine (small:
+0.3-1.4 s monolithic against 1.5 s decomposed in-process; the gain is memory and work split
+across machines, which only pays once one machine is the limit; see docs/decompose.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from allocator.core.model import LinearModel
+
+AUTO_NONZEROS = 20_000_000  # about the xl preset (26.5M): where one machine's solve strains
+MODES = ("auto", "regions", "off")
+
+
+@dataclass(frozen=True)
+class Request:
+    mode: str = "off"
+    scheduler: str | None = None  # tcp://host:8786, or None for a LocalCluster
+    workers: int = 2  # LocalCluster workers when no scheduler is given
+
+
+_request = Request()
+
+
+def request(mode: str = "off", scheduler: str | None = None, workers: int = 2) -> None:
+    """Set what the next solves in this process do (the CLI calls it once)."""
+    global _request
+    if mode not in MODES:
+        raise ValueError(f"decompose must be one of {', '.join(MODES)}, not {mode!r}")
+    _request = Request(mode, scheduler, workers)
+
+
+def current() -> Request:
+    return _request
+
+
+def wanted(model: LinearModel, req: Request | None = None) -> bool:
+    req = req or _request
+    if req.mode == "off" or model.num_integer:
+        return False
+    if req.mode == "regions":
+        return True
+    return req.scheduler is not None or model.nnz >= AUTO_NONZEROS
+
+
+def connect(req: Request) -> tuple[Any, Any]:
+    """A Dask client on the given scheduler, or on a new LocalCluster (closed by the caller:
+    `close(client, cluster)`)."""
+    from distributed import Client, LocalCluster
+
+    if req.scheduler is not None:
+        return Client(req.scheduler), None
+    cluster = LocalCluster(n_workers=req.workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=40)
+    return Client(cluster), cluster
+
+
+def close(client: Any, cluster: Any) -> None:
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def solve_if_wanted(model: LinearModel, objectives: list[Any], rel_tol: float, abs_tol: float,
+                    time_limit: float | None) -> tuple[Any, dict[str, Any]] | None:
+    """The decomposed solve when the request asks for it (None: solve monolithic), with
+    what summary.json reports of it."""
+    req = _request
+    if not wanted(model, req):
+        return None
+    from allocator.decompose.solve import solve_decomposed
+
+    client, cluster = connect(req)
+    try:
+        result, info = solve_decomposed(model, objectives, client=client, workers=req.workers,
+                                        rel_tol=rel_tol, abs_tol=abs_tol,
+                                        time_limit=time_limit)
+    finally:
+        close(client, cluster)
+    return result, {"mode": req.mode, **info.as_json()}

@@ -1,0 +1,308 @@
+"""Dantzig-Wolfe column generation over the blocks, stage by stage, with a certificate.
+
+The restricted master holds the linking rows (and each earlier stage's hold row) and one
+convexity row per block; its columns are the blocks' proposals, plus two penalty columns
+per linking row (cost `penalty`, phase 1 folded into phase 2: the master is feasible from
+the first iteration, and a plan is only called feasible once they are all zero).
+
+Stabilization: Wentges smoothing. The blocks are priced at a point between the best dual
+point so far (the stability center, the prices that gave the best Lagrangian bound) and the
+master's current duals: pi = alpha * center + (1 - alpha) * pi_master. It damps the
+bang-bang prices of the early iterations (a company budget priced at the penalty one
+iteration and at 0 the next) with one parameter and no change to the master (a proximal
+term would make it a QP, a box step would add columns). When smoothing mis-prices (no
+proposal improves the master at its own duals), the same iteration re-prices at the master's
+duals, which keeps the method's finite convergence.
+
+Every pricing gives a Lagrangian lower bound, sum of block optima plus the prices times the
+linking limits; the master's objective, once its penalty columns are zero, is the objective
+of a plan satisfying every row (the convex combination of proposals): an upper bound. A stage
+stops when their relative gap is within the stage's rel_tol.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from allocator.core.model import LinearModel, Objective
+from allocator.decompose.blocks import Partition
+from allocator.decompose.worker import BlockData, Proposal
+from allocator.solvers.base import Status, rel_gap
+from allocator.solvers.highs import _finite, checked, new_highs
+
+ALPHA = 0.5  # Wentges smoothing weight on the stability center
+MAX_ITERATIONS = 500  # per stage
+PENALTY_GROWTH = 100.0
+MAX_PENALTY = 1e13
+
+
+@dataclass
+class StageLog:
+    """One stage as the decomposition solved it: the certificate and its history."""
+
+    name: str
+    status: Status = Status.OPTIMAL
+    lower_bound: float = -np.inf
+    upper_bound: float = np.inf
+    gap: float = np.inf
+    iterations: int = 0
+    columns: int = 0
+    seconds: float = 0.0
+    pricing_seconds: float = 0.0
+    mispricings: int = 0
+    history: list[tuple[float, float, float]] = field(default_factory=list)  # t, lb, ub
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status.value,
+                "lower_bound": _num(self.lower_bound), "upper_bound": _num(self.upper_bound),
+                "gap": _num(self.gap), "iterations": self.iterations, "columns": self.columns,
+                "seconds": round(self.seconds, 4),
+                "pricing_seconds": round(self.pricing_seconds, 4),
+                "mispricings": self.mispricings}
+
+
+def _num(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def block_data(model: LinearModel, partition: Partition,
+               objectives: list[Objective]) -> list[BlockData]:
+    """Each block's arrays, cut from the model once (what its owner is sent)."""
+    matrix = model.matrix
+    csc = matrix.tocsc()
+    linking = csc[partition.linking] if partition.linking.size else None
+    lb, ub, lo, hi = model.lb, model.ub, model.row_lo, model.row_hi
+    out = []
+    for b, (cols, rows) in enumerate(zip(partition.block_cols, partition.block_rows,
+                                         strict=True)):
+        sub = csc[:, cols].tocsr()
+        out.append(BlockData(
+            b, cols, sp.csr_array(sub[rows]), lo[rows], hi[rows], lb[cols], ub[cols],
+            sp.csr_array(linking[:, cols].tocsr()) if linking is not None
+            else sp.csr_array((0, cols.size)),
+            {o.name: o.c[cols].copy() for o in objectives}))
+    return out
+
+
+class Master:
+    """The restricted master LP in HiGHS, grown by columns (and a row per held stage)."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, blocks: int, penalty: float) -> None:
+        self.highs = new_highs()
+        self.highs.setOptionValue("threads", 1)
+        self.highs.setOptionValue("solver", "simplex")
+        self.lo, self.hi = lo.astype(float), hi.astype(float)
+        self.blocks = blocks
+        self.penalty = penalty
+        m = lo.size
+        rows_lo = np.concatenate([self.lo, np.ones(blocks)])
+        rows_hi = np.concatenate([self.hi, np.ones(blocks)])
+        empty = np.zeros(0, dtype=np.int32)
+        checked(self.highs.addRows(m + blocks, _finite(rows_lo), _finite(rows_hi), 0, empty,
+                                   empty, np.zeros(0)), "the master's rows")
+        self.artificial: list[int] = []
+        self.columns: list[tuple[int, int, int]] = []  # (block, generation, proposal id)
+        self.where: list[int] = []  # each proposal's column in the master
+        self.values: list[dict[str, float]] = []  # each column's stage objectives
+        self.linking: list[np.ndarray] = []  # each column's linking activity (dense)
+        self.generation = np.zeros(blocks, dtype=np.int64)
+        self.holds: list[str] = []
+        self.stage = ""
+        self.ncols = 0
+        for i in range(m):
+            self._artificial(i)
+
+    def _artificial(self, row: int) -> None:
+        for sign in (1.0, -1.0):
+            checked(self.highs.addCol(self.penalty, 0.0, np.inf, 1,
+                                      np.array([row], dtype=np.int32), np.array([sign])),
+                    "a penalty column")
+            self.artificial.append(self.ncols)
+            self.ncols += 1
+
+    @property
+    def linking_rows(self) -> int:
+        return self.lo.size + len(self.holds)
+
+    def add(self, proposal: Proposal) -> None:
+        b = proposal.block
+        coef = np.concatenate([proposal.linking,
+                               [proposal.objectives[h] for h in self.holds], [1.0]])
+        index = np.concatenate([np.arange(self.lo.size),
+                                self.lo.size + self.blocks + np.arange(len(self.holds)),
+                                [self.lo.size + b]]).astype(np.int32)
+        keep = coef != 0
+        checked(self.highs.addCol(proposal.objectives[self.stage], 0.0, np.inf,
+                                  int(keep.sum()), index[keep], coef[keep]), "a proposal")
+        self.columns.append((b, int(self.generation[b]), proposal.id))
+        self.where.append(self.ncols)
+        self.values.append(proposal.objectives)
+        self.linking.append(proposal.linking)
+        self.ncols += 1
+
+    def drop_block(self, b: int) -> None:
+        """A block's owner was rebuilt: its earlier proposals cannot be combined any more."""
+        self.generation[b] += 1
+        dead = [self.where[k] for k, (blk, _, _) in enumerate(self.columns) if blk == b]
+        if dead:
+            idx = np.array(dead, dtype=np.int32)
+            self.highs.changeColsBounds(idx.size, idx, np.zeros(idx.size), np.zeros(idx.size))
+
+    def set_stage(self, name: str) -> None:
+        self.stage = name
+        idx = np.array(self.where, dtype=np.int32)
+        if idx.size:
+            costs = np.array([v[name] for v in self.values])
+            checked(self.highs.changeColsCost(idx.size, idx, costs), "the stage's costs")
+
+    def set_penalty(self, penalty: float) -> None:
+        self.penalty = penalty
+        idx = np.array(self.artificial, dtype=np.int32)
+        if idx.size:
+            self.highs.changeColsCost(idx.size, idx, np.full(idx.size, penalty))
+
+    def hold(self, name: str, limit: float) -> None:
+        """Hold a solved stage's objective: a new linking row over every column so far."""
+        idx = np.array(self.where, dtype=np.int32)
+        coef = np.array([v[name] for v in self.values])
+        checked(self.highs.addRow(-np.inf, limit, idx.size, idx, coef), "a hold row")
+        self.holds.append(name)  # its limit is kept by the caller (`hold_limits`)
+        self._artificial(self.lo.size + self.blocks + len(self.holds) - 1)
+
+    def solve(self) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
+        """Objective, linking duals (base rows then holds), convexity duals, the penalty
+        columns' total, and the column values."""
+        self.highs.run()
+        if self.highs.getModelStatus().name != "kOptimal":
+            # Seen on small: a warm re-solve after added columns ends "not set"; from a
+            # cold start the same master solves. Once, then it is an error.
+            self.highs.clearSolver()
+            self.highs.run()
+            raise RuntimeError("the restricted master is not optimal: "
+                               + self.highs.modelStatusToString(self.highs.getModelStatus()))
+        sol = self.highs.getSolution()
+        dual = np.asarray(sol.row_dual)
+        m = self.lo.size
+        prices = np.concatenate([dual[:m], dual[m + self.blocks:]])
+        value = np.asarray(sol.col_value)
+        art = float(value[self.artificial].sum())
+        return (float(self.highs.getInfo().objective_function_value), prices,
+                dual[m:m + self.blocks], art, value)
+
+
+def _lagrangian_rhs(prices: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """sum_i prices_i * (lo_i if priced up else hi_i): the bound's constant part."""
+    return float(np.sum(np.where(prices > 0, prices * np.where(np.isfinite(lo), lo, 0.0),
+                                 prices * np.where(np.isfinite(hi), hi, 0.0))))
+
+
+def _clip(prices: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Prices a Lagrangian bound may use: none on a side the row does not have."""
+    out = np.where(np.isfinite(lo), prices, np.minimum(prices, 0.0))
+    return np.where(np.isfinite(hi), out, np.maximum(out, 0.0))
+
+
+@dataclass
+class StageOutcome:
+    log: StageLog
+    x: np.ndarray | None
+    objective: float  # the plan's objective (the upper bound)
+
+
+def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
+                abs_tol: float, hold_limits: list[float], deadline: float | None,
+                on_iteration: Callable[[str, int], None] | None = None,
+                alpha: float = ALPHA) -> tuple[StageLog, np.ndarray]:
+    """Column generation for one stage until the gap is within rel_tol; returns its log
+    and the master's column values at the end."""
+    log = StageLog(objective.name)
+    start = time.perf_counter()
+    master.set_stage(objective.name)
+    center: np.ndarray | None = None
+    lo = np.concatenate([master.lo, np.full(len(master.holds), -np.inf)])
+    hi = np.concatenate([master.hi, np.asarray(hold_limits, dtype=float)])
+    values = np.zeros(0)
+    limits = np.abs(np.concatenate([lo[np.isfinite(lo)], hi[np.isfinite(hi)]]))
+    tiny = 1e-9 * (1.0 + (float(limits.max()) if limits.size else 0.0))
+    if master.ncols == len(master.artificial):  # first stage: every block's own optimum
+        for p in pool.price(objective.name, np.zeros(lo.size)):
+            if p.id < 0:
+                log.status = Status.INFEASIBLE
+                return log, values
+            master.add(p)
+        pool.rebuilt.clear()
+    while True:
+        log.iterations += 1
+        if on_iteration is not None:
+            on_iteration(objective.name, log.iterations)
+        obj, prices, mu, art, values = master.solve()
+        feasible = art <= tiny
+        if feasible:  # the master's plan meets every row: its objective is an upper bound
+            log.upper_bound = obj + objective.constant
+        smooth = alpha if center is not None else 0.0
+        point = _clip(prices, lo, hi)
+        while True:
+            at = point if smooth == 0.0 or center is None else _clip(
+                smooth * center + (1 - smooth) * point, lo, hi)
+            t0 = time.perf_counter()
+            proposals = pool.price(objective.name, at)
+            log.pricing_seconds += time.perf_counter() - t0
+            bad = [p for p in proposals if p.id < 0]
+            if bad:
+                log.status = Status.INFEASIBLE
+                log.seconds = time.perf_counter() - start
+                return log, values
+            for b in sorted(pool.rebuilt):
+                master.drop_block(b)
+            lost = bool(pool.rebuilt)
+            pool.rebuilt.clear()
+            bound = sum(p.value for p in proposals) + _lagrangian_rhs(at, lo, hi) \
+                + objective.constant
+            if bound > log.lower_bound:
+                log.lower_bound, center = bound, at
+            added = 0
+            for p in proposals:
+                reduced = (p.objectives[objective.name] - float(prices[:master.lo.size]
+                                                                @ p.linking)
+                           - sum(prices[master.lo.size + k] * p.objectives[h]
+                                 for k, h in enumerate(master.holds)) - mu[p.block])
+                scale = 1e-9 * (1.0 + abs(p.objectives[objective.name]))
+                if reduced < -scale or lost:
+                    master.add(p)
+                    added += 1
+            if added or smooth == 0.0:
+                break
+            log.mispricings += 1
+            smooth = 0.0  # mis-priced: the master's own duals this time
+        log.columns = master.ncols - len(master.artificial)
+        log.gap = rel_gap(log.upper_bound, log.lower_bound) if feasible else np.inf
+        log.history.append((time.perf_counter() - start, log.lower_bound, log.upper_bound))
+        if feasible and (log.gap <= rel_tol or abs(log.upper_bound - log.lower_bound) <= abs_tol):
+            break
+        if not added:
+            if feasible:  # no improving column at the master's duals: the master is optimal
+                log.lower_bound = max(log.lower_bound, log.upper_bound)
+                log.gap = 0.0
+                break
+            if master.penalty >= MAX_PENALTY:
+                log.status = Status.INFEASIBLE
+                break
+            master.set_penalty(master.penalty * PENALTY_GROWTH)
+            center = None
+        if log.iterations >= MAX_ITERATIONS or (deadline is not None
+                                                and time.monotonic() > deadline):
+            log.status = Status.FEASIBLE if feasible else Status.NO_SOLUTION
+            break
+    # Read the final column values after the last columns were added: one more master solve.
+    obj, _, _, art, values = master.solve()
+    if art <= tiny and obj + objective.constant < log.upper_bound:
+        log.upper_bound = obj + objective.constant
+        log.gap = rel_gap(log.upper_bound, log.lower_bound)
+    log.seconds = time.perf_counter() - start
+    return log, values

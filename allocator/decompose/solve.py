@@ -1,0 +1,189 @@
+"""The decomposed solve: blocks found, owners started, stages solved by column generation,
+the plan gathered and checked; the same `SolveResult` as a monolithic solve.
+
+Each stage after the first holds the earlier ones at ``upper_bound + rel_tol * |ub| +
+abs_tol`` (as lexicographic.py holds ``opt + ...``; the upper bound is within rel_tol of the
+optimum, so the hold is never tighter than the monolithic one). The plan is re-checked by
+the same `plan_problems` as every monolithic plan before it is returned.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from allocator.core.checks import StageFigure, plan_problems
+from allocator.core.model import LinearModel, Objective
+from allocator.decompose.blocks import Partition, find_blocks, pack_blocks
+from allocator.decompose.master import Master, StageLog, block_data, solve_stage
+from allocator.decompose.pool import DaskPool, LocalPool
+from allocator.solvers.base import Status
+from allocator.solvers.lexicographic import SolveResult, StageResult
+
+# Stages other than the last are solved this much tighter than rel_tol, so that the hold
+# (upper bound + rel_tol) sits where a monolithic solve's would, within a hundredth.
+HELD_STAGE_TIGHTENING = 0.01
+
+
+@dataclass
+class Decomposition:
+    """What summary.json reports of a decomposed solve (its `decomposition` field)."""
+
+    blocks: int
+    block_columns: list[int]
+    linking_rows: int
+    key: str
+    threshold: int
+    workers: int
+    scheduler: str
+    owners: int
+    stages: list[StageLog] = field(default_factory=list)
+    bytes_sent: int = 0
+    rebuilds: int = 0
+    seconds_setup: float = 0.0
+    client_peak_bytes: int = 0
+    worker_peak_bytes: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        iterations = sum(s.iterations for s in self.stages)
+        return {
+            "blocks": self.blocks, "block_columns": self.block_columns,
+            "linking_rows": self.linking_rows, "key": self.key,
+            "span_threshold": self.threshold, "workers": self.workers,
+            "scheduler": self.scheduler, "owners": self.owners,
+            "iterations": iterations, "bytes_sent": self.bytes_sent,
+            "bytes_per_iteration": round(self.bytes_sent / max(1, iterations), 1),
+            "rebuilds": self.rebuilds, "setup_seconds": round(self.seconds_setup, 4),
+            "client_peak_bytes": self.client_peak_bytes,
+            "worker_peak_bytes": self.worker_peak_bytes,
+            "stages": [s.as_json() for s in self.stages],
+        }
+
+
+def _peak() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def start_pool(groups: list[list[Any]], client: Any | None) -> LocalPool | DaskPool:
+    return LocalPool(groups) if client is None else DaskPool(client, groups)
+
+
+def solve_decomposed(
+    model: LinearModel, objectives: list[Objective], *, client: Any | None = None,
+    workers: int = 1, rel_tol: float = 1e-6, abs_tol: float = 1e-9,
+    time_limit: float | None = None, partition: Partition | None = None,
+    on_iteration: Callable[[Any, str, int], None] | None = None,
+    on_stage: Callable[[StageResult], None] | None = None,
+) -> tuple[SolveResult, Decomposition]:
+    """Solve the stages by Dantzig-Wolfe on `client`'s cluster (None: in this process).
+
+    `on_iteration(pool, stage, iteration)` is told before each iteration (the fault test
+    kills a worker from it)."""
+    began = time.perf_counter()
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    if model.num_integer:
+        raise ValueError("decomposition solves LPs only (whole mode is not decomposed)")
+    part = partition if partition is not None else find_blocks(model)
+    data = block_data(model, part, objectives)
+    if client is not None:
+        workers = len(client.scheduler_info(n_workers=-1)["workers"]) or workers
+    groups = [[data[b] for b in owned] for owned in pack_blocks(part, model, max(1, workers))]
+    pool = start_pool(groups, client)
+    info = Decomposition(len(data), part.sizes, int(part.linking.size), part.key,
+                         part.threshold, pool.workers, pool.address, len(groups))
+    lo = model.row_lo[part.linking]
+    hi = model.row_hi[part.linking]
+    scale = max([1.0, *(float(np.abs(o.c).max()) for o in objectives if o.c.size)])
+    master = Master(lo, hi, len(data), penalty=1e4 * scale)
+    info.seconds_setup = time.perf_counter() - began
+    hold_limits: list[float] = []
+    stages: list[StageResult] = []
+    status = Status.OPTIMAL
+    values = np.zeros(0)
+    hook = (lambda stage, it: on_iteration(pool, stage, it)) if on_iteration else None
+    message = ""
+    try:
+        for k, objective in enumerate(objectives):
+            last = k == len(objectives) - 1
+            tol = rel_tol if last else rel_tol * HELD_STAGE_TIGHTENING
+            log, values = solve_stage(master, pool, objective, tol, abs_tol, hold_limits,
+                                      deadline, hook)
+            info.stages.append(log)
+            if log.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
+                status = log.status if not stages else Status.FEASIBLE
+                if not stages:
+                    stages.append(StageResult(objective.name, log.status, np.nan, np.nan,
+                                              np.inf, log.seconds))
+                    values = np.zeros(0)
+                message = f"stage '{objective.name}': {log.status.value} (decomposed)"
+                break
+            hold = None
+            if not last:
+                hold = log.upper_bound + rel_tol * abs(log.upper_bound) + abs_tol
+            stage = StageResult(objective.name, log.status, log.upper_bound, log.lower_bound,
+                                log.gap, log.seconds, hold_rhs=hold)
+            stages.append(stage)
+            if log.status is Status.FEASIBLE:
+                status = Status.FEASIBLE
+            if on_stage is not None:
+                on_stage(stage)
+            if hold is not None:
+                hold_limits.append(hold - objective.constant)
+                master.hold(objective.name, hold - objective.constant)
+                pool.set_holds(master.holds)
+            if log.status is Status.FEASIBLE:
+                break
+        x = _gather(model, master, pool, values) if values.size and stages and \
+            np.isfinite(stages[-1].objective) else None
+        info.bytes_sent = pool.bytes_sent
+        info.rebuilds = pool.rebuilds
+        info.worker_peak_bytes = pool.memory()
+    finally:
+        pool.close()
+    info.client_peak_bytes = _peak()
+    if x is not None:
+        from dataclasses import replace
+
+        by_name = {o.name: o for o in objectives}
+        stages = [replace(s, final_value=float(by_name[s.name].c @ x + by_name[s.name].constant))
+                  for s in stages]
+        figures = [StageFigure(s.name, s.objective, s.hold_rhs, s is stages[-1])
+                   for s in stages]
+        problems = plan_problems(model, objectives, figures, x)
+        if problems:
+            status, x = Status.ERROR, None
+            message = ("the decomposed plan does not check out against the model, so it is "
+                       "not written: " + "; ".join(problems))
+    elif status.has_solution:
+        status = Status.ERROR
+    iterations = sum(s.iterations for s in info.stages)
+    notes: tuple[str, ...] = (f"decomposed: {info.blocks} blocks on {info.workers or 1} worker(s), "
+             f"{info.linking_rows} linking rows, {iterations} iterations, final gap "
+             f"{max((s.gap for s in info.stages), default=0.0):.2g}",)
+    if info.rebuilds:
+        notes += (f"decomposed: {info.rebuilds} block owner(s) rebuilt after a lost worker",)
+    result = SolveResult(status, "highs (decomposed)", tuple(stages), x,
+                         time.perf_counter() - began, notes, message)
+    return result, info
+
+
+def _gather(model: LinearModel, master: Master, pool: Any, values: np.ndarray) -> np.ndarray:
+    """The plan: each block's convex combination of its live proposals, summed by owners."""
+    weights: dict[int, dict[int, float]] = {}
+    for k, (block, generation, pid) in enumerate(master.columns):
+        w = float(values[master.where[k]]) if master.where[k] < values.size else 0.0
+        if w > 0 and generation == master.generation[block]:
+            weights.setdefault(block, {})[pid] = weights.get(block, {}).get(pid, 0.0) + w
+    for by_id in weights.values():  # convexity holds to the master's tolerance: make it exact
+        total = sum(by_id.values())
+        for pid in by_id:
+            by_id[pid] /= total
+    x = np.zeros(model.num_vars)
+    for cols, part in pool.combine(weights).values():
+        x[cols] = part
+    return x

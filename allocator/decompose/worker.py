@@ -1,0 +1,139 @@
+"""What each worker holds: its blocks as warm HiGHS models, and the proposals they made.
+
+A `BlockOwner` is a Dask actor (one per worker): the blocks' matrices, HiGHS models and
+bases stay in the worker's memory between iterations, and a pricing call carries only the
+linking rows' prices in and, per block, one proposal's linking-row activity and objective
+values out (a few hundred floats). The proposals' x vectors stay where they were made; the
+plan is gathered once, at the end, as each block's convex combination (`combine`).
+Used in-process too (no cluster), with the same calls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from allocator.solvers.highs import _finite, checked, new_highs
+
+
+@dataclass
+class BlockData:
+    """One block as shipped to its owner: everything its subproblem and proposals need."""
+
+    index: int
+    cols: np.ndarray  # global column indices
+    rows: sp.csr_array  # block rows x block columns
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    linking: sp.csr_array  # linking rows x block columns
+    objectives: dict[str, np.ndarray]  # stage name -> cost on the block's columns
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.cols, self.row_lo, self.row_hi, self.lb, self.ub,
+                  *self.objectives.values()]
+        mats = [self.rows, self.linking]
+        return int(sum(a.nbytes for a in arrays)
+                   + sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in mats))
+
+
+@dataclass
+class Proposal:
+    """One block's answer to a price: what the master needs of it, never its x."""
+
+    block: int
+    id: int
+    status: str
+    value: float  # the block's priced optimum (its share of the Lagrangian bound)
+    linking: np.ndarray  # linking-row activity of the proposal
+    objectives: dict[str, float]  # every stage objective at the proposal
+    seconds: float = 0.0
+
+
+@dataclass
+class _Block:
+    data: BlockData
+    highs: Any
+    proposals: list[np.ndarray] = field(default_factory=list)
+
+
+class BlockOwner:
+    """Owns some blocks: builds their HiGHS models once and re-prices them warm."""
+
+    def __init__(self, blocks: list[BlockData]) -> None:
+        self.blocks: dict[int, _Block] = {}
+        self.holds: list[str] = []  # stage objectives whose hold rows link (in order)
+        for data in blocks:
+            highs = new_highs()
+            highs.setOptionValue("threads", 1)
+            highs.setOptionValue("solver", "simplex")
+            n = data.cols.size
+            empty = np.zeros(0, dtype=np.int32)
+            checked(highs.addCols(n, np.zeros(n), _finite(data.lb), _finite(data.ub), 0,
+                                  empty, empty, np.zeros(0)), "a block's columns")
+            if data.rows.shape[0]:
+                checked(highs.addRows(data.rows.shape[0], _finite(data.row_lo),
+                                      _finite(data.row_hi), data.rows.nnz,
+                                      data.rows.indptr.astype(np.int32),
+                                      data.rows.indices.astype(np.int32), data.rows.data),
+                        "a block's rows")
+            self.blocks[data.index] = _Block(data, highs)
+
+    def ping(self) -> list[int]:
+        return sorted(self.blocks)
+
+    def set_holds(self, holds: list[str]) -> None:
+        """The stage objectives held so far: their rows are linking rows after the others."""
+        self.holds = list(holds)
+
+    def price(self, stage: str, prices: np.ndarray) -> list[Proposal]:
+        """Each block's best proposal at these linking-row prices (min c x - prices A_L x)."""
+        out = []
+        base = prices.size - len(self.holds)
+        for index, block in self.blocks.items():
+            start = time.perf_counter()
+            data = block.data
+            cost = data.objectives[stage] - data.linking.T @ prices[:base]
+            for k, name in enumerate(self.holds):
+                cost = cost - prices[base + k] * data.objectives[name]
+            n = data.cols.size
+            checked(block.highs.changeColsCost(n, np.arange(n, dtype=np.int32), cost),
+                    "a block's costs")
+            block.highs.run()
+            status = block.highs.modelStatusToString(block.highs.getModelStatus())
+            if block.highs.getModelStatus().name != "kOptimal":
+                out.append(Proposal(index, -1, status, float("nan"), np.zeros(0), {},
+                                    time.perf_counter() - start))
+                continue
+            x = np.asarray(block.highs.getSolution().col_value)
+            block.proposals.append(x)
+            out.append(Proposal(
+                index, len(block.proposals) - 1, status, float(cost @ x),
+                np.asarray(data.linking @ x),
+                {name: float(c @ x) for name, c in data.objectives.items()},
+                time.perf_counter() - start))
+        return out
+
+    def combine(self, weights: dict[int, dict[int, float]]) -> dict[int, tuple[np.ndarray,
+                                                                               np.ndarray]]:
+        """Each block's plan: the weighted sum of its proposals (global columns, values)."""
+        out = {}
+        for index, by_id in weights.items():
+            block = self.blocks[index]
+            x = np.zeros(block.data.cols.size)
+            for pid, w in by_id.items():
+                x += w * block.proposals[pid]
+            out[index] = (block.data.cols, x)
+        return out
+
+    def memory(self) -> int:
+        """This process's peak resident memory, bytes (ru_maxrss)."""
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
