@@ -184,6 +184,7 @@ class Master:
             # cold start the same master solves. Once, then it is an error.
             self.highs.clearSolver()
             self.highs.run()
+        if self.highs.getModelStatus().name != "kOptimal":
             raise RuntimeError("the restricted master is not optimal: "
                                + self.highs.modelStatusToString(self.highs.getModelStatus()))
         sol = self.highs.getSolution()

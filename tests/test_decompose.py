@@ -1,0 +1,165 @@
+"""Decomposed (Dantzig-Wolfe on a real Dask LocalCluster) against monolithic HiGHS.
+
+Each claim is checked against something the decomposition does not compute: the monolithic
+optimum of the same model (a cold HiGHS solve), the generator's own sites.csv (regions), and
+the independent plan checker (tests/plan_check.py), which re-reads the CSV inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from allocator.datagen import SIZES, generate_ops, write_ops_instance
+from allocator.decompose import find_blocks, solve_decomposed
+from allocator.decompose.entry import Request, wanted
+from allocator.formulations import get_formulation
+from allocator.run import prepare
+from allocator.solvers.base import SolverSettings, Status
+from allocator.solvers.lexicographic import solve_stages, stage_objectives
+from tests.conftest import run_cli
+from tests.plan_check import check_plan
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=40)
+    with Client(cluster) as dask_client:
+        yield dask_client
+    cluster.close()
+
+
+def _instance(tmp: Path, size: str, seed: int, budgets: str) -> Path:
+    return write_ops_instance(generate_ops(SIZES[size], seed, budgets),
+                              tmp / f"{size}-{seed}-{budgets}")
+
+
+def _both(path: Path, client: Any, workers: int = 2, **kw: Any) -> tuple[Any, ...]:
+    scenario, built, _ = prepare(path, [])
+    model = built.model
+    objectives = stage_objectives(model, scenario.objective.order, scenario.objective.mode,
+                                  dict(scenario.objective.weights))
+    rel_tol = scenario.objective.rel_tol
+    mono = solve_stages(model, objectives, "highs", SolverSettings(), rel_tol,
+                        scenario.objective.abs_tol)
+    result, info = solve_decomposed(model, objectives, client=client, workers=workers,
+                                    rel_tol=rel_tol, abs_tol=scenario.objective.abs_tol, **kw)
+    return scenario, built, mono, result, info, rel_tol
+
+
+def _agree(path: Path, built: Any, mono: Any, result: Any, info: Any, rel_tol: float) -> None:
+    assert mono.status is Status.OPTIMAL
+    assert result.status is Status.OPTIMAL, result.message
+    for m, d, log in zip(mono.stages, result.stages, info.stages, strict=True):
+        scale = max(1.0, abs(m.objective))
+        # objectives within rel_tol; the monolithic optimum inside the certificate
+        assert abs(d.objective - m.objective) <= rel_tol * scale, (m.name, m.objective,
+                                                                   d.objective)
+        assert log.lower_bound <= m.objective + 1e-9 * scale, (m.name, log.lower_bound)
+        assert m.objective <= log.upper_bound + 1e-9 * scale, (m.name, log.upper_bound)
+        assert log.gap <= rel_tol
+    # every row, recomputed from the CSV inputs by the independent checker
+    plan = get_formulation("ops").plan_tables(built, result.x)["plan"]
+    check = check_plan(path, plan)
+    assert check.violations == []
+    service = next(s for s in result.stages if s.name == "service")
+    assert check.service == pytest.approx(service.final_value, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize(("size", "seed", "budgets"), [
+    ("tiny", 0, "nested"), ("tiny", 1, "site"), ("tiny", 2, "nested"),
+    ("small", 0, "nested"), ("small", 1, "site"),
+])
+def test_decomposed_matches_monolithic(tmp_path: Path, client: Any, size: str, seed: int,
+                                       budgets: str) -> None:
+    path = _instance(tmp_path, size, seed, budgets)
+    _, built, mono, result, info, rel_tol = _both(path, client)
+    _agree(path, built, mono, result, info, rel_tol)
+    assert info.workers == 2 and info.bytes_sent > 0
+
+
+def test_blocks_are_the_regions(tmp_path: Path) -> None:
+    """On small, the blocks found from the matrix are the generator's regions, and only a few
+    rows link them (the company budget and staff who may work anywhere)."""
+    path = _instance(tmp_path, "small", 0, "nested")
+    _, built, _ = prepare(path, [])
+    model = built.model
+    part = find_blocks(model)
+    sites = pd.read_csv(path.parent / "sites.csv", dtype=str)
+    region_of = dict(zip(sites["site_id"], sites["region"], strict=True))
+    x = model.var_blocks["x"]
+    site_of_col = x.labels["site_id"].astype(str).to_numpy()
+    regions_seen = []
+    for cols in part.block_cols:
+        mine = cols[(cols >= x.start) & (cols < x.start + x.size)] - x.start
+        regions = {region_of[s] for s in site_of_col[mine]}
+        assert len(regions) == 1  # a block never mixes regions
+        regions_seen.append(regions.pop())
+    assert sorted(regions_seen) == sorted(sites["region"].unique())
+    staff = pd.read_csv(path.parent / "staff.csv", dtype=str)
+    anywhere = int((staff["mobility"] == "any").sum())
+    assert 1 <= part.linking.size <= anywhere + 1  # the company budget + the `any` staff
+    assert part.linking.size <= 0.01 * model.num_rows
+
+
+def test_auto_decides() -> None:
+    from allocator.core.model import LinearModel
+
+    model = LinearModel()
+    model.add_variables("x", pd.DataFrame({"a": [1, 2]}))
+    assert not wanted(model, Request("off", "tcp://x:1"))
+    assert wanted(model, Request("regions"))
+    assert wanted(model, Request("auto", "tcp://x:1"))
+    assert not wanted(model, Request("auto"))  # small model, no scheduler
+
+
+def test_lost_worker_is_rebuilt(tmp_path: Path, client: Any) -> None:
+    """A worker killed (SIGKILL) mid-iteration: its blocks start again on a live worker and
+    the run still reaches the monolithic optimum."""
+    path = _instance(tmp_path, "small", 0, "nested")
+    killed: list[int] = []
+
+    def kill(pool: Any, stage: str, iteration: int) -> None:
+        if stage == "service" and iteration == 3 and not killed:
+            address = pool.where[0]
+            pid = client.run(os.getpid, workers=[address])[address]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    _, built, mono, result, info, rel_tol = _both(path, client, on_iteration=kill)
+    assert killed and info.rebuilds >= 1
+    _agree(path, built, mono, result, info, rel_tol)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the other tests
+
+
+@pytest.mark.slow
+def test_cli_decompose_writes_the_run_folder(tmp_path: Path) -> None:
+    """`allocator solve --decompose regions` on its own LocalCluster: the same run folder as
+    a monolithic run, summary.json with both bounds, and the same optimum."""
+    path = _instance(tmp_path, "tiny", 0, "nested")
+    mono = run_cli("solve", path, "--no-store", out=tmp_path / "mono")
+    dw = run_cli("solve", path, "--no-store", "--decompose", "regions", "--workers", "2",
+                 out=tmp_path / "dw")
+    assert mono.code == 0 and dw.code == 0, dw.stderr
+    files = {p.name for p in (tmp_path / "mono").iterdir()} - {"basis.parquet"}
+    assert files <= {p.name for p in (tmp_path / "dw").iterdir()}
+    summary = json.loads((tmp_path / "dw" / "summary.json").read_text())
+    deco = summary["decomposition"]
+    assert deco["workers"] == 2 and deco["scheduler"].startswith("tcp://")
+    for stage in deco["stages"]:
+        opt = mono.summary["objectives"][stage["name"]]
+        assert stage["lower_bound"] <= opt + 1e-9 * max(1, abs(opt)) <= stage["upper_bound"] \
+            + 2e-9 * max(1, abs(opt))
+        assert summary["objectives"][stage["name"]] == pytest.approx(opt, rel=1e-6)
+    assert check_plan(path, dw.table("plan")).violations == []
+    assert np.isfinite(summary["stages"][0]["bound"])
