@@ -13,9 +13,11 @@ when someone listens (no listener: no callback, no cost). The analysis threads n
 (a new thread starts with an empty context), so their HiGHS copies stay silent.
 
 What the callbacks cost (measured, benchmarks/README.md "Progress"): HiGHS calls the simplex
-callback every iteration (~1.3 us through highspy each); the interior-point callback fires
-~100,000 times a solve (inside the linear algebra), so interior point is followed through its
-log lines instead, which carry the iteration's primal and dual objective. Every callback
+callback every iteration (medium with per-site budgets: 90,000 calls, +9% CPU) and the
+interior-point one ~120,000 times a solve on medium (inside the linear algebra), so both
+methods are followed through HiGHS's log lines instead: each interior-point iteration's
+primal and dual objective, the simplex iteration count and objective every few seconds. A
+MIP's callbacks are rare (a node, a log line, a new incumbent) and are used. Each callback
 returns at once unless a tenth of a second has passed since the last event it sent.
 """
 
@@ -41,6 +43,10 @@ if TYPE_CHECKING:
 HEARTBEAT_ENV = "ALLOCATOR_HEARTBEAT"  # seconds between plain lines without a terminal
 HEARTBEAT_DEFAULT = 30.0
 TICK = 0.1  # at most one solver event per this many seconds (the display redraws 4x a second)
+# Simplex figures come from HiGHS's own log lines (every few seconds), not from its
+# per-iteration callback: measured on medium with per-site budgets (90,000 iterations), the
+# callback cost 9% more CPU (median of 4 against 0% for the log alone; benchmarks/README.md).
+SIMPLEX_CALLBACK = False
 
 # The pipeline's phases (allocator.run.PhaseClock) as a person reads them.
 PHASES = {"load": "load · validate", "build": "build", "solve": "solve", "warm": "warm start",
@@ -209,7 +215,7 @@ def watch_highs(highs: highspy.Highs, mip: bool) -> Iterator[None]:
         hooks += [(highs.cbMipInterrupt, watch.mip_figures),
                   (highs.cbMipLogging, watch.mip_figures),
                   (highs.cbMipImprovingSolution, watch.improving)]
-    else:
+    elif SIMPLEX_CALLBACK:
         hooks += [(highs.cbSimplexInterrupt, watch.simplex)]
     for hook, function in hooks:
         hook.subscribe(function)

@@ -7,10 +7,11 @@ One process, one model (`allocator generate --size SIZE`, built once); the stage
 cold each time by the real stage solver on HiGHS, alternately without a listener (no HiGHS
 callback subscribed: what `allocator.solve()` without `on_progress` runs) and with the
 terminal display listening (rich's Live drawing four times a second into a terminal-like
-console in memory, the board fed by every callback). Alternating (A B A B ...) spreads the
-shared machine's drift over both. Reported per repeat and as medians: wall seconds, this
-process's CPU seconds (all threads: HiGHS, the display's drawing thread), the events the
-display got, and the spread of the plain runs (the noise the overhead is compared with).
+console in memory, the board fed by every callback). Alternating (A B B A A B ...) spreads
+the shared machine's drift, and the order's, over both. Reported per repeat and as medians:
+wall seconds, this process's CPU seconds (all threads: HiGHS, the display's drawing
+thread), the events the display got, and the spread of the plain runs (the noise the
+overhead is compared with).
 `--budgets site` gives a dual-simplex first stage (a callback every iteration), nested an
 interior-point one (followed through its log lines).
 """
@@ -58,7 +59,7 @@ def main() -> None:
           f"{size['columns']:,} columns, {size['nonzeros']:,} nonzeros", flush=True)
     results: dict[str, list[tuple[float, float, int]]] = {"plain": [], "live": []}
     for repeat in range(args.repeats):
-        for mode in ("plain", "live"):
+        for mode in ("plain", "live") if repeat % 2 == 0 else ("live", "plain"):
             events: list[Event] = []
             wall, cpu = time.perf_counter(), time.process_time()
             if mode == "plain":

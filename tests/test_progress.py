@@ -199,7 +199,8 @@ def test_no_listener_no_callbacks() -> None:
         assert all(not hook.callbacks for hook in highs.callbacks)
     seen: list[Event] = []
     with solving(seen.append, ["x"], "highs", False, None), watch_highs(highs, mip=False):
-        assert highs.cbLogging.callbacks and highs.cbSimplexInterrupt.callbacks
+        assert highs.cbLogging.callbacks  # the log: figures without a per-iteration call
+        assert not highs.cbSimplexInterrupt.callbacks and not highs.cbIpmInterrupt.callbacks
     assert all(not hook.callbacks for hook in highs.callbacks)  # unsubscribed after the run
     assert not _option(highs, "output_flag")
 
