@@ -7,9 +7,11 @@ a spreadsheet shows: the header is row 1, the first data row is row 2.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from tests.conftest import CliRun, run_cli
 
@@ -24,7 +26,32 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def solve_bad(case: Path, *extra: str) -> CliRun:
-    """Solve the case, expect exit 2 and nothing written; return the run for its message."""
+    """Solve the case in this process, expect exit 2 and nothing written; return the run for
+    its message.
+
+    The path `allocator solve` takes (allocator.api.solve, then allocator.failures'
+    report_failure for the words and the exit code), without a fresh interpreter per test:
+    the messages are the subject here. The exit code through the real CLI is checked by
+    `solve_bad_cli` (test_exit_code_through_the_cli and the other CLI tests)."""
+    from allocator.api import solve
+    from allocator.failures import report_failure
+
+    assert len(extra) % 2 == 0 and all(flag == "--set" for flag in extra[::2]), extra
+    out = case.parent / "out"
+    words = io.StringIO()
+    try:
+        solve(case / "scenario.toml", out, overrides=list(extra[1::2]))
+        code = 0
+    except Exception as exc:
+        code = report_failure(exc, Console(file=words, soft_wrap=True, color_system=None))
+    run = CliRun(code, "", words.getvalue(), out)
+    assert run.code == BAD_INPUT, (run.code, run.stderr)
+    assert_nothing_written(out)
+    return run
+
+
+def solve_bad_cli(case: Path, *extra: str) -> CliRun:
+    """As solve_bad, through the real CLI in its own process (the exit code is the subject)."""
     out = case.parent / "out"
     run = run_cli("solve", case / "scenario.toml", *extra, out=out)
     assert run.code == BAD_INPUT, (run.code, run.stdout, run.stderr)
@@ -66,13 +93,13 @@ def assert_problem(
 
 def test_missing_file(case: Path) -> None:
     (case / "staff.csv").unlink()
-    run = solve_bad(case)
+    run = solve_bad_cli(case)
     assert_problem(run, case / "staff.csv", None, None, "file not found", "'staff'")
 
 
 def test_missing_required_column(case: Path) -> None:
     edit(case / "staff.csv", ",fte,", ",ftes,")
-    run = solve_bad(case)
+    run = solve_bad_cli(case)
     line = assert_problem(run, case / "staff.csv", None, "fte", "required column missing")
     assert "ftes" in line  # the columns found are listed, so the typo is visible
 
