@@ -163,3 +163,24 @@ def test_cli(case: Path, tmp_path: Path) -> None:
         assert row["cost"] == pytest.approx(
             epsilon_solve(case / "scenario.toml", "service", "cost", row["service"]),
             rel=1e-7, abs=1e-7)
+
+
+def test_cost_against_stability(case: Path) -> None:
+    """cost,stability on a case with a baseline: each point against an epsilon re-solve."""
+    pd.DataFrame({"staff_id": ["007", "s2", "s3"], "site_id": ["A", "A", "B"],
+                  "service_id": ["pack", "pick", "pack"], "fte": [0.0, 1.0, 1.0]}
+                 ).to_csv(case / "baseline.csv", index=False)
+    text = (case / "scenario.toml").read_text()
+    text = text.replace('budgets = "budgets.csv"',
+                        'budgets = "budgets.csv"\nbaseline = "baseline.csv"')
+    text = text.replace('order = ["service", "cost"]', 'order = ["service", "cost", "stability"]')
+    (case / "scenario.toml").write_text(text)
+    found = frontier(case / "scenario.toml", "cost,stability")
+    frame = found.frame
+    assert found.exact and len(frame) >= 2
+    for _, row in frame.iterrows():
+        assert row["stability"] == pytest.approx(
+            epsilon_solve(case / "scenario.toml", "cost", "stability", row["cost"]),
+            rel=1e-7, abs=1e-7)
+    assert "each FTE moved" not in found.sentences[0]  # cost first: 'each unit less of cost'
+    assert "more stability (twice the FTE moved)" in found.sentences[0]

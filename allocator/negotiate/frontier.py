@@ -89,7 +89,7 @@ def _sentences(frame: pd.DataFrame, first: str, second: str) -> list[str]:
             continue
         rate = per * db / da
         out.append(f"Between {level} {a[k]:,.6g} and {a[k + 1]:,.6g}: {less} costs "
-                   f"{-rate:,.6g} more {second}"
+                   f"{-rate:,.6g} more {LEVEL.get(second, second)}"
                    + (" (estimated between samples)" if not bool(frame["exact"].iloc[0]) else "")
                    + ".")
     return out
