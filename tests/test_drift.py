@@ -105,7 +105,9 @@ def test_drift_answers_from_the_store(nights: tuple[str, list[Path]], tmp_path: 
 def test_drift_filters_and_terminal(nights: tuple[str, list[Path]]) -> None:
     url, _ = nights
     none = run_cli("runs", "drift", "--store", url, "--scenario", "no-such", "--json")
-    assert none.code == 0 and json.loads(none.stdout)["runs"] == []
+    # a misspelt scenario is refused, not an empty drift that reads as "nothing moved"
+    assert none.code == 2 and "no run of scenario 'no-such'" in none.stderr
+    assert "tiny-seed1" in none.stderr
     last = run_cli("runs", "drift", "--store", url, "--last", "1")
     assert last.code == 0, last.stderr
     assert "drift (1 runs)" in last.stdout and "the bottleneck was" in last.stdout

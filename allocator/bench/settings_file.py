@@ -95,6 +95,24 @@ def settings_overrides(path: Path) -> list[str]:
             overrides.append(f"solver.{key}={toml_value(value)}")
         except ValueError as exc:
             problems.append(Problem(source, f"[solver] '{key}': {exc}"))
+    problems += _value_problems(source, {k: v for k, v in section.items()
+                                         if k in SOLVER_KEYS and k != "options"})
     if problems:
         raise InputError(problems)
     return overrides
+
+
+def _value_problems(source: str, values: dict[str, Any]) -> list[Problem]:
+    """The section's values checked here, so a wrong one is said against this file (the
+    scenario's check would blame a `--set solver.KEY=...` the user never typed)."""
+    from pydantic import ValidationError
+
+    from allocator.scenario import SolverConfig
+
+    try:
+        SolverConfig.model_validate(values)
+    except ValidationError as exc:
+        return [Problem(source, f"[solver] {'.'.join(str(p) for p in err['loc'])}: "
+                                f"{err['msg']}, found {err.get('input')!r}")
+                for err in exc.errors()]
+    return []

@@ -402,7 +402,13 @@ class _Runner:
                          on_heartbeat=lambda c: self.say(c.line()))
         self.started = True
         self.runs += len(done.rows)
+        # every column of results.csv, even when no cell got far enough to time anything
+        # (an unreadable file: its error row has no solver_s)
+        from allocator.bench.schema import COLUMNS
+
         frame = pd.DataFrame(done.rows)
+        frame = frame.reindex(columns=[*frame.columns,
+                                       *(c for c in COLUMNS if c not in frame.columns)])
         frame["phase"] = phase
         frame["cap_s"] = frame["instance"].map(caps)
         for column in ("solver_s", "build_s", "seed", "cap_s", "mip_gap"):

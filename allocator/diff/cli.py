@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -11,8 +10,9 @@ from rich.table import Table
 
 EXIT_CODES = ("Exit codes: 0 done; 2 bad usage (A or B is neither a run folder nor a run in "
               "the store, --out exists and is not a diff allocator wrote, a store that cannot "
-              "be opened); 8 the machine failed (disk full, read-only); 1 internal error (the "
-              "log path is printed).")
+              "be opened, a run folder missing a file it wrote, --out over A or B); 8 the machine "
+              "failed (disk full, read-only); 1 internal error (the log path is printed); "
+              "130/143/129 interrupted (nothing written).")
 
 out = Console(soft_wrap=True)
 
@@ -37,11 +37,19 @@ def resolve(key: str, store_url: str | None) -> Path:
     try:
         with store.session() as session:
             run = find_run(session, key)
-            where, status = Path(run.folder), run.status
+            where, status, digest = Path(run.folder), run.status, run.summary_sha256
+            started = f"{run.started_at:%Y-%m-%d %H:%M}"
     finally:
         store.close()
     if not (where / "summary.json").is_file():
         raise InputError(f"run {key} ({status}) has no run folder at {where} any more", key)
+    from allocator.store.record import file_sha256
+
+    if digest is not None and file_sha256(where / "summary.json") != digest:
+        # a later run written to the same --out: its figures are not run {key}'s
+        raise InputError(f"run {key} ({status}, started {started}) was written to {where}, "
+                         "which now holds another run (its summary.json is not the one "
+                         "recorded); give that folder, or the later run's id", key)
     return where
 
 
@@ -57,15 +65,19 @@ def resolve(key: str, store_url: str | None) -> Path:
               help="The run store for A and B given as run ids (default as `allocator runs`).")
 def diff_command(a: str, b: str, out_dir: Path, force: bool, store_url: str | None) -> None:
     """What changed from run A to run B, and why. A and B: run folders or store run ids."""
-    from allocator.diff.engine import diff_runs
-    from allocator.diff.write import num, write_diff
-    from allocator.failures import report_failure
+    from allocator.cli import _interruptible
+    from allocator.diff.engine import RunDiff, diff_runs
+    from allocator.diff.write import num, refuse_out_over_inputs, write_diff
 
-    try:
-        diff = diff_runs(resolve(a, store_url), resolve(b, store_url))
-        write_diff(diff, out_dir, force=force)
-    except Exception as exc:
-        sys.exit(report_failure(exc))
+    def work() -> RunDiff:
+        folders = [resolve(a, store_url), resolve(b, store_url)]
+        refuse_out_over_inputs(out_dir, folders)  # before the work: nothing to lose
+        found = diff_runs(folders[0], folders[1])
+        write_diff(found, out_dir, force=force)
+        return found
+
+    # Ctrl-C / SIGTERM: the partial folder removed, exit 130/143 (not Click's "Aborted!", 1)
+    diff = _interruptible(work)
     table = Table(title=f"objectives: {diff.a} -> {diff.b}", title_justify="left")
     for col in ("stage", "A", "B", "change"):
         table.add_column(col, justify="left" if col == "stage" else "right")

@@ -60,9 +60,49 @@ def _summary(folder: Path) -> dict[str, Any]:
         found = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not readable as a run summary ({exc})", str(path)) from None
-    if not isinstance(found, dict):
-        raise InputError(f"{path}: not a run summary", str(path))
+    if not isinstance(found, dict) or not isinstance(found.get("model"), str) \
+            or not isinstance(found.get("status"), str):
+        raise InputError(f"{path}: not a run summary (expected a JSON object with the run's "
+                         "model and status)", str(path))
     return found
+
+
+READ_TABLES = ("plan", "coverage", "budgets", "sensitivity")  # what a diff reads of a run
+
+
+def _missing_files(folder: Path) -> list[str]:
+    """The tables the diff reads that the run wrote (its marker lists them) and that are
+    gone: without them a diff would call an optimal run 'no plan' and its figures blank."""
+    from allocator.outputs.folder import MARKER
+
+    try:
+        info = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        listed = [str(n) for n in info["files"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []  # an older run without the marker: nothing to check against
+    return [n for n in listed if Path(n).stem in READ_TABLES
+            and Path(n).suffix in (".csv", ".parquet") and not (folder / n).exists()]
+
+
+def _summaries(fa: Path, fb: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both runs' summaries, every problem of both folders said at once."""
+    from allocator.errors import Problem
+
+    problems: list[Problem] = []
+    found: list[dict[str, Any]] = []
+    for folder in (fa, fb):
+        try:
+            found.append(_summary(folder))
+        except InputError as exc:
+            problems += exc.problems
+        gone = _missing_files(folder)
+        if gone:
+            problems.append(Problem(str(folder), f"{', '.join(gone)} missing: the run wrote "
+                                    f"{'them' if len(gone) > 1 else 'it'} (its .allocator-run "
+                                    "lists it) and it is gone since; nothing to compare"))
+    if problems:
+        raise InputError(problems)
+    return found[0], found[1]
 
 
 SENSITIVITY_COLUMNS = ["stage", "kind", "family", "labels", "activity", "rhs", "binding",
@@ -518,8 +558,11 @@ def diff_runs(a: str | Path, b: str | Path, summary_a: dict[str, Any] | None = N
     """Compare run folder `a` (before) with `b` (after). `summary_*` stand in for a folder's
     summary.json (a run still being written compares itself with its baseline)."""
     fa, fb = Path(a), Path(b)
-    sa = summary_a if summary_a is not None else _summary(fa)
-    sb = summary_b if summary_b is not None else _summary(fb)
+    if summary_a is None and summary_b is None:
+        sa, sb = _summaries(fa, fb)
+    else:
+        sa = summary_a if summary_a is not None else _summary(fa)
+        sb = summary_b if summary_b is not None else _summary(fb)
     model = str(sb.get("model") or sa.get("model") or "ops")
     notes: list[str] = []
     if sa.get("model") != sb.get("model"):

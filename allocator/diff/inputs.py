@@ -3,8 +3,8 @@
 The run folder does not hold its inputs; summary.json records each table's source and a hash
 of its content as read (`sha256_16`). Whether a table differs is decided by those hashes
 (always right); the rows and cells come from reading the recorded sources again, with the
-same reader the run used, and are trusted only when the file still hashes as the run read it
-(otherwise the diff says the file changed since the run).
+same reader the run used, and are compared only when the file still hashes as the run read it
+(otherwise the diff says the file changed since the run, and names no row of it).
 
 Rows are matched by business ids (the table's `*_id` columns when they identify its rows,
 as every contract table's key does: staff_id, site_id + service_id, budget_id ...), else by
@@ -62,11 +62,13 @@ def _read_again(name: str, record: dict[str, Any]) -> Side:
     except AllocatorError as exc:
         return Side(None, None, f"{source}: cannot be read again ({exc})")
     rows = loaded.row_of(np.arange(len(loaded.frame)))
-    note = None
     if record.get("sha256_16") and loaded.digest != record["sha256_16"]:
-        note = (f"{source} changed since the run read it (hash {record['sha256_16']} then, "
-                f"{loaded.digest} now): its rows below are the file as it is now")
-    return Side(loaded.frame, rows, note)
+        # Its rows now are not the rows the run read: comparing them would put today's
+        # values in the story as the run's (a figure no run ever used).
+        return Side(None, None, f"{source} changed since the run read it (hash "
+                                f"{record['sha256_16']} then, {loaded.digest} now), so its "
+                                "rows cannot be compared")
+    return Side(loaded.frame, rows, None)
 
 
 def _key(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:

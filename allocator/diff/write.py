@@ -212,10 +212,30 @@ def add_files(diff: RunDiff, folder: RunFolder, prefix: str = "") -> None:
     folder.text(f"{prefix}diff.html", render_html(diff))
 
 
+def refuse_out_over_inputs(out: str | Path, inputs: list[Path]) -> None:
+    """--out must not be one of the runs being read, nor hold one, nor sit inside one:
+    `--force` would replace a run the user asked us only to read (it is allocator's, so the
+    run folder writer alone would allow it), or the new files would land inside it."""
+    from allocator.errors import InputError, Problem
+
+    target = Path(out).expanduser().resolve()
+    problems = []
+    for item in inputs:
+        where = Path(item).expanduser().resolve()
+        if where == target or target in where.parents or where in target.parents:
+            how = ("is" if where == target else "holds" if target in where.parents
+                   else "is inside")
+            problems.append(Problem("--out", f"{out} {how} the run {item} being compared: "
+                                             "give another --out (the inputs are only read)"))
+    if problems:
+        raise InputError(problems)
+
+
 def write_diff(diff: RunDiff, out: str | Path, force: bool = False) -> Path:
     """The diff's folder, complete or absent (the run folder's atomic writer: an existing
     folder is replaced only with `force`, and only if allocator wrote it)."""
     target = Path(out)
+    refuse_out_over_inputs(target, [diff.a, diff.b])
     check_target(target, force)
     with run_folder(target, ("csv",), force) as folder:
         add_files(diff, folder)

@@ -78,7 +78,8 @@ class StageLimit(AllocatorError):
 
 
 def parse_within(text: str | float) -> float:
-    """'1%', '0.5 %' or '0.01' as a share (0.01); refused unless 0 <= share <= 1."""
+    """'1%', '0.5 %' or '0.01' as a share (0.01); refused unless 0 <= share <= 1, and a bare
+    number of 1 or more (is '1' one percent or all?)."""
     if isinstance(text, int | float):
         share = float(text)
     else:
@@ -88,6 +89,11 @@ def parse_within(text: str | float) -> float:
             raise InputError(f"--within '{raw}': expected a share such as 1% or 0.01",
                              "--within")
         share = float(match.group(1)) / (100.0 if match.group(2) else 1.0)
+        if not match.group(2) and share >= 1.0:
+            # '--within 1' is 1% to most people and 100% to the parser: ask, do not guess
+            raise InputError(f"--within {raw}: a share without % must be below 1; write "
+                             f"{raw}% for {raw} percent, or 100% for any plan at all",
+                             "--within")
     if not (0.0 <= share <= 1.0) or not math.isfinite(share):
         raise InputError(f"--within {text}: expected a slack between 0% and 100%", "--within")
     return share

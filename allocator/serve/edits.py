@@ -10,6 +10,7 @@ problem of a request is reported at once.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 MAX_CHANGES = 500
 # The readers refuse numbers of 1e15 or more (a pasted account number): so does the page.
 TOO_LARGE = 1e15
+_GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")  # 1,250,000.50
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ def _value_problem(schema: Schema, column: str, value: Any) -> tuple[float | Non
         return None, "a number is needed here (the cell cannot be empty)"
     if isinstance(value, bool):
         return None, f"expected a number, found {value!r}"
+    if isinstance(value, str) and "," in value and not _GROUPED.match(value.strip()):
+        # "1,5" is a decimal comma (1.5), not fifteen: refuse it rather than guess
+        return None, (f"expected a number, found {value!r}: commas only between groups of "
+                      "three digits (1,000,000); a decimal point, not a comma (1.5)")
     try:
         number = float(str(value).replace(",", "").replace("_", "").strip()) \
             if isinstance(value, str) else float(value)
@@ -97,7 +103,7 @@ def _value_problem(schema: Schema, column: str, value: Any) -> tuple[float | Non
     if not math.isfinite(number):
         return None, f"expected a finite number, found {value!r}"
     if abs(number) >= TOO_LARGE:
-        return None, f"{number:,.0f} is too large to be meant (1e15 or more)"
+        return None, f"{number:.6g} is too large to be meant (1e15 or more)"
     if col.min is not None and (number < col.min or (col.min_exclusive and number == col.min)):
         bound = "greater than" if col.min_exclusive else "at least"
         return None, f"must be {bound} {col.min:g}, found {number:g}"

@@ -93,8 +93,12 @@ def serve(source: Path, host: str = "127.0.0.1", port: int = 8750, token: str | 
             say(f"loading and solving {source} ...")
             room = open_room(source, Path(tmp))
             kpis = room.base.kpis()
-            say(f"base: {room.base.status}, weighted shortfall "
-                f"{kpis['weighted_shortfall']}, cost {kpis['cost']:,.2f}")
+            if kpis.get("cost") is None:  # infeasible: no plan, no figures to say
+                say(f"base: {room.base.status} (no plan: relax a budget, capacity or "
+                    "floor in the room and solve)")
+            else:
+                say(f"base: {room.base.status}, weighted shortfall "
+                    f"{kpis['weighted_shortfall']}, cost {kpis['cost']:,.2f}")
             if not is_local(host):
                 say(f"warning: listening on {host}, reachable from other machines; anyone "
                     "with the token can solve (plain HTTP: use it on a trusted network)")

@@ -144,6 +144,8 @@ def drift(session: Any, scenario: str | None = None, last: int = 30,
           slow_factor: float = SLOW_FACTOR, min_seconds: float = MIN_SECONDS,
           objective_jump: float = OBJECTIVE_JUMP) -> Drift:
     runs, stages, constraints = load(session, scenario, last)
+    if scenario and runs.empty:
+        _unknown_scenario(session, scenario)
     if len(stages):
         wide = stages.pivot_table(index="run_id", columns="stage", values="objective",
                                   aggfunc="first")
@@ -190,6 +192,24 @@ def drift(session: Any, scenario: str | None = None, last: int = 30,
     return Drift(runs, binding, shadow, bottlenecks, flags, sentences)
 
 
+def _unknown_scenario(session: Any, scenario: str) -> None:
+    """A misspelt --scenario gives an empty drift that reads as 'nothing moved': refuse it,
+    naming the scenarios the store has (the closest first)."""
+    import difflib
+
+    from sqlalchemy import select
+
+    from allocator.errors import InputError
+    from allocator.store.models import Run
+
+    names = sorted({str(n) for (n,) in session.execute(select(Run.scenario_name).distinct())})
+    close = difflib.get_close_matches(scenario, names, n=1, cutoff=0.6)
+    hint = (f"; did you mean '{close[0]}'?" if close else ".") + (
+        f" Scenarios in the store: {', '.join(names[:20])}" if names
+        else " The store has no runs yet.")
+    raise InputError(f"no run of scenario '{scenario}' in the store{hint}", "--scenario")
+
+
 def _binding_sentences(binding: pd.DataFrame, runs: pd.DataFrame,
                        limit: int = 5) -> list[str]:
     """Which constraints were binding when: per scenario, the ones among the top in the most
@@ -197,7 +217,8 @@ def _binding_sentences(binding: pd.DataFrame, runs: pd.DataFrame,
     said: list[str] = []
     if binding.empty:
         return said
-    counts = runs.groupby("scenario")["run_id"].nunique()
+    # out of the runs with a plan: a failed or infeasible run has no binding rows to count
+    counts = runs[runs["status"].isin(FINISHED)].groupby("scenario")["run_id"].nunique()
     for scenario, rows in binding.groupby("scenario", sort=True):
         groups = sorted(rows.groupby("constraint"), key=lambda g: (
             -g[1]["run_id"].nunique(), g[0]))
@@ -208,7 +229,8 @@ def _binding_sentences(binding: pd.DataFrame, runs: pd.DataFrame,
                     and len(prices) else
                     f"shadow price from {prices.min():,.6g} to {prices.max():,.6g}")
             said.append(f"{scenario}: {name} was among the top binding constraints in "
-                        f"{group['run_id'].nunique()} of {counts[scenario]} runs "
+                        f"{group['run_id'].nunique()} of {counts.get(scenario, 0)} runs "
+                        "with a plan "
                         f"({times.min():%Y-%m-%d %H:%M} to {times.max():%Y-%m-%d %H:%M} UTC), "
                         f"{span}.")
     return said
