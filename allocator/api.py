@@ -149,7 +149,8 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
           accept_timeout: bool = False, on_phase: Callable[[str], None] | None = None,
           overrides: Sequence[str] = (), warm_from: str | Path | None = None,
           warm_source: str | None = None, log: RunLog | None = None, bundle: bool = False,
-          on_progress: Callable[[Event], None] | None = None, **settings: Any) -> Run:
+          on_progress: Callable[[Event], None] | None = None,
+          store: str | bool | None = None, **settings: Any) -> Run:
     """Solve a scenario file and return its run; the same pipeline as `allocator solve`.
 
     `settings` override the scenario's: `solver="glop"`, `time_limit=30`,
@@ -161,13 +162,45 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
     `out` the run goes to a new temporary folder (its path is `run.folder`). Bad input
     raises `InputError` (its `.problems` list every problem); an infeasible or timed-out
     run returns normally: look at `run.status` and `run.exit_code`.
+
+    `store`: record the run in the run store as `allocator solve` does (docs/run-store.md):
+    True for the default store (`--store`'s default: $ALLOCATOR_STORE, the scenario's
+    `[store] url`, else the user's store), or a database URL or SQLite path. Off by default
+    in a notebook; the commands that solve (compare, replay) turn it on. A store that cannot
+    be written is a warning, never the run's failure.
     """
+    import warnings
+
     from allocator.run import solve_scenario
 
     target = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="allocator-")) / "run"
-    outcome = solve_scenario(Path(scenario), target, [*overrides, *overrides_from(settings)],
-                             force=force, accept_timeout=accept_timeout, on_phase=on_phase,
-                             warm_from=Path(warm_from) if warm_from is not None else None,
-                             warm_source=warm_source, log=log, bundle=bundle,
-                             on_progress=on_progress)
-    return Run(target, outcome.summary)
+    every = [*overrides, *overrides_from(settings)]
+    recording = None
+    if store:
+        from allocator.store.db import resolve_url
+        from allocator.store.record import Recording
+
+        url = resolve_url(None if store is True else str(store), Path(scenario), target)
+        recording = Recording(url, Path(scenario), target, every,
+                              warn=lambda msg: warnings.warn(msg, stacklevel=3),
+                              note=on_phase or (lambda msg: None))
+
+    def work() -> Run:
+        outcome = solve_scenario(Path(scenario), target, every, force=force,
+                                 accept_timeout=accept_timeout, on_phase=on_phase,
+                                 warm_from=Path(warm_from) if warm_from is not None else None,
+                                 warm_source=warm_source, log=log, bundle=bundle,
+                                 on_progress=on_progress)
+        return Run(target, outcome.summary)
+
+    if recording is None:
+        return work()
+    try:
+        run = recording.wrap(work)()
+    except BaseException as exc:
+        from allocator.store.record import exit_code_of
+
+        recording.failed(exit_code_of(exc))
+        raise
+    recording.finished(run.summary, target)
+    return run

@@ -93,3 +93,28 @@ def test_summary_json_follows_its_published_schema(tmp_path):
     RunSummary.model_validate(run.summary)  # every key typed, none unknown
     phases = {k: v for k, v in run.summary["seconds"].items() if k != "total"}
     assert sum(phases.values()) == pytest.approx(run.summary["seconds"]["total"], abs=0.01)
+
+
+def test_store_records_an_api_run_as_the_cli_does(tmp_path):
+    """allocator.solve(..., store=...) records the run (finished and failed alike); the
+    store's figures are the run folder's own."""
+    import json
+
+    db = tmp_path / "runs.sqlite"
+    run = allocator.solve(TINY, out=tmp_path / "run", store=str(db))
+    listed = run_cli("runs", "list", "--json", "--store", str(db))
+    assert listed.code == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert row["status"] == "optimal" and row["exit_code"] == 0
+    assert row["folder"] == str(tmp_path / "run")
+    shown = json.loads(run_cli("runs", "show", str(row["id"]), "--json", "--store",
+                               str(db)).stdout)
+    assert shown["objectives"] == pytest.approx(run.summary["objectives"])
+    bad = tmp_path / "bad"
+    shutil.copytree(TINY.parent, bad)
+    (bad / "staff.csv").unlink()
+    with pytest.raises(InputError):
+        allocator.solve(bad / "scenario.toml", out=tmp_path / "bad-run", store=str(db))
+    rows = json.loads(run_cli("runs", "list", "--json", "--store", str(db)).stdout)
+    assert sorted((r["status"], r["exit_code"]) for r in rows) == [("failed", 2),
+                                                                   ("optimal", 0)]
