@@ -4,6 +4,7 @@ CLI, checked against the run folders it reads (issue 11 is the standard)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -245,3 +246,33 @@ def test_diff_of_a_store_run_whose_folder_holds_a_later_run(runs: dict[str, Path
         summary.write_bytes(kept)
     assert done.code == 2 and "now holds another run" in done.stderr
     assert str(runs["base"]) in done.stderr and not (tmp_path / "d").exists()
+
+
+def test_interrupt_removes_a_partial_folder_still_being_written(tmp_path: Path) -> None:
+    """Ctrl-C while the work thread writes diff.md: the handler's rmtree listed the folder,
+    the thread added a file, rmdir failed (ignored): a `.d.partial-*` stayed behind. The
+    folder is now renamed away first, so a late write finds no folder."""
+    import threading
+
+    from allocator.outputs.folder import RunFolder, discard_active
+
+    for attempt in range(5):
+        folder = RunFolder(tmp_path / f"d{attempt}", ["csv"])
+        stop = threading.Event()
+
+        def scribble(where: Path = folder.tmp, stop: threading.Event = stop) -> None:
+            n = 0
+            while not stop.is_set():
+                with contextlib.suppress(OSError):
+                    (where / f"f{n % 50}.md").write_text("x" * 1000)
+                n += 1
+
+        for n in range(400):
+            (folder.tmp / f"table{n}.csv").write_text("a,b\n1,2\n")
+        writer = threading.Thread(target=scribble)
+        writer.start()
+        time.sleep(0.01)
+        discard_active()
+        stop.set()
+        writer.join()
+        assert not list(tmp_path.glob(f".d{attempt}.partial-*")), attempt

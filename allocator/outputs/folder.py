@@ -67,7 +67,12 @@ def discard_active() -> None:
     for writer in list(WRITERS):  # no queued table may land in a folder being removed
         writer.shutdown(wait=True, cancel_futures=True)
     for path in list(ACTIVE):
-        shutil.rmtree(path, ignore_errors=True)
+        # Renamed away first: the work thread may still be writing (diff.md, a report) and
+        # would add a file after rmtree listed the folder, which then stays behind.
+        doomed = path
+        with contextlib.suppress(OSError):
+            doomed = path.rename(path.with_name(path.name + "-discarded"))
+        shutil.rmtree(doomed, ignore_errors=True)
         ACTIVE.discard(path)
 
 
