@@ -1,0 +1,154 @@
+"""Monolithic HiGHS against the decomposed solve on a LocalCluster of 1 and 2 workers.
+
+Each configuration runs in its own process (so the client's peak memory is its own):
+wall seconds of the solve (cluster start excluded and reported apart), iterations, seconds
+per iteration, peak resident memory of the client and of each worker, bytes sent per
+iteration, and both bounds with the gap. The objectives are compared with the monolithic
+ones in the same table (relative difference).
+
+    python benchmarks/decompose.py --sizes small,medium --out benchmarks/results/decompose
+    python benchmarks/decompose.py --one decomposed --workers 2 --scenario S.toml  # one row
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _peak() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def one(mode: str, scenario_path: Path, workers: int) -> dict[str, Any]:
+    """One configuration, in this process: the figures as a dict."""
+    from allocator.run import prepare
+    from allocator.solvers.base import SolverSettings
+    from allocator.solvers.lexicographic import solve_stages, stage_objectives
+
+    began = time.perf_counter()
+    scenario, built, _ = prepare(scenario_path, [])
+    model = built.model
+    objectives = stage_objectives(model, scenario.objective.order, scenario.objective.mode,
+                                  dict(scenario.objective.weights))
+    build_seconds = time.perf_counter() - began
+    row: dict[str, Any] = {"mode": mode, "workers": workers, "size": model.size(),
+                           "build_seconds": round(build_seconds, 2)}
+    if mode == "monolithic":
+        start = time.perf_counter()
+        result = solve_stages(model, objectives, "highs", SolverSettings(),
+                              scenario.objective.rel_tol, scenario.objective.abs_tol)
+        row.update(solve_seconds=round(time.perf_counter() - start, 2),
+                   objectives=result.objectives, client_peak_mb=round(_peak() / 2**20))
+        return row
+    from distributed import Client, LocalCluster
+
+    from allocator.decompose import solve_decomposed
+
+    start = time.perf_counter()
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=40)
+    client = Client(cluster)
+    row["cluster_seconds"] = round(time.perf_counter() - start, 2)
+    try:
+        start = time.perf_counter()
+        result, info = solve_decomposed(model, objectives, client=client, workers=workers,
+                                        rel_tol=scenario.objective.rel_tol,
+                                        abs_tol=scenario.objective.abs_tol)
+        seconds = time.perf_counter() - start
+    finally:
+        client.close()
+        cluster.close()
+    iterations = sum(s.iterations for s in info.stages)
+    row.update(
+        solve_seconds=round(seconds, 2), status=result.status.value,
+        objectives=result.objectives, iterations=iterations,
+        seconds_per_iteration=round(seconds / max(1, iterations), 3),
+        stages=[s.as_json() for s in info.stages], blocks=info.blocks,
+        linking_rows=info.linking_rows, block_columns=info.block_columns,
+        bytes_per_iteration=round(info.bytes_sent / max(1, iterations)),
+        setup_seconds=round(info.seconds_setup, 2),
+        client_peak_mb=round(_peak() / 2**20),
+        worker_peak_mb=[round(b / 2**20) for b in info.worker_peak_bytes],
+        history={s.name: s.history for s in info.stages})
+    return row
+
+
+def _instance(size: str, seed: int, budgets: str, folder: Path) -> Path:
+    from allocator.datagen import SIZES, generate_ops, write_ops_instance
+
+    target = folder / "instances" / f"{size}-{seed}-{budgets}"
+    if (target / "scenario.toml").exists():
+        return target / "scenario.toml"
+    return write_ops_instance(generate_ops(SIZES[size], seed, budgets), target)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| size | configuration | solve s | iterations | s / iteration | client MB | "
+             "worker MB | bytes / iteration | final gaps | objective vs monolithic |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    mono = {r["instance"]: r for r in rows if r["mode"] == "monolithic"}
+    for r in rows:
+        base = mono.get(r["instance"])
+        diff = ""
+        if base is not None and r["mode"] != "monolithic":
+            diff = ", ".join(
+                f"{k} {abs(v - base['objectives'][k]) / max(1.0, abs(base['objectives'][k])):.1e}"
+                for k, v in r["objectives"].items())
+        gaps = ", ".join(f"{s['gap']:.1e}" for s in r.get("stages", []) if s["gap"] is not None)
+        config = "monolithic" if r["mode"] == "monolithic" else f"decomposed, {r['workers']} w"
+        lines.append(
+            f"| {r['instance']} | {config} | {r['solve_seconds']} | {r.get('iterations', '')} "
+            f"| {r.get('seconds_per_iteration', '')} | {r['client_peak_mb']} | "
+            f"{', '.join(map(str, r.get('worker_peak_mb', [])))} | "
+            f"{r.get('bytes_per_iteration', '')} | {gaps} | {diff} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="small,medium")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budgets", default="nested", choices=["nested", "site"])
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/decompose")
+    parser.add_argument("--one", choices=["monolithic", "decomposed"])
+    parser.add_argument("--scenario", type=Path)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.scenario, int(args.workers))))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for size in args.sizes.split(","):
+        path = _instance(size, args.seed, args.budgets, args.out)
+        configs = [("monolithic", 0)] + [("decomposed", int(w))
+                                         for w in args.workers.split(",")]
+        for mode, workers in configs:
+            proc = subprocess.run([sys.executable, __file__, "--one", mode, "--scenario",
+                                   str(path), "--workers", str(workers)],
+                                  capture_output=True, text=True, cwd=ROOT)
+            if proc.returncode:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                continue
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row["instance"] = f"{size}-{args.seed}-{args.budgets}"
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
+            with (args.out / "raw.jsonl").open("a") as raw:
+                raw.write(json.dumps(row) + "\n")
+    (args.out / "results.md").write_text(_table(rows) + "\n")
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()
