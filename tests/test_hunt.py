@@ -276,3 +276,27 @@ def test_interrupt_removes_a_partial_folder_still_being_written(tmp_path: Path) 
         stop.set()
         writer.join()
         assert not list(tmp_path.glob(f".d{attempt}.partial-*")), attempt
+
+
+@pytest.mark.slow
+def test_tune_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
+    """A scheduler's SIGTERM killed `bench tune` outright (exit -15): its partial folder
+    stayed behind. Now it ends as Ctrl-C does: exit 143, nothing written."""
+    from tests.conftest import CASES
+
+    out = tmp_path / "t"
+    proc = subprocess.Popen([sys.executable, "-m", "allocator.cli", "bench", "tune",
+                             str(CASES / "netlib" / "afiro.mps"),
+                             str(CASES / "netlib" / "adlittle.mps"), "--budget", "5m",
+                             "--workers", "1", "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".t.partial-*")) and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2)  # the baseline under way on the cluster
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".t.partial-*"))

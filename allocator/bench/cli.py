@@ -11,6 +11,7 @@ Exit codes: 0 done; 1 internal error; 2 bad input; 6 a solver gave a wrong answe
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import sys
 import time
@@ -321,6 +322,28 @@ def _run(files: tuple[str, ...], grid_file: Path | None, expected: tuple[str, ..
     return BenchExit.OK
 
 
+def _close_clusters_quietly() -> None:
+    """Close the local Dask clusters now, their workers stopped. Interrupted while a cluster
+    was starting, Dask's own exit hook would print a traceback (a worker still 'init') over
+    our one line: it is closed here, and what it says on the way is not the user's news."""
+    import io
+
+    cluster_module = sys.modules.get("distributed.deploy.spec")
+    if cluster_module is None:
+        return
+    noise, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        for cluster in list(getattr(cluster_module.SpecCluster, "_instances", ())):
+            with contextlib.suppress(BaseException):
+                cluster.close(timeout=10)
+    finally:
+        sys.stderr = noise
+    with contextlib.suppress(Exception):
+        import atexit
+
+        atexit.unregister(cluster_module.close_clusters)  # done above; its noise not twice
+
+
 @bench.command("tune")
 @click.argument("files", nargs=-1)
 @click.option("--solver", default="highs", show_default=True,
@@ -368,17 +391,35 @@ def tune_command(files: tuple[str, ...], solver: str, budget: str, criterion: st
     \b
     Exit codes: 0 best.toml written (the winner, or the default when the gain is within
     noise); 1 internal error; 2 bad input; 6 an answer was wrong or disagreed with the
-    default's (the setting is disqualified; best.toml is still written).
+    default's (the setting is disqualified; best.toml is still written); 8 the machine
+    failed (disk full, read-only: nothing written); 130/143/129 interrupted by SIGINT,
+    SIGTERM, SIGHUP (nothing written, the workers stopped).
     """
+    import signal
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # A scheduler's stop (SIGTERM) or a closed terminal (SIGHUP) ends the tune as Ctrl-C does:
+    # the partial folder removed and the cluster closed, instead of dying mid-write.
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         code = _tune(files, solver, budget, criterion, space, confirm, eta, min_gain, timeout,
                      seed, expected, out_dir, force, workers, scheduler, heartbeat,
                      fail_on_wrong)
-    except KeyboardInterrupt:
-        err.print("interrupted: nothing written")
-        sys.exit(130)
+    except KeyboardInterrupt as interrupt:
+        for sig in (signal.SIGINT, *previous):
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut this short
+        name = str(interrupt) or "SIGINT"
+        _close_clusters_quietly()
+        err.print(f"interrupted ({name}): nothing written")
+        sys.exit({"SIGTERM": 143, "SIGHUP": 129}.get(name, 130))
     except BaseException as exc:
         sys.exit(_fail(exc))
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(Exception):
+                signal.signal(sig, handler)
     sys.exit(int(code))
 
 
