@@ -211,13 +211,18 @@ def test_serve_refuses_a_decimal_comma(runs: dict[str, Path]) -> None:
         assert code == 200 and answer["changes"][0]["value"] == 1200.0
 
 
-def test_serve_an_infeasible_run(runs: dict[str, Path]) -> None:
+def test_serve_an_infeasible_run_and_its_sigterm(runs: dict[str, Path],
+                                                 tmp_path: Path) -> None:
     """`allocator serve` of an infeasible run folder: internal error (a None cost
-    formatted), where the room is the place to relax what makes it infeasible."""
+    formatted), where the room is the place to relax what makes it infeasible. And SIGTERM
+    (documented: exit 143) killed it with -15, its temporary folder left in /tmp."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "allocator.cli", "serve",
                              str(runs["hopeless"]), "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "ALLOCATOR_STORE": str(runs["store"])})
+                            env={**os.environ, "ALLOCATOR_STORE": str(runs["store"]),
+                                 "TMPDIR": str(temp)})
     said = []
     assert proc.stderr is not None
     try:
@@ -226,11 +231,12 @@ def test_serve_an_infeasible_run(runs: dict[str, Path]) -> None:
             if line.startswith("open:") or "error" in line:
                 break
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     text = "".join(said)
     assert "base: infeasible" in text and "open: http://" in text, text
-    assert proc.returncode == 0
+    assert proc.returncode == 143
+    assert not list(temp.glob("allocator-serve-*"))
 
 
 def test_diff_of_a_store_run_whose_folder_holds_a_later_run(runs: dict[str, Path],

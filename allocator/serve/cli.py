@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,9 +41,23 @@ def serve(source: Path, host: str, port: int, token: str | None) -> None:
     if token is not None and len(token) < 8:
         click.echo("error (bad input): --token: at least 8 characters", err=True)
         sys.exit(2)
+    import signal
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # SIGTERM (a service manager's stop) while loading, or re-raised by uvicorn once it has
+    # shut down: the room's temporary folder removed and exit 143, as documented (the default
+    # action killed the process: exit -15, the folder left in /tmp).
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         run_server(source, host, port, token, say=lambda m: click.echo(m, err=True))
-    except KeyboardInterrupt:
-        sys.exit(0)
+    except KeyboardInterrupt as stop:
+        for sig in (signal.SIGINT, *previous):
+            signal.signal(sig, signal.SIG_IGN)
+        sys.exit({"SIGTERM": 143, "SIGHUP": 129}.get(str(stop), 0))
     except Exception as exc:
         sys.exit(report_failure(exc))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

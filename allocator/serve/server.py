@@ -98,7 +98,7 @@ def serve(source: Path, host: str = "127.0.0.1", port: int = 8750, token: str | 
                     "floor in the room and solve)")
             else:
                 say(f"base: {room.base.status}, weighted shortfall "
-                    f"{kpis['weighted_shortfall']}, cost {kpis['cost']:,.2f}")
+                    f"{kpis['weighted_shortfall']:,.6g}, cost {kpis['cost']:,.2f}")
             if not is_local(host):
                 say(f"warning: listening on {host}, reachable from other machines; anyone "
                     "with the token can solve (plain HTTP: use it on a trusted network)")
