@@ -306,3 +306,12 @@ def test_tune_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 143, err
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".t.partial-*"))
+
+
+def test_serve_token_that_cannot_travel_in_the_url(runs: dict[str, Path]) -> None:
+    """--token 'pass#word123' printed a URL whose token the browser cuts at '#': the room
+    then refused every request of the link it printed."""
+    done = run_cli("serve", runs["base"], "--token", "pass#word 123", "--port", "0",
+                   timeout=60)
+    assert done.code == 2 and "--token" in done.stderr and "#" in done.stderr
+    assert "open:" not in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,13 @@ def serve(source: Path, host: str, port: int, token: str | None) -> None:
         sys.exit(2)
     if token is not None and len(token) < 8:
         click.echo("error (bad input): --token: at least 8 characters", err=True)
+        sys.exit(2)
+    if token is not None and not re.fullmatch(r"[A-Za-z0-9._~-]+", token):
+        # it travels in the printed URL: '#' would cut it off there, '&', '+' or a space
+        # would change it, so the link would open a room that refuses every request
+        bad = "".join(sorted({c for c in token if not re.fullmatch(r"[A-Za-z0-9._~-]", c)}))
+        click.echo(f"error (bad input): --token: letters, digits and . _ ~ - only (it goes "
+                   f"into the URL); found {bad!r}", err=True)
         sys.exit(2)
     import signal
 
