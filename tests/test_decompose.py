@@ -163,6 +163,22 @@ def test_cli_decompose_writes_the_run_folder(tmp_path: Path) -> None:
         assert summary["objectives"][stage["name"]] == pytest.approx(opt, rel=1e-6)
     assert check_plan(path, dw.table("plan")).violations == []
     assert np.isfinite(summary["stages"][0]["bound"])
+    from allocator.outputs.summary import RunSummary
+
+    RunSummary.model_validate(summary)  # the decomposition field is in the published schema
+
+
+def test_cli_auto_with_a_scheduler(tmp_path: Path, client: Any) -> None:
+    """`--decompose auto --scheduler tcp://...`: a small model decomposes because a cluster
+    was named, on that cluster's workers."""
+    path = _instance(tmp_path, "tiny", 1, "site")
+    address = client.scheduler.address
+    run = run_cli("solve", path, "--no-store", "--decompose", "auto", "--scheduler", address,
+                  out=tmp_path / "dw")
+    assert run.code == 0, run.stderr
+    assert run.summary["decomposition"]["scheduler"] == address
+    assert run.summary["decomposition"]["mode"] == "auto"
+    assert check_plan(path, run.table("plan")).violations == []
 
 
 @pytest.mark.slow
