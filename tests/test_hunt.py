@@ -88,6 +88,14 @@ def test_diff_says_no_value_an_edited_input_did_not_have(runs: dict[str, Path],
     # the file as the run read it again: the true change is told
     again = run_cli("diff", runs["base"], runs["more"], out=tmp_path / "e")
     assert again.code == 0 and "(1,000 -> 1,200)" in again.stdout
+    # a headroom sentence says its change (at 6 figures '379,560 -> 379,560' read as none)
+    import re
+
+    said = re.findall(r"Budget all: headroom ([\d,.]+) -> ([\d,.]+) \(([+-][\d,.]+)\)",
+                      (tmp_path / "e" / "diff.md").read_text())
+    assert len(said) == 1
+    before, after, change = (float(x.replace(",", "")) for x in said[0])
+    assert after - before == pytest.approx(change, abs=0.01)
 
 
 def test_diff_of_broken_run_folders_says_every_problem(runs: dict[str, Path],

@@ -500,8 +500,11 @@ def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
     if not budgets.empty and "headroom_delta" in budgets:
         for row in budgets[budgets["headroom_delta"].abs() > 0.5].itertuples(index=False):
             because = f" ({row.cause})" if row.cause else ""
+            # the change said too: at 6 figures a small one reads '379,560 -> 379,560'
             said.append(f"Budget {row.budget_id}: headroom {_fmt(round(row.headroom_a, 2))} "
-                        f"-> {_fmt(round(row.headroom_b, 2))}{because}.")
+                        f"-> {_fmt(round(row.headroom_b, 2))} "
+                        f"({'+' if row.headroom_delta > 0 else '-'}"
+                        f"{_fmt(round(abs(row.headroom_delta), 2))}){because}.")
     if not constraints.empty:
         for change in ("now binding", "no longer binding"):
             rows = constraints[constraints["change"] == change]
