@@ -323,3 +323,18 @@ def test_serve_token_that_cannot_travel_in_the_url(runs: dict[str, Path]) -> Non
                    timeout=60)
     assert done.code == 2 and "--token" in done.stderr and "#" in done.stderr
     assert "open:" not in done.stderr
+
+
+def test_compare_of_broken_run_folders_says_every_problem(runs: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    """compare of a run folder whose summary.json is cut short: internal error
+    (JSONDecodeError), and the other bad items were not said."""
+    cut = _copy(runs["base"], tmp_path / "cut")
+    (cut / "summary.json").write_text('{"name": "tiny", "mod')
+    gone = _copy(runs["more"], tmp_path / "gone")
+    (gone / "coverage.csv").unlink()
+    done = run_cli("compare", cut, gone, tmp_path / "nowhere.toml", out=tmp_path / "c")
+    assert done.code == 2 and "internal error" not in done.stderr, done.stderr
+    assert f"{cut / 'summary.json'}: not readable as a run summary" in done.stderr
+    assert f"{gone}: coverage.csv missing" in done.stderr and "nowhere.toml" in done.stderr
+    assert not (tmp_path / "c").exists()

@@ -59,10 +59,10 @@ def _summary(folder: Path) -> dict[str, Any]:
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not readable as a run summary ({exc})", str(path)) from None
+        raise InputError(f"not readable as a run summary ({exc})", str(path)) from None
     if not isinstance(found, dict) or not isinstance(found.get("model"), str) \
             or not isinstance(found.get("status"), str):
-        raise InputError(f"{path}: not a run summary (expected a JSON object with the run's "
+        raise InputError("not a run summary (expected a JSON object with the run's "
                          "model and status)", str(path))
     return found
 

@@ -83,6 +83,24 @@ def _kind(path: Path) -> str:
     return "scenario" if path.is_file() else ""
 
 
+def _run_folder_problems(folder: Path) -> list[Problem]:
+    """What makes a run folder unreadable (summary.json not JSON: an internal error later) or
+    incomplete (a table the run wrote is gone: its figures would read as blank), as the diff
+    checks it."""
+    from allocator.diff.engine import _missing_files, _summary
+
+    problems: list[Problem] = []
+    try:
+        _summary(folder)
+    except InputError as exc:
+        problems += exc.problems
+    gone = _missing_files(folder)
+    if gone:
+        problems.append(Problem(str(folder), f"{', '.join(gone)} missing: the run wrote it "
+                                "(its .allocator-run lists it) and it is gone since"))
+    return problems
+
+
 def resolve_items(items: Sequence[str | Path], runs_dir: Path | None,
                   overrides: Sequence[str] = (),
                   on_solve: Any = None) -> tuple[list[str], list[Path], list[str]]:
@@ -101,6 +119,8 @@ def resolve_items(items: Sequence[str | Path], runs_dir: Path | None,
                     else "not found")
             problems.append(Problem(str(path), f"{what}: expected a scenario file or a run "
                                     "folder"))
+        elif kind == "run":
+            problems += _run_folder_problems(path)
     if problems:
         raise InputError(problems)
     names = _labels(paths)
