@@ -338,3 +338,17 @@ def test_compare_of_broken_run_folders_says_every_problem(runs: dict[str, Path],
     assert f"{cut / 'summary.json'}: not readable as a run summary" in done.stderr
     assert f"{gone}: coverage.csv missing" in done.stderr and "nowhere.toml" in done.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_serve_a_run_whose_input_was_edited_since(runs: dict[str, Path]) -> None:
+    """serve RUN showed the run's plan as the base beside a budgets file edited since (the
+    room's inputs and its base plan were of different numbers). Now refused, naming it."""
+    budgets = runs["root"] / "case_more" / "budgets.csv"
+    kept = budgets.read_bytes()
+    try:
+        budgets.write_text("budget_id,scope,amount\nall,all,5000\n")
+        done = run_cli("serve", runs["more"], "--port", "0", timeout=60)
+    finally:
+        budgets.write_bytes(kept)
+    assert done.code == 2 and f"{budgets} changed since the run read it" in done.stderr
+    assert "serve the scenario file instead" in done.stderr and "open:" not in done.stderr

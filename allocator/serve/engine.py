@@ -70,6 +70,22 @@ def _scenario_of_run(folder: Path, into: Path) -> Path:
         raise InputError("this run's inputs cannot be read again (moved, or not files): "
                          + ", ".join(missing) + "; serve its scenario file instead",
                          str(folder / "summary.json"))
+    from allocator.diff.inputs import _read_again
+
+    # The room's base is the run's own plan: an input edited since would be shown (and
+    # edited) beside a plan made from other numbers, and every what-if's change against the
+    # base would mix the user's edit with that one.
+    changed = []
+    for name, source in summary.get("inputs", {}).items():
+        note = _read_again(name, source).note
+        if note and "changed since" in note:
+            changed.append(f"{source.get('source')} changed since the run read it")
+        elif note:
+            changed.append(note)
+    if changed:
+        raise InputError("; ".join(changed) + ". The run's plan is not a plan of these "
+                         "files any more: serve the scenario file instead (its base is "
+                         "solved from the files as they are now)", str(folder / "summary.json"))
     solver = {k: v for k, v in summary["solver"].items() if v is not None}
     objective = {k: v for k, v in summary["objective_settings"].items() if v is not None}
     policy = {k: v for k, v in summary["policy"].items() if v is not None}
