@@ -88,6 +88,33 @@ def test_decomposed_matches_monolithic(tmp_path: Path, client: Any, size: str, s
     assert info.workers == 2 and info.bytes_sent > 0
 
 
+def test_master_prices_are_the_monolithic_duals(tmp_path: Path, client: Any) -> None:
+    """The master's prices of the linking rows (summary.json's `prices`: the price of a
+    mobile person's hour, of the company's money) are the monolithic solve's duals of the
+    same rows in the first stage (no hold row there to share the price with)."""
+    path = _instance(tmp_path, "small", 0, "nested")
+    _, built, mono, _, info, _ = _both(path, client)
+    part = find_blocks(built.model)
+    first = info.stages[0]
+    assert first.prices is not None and np.any(first.prices != 0)
+    assert first.prices == pytest.approx(mono.stages[0].row_dual[part.linking], abs=1e-7)
+    shown = info.as_json()["prices"][first.name]
+    assert shown and all(p["row"].startswith(("availability[", "budget[")) for p in shown)
+    assert abs(shown[0]["price"]) == pytest.approx(float(np.abs(first.prices).max()))
+
+
+def test_infeasible_through_a_linking_row(tmp_path: Path, client: Any) -> None:
+    """Every block feasible alone, the company budget impossible: the penalty columns stay
+    positive at every penalty, and the decomposed solve says infeasible (as HiGHS does)."""
+    tables = generate_ops(SIZES["small"], 0, "nested")
+    tables["budgets"].loc[tables["budgets"]["scope"] == "all", "amount"] = 1.0
+    path = write_ops_instance(tables, tmp_path / "infeasible")
+    _, _, mono, result, info, _ = _both(path, client)
+    assert mono.status.is_infeasible
+    assert result.status is Status.INFEASIBLE and result.x is None
+    assert info.stages[0].status is Status.INFEASIBLE
+
+
 def test_blocks_are_the_regions(tmp_path: Path) -> None:
     """On small, the blocks found from the matrix are the generator's regions, and only a few
     rows link them (the company budget and staff who may work anywhere)."""

@@ -57,6 +57,7 @@ class StageLog:
     pricing_seconds: float = 0.0
     mispricings: int = 0
     history: list[tuple[float, float, float]] = field(default_factory=list)  # t, lb, ub
+    prices: np.ndarray | None = None  # the master's final duals of the linking rows
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status.value,
@@ -301,7 +302,8 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
             log.status = Status.FEASIBLE if feasible else Status.NO_SOLUTION
             break
     # Read the final column values after the last columns were added: one more master solve.
-    obj, _, _, art, values = master.solve()
+    obj, final_prices, _, art, values = master.solve()
+    log.prices = final_prices[:master.lo.size]
     if art <= tiny and obj + objective.constant < log.upper_bound:
         log.upper_bound = obj + objective.constant
         log.gap = rel_gap(log.upper_bound, log.lower_bound)

@@ -48,6 +48,7 @@ class Decomposition:
     seconds_setup: float = 0.0
     client_peak_bytes: int = 0
     worker_peak_bytes: list[int] = field(default_factory=list)
+    prices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         iterations = sum(s.iterations for s in self.stages)
@@ -62,6 +63,7 @@ class Decomposition:
             "client_peak_bytes": self.client_peak_bytes,
             "worker_peak_bytes": self.worker_peak_bytes,
             "stages": [s.as_json() for s in self.stages],
+            "prices": self.prices,
         }
 
 
@@ -114,6 +116,7 @@ def solve_decomposed(
             log, values = solve_stage(master, pool, objective, tol, abs_tol, hold_limits,
                                       deadline, hook)
             info.stages.append(log)
+            info.prices[objective.name] = _prices(model, part.linking, log.prices)
             if log.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
                 status = log.status if not stages else Status.FEASIBLE
                 if not stages:
@@ -170,6 +173,25 @@ def solve_decomposed(
     result = SolveResult(status, "highs (decomposed)", tuple(stages), x,
                          time.perf_counter() - began, notes, message)
     return result, info
+
+
+SHOWN_PRICES = 50
+
+
+def _prices(model: LinearModel, linking: np.ndarray,
+            prices: np.ndarray | None) -> list[dict[str, Any]]:
+    """The master's prices of the linking rows, largest first, by business label: what one
+    more unit of each (a unit of money in the company budget, an hour of a person who may
+    work anywhere) is worth in the stage's objective (sign as `row_dual`: d objective / d
+    limit, in the model's minimized sense). At most SHOWN_PRICES, non-zero only."""
+    if prices is None or not prices.size:
+        return []
+    from allocator.core.checks import row_label
+
+    order = np.argsort(-np.abs(prices), kind="stable")
+    shown = [int(k) for k in order[:SHOWN_PRICES] if abs(prices[k]) > 1e-12]
+    return [{"row": row_label(model, int(linking[k])), "price": float(prices[k])}
+            for k in shown]
 
 
 def _gather(model: LinearModel, master: Master, pool: Any, values: np.ndarray) -> np.ndarray:
