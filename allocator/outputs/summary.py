@@ -66,7 +66,8 @@ class RunSummary(_Frozen):
         None, description="a decomposed solve (allocator solve --decompose; docs/decompose.md):"
                           " blocks, linking rows, workers, and per stage its lower_bound (the "
                           "Lagrangian bound), upper_bound (the plan's objective), gap and "
-                          "iterations; absent for a monolithic solve")
+                          "iterations, and the master's prices of the linking rows; absent "
+                          "for a monolithic solve")
 
     def as_json(self) -> dict[str, Any]:
         """The plain dict written to summary.json (lists, not tuples; None as null)."""
