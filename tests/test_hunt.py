@@ -260,6 +260,17 @@ def test_diff_of_a_store_run_whose_folder_holds_a_later_run(runs: dict[str, Path
         summary.write_bytes(kept)
     assert done.code == 2 and "now holds another run" in done.stderr
     assert str(runs["base"]) in done.stderr and not (tmp_path / "d").exists()
+    # a run that failed before writing (its --out already held a run) is recorded with that
+    # folder: `diff 1 N` compared run 1 with itself, said as run N
+    failed = run_cli("solve", runs["root"] / "case_more" / "scenario.toml", "--store",
+                     runs["store"], out=runs["base"])
+    assert failed.code == 2
+    done = run_cli("diff", "1", "4", "--store", runs["store"], out=tmp_path / "d")
+    assert done.code == 2 and "run 4 (failed" in done.stderr
+    assert "wrote no run folder" in done.stderr and not (tmp_path / "d").exists()
+    mistyped = run_cli("diff", runs["base"], tmp_path / "nothere", "--store", runs["store"],
+                       out=tmp_path / "d")
+    assert mistyped.code == 2 and "no such run folder" in mistyped.stderr
 
 
 def test_interrupt_removes_a_partial_folder_still_being_written(tmp_path: Path) -> None:

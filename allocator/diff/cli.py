@@ -36,7 +36,11 @@ def resolve(key: str, store_url: str | None) -> Path:
                          key) from None
     try:
         with store.session() as session:
-            run = find_run(session, key)
+            try:
+                run = find_run(session, key)
+            except InputError:  # a mistyped folder reads best as one
+                raise InputError(f"no such run folder, and no run '{key}' in the store "
+                                 "(`allocator runs list` shows its runs)", key) from None
             where, status, digest = Path(run.folder), run.status, run.summary_sha256
             started = f"{run.started_at:%Y-%m-%d %H:%M}"
     finally:
@@ -45,7 +49,10 @@ def resolve(key: str, store_url: str | None) -> Path:
         raise InputError(f"run {key} ({status}) has no run folder at {where} any more", key)
     from allocator.store.record import file_sha256
 
-    if digest is not None and file_sha256(where / "summary.json") != digest:
+    if digest is None:  # it failed before writing: the folder there is another run's
+        raise InputError(f"run {key} ({status}, started {started}) wrote no run folder: "
+                         f"{where} holds another run", key)
+    if file_sha256(where / "summary.json") != digest:
         # a later run written to the same --out: its figures are not run {key}'s
         raise InputError(f"run {key} ({status}, started {started}) was written to {where}, "
                          "which now holds another run (its summary.json is not the one "
