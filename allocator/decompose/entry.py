@@ -3,9 +3,11 @@
 The CLI sets the request here (a process-wide setting: the pipeline runs in a worker thread,
 where a context variable would not follow) and run.py asks `decomposition()` once the model
 is built. `auto` decomposes when a scheduler is given or the model has at least
-AUTO_NONZEROS nonzeros: below that a monolithic HiGHS solve is faster on this machine (small:
-0.3-1.4 s monolithic against 1.5 s decomposed in-process; the gain is memory and work split
-across machines, which only pays once one machine is the limit; see docs/decompose.md).
+AUTO_NONZEROS nonzeros. That size is not a measured break-even: on this 2-core machine the
+decomposed solve was slower at every size run (small 1.4 s against 0.6 s, medium 135 s
+against 36 s; docs/decompose.md), so the threshold sits near xl, where one machine's memory
+and the monolithic solve's time (nnz^1.75) become the limit. In practice `auto` means "when
+a cluster is named".
 """
 
 from __future__ import annotations
