@@ -363,3 +363,22 @@ def test_serve_a_run_whose_input_was_edited_since(runs: dict[str, Path]) -> None
         budgets.write_bytes(kept)
     assert done.code == 2 and f"{budgets} changed since the run read it" in done.stderr
     assert "serve the scenario file instead" in done.stderr and "open:" not in done.stderr
+
+
+def test_drift_flag_against_a_zero_median_says_no_share() -> None:
+    """Nights with no shortfall (objective 0), then 2.5: the flag read '... is
+    250000000000000% from the median 0'. Now the value and the zero median, no share."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from allocator.store.drift import flag_runs
+
+    nights = [dt.datetime(2026, 3, day, tzinfo=dt.UTC) for day in range(1, 5)]
+    runs = pd.DataFrame({"run_id": [1, 2, 3, 4], "scenario": "x", "status": "optimal",
+                         "started_at": nights, "solve_seconds": [1.0] * 4,
+                         "objective_service": [0.0, 0.0, 0.0, 2.5]})
+    flags = flag_runs(runs)
+    assert flags["sentence"].tolist() == [
+        "run 4: service objective 2.5, where the runs before it had a median of 0"]
+    assert flags["ratio"].isna().all()  # no share, and JSON has no Infinity

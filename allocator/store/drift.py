@@ -15,6 +15,7 @@ median of the runs before it."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,10 +129,16 @@ def flag_runs(runs: pd.DataFrame, slow_factor: float = SLOW_FACTOR,
                                       f"run {run_id} solved in {value:.3g} s, "
                                       f"{value / median:.1f}x the median {median:.3g} s of "
                                       "the runs before it"))
-                else:
-                    jump = abs(value - median) / max(abs(median), 1e-12)
-                    if jump > objective_jump and abs(value - median) > 1e-9:
-                        stage = what.removeprefix("objective_")
+                elif abs(value - median) > 1e-9:
+                    stage = what.removeprefix("objective_")
+                    if abs(median) <= 1e-9:
+                        # no share of a zero median: '250000000000000% from the median 0'
+                        found.append((run_id, scenario, what, value, median, math.nan,
+                                      f"run {run_id}: {stage} objective {value:,.6g}, where "
+                                      "the runs before it had a median of 0"))
+                        continue
+                    jump = abs(value - median) / abs(median)
+                    if jump > objective_jump:
                         found.append((run_id, scenario, what, value, median, jump,
                                       f"run {run_id}: {stage} objective {value:,.6g} is "
                                       f"{jump:.0%} from the median {median:,.6g} of the runs "
