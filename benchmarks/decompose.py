@@ -56,7 +56,8 @@ def one(mode: str, scenario_path: Path, workers: int) -> dict[str, Any]:
 
     start = time.perf_counter()
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40)
+                           dashboard_address=None, silence_logs=40,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     client = Client(cluster)
     row["cluster_seconds"] = round(time.perf_counter() - start, 2)
     try:

@@ -33,7 +33,8 @@ def client() -> Any:
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40)
+                           dashboard_address=None, silence_logs=40,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     with Client(cluster) as dask_client:
         yield dask_client
     cluster.close()
@@ -86,6 +87,32 @@ def test_decomposed_matches_monolithic(tmp_path: Path, client: Any, size: str, s
     _, built, mono, result, info, rel_tol = _both(path, client)
     _agree(path, built, mono, result, info, rel_tol)
     assert info.workers == 2 and info.bytes_sent > 0
+
+
+def test_stability_stage_with_a_moved_limit(tmp_path: Path, client: Any) -> None:
+    """Yesterday's plan as baseline, demand moved +-2%, max_moved_fte: three stages (the
+    stability stage's `moved` row is one more linking row), each within rel_tol."""
+    tables = generate_ops(SIZES["small"], 0, "nested")
+    first = write_ops_instance(tables, tmp_path / "day1")
+    _, built, _ = prepare(first, [])
+    objectives = stage_objectives(built.model, ["service", "cost"], "lexicographic", {})
+    x = solve_stages(built.model, objectives, "highs", SolverSettings()).x
+    plan = get_formulation("ops").plan_tables(built, x)["plan"]
+    rng = np.random.default_rng(1)
+    targets = tables["targets"].copy()
+    targets["demand"] = (targets["demand"] * (1 + rng.uniform(-0.02, 0.02, len(targets))))
+    path = write_ops_instance({**tables, "targets": targets}, tmp_path / "day2")
+    plan[["staff_id", "site_id", "service_id", "fte"]].to_csv(path.parent / "baseline.csv",
+                                                             index=False)
+    text = path.read_text().replace('[tables]\n', '[tables]\nbaseline = "baseline.csv"\n')
+    text = text.replace('order = ["service", "cost"]', 'order = ["service", "cost", "stability"]')
+    path.write_text(text + "\n[policy]\nmax_moved_fte = 40\n")
+    _, built2, mono, result, info, rel_tol = _both(path, client)
+    assert [s.name for s in result.stages] == ["service", "cost", "stability"]
+    assert "moved" in {b for b in built2.model.con_blocks}
+    _agree(path, built2, mono, result, info, rel_tol)
+    moved = 0.5 * result.stages[-1].final_value
+    assert moved <= 40 + 1e-6
 
 
 def test_master_prices_are_the_monolithic_duals(tmp_path: Path, client: Any) -> None:

@@ -60,7 +60,8 @@ def connect(req: Request) -> tuple[Any, Any]:
     if req.scheduler is not None:
         return Client(req.scheduler), None
     cluster = LocalCluster(n_workers=req.workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40)
+                           dashboard_address=None, silence_logs=40,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     return Client(cluster), cluster
 
 
