@@ -142,10 +142,12 @@ def test_infeasible_through_a_linking_row(tmp_path: Path, client: Any) -> None:
     assert info.stages[0].status is Status.INFEASIBLE
 
 
-def test_blocks_are_the_regions(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("seed", "budgets"), [(0, "nested"), (1, "site"), (2, "nested"),
+                                               (3, "site"), (4, "nested")])
+def test_blocks_are_the_regions(tmp_path: Path, seed: int, budgets: str) -> None:
     """On small, the blocks found from the matrix are the generator's regions, and only a few
     rows link them (the company budget and staff who may work anywhere)."""
-    path = _instance(tmp_path, "small", 0, "nested")
+    path = _instance(tmp_path, "small", seed, budgets)
     _, built, _ = prepare(path, [])
     model = built.model
     part = find_blocks(model)
