@@ -115,6 +115,22 @@ def test_stability_stage_with_a_moved_limit(tmp_path: Path, client: Any) -> None
     assert moved <= 40 + 1e-6
 
 
+def test_warm_prices_from_yesterday(tmp_path: Path, client: Any) -> None:
+    """Demand moved +-2% and started from yesterday's prices (matched by row label): the
+    first iteration already has yesterday's Lagrangian point, the optimum is today's."""
+    tables = generate_ops(SIZES["small"], 0, "nested")
+    day1 = write_ops_instance(tables, tmp_path / "day1")
+    _, _, _, _, info1, _ = _both(day1, client)
+    targets = tables["targets"].copy()
+    rng = np.random.default_rng(7)
+    targets["demand"] = targets["demand"] * (1 + rng.uniform(-0.02, 0.02, len(targets)))
+    day2 = write_ops_instance({**tables, "targets": targets}, tmp_path / "day2")
+    assert info1.all_prices["cost"]["hold[service]"] != 0  # the hold row's price is kept too
+    _, built, mono, result, info, rel_tol = _both(day2, client, warm_prices=info1.all_prices)
+    _agree(day2, built, mono, result, info, rel_tol)
+    assert all(np.isfinite(s.history[0][1]) for s in info.stages)  # a bound from the start
+
+
 def test_master_prices_are_the_monolithic_duals(tmp_path: Path, client: Any) -> None:
     """The master's prices of the linking rows (summary.json's `prices`: the price of a
     mobile person's hour, of the company's money) are the monolithic solve's duals of the

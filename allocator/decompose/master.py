@@ -58,6 +58,7 @@ class StageLog:
     mispricings: int = 0
     history: list[tuple[float, float, float]] = field(default_factory=list)  # t, lb, ub
     prices: np.ndarray | None = None  # the master's final duals of the linking rows
+    final: np.ndarray | None = None  # ... and of the hold rows after them
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status.value,
@@ -220,9 +221,12 @@ class StageOutcome:
 def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 abs_tol: float, hold_limits: list[float], deadline: float | None,
                 on_iteration: Callable[[str, int], None] | None = None,
-                alpha: float = ALPHA) -> tuple[StageLog, np.ndarray]:
+                alpha: float = ALPHA, warm: np.ndarray | None = None,
+                ) -> tuple[StageLog, np.ndarray]:
     """Column generation for one stage until the gap is within rel_tol; returns its log
-    and the master's column values at the end."""
+    and the master's column values at the end. `warm`: prices of the linking rows (base
+    rows, then holds) from an earlier run: the blocks are priced there first, and it is the
+    first stability center."""
     log = StageLog(objective.name)
     start = time.perf_counter()
     master.set_stage(objective.name)
@@ -232,13 +236,20 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
     values = np.zeros(0)
     limits = np.abs(np.concatenate([lo[np.isfinite(lo)], hi[np.isfinite(hi)]]))
     tiny = 1e-9 * (1.0 + (float(limits.max()) if limits.size else 0.0))
-    if master.ncols == len(master.artificial):  # first stage: every block's own optimum
-        for p in pool.price(objective.name, np.zeros(lo.size)):
-            if p.id < 0:
-                log.status = Status.INFEASIBLE
-                return log, values
+    if master.ncols == len(master.artificial) or warm is not None:
+        # First stage: every block's own optimum (or its answer to the warm prices).
+        at = np.zeros(lo.size) if warm is None else _clip(warm, lo, hi)
+        proposals = pool.price(objective.name, at)
+        if any(p.id < 0 for p in proposals):
+            log.status = Status.INFEASIBLE
+            return log, values
+        for p in proposals:
             master.add(p)
         pool.rebuilt.clear()
+        if warm is not None:
+            log.lower_bound = (sum(p.value for p in proposals) + _lagrangian_rhs(at, lo, hi)
+                               + objective.constant)
+            center = at
     while True:
         log.iterations += 1
         if on_iteration is not None:
@@ -304,6 +315,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
     # Read the final column values after the last columns were added: one more master solve.
     obj, final_prices, _, art, values = master.solve()
     log.prices = final_prices[:master.lo.size]
+    log.final = final_prices
     if art <= tiny and obj + objective.constant < log.upper_bound:
         log.upper_bound = obj + objective.constant
         log.gap = rel_gap(log.upper_bound, log.lower_bound)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from allocator.core.checks import StageFigure, plan_problems
+from allocator.core.checks import StageFigure, plan_problems, row_label
 from allocator.core.model import LinearModel, Objective
 from allocator.decompose.blocks import Partition, find_blocks, pack_blocks
 from allocator.decompose.master import Master, StageLog, block_data, solve_stage
@@ -49,6 +49,9 @@ class Decomposition:
     client_peak_bytes: int = 0
     worker_peak_bytes: list[int] = field(default_factory=list)
     prices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Every linking row's final price by label, per stage (holds as "hold[stage]"): what a
+    # later run starts from (`solve_decomposed(warm_prices=...)`); not in summary.json.
+    all_prices: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         iterations = sum(s.iterations for s in self.stages)
@@ -81,11 +84,13 @@ def solve_decomposed(
     time_limit: float | None = None, partition: Partition | None = None,
     on_iteration: Callable[[Any, str, int], None] | None = None,
     on_stage: Callable[[StageResult], None] | None = None,
+    warm_prices: dict[str, dict[str, float]] | None = None,
 ) -> tuple[SolveResult, Decomposition]:
     """Solve the stages by Dantzig-Wolfe on `client`'s cluster (None: in this process).
 
     `on_iteration(pool, stage, iteration)` is told before each iteration (the fault test
-    kills a worker from it)."""
+    kills a worker from it). `warm_prices`: an earlier run's `Decomposition.all_prices`,
+    matched by row label (rows it lacks start at 0)."""
     began = time.perf_counter()
     deadline = None if time_limit is None else time.monotonic() + time_limit
     if model.num_integer:
@@ -104,6 +109,7 @@ def solve_decomposed(
     master = Master(lo, hi, len(data), penalty=1e4 * scale)
     info.seconds_setup = time.perf_counter() - began
     hold_limits: list[float] = []
+    linking_labels = [row_label(model, int(i)) for i in part.linking]
     stages: list[StageResult] = []
     status = Status.OPTIMAL
     values = np.zeros(0)
@@ -113,10 +119,16 @@ def solve_decomposed(
         for k, objective in enumerate(objectives):
             last = k == len(objectives) - 1
             tol = rel_tol if last else rel_tol * HELD_STAGE_TIGHTENING
+            labels = [*linking_labels, *(f"hold[{h}]" for h in master.holds)]
+            earlier = (warm_prices or {}).get(objective.name)
+            warm = None if earlier is None else np.array([earlier.get(k, 0.0) for k in labels])
             log, values = solve_stage(master, pool, objective, tol, abs_tol, hold_limits,
-                                      deadline, hook)
+                                      deadline, hook, warm=warm)
             info.stages.append(log)
             info.prices[objective.name] = _prices(model, part.linking, log.prices)
+            if log.final is not None:
+                info.all_prices[objective.name] = dict(zip(labels, log.final.tolist(),
+                                                           strict=True))
             if log.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
                 status = log.status if not stages else Status.FEASIBLE
                 if not stages:
@@ -186,8 +198,6 @@ def _prices(model: LinearModel, linking: np.ndarray,
     limit, in the model's minimized sense). At most SHOWN_PRICES, non-zero only."""
     if prices is None or not prices.size:
         return []
-    from allocator.core.checks import row_label
-
     order = np.argsort(-np.abs(prices), kind="stable")
     shown = [int(k) for k in order[:SHOWN_PRICES] if abs(prices[k]) > 1e-12]
     return [{"row": row_label(model, int(linking[k])), "price": float(prices[k])}
