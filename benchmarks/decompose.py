@@ -8,6 +8,7 @@ ones in the same table (relative difference).
 
     python benchmarks/decompose.py --sizes small,medium --out benchmarks/results/decompose
     python benchmarks/decompose.py --one decomposed --workers 2 --scenario S.toml  # one row
+    python benchmarks/decompose.py --warm --sizes small --workers 2   # demand +-2%, warm prices
 """
 
 from __future__ import annotations
@@ -84,6 +85,54 @@ def one(mode: str, scenario_path: Path, workers: int) -> dict[str, Any]:
     return row
 
 
+def warm(size: str, seed: int, budgets: str, folder: Path, workers: int) -> dict[str, Any]:
+    """Day 1 solved; day 2 (every demand moved by up to +-2%) solved cold and from day 1's
+    prices: iterations and seconds of each, and day 2's objectives against monolithic."""
+    import numpy as np
+    from distributed import Client, LocalCluster
+
+    from allocator.datagen import SIZES, generate_ops, write_ops_instance
+    from allocator.decompose import solve_decomposed
+    from allocator.run import prepare
+    from allocator.solvers.base import SolverSettings
+    from allocator.solvers.lexicographic import solve_stages, stage_objectives
+
+    tables = generate_ops(SIZES[size], seed, budgets)
+    targets = tables["targets"].copy()
+    rng = np.random.default_rng(seed + 7)
+    targets["demand"] = targets["demand"] * (1 + rng.uniform(-0.02, 0.02, len(targets)))
+    paths = [write_ops_instance(tables, folder / "warm" / f"{size}-day1"),
+             write_ops_instance({**tables, "targets": targets},
+                                folder / "warm" / f"{size}-day2")]
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=40,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    client = Client(cluster)
+    row: dict[str, Any] = {"instance": f"{size}-{seed}-{budgets}", "workers": workers}
+    try:
+        prices = None
+        for name, path, start in (("day1", paths[0], None), ("day2 cold", paths[1], None),
+                                  ("day2 warm", paths[1], "day1")):
+            scenario, built, _ = prepare(path, [])
+            objectives = stage_objectives(built.model, scenario.objective.order,
+                                          scenario.objective.mode, {})
+            began = time.perf_counter()
+            result, info = solve_decomposed(built.model, objectives, client=client,
+                                            workers=workers,
+                                            warm_prices=prices if start else None)
+            row[name] = {"seconds": round(time.perf_counter() - began, 2),
+                         "iterations": [s.iterations for s in info.stages],
+                         "objectives": result.objectives}
+            if name == "day1":
+                prices = info.all_prices
+        mono = solve_stages(built.model, objectives, "highs", SolverSettings())
+        row["day2 monolithic"] = {"objectives": mono.objectives}
+    finally:
+        client.close()
+        cluster.close()
+    return row
+
+
 def _instance(size: str, seed: int, budgets: str, folder: Path) -> Path:
     from allocator.datagen import SIZES, generate_ops, write_ops_instance
 
@@ -124,7 +173,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/decompose")
     parser.add_argument("--one", choices=["monolithic", "decomposed"])
     parser.add_argument("--scenario", type=Path)
+    parser.add_argument("--warm", action="store_true",
+                        help="day 2 (demand +-2%%) cold against warm from day 1's prices")
     args = parser.parse_args()
+    if args.warm:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for size in args.sizes.split(","):
+            row = warm(size, args.seed, args.budgets, args.out, int(args.workers.split(",")[-1]))
+            print(json.dumps(row), flush=True)
+            with (args.out / "warm.jsonl").open("a") as raw:
+                raw.write(json.dumps(row) + "\n")
+        return
     if args.one:
         print(json.dumps(one(args.one, args.scenario, int(args.workers))))
         return
