@@ -217,6 +217,14 @@ def test_serve_refuses_a_decimal_comma(runs: dict[str, Path]) -> None:
         assert code in (400, 422) and "1e+300 is too large" in " ".join(answer["problems"])
         code, answer = _post(url, room.token, change("1,200"))
         assert code == 200 and answer["changes"][0]["value"] == 1200.0
+        # a huge range was refused as if low >= high: the message now says the real bound
+        request = urllib.request.Request(room.base_url + "/api/curve?budget=all&low=1e300"
+                                         "&high=1e301",
+                                         headers={"Authorization": f"Bearer {room.token}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        said = " ".join(json.loads(refused.value.read())["problems"])
+        assert "< 1e15" in said and "found low 1e+300, high 1e+301" in said
 
 
 def test_serve_an_infeasible_run_and_its_sigterm(runs: dict[str, Path],

@@ -163,7 +163,9 @@ class Room:
         low = max(0.0, 0.7 * today) if low is None else low
         high = 1.3 * today if high is None else high
         if not (np.isfinite(low) and np.isfinite(high) and 0 <= low < high < 1e15):
-            raise InputError("the curve's range must be 0 <= low < high", "request")
+            raise InputError(f"the curve's range must be 0 <= low < high < 1e15 (finite; "
+                             f"1e15 or more is no budget anyone means); found low "
+                             f"{low:.6g}, high {high:.6g}", "request")
         known = self._curves.get((budget_id, low, high))
         if known is not None:  # the base does not change: neither does its curve
             return known
