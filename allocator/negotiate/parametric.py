@@ -385,6 +385,18 @@ def _walk(plp: ParametricLP, a: float, b: float, step: float, budget: list[int]
                     end <= probe:
                 break
             end = max(probe, t + 0.5 * (end - t))
+        # Degenerate vertices change the basis where the slope does not (hundreds of times
+        # on a 1M-nonzero model): a farther point on the same line proves the piece longer
+        # by the same argument, so the step is doubled while it does (one re-solve each).
+        while end < b and end > probe:
+            far = min(b, t + 2.0 * (end - t))
+            far_value = plp.at(far)
+            if far_value is None:
+                break
+            line = values[-1] + slope * (far - t)
+            if abs(far_value - line) > 1e-9 * max(1.0, abs(far_value), abs(line)):
+                break
+            end, value = far, far_value
         pieces.append(Piece(t, end, slope, binding))
         points.append(end)
         values.append(value)
