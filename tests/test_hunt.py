@@ -342,6 +342,10 @@ def test_serve_token_that_cannot_travel_in_the_url(runs: dict[str, Path]) -> Non
                    timeout=60)
     assert done.code == 2 and "--token" in done.stderr and "#" in done.stderr
     assert "open:" not in done.stderr
+    # `--host "$HOST"` with HOST unset listened on every interface, URL 'http://:8750/'
+    empty = run_cli("serve", runs["base"], "--host", "", "--port", "0", timeout=60)
+    assert empty.code == 2 and "--host is empty" in empty.stderr
+    assert "open:" not in empty.stderr
 
 
 def test_compare_of_broken_run_folders_says_every_problem(runs: dict[str, Path],

@@ -39,6 +39,12 @@ def serve(source: Path, host: str, port: int, token: str | None) -> None:
         click.echo(f"error: allocator serve needs the web extra ({exc.name} is missing): "
                    "pip install 'allocator[serve]'", err=True)
         sys.exit(2)
+    if not host.strip():
+        # `--host "$HOST"` with HOST unset bound every interface (the network could reach
+        # the room) and printed the URL http://:8750/: say it, let the user choose
+        click.echo("error (bad input): --host is empty: give 127.0.0.1 (this machine only) "
+                   "or 0.0.0.0 (every interface, reachable from other machines)", err=True)
+        sys.exit(2)
     if token is not None and len(token) < 8:
         click.echo("error (bad input): --token: at least 8 characters", err=True)
         sys.exit(2)
