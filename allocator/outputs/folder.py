@@ -636,5 +636,11 @@ def run_folder(out: Path, formats: Sequence[str], force: bool) -> Iterator[RunFo
     try:
         yield folder
         folder.commit(force)
+    except OSError as exc:
+        # A write that fails past open() (a full disk at flush or close, in pyarrow, in
+        # XlsxWriter) carries no file name: say which run folder it was, for the message.
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(out)) from exc
+        raise
     finally:
         folder.discard()
