@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO, ROOT, TINY, run_cli
+from tests.conftest import CASES, DEMO, ROOT, TINY, run_cli
 
 HOPELESS_TARGETS = ("site_id,service_id,demand,min_level,weight\nA,pick,4,1.0,1\n"
                     "A,pack,1,0,2\nB,pack,2,1.0,1\n")
@@ -315,8 +315,6 @@ def test_interrupt_removes_a_partial_folder_still_being_written(tmp_path: Path) 
 def test_tune_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
     """A scheduler's SIGTERM killed `bench tune` outright (exit -15): its partial folder
     stayed behind. Now it ends as Ctrl-C does: exit 143, nothing written."""
-    from tests.conftest import CASES
-
     out = tmp_path / "t"
     proc = subprocess.Popen([sys.executable, "-m", "allocator.cli", "bench", "tune",
                              str(CASES / "netlib" / "afiro.mps"),
@@ -394,3 +392,22 @@ def test_drift_flag_against_a_zero_median_says_no_share() -> None:
     assert flags["sentence"].tolist() == [
         "run 4: service objective 2.5, where the runs before it had a median of 0"]
     assert flags["ratio"].isna().all()  # no share, and JSON has no Infinity
+
+
+def test_force_replaces_only_the_same_commands_output(runs: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """`diff A B --out runs/monday --force` (or bench tune, compare, alternatives, runs
+    drift) replaced Monday's run with its own files: --force allowed any folder allocator
+    wrote. Now only an earlier output of the same command (diff's --help said so)."""
+    monday = _copy(runs["base"], tmp_path / "monday")
+    plan = (monday / "plan.csv").read_bytes()
+    for args in (("diff", runs["base"], runs["more"]),
+                 ("bench", "tune", CASES / "netlib" / "afiro.mps")):
+        done = run_cli(*args, "--force", out=monday)
+        assert done.code == 2, (args, done.stderr)
+        assert f"{monday} holds a run (summary.json), not an earlier `allocator " \
+            f"{' '.join(map(str, args[:2])) if args[0] == 'bench' else 'diff'}`" in done.stderr
+        assert (monday / "plan.csv").read_bytes() == plan
+    first = run_cli("diff", runs["base"], runs["more"], out=tmp_path / "d")
+    again = run_cli("diff", runs["base"], runs["more"], "--force", out=tmp_path / "d")
+    assert first.code == 0 and again.code == 0, again.stderr

@@ -447,6 +447,9 @@ def _tune(files: tuple[str, ...], solver: str, budget: str, criterion: str,
     table = ExpectedTable.beside(i.path for i in instances)
     for known in ExpectedTable.load(csvs).by_path.values():
         table.add(known)
+    from allocator.diff.write import refuse_other_kind
+
+    refuse_other_kind(out_dir, force, "best.toml", "bench tune")
     check_target(out_dir, force)
     settings = TuneSettings(solver=solver, budget=parsed, criterion=criterion, eta=eta,
                             confirm=confirm, min_gain=min_gain, timeout=timeout, seed=seed,

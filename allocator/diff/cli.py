@@ -74,11 +74,17 @@ def diff_command(a: str, b: str, out_dir: Path, force: bool, store_url: str | No
     """What changed from run A to run B, and why. A and B: run folders or store run ids."""
     from allocator.cli import _interruptible
     from allocator.diff.engine import RunDiff, diff_runs
-    from allocator.diff.write import num, refuse_out_over_inputs, write_diff
+    from allocator.diff.write import (
+        num,
+        refuse_other_kind,
+        refuse_out_over_inputs,
+        write_diff,
+    )
 
     def work() -> RunDiff:
         folders = [resolve(a, store_url), resolve(b, store_url)]
         refuse_out_over_inputs(out_dir, folders)  # before the work: nothing to lose
+        refuse_other_kind(out_dir, force, "diff.md", "diff")
         found = diff_runs(folders[0], folders[1])
         write_diff(found, out_dir, force=force)
         return found

@@ -231,11 +231,36 @@ def refuse_out_over_inputs(out: str | Path, inputs: list[Path]) -> None:
         raise InputError(problems)
 
 
+def refuse_other_kind(out: str | Path, force: bool, kind_file: str, kind: str) -> None:
+    """--force replaces an earlier output of the same command, not any folder allocator
+    wrote: `diff ... --out runs/monday --force` replaced Monday's run with a diff (the
+    run folder writer alone allows it, the run being allocator's)."""
+    import os
+
+    from allocator.errors import InputError
+
+    target = Path(out).expanduser()
+    if not force or target.is_symlink() or not target.is_dir():
+        return
+    try:
+        names = os.listdir(target)
+    except OSError:
+        return  # check_target says why
+    if not names or kind_file in names:
+        return
+    what = "a run (summary.json)" if "summary.json" in names else (
+        "an allocator output of another kind" if ".allocator-run" in names else "other files")
+    raise InputError(f"output folder {out} holds {what}, not an earlier `allocator {kind}`'s "
+                     f"output: --force replaces only that (or an empty folder); give another "
+                     "--out", "--out")
+
+
 def write_diff(diff: RunDiff, out: str | Path, force: bool = False) -> Path:
     """The diff's folder, complete or absent (the run folder's atomic writer: an existing
     folder is replaced only with `force`, and only if allocator wrote it)."""
     target = Path(out)
     refuse_out_over_inputs(target, [diff.a, diff.b])
+    refuse_other_kind(target, force, "diff.md", "diff")
     check_target(target, force)
     with run_folder(target, ("csv",), force) as folder:
         add_files(diff, folder)

@@ -753,9 +753,11 @@ def alternatives_html(found: Alternatives) -> str:
 
 def write_alternatives(found: Alternatives, out: str | Path, *, force: bool = False) -> Path:
     """The --out folder, whole or not at all (the run folder's atomic writer)."""
+    from allocator.diff.write import refuse_other_kind
     from allocator.outputs.folder import check_target, run_folder
 
     target = Path(out).expanduser()
+    refuse_other_kind(target, force, "alternatives.csv", "alternatives")
     check_target(target, force)
     with run_folder(target, ["csv"], force) as folder:
         folder.table("alternatives", found.table)

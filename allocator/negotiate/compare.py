@@ -580,11 +580,12 @@ def compare(items: Sequence[str | Path], out: str | Path | None = None, *,
     if out is None:
         names, folders, sources = resolve_items(items, None, overrides, on_solve)
         return compare_runs(folders, names, sources)
-    from allocator.diff.write import refuse_out_over_inputs
+    from allocator.diff.write import refuse_other_kind, refuse_out_over_inputs
 
     target = Path(out).expanduser()
     refuse_out_over_inputs(target, [Path(str(p)) for p in items
                                     if (Path(str(p)).expanduser() / "summary.json").is_file()])
+    refuse_other_kind(target, force, "compare.csv", "compare")
     check_target(target, force)
     with run_folder(target, ["csv"], force) as folder:
         names, folders, sources = resolve_items(items, folder.tmp / "runs", overrides,

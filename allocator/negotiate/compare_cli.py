@@ -54,6 +54,7 @@ def alternatives_command(scenario: Path, out_dir: Path, within: str, count: int,
     plan and from each other (modelling to generate alternatives): alternatives.csv,
     plan_K.csv (plan_0 is the optimum), differences.csv, alternatives.md, alternatives.html.
     """
+    from allocator.diff.write import refuse_other_kind
     from allocator.negotiate.alternatives import (
         find_alternatives,
         parse_within,
@@ -65,6 +66,7 @@ def alternatives_command(scenario: Path, out_dir: Path, within: str, count: int,
 
     def work() -> int:
         share = parse_within(within)
+        refuse_other_kind(target, force, "alternatives.csv", "alternatives")
         check_target(target, force)  # refused before any solving
         found = find_alternatives(scenario, within=share, count=count, distance=distance,
                                   overrides=list(sets), on_progress=lambda msg: err.print(

@@ -290,9 +290,11 @@ SHADOW_PLOTS = 12  # constraints plotted: those binding in the most runs (the CS
 def write_drift(found: Drift, out: str | Path, force: bool = False) -> list[str]:
     """runs.csv, binding.csv, shadow_prices.csv, bottlenecks.csv, flags.csv, drift.md and an
     SVG per series, complete or absent (the run folder's atomic writer). Returns the files."""
+    from allocator.diff.write import refuse_other_kind
     from allocator.outputs.folder import check_target, run_folder
 
     target = Path(out)
+    refuse_other_kind(target, force, "drift.md", "runs drift")
     check_target(target, force)
     runs = found.runs
     x = _labels(runs)
