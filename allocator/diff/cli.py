@@ -67,7 +67,7 @@ def resolve(key: str, store_url: str | None) -> Path:
               help="Folder for moves.csv, coverage_diff.csv, budgets_diff.csv, "
                    "objectives.csv, constraints_diff.csv, inputs_diff.csv, "
                    "input_changes.csv, diff.md and diff.html.")
-@click.option("--force", is_flag=True, help="Replace --out if allocator wrote it.")
+@click.option("--force", is_flag=True, help="Replace an earlier diff at --out (nothing else).")
 @click.option("--store", "store_url", metavar="URL|PATH",
               help="The run store for A and B given as run ids (default as `allocator runs`).")
 def diff_command(a: str, b: str, out_dir: Path, force: bool, store_url: str | None) -> None:

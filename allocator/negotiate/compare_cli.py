@@ -47,7 +47,8 @@ def _run(work: Callable[[], int]) -> int:
               help="FTE moved between sites, or between (site, service) cells.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario setting, e.g. --set solver.time_limit=60")
-@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--force", is_flag=True,
+              help="Replace an earlier alternatives folder (nothing else).")
 def alternatives_command(scenario: Path, out_dir: Path, within: str, count: int,
                          distance: str, sets: tuple[str, ...], force: bool) -> None:
     """Plans within --within of every stage's optimum that differ most from the optimal
@@ -92,7 +93,8 @@ def alternatives_command(scenario: Path, out_dir: Path, within: str, count: int,
                    "its runs/ folder.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a setting of every scenario solved, e.g. --set solver.name=glop")
-@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("--force", is_flag=True,
+              help="Replace an earlier compare folder (nothing else).")
 def compare_command(items: tuple[Path, ...], out_dir: Path, sets: tuple[str, ...],
                     force: bool) -> None:
     """Scenario files or run folders side by side (ITEMS: two or more): stage objectives,
