@@ -354,10 +354,11 @@ def drift_runs(scenario: str | None, last: int, out_dir: Path | None, force: boo
     """How the recorded runs drift: the binding constraints and their shadow prices, the
     objectives and solve times, run by run; where the bottleneck moved; runs well outside
     their history (docs/diff.md)."""
+    from allocator.cli import _interruptible
     from allocator.store.drift import drift, write_drift
     from allocator.store.record import dumps
 
-    try:
+    def work() -> tuple[Any, list[str]]:
         store = _open(store_url)
         try:
             with store.session() as session:
@@ -365,9 +366,11 @@ def drift_runs(scenario: str | None, last: int, out_dir: Path | None, force: boo
                               objective_jump)
         finally:
             store.close()
-        written = write_drift(found, out_dir, force) if out_dir is not None else []
-    except Exception as exc:
-        _fail(exc)
+        return found, write_drift(found, out_dir, force) if out_dir is not None else []
+
+    # Ctrl-C / SIGTERM while --out is written: the partial folder removed, exit 130/143
+    # (was Click's "Aborted!", exit 1, or killed by SIGTERM with the partial folder left)
+    found, written = _interruptible(work)
     if as_json:
         def records(frame: Any) -> list[dict[str, Any]]:  # NaN is not JSON: null
             return list(frame.astype(object).where(frame.notna(), None).to_dict("records"))
