@@ -184,3 +184,13 @@ def test_cost_against_stability(case: Path) -> None:
             rel=1e-7, abs=1e-7)
     assert "each FTE moved" not in found.sentences[0]  # cost first: 'each unit less of cost'
     assert "more stability (twice the FTE moved)" in found.sentences[0]
+
+
+def test_force_replaces_only_an_earlier_frontier(case: Path, tmp_path: Path) -> None:
+    run = allocator.solve(case / "scenario.toml", out=tmp_path / "run", output__report=False)
+    assert (tmp_path / "run" / "summary.json").exists()
+    with pytest.raises(InputError, match="not an earlier `allocator frontier`"):
+        frontier(case / "scenario.toml", out=tmp_path / "run", force=True)
+    assert run.summary["status"] == "optimal" and (tmp_path / "run" / "plan.csv").exists()
+    frontier(case / "scenario.toml", out=tmp_path / "fr")
+    frontier(case / "scenario.toml", out=tmp_path / "fr", force=True)  # its own: replaced

@@ -102,9 +102,11 @@ def frontier(scenario: str | Path, objectives: str | Sequence[str] = ("service",
     session = Session(scenario, list(overrides))
     first, second = parse_objectives(objectives, session)
     if out is not None:
+        from allocator.diff.write import refuse_other_kind
         from allocator.outputs.folder import check_target
 
         check_target(out, force)
+        refuse_other_kind(out, force, "frontier.csv", "frontier")  # not a run's folder
     model = session.built.model
     sign = -1.0 if model.maximize else 1.0
     o = session.scenario.objective

@@ -299,9 +299,11 @@ def sweep(
     if problems:
         raise InputError(problems)
     if out is not None:
+        from allocator.diff.write import refuse_other_kind
         from allocator.outputs.folder import check_target
 
         check_target(out, force or resume)
+        refuse_other_kind(out, force or resume, RESULTS, "sweep")  # not a run's folder
     header = columns(session, varies)
     points = grid(varies)
     journal = (Journal(out.with_name(out.name + JOURNAL_SUFFIX), header, resume, force)
