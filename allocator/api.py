@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from allocator.errors import InputError
-from allocator.outputs.folder import FORMULA_START
+from allocator.outputs.readback import read_output_table
 
 if TYPE_CHECKING:
     from allocator.progress import Event
@@ -53,34 +53,6 @@ def _toml_literal(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml_literal(v)}" for k, v in value.items()) + "}"
     return json.dumps(str(value))  # a TOML basic string is a JSON string
-
-
-def _unprotect(frame: pd.DataFrame) -> pd.DataFrame:
-    """Undo the writer's formula protection: `'=x` was written for the text `=x`."""
-    for col in frame.columns:
-        if pd.api.types.is_string_dtype(frame[col].dtype) or frame[col].dtype == object:
-            text = frame[col].astype(object)
-            text = text.where(text.isna(), text.astype(str))
-            protected = text.str.startswith("'", na=False) & text.str[1:2].isin(FORMULA_START)
-            if protected.any():
-                frame[col] = text.where(~protected, text.str[1:])
-    return frame
-
-
-def read_output_table(path: Path) -> pd.DataFrame:
-    """One table of a run folder, as the run meant it: ids and other text stay text."""
-    if path.with_suffix(".parquet").exists():
-        return pd.read_parquet(path.with_suffix(".parquet"))
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False,
-                        dtype={c: str for c in _text_columns(path)})
-    return _unprotect(frame)
-
-
-def _text_columns(path: Path) -> list[str]:
-    """Columns that hold ids or words: read as text whatever they look like (`007`)."""
-    header = pd.read_csv(path, nrows=0).columns
-    return [c for c in header if c.endswith(("_id", "id", "labels", "name", "skills", "skill",
-                                             "region", "scope", "family", "stage", "kind"))]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def replay_command(bundle: Path, out_dir: Path, force: bool, as_json: bool) -> N
     """Re-run BUNDLE (a bundle.tar.gz, or the run folder holding one, written by `solve
     --bundle`) into --out, and compare its plan tables (bytes), optimum and versions with
     the run that wrote it."""
-    from allocator.bundle import replay_bundle
+    from allocator.replay import replay_bundle
 
     err = Console(stderr=True, soft_wrap=True)
     try:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn, SupportsFloat, TypeVar
+from typing import TYPE_CHECKING, Any, SupportsFloat, TypeVar
 
 import click
 from rich.console import Console
@@ -19,7 +17,6 @@ from allocator.failures import report_failure
 from allocator.version import __version__
 
 if TYPE_CHECKING:
-    from multiprocessing.process import BaseProcess
 
     from allocator.api import Run
     from allocator.runlog import RunLog
@@ -49,120 +46,10 @@ T = TypeVar("T")
 
 
 def _interruptible(work: Callable[[], T]) -> T:
-    """Run `work` in a worker thread so SIGINT/SIGTERM are handled at once, even while a
-    solver sits in C++: the partial run folder is removed and the process exits (130/143)
-    without writing a plan from an unfinished stage.
+    """allocator.interrupts.interruptible, with this CLI's failure words and JSON log."""
+    from allocator.interrupts import interruptible
 
-    An error ends the same way: partial folder removed and worker processes stopped. A thread
-    still working when the process exits (a stage's sensitivity inside HiGHS, say) would be
-    killed inside C++ by the interpreter's shutdown, and the process would abort (SIGABRT, exit
-    134) instead of exiting with its code: the exit then skips that shutdown (os._exit, from an
-    atexit hook, so a caller in the same process, such as a test, is not cut short)."""
-    import atexit
-    import signal
-    import threading
-
-    from allocator.outputs.folder import discard_active
-
-    done: list[T] = []  # what `work` returned, or
-    failed: list[BaseException] = []  # what it raised
-
-    def target() -> None:
-        try:
-            done.append(work())
-        except BaseException as exc:
-            failed.append(exc)
-
-    def on_term(signum: int, frame: FrameType | None) -> NoReturn:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    def workers() -> set[BaseProcess]:
-        # The solver thread may be importing multiprocessing at this very moment: a module
-        # half initialized has no active_children yet, and then no worker has started either.
-        active_children = getattr(sys.modules.get("multiprocessing"), "active_children", None)
-        if active_children is None:
-            return set()
-        try:
-            return set(active_children())
-        except Exception:  # its internals half set up: the same, nothing started yet
-            return set()
-
-    def stop_workers() -> None:
-        """Stop the worker processes the work started (e.g. parallel re-solves)."""
-        children = [child for child in workers() if child not in workers_before]
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.join(2)
-            if child.is_alive():
-                child.kill()
-
-    def exit_past(threads: list[threading.Thread], code: int) -> None:
-        """At exit, if these threads still run: flush and exit now, past the shutdown."""
-        def hook() -> None:
-            if any(t.is_alive() for t in threads):
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-
-        if threads:
-            atexit.register(hook)
-
-    before, workers_before = set(threading.enumerate()), workers()
-    # SIGTERM (a scheduler's stop) and SIGHUP (the terminal or ssh session went away) end
-    # the run as SIGINT does: nothing half-written stays behind.
-    handled = (signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, on_term) for sig in handled}
-    thread = threading.Thread(target=target, name="allocator-solve", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.2)
-    except KeyboardInterrupt as interrupt:
-        # Each step on its own: a fault in one (the solver thread is mid-import, mid-write)
-        # must not turn the stop into an internal error (exit 1) or skip the others; a second
-        # Ctrl-C or SIGTERM meanwhile must not cut the clean-up short.
-        for sig in (*handled, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
-        with contextlib.suppress(Exception):  # the terminal back before any word is said
-            from allocator.progress import stop_displays
-
-            stop_displays()
-        with contextlib.suppress(Exception):
-            discard_active()
-        with contextlib.suppress(Exception):
-            stop_workers()
-        name = str(interrupt) or "SIGINT"
-        with contextlib.suppress(Exception):
-            from allocator.store.record import mark_interrupted_active
-
-            mark_interrupted_active(name)  # the run store: this run `interrupted` (3 s at most)
-        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-            said = f"interrupted ({name}): stopped mid-run; no run folder was written"
-            if _JSON_LOG is not None:
-                code = {"SIGTERM": 143, "SIGHUP": 129}.get(name, 130)
-                _JSON_LOG.event("error", said, exit_code=code, signal=name)
-                _JSON_LOG.event("exit", f"exit {code}", code=code)
-            else:
-                err.print(said)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        codes = {"SIGTERM": 143, "SIGHUP": 129}
-        os._exit(codes.get(name, 130))  # the solver thread cannot be joined
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if failed:
-        discard_active()  # whatever failed, and wherever, no partial folder stays behind
-        stop_workers()
-        code = _fail(failed[0])
-        exit_past([t for t in threading.enumerate() if t not in before], code)
-        sys.exit(code)
-    value = done[0]
-    exit_code = getattr(value, "exit_code", None)  # what the command will exit with
-    if exit_code is not None:
-        exit_past([t for t in threading.enumerate() if t not in before], int(exit_code))
-    return value
+    return interruptible(work, _fail, _JSON_LOG)
 
 
 def _overrides(solver: str | None, time_limit: float | None, sets: tuple[str, ...]) -> list[str]:
@@ -555,7 +442,7 @@ def _read_summary(run_dir: Path) -> dict[str, Any]:
 def _print_binding(run_dir: Path, summary: dict[str, Any], top: int,
                    console: Console) -> None:
     """Models without a bottleneck story: their binding rows with the largest prices."""
-    from allocator.api import read_output_table
+    from allocator.outputs.readback import read_output_table
 
     table = read_output_table(run_dir / "sensitivity.csv")
     rows = table[(table["kind"] == "constraint") & table["binding"].astype(str).str.lower()

@@ -72,7 +72,6 @@ def resolve(key: str, store_url: str | None) -> Path:
               help="The run store for A and B given as run ids (default as `allocator runs`).")
 def diff_command(a: str, b: str, out_dir: Path, force: bool, store_url: str | None) -> None:
     """What changed from run A to run B, and why. A and B: run folders or store run ids."""
-    from allocator.cli import _interruptible
     from allocator.diff.engine import RunDiff, diff_runs
     from allocator.diff.write import (
         num,
@@ -80,6 +79,7 @@ def diff_command(a: str, b: str, out_dir: Path, force: bool, store_url: str | No
         refuse_out_over_inputs,
         write_diff,
     )
+    from allocator.interrupts import interruptible as _interruptible
 
     def work() -> RunDiff:
         folders = [resolve(a, store_url), resolve(b, store_url)]

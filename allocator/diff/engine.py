@@ -110,7 +110,7 @@ SENSITIVITY_COLUMNS = ["stage", "kind", "family", "labels", "activity", "rhs", "
 
 
 def _table(folder: Path, name: str) -> pd.DataFrame | None:
-    from allocator.api import read_output_table
+    from allocator.outputs.readback import read_output_table
 
     path = folder / f"{name}.csv"
     if not path.exists() and not path.with_suffix(".parquet").exists():

@@ -14,17 +14,9 @@ import pandas as pd
 
 from allocator.diff.engine import RunDiff, num
 from allocator.outputs.folder import RunFolder, check_target, run_folder
+from allocator.outputs.report import CSS as REPORT_CSS
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1100px;color:#1d2733;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
-border-bottom:1px solid #d6dde5;padding-bottom:.3rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-td,th{border:1px solid #d6dde5;padding:.25rem .5rem;text-align:right}
-th{background:#f3f6f9}td.l,th.l{text-align:left}
-.muted{color:#55606d;font-size:.85rem}figure{margin:.5rem 0}li{margin:.2rem 0}
-"""
+CSS = REPORT_CSS + "li{margin:.2rem 0}\n"  # report.html's look, one stylesheet
 LIMIT = 40  # rows of each table shown in diff.md / diff.html (the CSV files hold them all)
 
 # file name -> RunDiff attribute (the names the issue gives first)

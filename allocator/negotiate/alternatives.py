@@ -58,6 +58,7 @@ from allocator.errors import (
     InputError,
     SolverFailure,
 )
+from allocator.outputs.report import CSS as REPORT_CSS
 from allocator.solvers.base import Status
 
 DISTANCES = ("site", "cell")
@@ -562,19 +563,7 @@ def _sentences(table: pd.DataFrame, differences: pd.DataFrame,
 # --- the files -------------------------------------------------------------------------------
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1100px;color:#1d2733;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
-border-bottom:1px solid #d6dde5;padding-bottom:.3rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-td,th{border:1px solid #d6dde5;padding:.25rem .5rem;text-align:right;vertical-align:top}
-th{background:#f3f6f9}td.l,th.l{text-align:left}
-.muted{color:#55606d;font-size:.85rem}figure{margin:.5rem 0}
-.kpis{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}
-.kpi{background:#f3f6f9;border-radius:8px;padding:.6rem 1rem;min-width:9rem}
-.kpi b{display:block;font-size:1.25rem}.kpi span{font-size:.8rem;color:#55606d}
-"""
+CSS = REPORT_CSS + "td,th{vertical-align:top}\n"  # report.html's look, one stylesheet
 
 
 def escape(value: Any) -> str:

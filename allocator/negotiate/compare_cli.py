@@ -29,7 +29,7 @@ file, row and column); 8 the machine failed (disk full, read-only: nothing writt
 
 def _run(work: Callable[[], int]) -> int:
     """The main CLI's worker thread: Ctrl-C or SIGTERM removes the partial folder at once."""
-    from allocator.cli import _interruptible
+    from allocator.interrupts import interruptible as _interruptible
 
     return _interruptible(work)
 

@@ -24,7 +24,7 @@ sweep's journal OUT.journal/ stays for --resume)."""
 
 
 def _run(work: Callable[[], int]) -> int:
-    from allocator.cli import _interruptible
+    from allocator.interrupts import interruptible as _interruptible
 
     return _interruptible(work)
 

@@ -40,9 +40,8 @@ from allocator.errors import (
     EnvironmentFailure,
     InputError,
 )
+from allocator.outputs.cells import FORMULA_START
 from allocator.version import __version__
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 MARKER = ".allocator-run"  # in every run folder allocator writes: what wrote it, its files
 LOCK = ".allocator-partial"  # in a temporary folder: its run (pid, host, start), kept locked

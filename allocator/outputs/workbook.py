@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from allocator.outputs.folder import FORMULA_START
+from allocator.outputs.cells import FORMULA_START
 
 WORKBOOK = "plan.xlsx"
 MONEY = "#,##0"

@@ -354,7 +354,7 @@ def drift_runs(scenario: str | None, last: int, out_dir: Path | None, force: boo
     """How the recorded runs drift: the binding constraints and their shadow prices, the
     objectives and solve times, run by run; where the bottleneck moved; runs well outside
     their history (docs/diff.md)."""
-    from allocator.cli import _interruptible
+    from allocator.interrupts import interruptible as _interruptible
     from allocator.store.drift import drift, write_drift
     from allocator.store.record import dumps
 

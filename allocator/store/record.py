@@ -149,7 +149,7 @@ def top_constraints(folder: Path, limit: int = TOP_CONSTRAINTS) -> list[dict[str
     """The run's top binding constraints by business labels: the first rows of
     bottlenecks.csv (ranked by impact), else the binding rows of sensitivity.csv with the
     largest shadow prices."""
-    from allocator.api import read_output_table
+    from allocator.outputs.readback import read_output_table
 
     try:
         if (folder / "bottlenecks.csv").exists() or (folder / "bottlenecks.parquet").exists():
