@@ -18,22 +18,14 @@ import numpy as np
 import pandas as pd
 
 from allocator.outputs.folder import run_folder
+from allocator.outputs.report import CSS as REPORT_CSS
 
 if TYPE_CHECKING:
     from allocator.negotiate.session import Session
     from allocator.negotiate.sweep import Vary
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1100px;color:#1d2733;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
-border-bottom:1px solid #d6dde5;padding-bottom:.3rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-td,th{border:1px solid #d6dde5;padding:.25rem .5rem;text-align:right}
-th{background:#f3f6f9}td.l,th.l{text-align:left}
-.muted{color:#55606d;font-size:.85rem}figure{margin:.5rem 0}
-.note{background:#f3f6f9;border-radius:8px;padding:.6rem 1rem}
-"""
+# report.html's look, one stylesheet
+CSS = REPORT_CSS + ".note{background:#f3f6f9;border-radius:8px;padding:.6rem 1rem}\n"
 
 STAGE_WORDS = {
     "service": "weighted shortfall (demand not served, times its weight; lower is better)",
