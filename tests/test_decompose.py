@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,33 @@ def test_lost_worker_is_rebuilt(tmp_path: Path, client: Any) -> None:
     assert killed and info.rebuilds >= 1
     _agree(path, built, mono, result, info, rel_tol)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the other tests
+
+
+def test_worker_lost_while_the_plan_is_gathered(tmp_path: Path, client: Any) -> None:
+    """A worker killed after the last stage converged, before the plan is combined: the
+    proposals it held are gone, so the last stage is priced again and the plan still
+    reaches the monolithic optimum."""
+    path = _instance(tmp_path, "small", 1, "site")
+    killed: list[int] = []
+    pools: list[Any] = []
+
+    def remember(pool: Any, stage: str, iteration: int) -> None:
+        if not pools:
+            pools.append(pool)
+
+    def kill(stage: Any) -> None:
+        if stage.name == "cost" and not killed:
+            address = pools[0].where[-1]
+            pid = client.run(os.getpid, workers=[address])[address]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            time.sleep(1.0)
+
+    _, built, mono, result, info, rel_tol = _both(path, client, on_iteration=remember,
+                                                  on_stage=kill)
+    assert killed and info.rebuilds >= 1
+    _agree(path, built, mono, result, info, rel_tol)
+    client.wait_for_workers(2, timeout=60)
 
 
 @pytest.mark.slow

@@ -20,6 +20,24 @@ import numpy as np
 from allocator.decompose.worker import BlockData, BlockOwner, Proposal
 
 
+def _start_call(actor: Any, method: str, *args: Any) -> Any:
+    """An actor call's future, or None when Dask already knows its worker is lost (the
+    call then raises at once instead of through its future)."""
+    try:
+        return getattr(actor, method)(*args)
+    except Exception:
+        return None
+
+
+class LostProposals(RuntimeError):
+    """Owners died while the plan was gathered: their blocks were rebuilt, and the last
+    stage must price them again before the plan can be combined."""
+
+    def __init__(self, blocks: list[int]) -> None:
+        super().__init__(f"blocks {blocks} lost their proposals")
+        self.blocks = blocks
+
+
 class LocalPool:
     """Owners in this process: the same calls as on a cluster, without one."""
 
@@ -105,10 +123,12 @@ class DaskPool:
     def _call(self, method: str, *args: Any) -> list[Any]:
         """The method on every owner at once; an owner whose worker died is rebuilt and
         asked again (once per owner and call)."""
-        futures = [getattr(actor, method)(*args) for actor in self.actors]
+        futures = [_start_call(actor, method, *args) for actor in self.actors]
         out: list[Any] = []
         for k, future in enumerate(futures):
             try:
+                if future is None:
+                    raise RuntimeError("the owner's worker is gone")
                 out.append(future.result())
             except Exception:
                 self._rebuild(k)
@@ -130,10 +150,19 @@ class DaskPool:
         futures = []
         for actor, group in zip(self.actors, self.groups, strict=True):
             mine = {b.index: weights.get(b.index, {}) for b in group}
-            futures.append(actor.combine(mine))
+            futures.append(_start_call(actor, "combine", mine))
         out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for future in futures:
-            out.update(future.result())
+        lost = False
+        for k, future in enumerate(futures):
+            try:
+                if future is None:
+                    raise RuntimeError("the owner's worker is gone")
+                out.update(future.result())
+            except Exception:  # its worker died: the proposals to combine are gone with it
+                self._rebuild(k)
+                lost = True
+        if lost:
+            raise LostProposals(sorted(self.rebuilt))
         return out
 
     def memory(self) -> list[int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,13 +21,14 @@ from allocator.core.checks import StageFigure, plan_problems, row_label
 from allocator.core.model import LinearModel, Objective
 from allocator.decompose.blocks import Partition, find_blocks, pack_blocks
 from allocator.decompose.master import Master, StageLog, block_data, solve_stage
-from allocator.decompose.pool import DaskPool, LocalPool
+from allocator.decompose.pool import DaskPool, LocalPool, LostProposals
 from allocator.solvers.base import Status
 from allocator.solvers.lexicographic import SolveResult, StageResult
 
 # Stages other than the last are solved this much tighter than rel_tol, so that the hold
 # (upper bound + rel_tol) sits where a monolithic solve's would, within a hundredth.
 HELD_STAGE_TIGHTENING = 0.01
+GATHER_TRIES = 3  # workers lost while the plan is gathered: the last stage re-priced
 
 
 @dataclass
@@ -153,8 +154,34 @@ def solve_decomposed(
                 pool.set_holds(master.holds)
             if log.status is Status.FEASIBLE:
                 break
-        x = _gather(model, master, pool, values) if values.size and stages and \
-            np.isfinite(stages[-1].objective) else None
+        x = None
+        for _attempt in range(GATHER_TRIES):
+            if not (values.size and stages and np.isfinite(stages[-1].objective)):
+                break
+            try:
+                x = _gather(model, master, pool, values)
+                break
+            except LostProposals as lost:
+                # The last stage again, from the columns that survived (the rebuilt blocks
+                # price anew at once): its hold rows and earlier stages are unchanged.
+                objective = next(o for o in objectives if o.name == stages[-1].name)
+                for b in lost.blocks:
+                    master.drop_block(b)
+                # Each rebuilt block needs a column at once (its convexity row has none
+                # left): every block priced at the stage's last prices.
+                final = info.stages[-1].final
+                at = final if final is not None else np.zeros(master.linking_rows)
+                for p in pool.price(objective.name, at):
+                    master.add(p)
+                pool.rebuilt.clear()
+                log, values = solve_stage(master, pool, objective, rel_tol, abs_tol,
+                                          hold_limits, deadline, hook)
+                info.stages[-1] = log
+                stages[-1] = replace(stages[-1], status=log.status,
+                                     objective=log.upper_bound, bound=log.lower_bound,
+                                     gap=log.gap, seconds=stages[-1].seconds + log.seconds)
+                if not log.status.has_solution:
+                    values = np.zeros(0)
         info.bytes_sent = pool.bytes_sent
         info.rebuilds = pool.rebuilds
         info.worker_peak_bytes = pool.memory()
@@ -162,8 +189,6 @@ def solve_decomposed(
         pool.close()
     info.client_peak_bytes = _peak()
     if x is not None:
-        from dataclasses import replace
-
         by_name = {o.name: o for o in objectives}
         stages = [replace(s, final_value=float(by_name[s.name].c @ x + by_name[s.name].constant))
                   for s in stages]
