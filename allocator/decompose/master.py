@@ -236,8 +236,11 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
     values = np.zeros(0)
     limits = np.abs(np.concatenate([lo[np.isfinite(lo)], hi[np.isfinite(hi)]]))
     tiny = 1e-9 * (1.0 + (float(limits.max()) if limits.size else 0.0))
-    if master.ncols == len(master.artificial) or warm is not None:
-        # First stage: every block's own optimum (or its answer to the warm prices).
+    if master.ncols == len(master.artificial) or warm is not None or pool.rebuilt:
+        # First stage: every block's own optimum (or its answer to the warm prices); blocks
+        # rebuilt since the last pricing (between stages) lose their columns first.
+        for b in sorted(pool.rebuilt):
+            master.drop_block(b)
         at = np.zeros(lo.size) if warm is None else _clip(warm, lo, hi)
         proposals = pool.price(objective.name, at)
         if any(p.id < 0 for p in proposals):
@@ -260,6 +263,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
             log.upper_bound = obj + objective.constant
         smooth = alpha if center is not None else 0.0
         point = _clip(prices, lo, hi)
+        lost = False  # an owner rebuilt during this iteration's pricing
         while True:
             at = point if smooth == 0.0 or center is None else _clip(
                 smooth * center + (1 - smooth) * point, lo, hi)
@@ -273,7 +277,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 return log, values
             for b in sorted(pool.rebuilt):
                 master.drop_block(b)
-            lost = bool(pool.rebuilt)
+            lost = lost or bool(pool.rebuilt)
             pool.rebuilt.clear()
             bound = sum(p.value for p in proposals) + _lagrangian_rhs(at, lo, hi) \
                 + objective.constant
@@ -296,6 +300,9 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
         log.columns = master.ncols - len(master.artificial)
         log.gap = rel_gap(log.upper_bound, log.lower_bound) if feasible else np.inf
         log.history.append((time.perf_counter() - start, log.lower_bound, log.upper_bound))
+        if lost:  # this iteration's upper bound counted columns that are gone: go on
+            log.upper_bound, log.gap = np.inf, np.inf
+            continue
         if feasible and (log.gap <= rel_tol or abs(log.upper_bound - log.lower_bound) <= abs_tol):
             break
         if not added:
