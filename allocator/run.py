@@ -352,7 +352,8 @@ def _write_extras(run: _Run, folder: RunFolder) -> None:
     """Model-specific tables and files (funding's trade-off curve, say)."""
     assert run.result.x is not None
     with run.clock.phase("extra"):
-        extra_tables, extra_files = run.formulation.extra_outputs(run.ops, run.result.x)
+        extra_tables, extra_files = run.formulation.extra_outputs(run.ops, run.result.x,
+                                                                  deadline=run.deadline)
     for name, frame in extra_tables.items():
         folder.table(name, frame)
     for name, text in extra_files.items():

@@ -180,7 +180,12 @@ def test_the_time_limit_bounds_the_whole_run(small_2000, tmp_path):
     elapsed = time.monotonic() - started
     assert run.code in (0, 5), run.stderr
     # The documented margin: interpreter start-up and writing the folder (a few seconds).
-    assert elapsed < limit + 5.0, elapsed
+    # The run's own clock, past the deadline, holds only the write and the one re-solve
+    # under way when the deadline came; the wall clock adds the start-up, which on a loaded
+    # CI machine is seconds by itself.
+    seconds = run.summary["seconds"]
+    assert seconds["total"] - seconds.get("write", 0.0) < limit + 2.0, seconds
+    assert elapsed < limit + 12.0, elapsed  # without the limit the marginals take minutes
     notes = " ".join(run.summary["notes"])
     # The marginal re-solves cannot all finish by the deadline: those left are named.
     assert "marginal re-solves not run or stopped at the run's deadline" in notes, notes

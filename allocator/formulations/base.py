@@ -118,9 +118,10 @@ class Formulation(abc.ABC, Generic[DataT, BuiltT]):
         return None
 
     def extra_outputs(
-        self, built: BuiltT, x: np.ndarray
+        self, built: BuiltT, x: np.ndarray, deadline: float | None = None
     ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-        """Model-specific extra tables and text files (e.g. funding's trade-off curve)."""
+        """Model-specific extra tables and text files (e.g. funding's trade-off curve).
+        `deadline` (time.monotonic()): the run's time limit, which extra re-solves respect."""
         return {}, {}
 
     def report_words(self) -> ReportWords:

@@ -75,7 +75,7 @@ class FundingFormulation(Formulation[FundingData, FundingModel]):
                                       verify)
 
     def extra_outputs(
-        self, built: FundingModel, x: np.ndarray
+        self, built: FundingModel, x: np.ndarray, deadline: float | None = None
     ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
         """tradeoff.csv and tradeoff.svg: value against the total budget, traced exactly.
 

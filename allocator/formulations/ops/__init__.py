@@ -7,6 +7,7 @@ pipeline sees, and is the only one that imports the others."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ class OpsFormulation(Formulation[OpsData, OpsModel]):
         return built
 
     def extra_outputs(
-        self, built: OpsModel, x: np.ndarray
+        self, built: OpsModel, x: np.ndarray, deadline: float | None = None
     ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
         """hiring.csv: the value of one more FTE hired at each site and skill."""
         scenario = built.scenario
@@ -46,10 +47,18 @@ class OpsFormulation(Formulation[OpsData, OpsModel]):
                 f"than {MAX_NONZEROS:,}, and pricing new hires re-solves each stage; "
                 "bottlenecks.md still says where to hire among today's staff\n")}
 
+        if deadline is not None and time.monotonic() >= deadline:
+            return {}, {"hiring.txt": "hiring.csv not written: the run's time limit was "
+                                      "reached before new hires could be priced\n"}
         table = hiring_table(
             built, x, list(scenario.objective.order), scenario.objective.mode,
             dict(scenario.objective.weights), scenario.objective.rel_tol,
-            scenario.objective.abs_tol, getattr(scenario.output, "hiring_cost", "median"))
+            scenario.objective.abs_tol, getattr(scenario.output, "hiring_cost", "median"),
+            deadline=deadline)
+        if table.attrs.get("stopped"):
+            return {"hiring": table}, {"hiring.txt": (
+                "hiring.csv: the run's time limit stopped the pricing of new hires; the rows "
+                f"not reached ({table.attrs['stopped']}) keep their estimates or no value\n")}
         return {"hiring": table}, {}
 
     def plan_tables(self, built: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:

@@ -172,8 +172,13 @@ def _stage_cost(stage: str, weights: dict[str, float]) -> float:
 def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexicographic",
                  weights: dict[str, float] | None = None, rel_tol: float = 1e-6,
                  abs_tol: float = 1e-9, cost_setting: Any = "median",
-                 exact: int = HIRE_EXACT) -> pd.DataFrame:
-    """hiring.csv: one row per (site, skill) a target can use, ranked by value per FTE."""
+                 exact: int = HIRE_EXACT, deadline: float | None = None) -> pd.DataFrame:
+    """hiring.csv: one row per (site, skill) a target can use, ranked by value per FTE.
+
+    `deadline` (time.monotonic()): the run's time limit; past it no more re-solves start,
+    and the table's attrs["stopped"] says where it stopped."""
+    import time
+
     from allocator.analysis.probes import default_probes, solve_at
     from allocator.solvers.highs import load_into_highs, new_highs
     from allocator.solvers.lexicographic import stage_objectives
@@ -212,7 +217,11 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
     do_exact = model.nnz <= MAX_EXACT_NONZEROS and exact > 0
     hire_row0 = None
     all_objectives = {o.name: o for o in stage_objectives(model, order, mode, weights)}
+    stopped = ""
     for stage_i, objective in enumerate(objectives):
+        if deadline is not None and time.monotonic() >= deadline:
+            stopped = stopped or f"the {objective.name} stage"
+            break
         highs.changeColsCost(n0, np.arange(n0, dtype=np.int32), objective.c)
         highs.changeObjectiveOffset(float(objective.constant))
         if hire_row0 is not None:
@@ -248,6 +257,9 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
             for c in order_c:
                 if value[c] <= 1e-9 or budget < 2:
                     break
+                if deadline is not None and time.monotonic() >= deadline:
+                    stopped = stopped or f"exact prices of the {objective.name} stage"
+                    break
                 row = hire_row0 + int(c)
                 got, used = _walk(highs, row, solve_at, min(HIRE_RUNGS, budget - 1))
                 budget -= used
@@ -275,7 +287,9 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
             highs.addRow(-1e30, float(hold - held.constant), nz.size, nz.astype(np.int32),
                          held.c[nz])
     del n0, m0
-    return _finish(result)
+    table = _finish(result)
+    table.attrs["stopped"] = stopped
+    return table
 
 
 def _walk(highs, row: int, solve_at,
