@@ -181,6 +181,14 @@ def local_client(workers: int | None = None) -> Any:
     return Client(cluster)
 
 
+def close_client(client: Any) -> None:
+    """Close a client made by `local_client`, and the LocalCluster it owns."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 def _running(client: Any, keys: set[str]) -> int:
     """Cells executing now: our tasks assigned to a worker, at most one per worker thread."""
     try:
@@ -281,9 +289,6 @@ def run_cells(
         stop.set()
         results.close()
         if own:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            close_client(client)
     run.seconds = time.perf_counter() - start
     return run

@@ -464,15 +464,14 @@ def tune(files: Sequence[str | Path], settings: TuneSettings, folder: Path, *,
         from allocator.bench.runner import local_client
 
         client = local_client(settings.workers)
+    from allocator.bench.runner import close_client
+
     try:
         runner = _Runner(client, folder, table, say, heartbeat)
         return _search(instances, settings, axes, default, runner, say, start)
     finally:
         if own:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            close_client(client)
 
 
 def _search(instances: list[Instance], settings: TuneSettings, axes: list[Axis],

@@ -412,7 +412,6 @@ def _run(path: Path, overrides: Sequence[str], varies: Sequence[Vary], todo: lis
                 on_progress(progress)
     finally:
         if own:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            from allocator.bench.runner import close_client
+
+            close_client(client)
