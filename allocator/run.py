@@ -541,7 +541,7 @@ def solve_scenario(
             sensitivities, ladders = resolve_stage_sensitivities(
                 ops.model, objectives, list(result.stages), result.x,
                 scenario.output.sensitivity_share, scenario.output.sensitivity_probes,
-                scenario.output.ladder_span)
+                scenario.output.ladder_span, deadline, notes)
         notes.extend(s.note for s in sensitivities if s.note)
     code = exit_code_for(result.status, accept_timeout)
     run = _Run(scenario, formulation, ops, result, objectives, clock, deadline, say, notes)

@@ -62,9 +62,14 @@ def analyze_stage(highs, model: LinearModel, stage: str,
 def resolve_stage_sensitivities(
     model: LinearModel, objectives: list, stages: list, x: np.ndarray,
     share: float = DEFAULT_SHARE, probes: int | None = None, ladder_span: float | None = None,
+    deadline: float | None = None, notes: list[str] | None = None,
 ) -> tuple[list[LpSensitivity], list[pd.DataFrame]]:
     """Sensitivity of each solved stage by a HiGHS re-solve: used when another solver found
-    the plan, and for MIPs, whose duals are those of the LP with the integers fixed."""
+    the plan, and for MIPs, whose duals are those of the LP with the integers fixed.
+
+    `deadline` (a time.monotonic() instant, the run's time limit) bounds the re-solves as it
+    bounds the solve: each is given what is left, the probes stop at it, and a stage not
+    analyzed by then is said in `notes`."""
     from allocator.solvers.highs import load_into_highs, new_highs
 
     highs = new_highs()
@@ -81,17 +86,29 @@ def resolve_stage_sensitivities(
     out = []
     ladders = []
     for stage in stages:
+        left = float("inf") if deadline is None else deadline - time.monotonic()
+        if left <= 0.0:
+            if notes is not None:
+                notes.append(f"sensitivity of stage '{stage.name}' not computed: the run's "
+                             "time limit was reached first")
+            break
+        if np.isfinite(left):
+            highs.setOptionValue("time_limit", left)
         objective = by_name[stage.name]
         highs.changeColsCost(model.num_vars, np.arange(model.num_vars, dtype=np.int32),
                              objective.c)
         highs.changeObjectiveOffset(float(objective.constant))
         started = time.perf_counter()
         highs.run()
+        highs.setOptionValue("time_limit", float("inf"))  # the probes keep their own count
         if highs.getModelStatus().name != "kOptimal":
+            if notes is not None and highs.getModelStatus().name == "kTimeLimit":
+                notes.append(f"sensitivity of stage '{stage.name}' not computed: the run's "
+                             "time limit was reached first")
             break
         sens, ladder, _note = analyze_stage(highs, model, stage.name, source,
                                             time.perf_counter() - started, share, probes,
-                                            ladder_span=ladder_span)
+                                            deadline=deadline, ladder_span=ladder_span)
         out.append(sens)
         ladders.append(ladder)
         if stage.hold_rhs is not None:
