@@ -48,13 +48,21 @@ def analyze_stage(highs, model: LinearModel, stage: str,
     # The extras are small moves from an optimal basis: dual simplex re-solves them warm in
     # milliseconds, where interior point (if the stage used it) would start over each time.
     _status, method = highs.getOptionValue("solver")
+    _status, limit = highs.getOptionValue("time_limit")
     highs.setOptionValue("solver", "simplex")
+    # The count decides before each probe whether the last one's time still fits; one probe
+    # may be a large re-solve (the FTE prices relax every person's bounds at once), so HiGHS
+    # itself stops at the safety stop too (its clock runs across calls: add what was used).
+    highs.setOptionValue("time_limit", highs.getRunTime() + max(0.0, stop - time.perf_counter()))
     try:
         sens = highs_sensitivity(highs, stage, source=source, probes=budget, model=model)
         budget.phase(*PROBE_SPLIT[3])
         ladders = stage_ladders(highs, model, sens, probes=budget, span_share=ladder_span)
     finally:
         highs.setOptionValue("solver", method)
+        highs.setOptionValue("time_limit", limit)
+    if time.perf_counter() >= stop and not budget.stopped:  # a probe was cut mid-solve
+        budget.stopped = budget.phase_name or "the extras"
     sens.note = budget.note(stage)
     return sens, ladders, sens.note
 
@@ -92,8 +100,8 @@ def resolve_stage_sensitivities(
                 notes.append(f"sensitivity of stage '{stage.name}' not computed: the run's "
                              "time limit was reached first")
             break
-        if np.isfinite(left):
-            highs.setOptionValue("time_limit", left)
+        if np.isfinite(left):  # HiGHS's clock runs across calls: add what was used
+            highs.setOptionValue("time_limit", highs.getRunTime() + left)
         objective = by_name[stage.name]
         highs.changeColsCost(model.num_vars, np.arange(model.num_vars, dtype=np.int32),
                              objective.c)

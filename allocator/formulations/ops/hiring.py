@@ -224,12 +224,17 @@ def hiring_table(built: Any, x: np.ndarray, order: list[str], mode: str = "lexic
             break
         highs.changeColsCost(n0, np.arange(n0, dtype=np.int32), objective.c)
         highs.changeObjectiveOffset(float(objective.constant))
+        if deadline is not None:  # no re-solve runs past it (HiGHS's clock spans calls)
+            highs.setOptionValue("time_limit", highs.getRunTime()
+                                 + max(0.01, deadline - time.monotonic()))
         if hire_row0 is not None:
             k = _stage_cost(objective.name, weights)
             hire_cols = np.arange(n0, n0 + len(cand), dtype=np.int32)
             highs.changeColsCost(len(cand), hire_cols, k * cost[cand["c"].to_numpy()])
         highs.run()
         if highs.getModelStatus().name != "kOptimal":
+            if highs.getModelStatus().name == "kTimeLimit":
+                stopped = stopped or f"the {objective.name} stage"
             break
         y = np.asarray(highs.getSolution().row_dual, dtype=float)
         # Estimate: value = y . a_j - c_j (objective decrease per FTE), best service per site.
