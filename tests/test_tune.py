@@ -91,7 +91,7 @@ def tuned(tmp_path_factory):
         [sys.executable, "-m", "allocator.cli", "bench", "tune", folder / "coupled_a.mps",
          folder / "coupled_b.mps", TINY, "--solver", "highs", "--budget", "40 runs",
          "--space", folder / "space.toml", "--eta", "2", "--confirm", "2", "--workers", "2",
-         "--out", out, "--heartbeat", "2"],
+         "--out", out, "--heartbeat", "1"],
         capture_output=True, text=True, cwd=ROOT, timeout=300)
     return {"proc": proc, "out": out, "folder": folder}
 

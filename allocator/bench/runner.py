@@ -207,6 +207,7 @@ def run_cells(
     on_update: Callable[[Counts], None] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     heartbeat: float | None = None, on_heartbeat: Callable[[Counts], None] | None = None,
+    heartbeat_origin: float | None = None,
 ) -> BenchRun:
     """Run every cell not already done, appending rows to results.csv as they finish.
 
@@ -214,7 +215,9 @@ def run_cells(
     made from ``scheduler`` or as a LocalCluster, and closed at the end. ``on_heartbeat``
     is called every ``heartbeat`` seconds on a fixed schedule (start + k × heartbeat, not
     drifting with the work), whether or not a cell finished: a cell that runs for minutes
-    still shows a sign of life in a log with no terminal.
+    still shows a sign of life in a log with no terminal. ``heartbeat_origin`` (a
+    perf_counter instant): the schedule's start when several calls make one job (the rounds
+    of `bench tune`: one steady beat across them, not a restart each round).
     """
     from distributed import Client, as_completed
 
@@ -242,7 +245,10 @@ def run_cells(
             futures.append(client.submit(run_cell, spec, key=key, pure=False, retries=retries))
         keys = set(specs)
 
-        beat = start + heartbeat if heartbeat else None
+        beat = None
+        if heartbeat:
+            origin = start if heartbeat_origin is None else heartbeat_origin
+            beat = origin + heartbeat * (1 + max(0, int((start - origin) // heartbeat)))
 
         def poll() -> None:
             nonlocal beat
@@ -251,7 +257,7 @@ def run_cells(
                 running = _running(client, keys)
                 if running >= 0:
                     counts.running = min(running, counts.total - counts.done)
-                counts.elapsed = time.perf_counter() - start
+                counts.elapsed = time.perf_counter() - (heartbeat_origin or start)
                 if on_update:
                     on_update(counts)
                 if beat is not None and heartbeat and time.perf_counter() >= beat:

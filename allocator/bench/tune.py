@@ -393,13 +393,15 @@ class _Runner:
         self.say, self.heartbeat = say, heartbeat
         self.runs = 0
         self.started = False
+        self.origin = time.perf_counter()  # one heartbeat schedule across the rounds
 
     def run(self, cells: list[Cell], phase: str, caps: dict[str, float]) -> pd.DataFrame:
         from allocator.bench.runner import run_cells
 
         done = run_cells(cells, self.folder, self.expected, client=self.client,
                          resume=self.started, heartbeat=self.heartbeat,
-                         on_heartbeat=lambda c: self.say(c.line()))
+                         on_heartbeat=lambda c: self.say(c.line()),
+                         heartbeat_origin=self.origin)
         self.started = True
         self.runs += len(done.rows)
         # every column of results.csv, even when no cell got far enough to time anything
