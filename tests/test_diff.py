@@ -16,7 +16,7 @@ import pytest
 from allocator.api import read_output_table
 from allocator.diff import next_day
 from allocator.diff.daygen import NextDay
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_fresh
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 KEYS = ["staff_id", "site_id", "service_id"]
@@ -193,7 +193,7 @@ def test_constraints_diff_from_sensitivity(nights: Nights, diffed: Path) -> None
 
 
 def test_store_ids_and_determinism(nights: Nights, diffed: Path, tmp_path: Path) -> None:
-    again = run_cli("diff", "1", "2", "--store", nights.store, out=tmp_path / "d")
+    again = run_cli_fresh("diff", "1", "2", "--store", nights.store, out=tmp_path / "d")
     assert again.code == 0, again.stderr
     for name in ("moves.csv", "coverage_diff.csv", "input_changes.csv", "diff.md",
                  "diff.html"):

@@ -20,7 +20,7 @@ from allocator.datagen import generate_ops, write_ops_instance
 from allocator.progress import Event, _option, solving
 from allocator.run import prepare, settings_from
 from allocator.solvers.lexicographic import solve_stages, stage_objectives
-from tests.conftest import DEMO, ROOT, TINY
+from tests.conftest import DEMO, ROOT, TINY, run_cli
 
 ESCAPE = "\x1b"
 HEARTBEAT = re.compile(r"^\[\d+:\d\d(:\d\d)?\] (starting|load · validate|build|solve|warm start|"
@@ -84,8 +84,8 @@ def test_live_display_on_a_terminal(tmp_path: Path) -> None:
 
 
 def _piped(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "allocator.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env=_env(**env))
+    done = run_cli(*args, env=_env(**env))
+    return subprocess.CompletedProcess(list(args), done.code, done.stdout, done.stderr)
 
 
 @pytest.mark.slow  # two or three runs of the CLI

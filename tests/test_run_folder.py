@@ -56,15 +56,10 @@ def assert_refused_early(run, *needles: str) -> None:  # type: ignore[no-untyped
 
 def cli(*args: str | Path, cwd: Path = ROOT, umask: int | None = None,
         timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """The CLI in a subprocess with a chosen current folder and umask."""
-    def preexec() -> None:
-        if umask is not None:
-            os.umask(umask)
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's code, from any folder
-    return subprocess.run([sys.executable, "-m", "allocator.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          preexec_fn=preexec, env=env)
+    """The CLI in a process of its own with a chosen current folder and umask."""
+    done = run_cli(*args, cwd=cwd, umask=umask, timeout=timeout)
+    return subprocess.CompletedProcess(list(map(str, args)), done.code, done.stdout,
+                                       done.stderr)
 
 
 # --- 5. --force replaces only an earlier run, or an empty folder -------------------------------
