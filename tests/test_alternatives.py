@@ -49,6 +49,7 @@ def _site_fte(plan: pd.DataFrame) -> pd.Series:
     return plan.groupby("site_id")["fte"].sum()
 
 
+@pytest.mark.slow
 def test_every_alternative_is_feasible_and_within_the_slack(demo_alternatives, demo_optimum):
     table = _read(demo_alternatives, "alternatives")
     assert list(table["alternative"]) == list(range(COUNT + 1))
@@ -202,6 +203,7 @@ def test_help_lists_the_exit_codes():
     assert shown.code == 0 and "Exit codes" in shown.stdout and "3 infeasible" in shown.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
 def test_page_opens_in_chromium(demo_alternatives, tmp_path):
     page = demo_alternatives / "alternatives.html"

@@ -132,6 +132,7 @@ def test_every_proven_optimum_matches_the_published_value(main_run):
             assert r["verdict"] == Verdict.CORRECT.value, r
 
 
+@pytest.mark.slow
 def test_e226_objective_constant_convention(main_run):
     e226 = [r for r in main_run["run"].rows if r["instance"] == "e226"]
     assert e226 and all(r["matched"] == ALTERNATE for r in e226)
@@ -143,6 +144,7 @@ def test_e226_objective_constant_convention(main_run):
     assert all(r["matched"] == PUBLISHED for r in afiro)
 
 
+@pytest.mark.slow  # the module's bench run (about 15 s)
 def test_failures_cost_one_cell_each(main_run):
     rows = _by_key(main_run["run"])
     hang, exited, killed_worker, bogus, slow = (rows[c.key] for c in main_run["faults"])
@@ -165,6 +167,7 @@ def test_failures_cost_one_cell_each(main_run):
     assert leftovers == []
 
 
+@pytest.mark.slow  # the module's bench run (about 15 s)
 def test_results_csv_is_complete_and_appended(main_run):
     path = main_run["run"].results
     with open(path, newline="") as handle:
@@ -183,6 +186,7 @@ def test_results_csv_is_complete_and_appended(main_run):
     assert solved["build_s"].notna().all()
 
 
+@pytest.mark.slow  # the module's bench run (about 15 s)
 def test_summary_outputs(main_run, tmp_path):
     frame = load_results(main_run["run"].results, main_run["expected"])
     summary = summarize(frame[frame["repeat"] == 0])
@@ -201,6 +205,7 @@ def test_summary_outputs(main_run, tmp_path):
     assert "e226" in (tmp_path / "summary.md").read_text()
 
 
+@pytest.mark.slow  # the module's bench run (about 15 s)
 def test_heartbeat_at_a_steady_interval(main_run):
     beats = main_run["beats"]
     assert len(beats) >= 3, beats
@@ -212,6 +217,7 @@ def test_heartbeat_at_a_steady_interval(main_run):
     assert all("cells done" in line and "elapsed" in line for _, line in beats)
 
 
+@pytest.mark.slow
 def test_scenario_files_are_instances(client, tmp_path):
     # A scenario goes through the product's own build and is timed over every stage.
     cells = Grid(solvers=["highs", "cbc"]).cells(find_instances([TINY]))
@@ -241,6 +247,7 @@ def test_shifted_geometric_mean():
     assert value == pytest.approx(math.sqrt(10 * 110) - 10)
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_cells(main_run, client, tmp_path):
     source = main_run["run"].results
     folder = tmp_path / "resumed"
@@ -333,6 +340,7 @@ def _replicated(frame: pd.DataFrame, rng: np.random.Generator, noise: float) -> 
     return pd.concat(copies, ignore_index=True)
 
 
+@pytest.mark.slow
 def test_compare_sees_a_slowdown_but_not_noise(main_run, tmp_path):
     base = load_results(main_run["run"].results)
     base = base[base["key"].isin({c.key for c in main_run["cells"]})]

@@ -80,6 +80,7 @@ def test_each_stage_mps_solves_to_the_stage_optimum(bundled: Path, tmp_path: Pat
         assert found == pytest.approx(summary["objectives"][stage], rel=1e-7, abs=1e-7)
 
 
+@pytest.mark.slow
 def test_replay_reproduces_the_plan_byte_for_byte(bundled: Path, tmp_path: Path) -> None:
     # a fresh interpreter: its own hash seed, as a replay on another day would have
     done = run_cli_fresh("replay", bundled / "bundle.tar.gz", out=tmp_path / "again")
@@ -111,6 +112,7 @@ def test_other_versions_are_named_and_the_optimum_compared(bundled: Path,
     assert report["optimum_matches"] is True and report["identical"] is True
 
 
+@pytest.mark.slow
 def test_the_scenario_setting_bundles_too(tmp_path: Path) -> None:
     done = run_cli("solve", TINY, *QUICK, "--set", "output.bundle=true", out=tmp_path / "run")
     assert done.code == 0, done.stderr

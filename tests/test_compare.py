@@ -67,6 +67,7 @@ RUNS = (("base", "run_base", "base"), ("cut", "run_cut", "cut"),
         ("hired-run", "run_hired", "hired"))
 
 
+@pytest.mark.slow
 def test_the_figures_are_recomputed_from_each_run(setup):
     side = _side(setup)
     assert list(side.columns) == ["section", "item", "unit", "base", "cut", "hired-run"]
@@ -144,6 +145,7 @@ def test_the_inputs_that_differ_are_the_edits(setup):
     assert "lowered amount of all by 75%" in markdown
 
 
+@pytest.mark.slow
 def test_two_runs_get_the_diff_engines_detail(setup, tmp_path):
     found = compare([setup["run_base"], setup["run_cut"]], tmp_path / "two")
     assert found.diff is not None
@@ -165,6 +167,7 @@ def test_two_runs_get_the_diff_engines_detail(setup, tmp_path):
     assert list(three.kpis["run"]) == ["base", "cut", "hired-run"]
 
 
+@pytest.mark.slow
 def test_force_replaces_a_comparison_but_nothing_else(setup, tmp_path):
     out = tmp_path / "again"
     compare([setup["run_base"], setup["cut"]], out)
@@ -211,6 +214,7 @@ def test_an_infeasible_scenario_is_compared_as_such(setup, tmp_path):
     assert any("infeasible" in n and "diagnosis" in n for n in found.notes)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
 def test_page_opens_in_chromium(setup, tmp_path):
     page = setup["out"] / "compare.html"

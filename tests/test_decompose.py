@@ -90,6 +90,7 @@ def test_decomposed_matches_monolithic(tmp_path: Path, client: Any, size: str, s
     assert info.workers == 2 and info.bytes_sent > 0
 
 
+@pytest.mark.slow
 def test_stability_stage_with_a_moved_limit(tmp_path: Path, client: Any) -> None:
     """Yesterday's plan as baseline, demand moved +-2%, max_moved_fte: three stages (the
     stability stage's `moved` row is one more linking row), each within rel_tol."""
@@ -116,6 +117,7 @@ def test_stability_stage_with_a_moved_limit(tmp_path: Path, client: Any) -> None
     assert moved <= 40 + 1e-6
 
 
+@pytest.mark.slow
 def test_warm_prices_from_yesterday(tmp_path: Path, client: Any) -> None:
     """Demand moved +-2% and started from yesterday's prices (matched by row label): the
     first iteration already has yesterday's Lagrangian point, the optimum is today's."""
@@ -196,6 +198,7 @@ def test_auto_decides() -> None:
     assert not wanted(model, Request("auto"))  # small model, no scheduler
 
 
+@pytest.mark.slow
 def test_lost_worker_is_rebuilt(tmp_path: Path, client: Any) -> None:
     """A worker killed (SIGKILL) mid-iteration: its blocks start again on a live worker and
     the run still reaches the monolithic optimum."""
@@ -215,6 +218,7 @@ def test_lost_worker_is_rebuilt(tmp_path: Path, client: Any) -> None:
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the other tests
 
 
+@pytest.mark.slow
 def test_worker_lost_while_the_plan_is_gathered(tmp_path: Path, client: Any) -> None:
     """A worker killed after the last stage converged, before the plan is combined: the
     proposals it held are gone, so the last stage is priced again and the plan still
@@ -268,6 +272,7 @@ def test_cli_decompose_writes_the_run_folder(tmp_path: Path) -> None:
     RunSummary.model_validate(summary)  # the decomposition field is in the published schema
 
 
+@pytest.mark.slow
 def test_cli_auto_with_a_scheduler(tmp_path: Path, client: Any) -> None:
     """`--decompose auto --scheduler tcp://...`: a small model decomposes because a cluster
     was named, on that cluster's workers."""

@@ -58,6 +58,7 @@ def _apply(scenario: Path, repairs: list[dict], out: Path) -> Path:
     return target / scenario.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["tiny", "gen1", "gen2"])
 def test_every_repair_option_makes_the_instance_feasible(case, tmp_path):
     scenario = (_infeasible_tiny(tmp_path / "case") if case == "tiny"
@@ -161,6 +162,7 @@ def _needs_travel(folder: Path) -> Path:
     return folder / "scenario.toml"
 
 
+@pytest.mark.slow
 def test_hire_and_travel_repairs_are_priced_and_solve(tmp_path):
     scenario = _needs_travel(tmp_path / "case")
     run = run_cli("solve", scenario, out=tmp_path / "run")

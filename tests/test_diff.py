@@ -64,6 +64,7 @@ def _read(path: Path) -> pd.DataFrame:
     return read_output_table(path)
 
 
+@pytest.mark.slow
 def test_moves_are_the_plans_difference(nights: Nights, diffed: Path) -> None:
     """moves.csv against a by-hand outer join of the two plan.csv files."""
     a = pd.read_csv(nights.day1 / "plan.csv", dtype=str).astype({"fte": float})
@@ -192,6 +193,7 @@ def test_constraints_diff_from_sensitivity(nights: Nights, diffed: Path) -> None
         assert hits["cause"].str.contains(f"targets.csv row {row.row} ").all()
 
 
+@pytest.mark.slow
 def test_store_ids_and_determinism(nights: Nights, diffed: Path, tmp_path: Path) -> None:
     again = run_cli_fresh("diff", "1", "2", "--store", nights.store, out=tmp_path / "d")
     assert again.code == 0, again.stderr
@@ -264,6 +266,7 @@ def test_input_changed_since_the_run(nights: Nights, tmp_path: Path) -> None:
         targets.write_bytes(kept)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
 def test_diff_html_in_chromium(diffed: Path, tmp_path: Path) -> None:
     from tests.test_report import _open_in_chromium

@@ -58,6 +58,7 @@ def _summary(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_drift_answers_from_the_store(nights: tuple[str, list[Path]], tmp_path: Path) -> None:
     url, folders = nights
     done = run_cli("runs", "drift", "--store", url, "--scenario", "tiny-seed1",

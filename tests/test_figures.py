@@ -177,6 +177,7 @@ def demo_run(tmp_path_factory):
     return scenario, where / "run", summary
 
 
+@pytest.mark.slow
 def test_one_more_fte_matches_a_resolve(demo_run, tmp_path):
     """The value of one more FTE of a person counts the bounds that follow the FTE: BRS002
     was said to be worth 0.322 per FTE (the availability row's dual alone); raising the FTE
@@ -305,6 +306,7 @@ def test_marginal_cost_of_service_matches_held_resolves(demo_run):
         path.write_text(original)
 
 
+@pytest.mark.slow
 def test_same_input_same_files(demo_run, tmp_path):
     """The extras are budgeted by probes, not by wall time: identical runs, identical files."""
     scenario, first, _base = demo_run
@@ -315,6 +317,7 @@ def test_same_input_same_files(demo_run, tmp_path):
     assert not any("safety" in note for note in summary["notes"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 17])
 def test_generated_instances_figures_match_resolves(tmp_path, seed):
     """The same self-check on generated instances whose money binds."""
@@ -364,6 +367,7 @@ def test_one_sided_price_is_said_in_the_direction_that_relaxes(tmp_path):
 # --------------------------------------------------------------------------- stability
 
 
+@pytest.mark.slow
 def test_stability_figures_speak_in_fte_moved(tmp_path):
     """FTE moved = half the sum of |plan - baseline|; the price of max_moved_fte is per FTE
     of that unit (the limit row holds 2 x max_moved_fte)."""
@@ -414,6 +418,7 @@ def _tables_intact(md: str) -> None:
             assert len(widths) == 1, block  # every row as wide as the header
 
 
+@pytest.mark.slow
 def test_ids_cannot_break_or_inject_markdown(tmp_path):
     scenario = copy_demo(tmp_path / "case")
     data = scenario.parent.parent / "data" / "demo"
@@ -453,6 +458,7 @@ def _with_span(monkeypatch, share: float) -> list[str]:
     return [f"output.ladder_span={share!r}"]
 
 
+@pytest.mark.slow
 def test_ladder_span_covers_the_span_and_each_rung_matches_a_resolve(tmp_path, monkeypatch):
     from allocator.formulations import get_formulation
     from allocator.scenario import load_scenario

@@ -61,6 +61,7 @@ def traced(demo: Path, tmp_path_factory: pytest.TempPathFactory):
     return frontier(demo, "service,cost", out)
 
 
+@pytest.mark.slow
 def test_ends_are_the_lexicographic_optima(traced, demo: Path) -> None:
     frame = traced.frame
     assert traced.exact and frame["exact"].all()

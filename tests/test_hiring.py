@@ -43,6 +43,7 @@ def _service_with_hire(scenario, work, row: pd.Series, fte: float) -> float:
     return float(summary["objectives"]["service"])
 
 
+@pytest.mark.slow
 def test_most_valuable_hire_is_customer_care_at_hull(demo_hiring):
     _scenario, table = demo_hiring
     top = table.iloc[0]
@@ -53,6 +54,7 @@ def test_most_valuable_hire_is_customer_care_at_hull(demo_hiring):
     assert table["value_per_fte"].is_monotonic_decreasing
 
 
+@pytest.mark.slow
 def test_top_hires_match_resolves_and_change_past_their_range(demo_hiring, tmp_path):
     scenario, table = demo_hiring
     base = _service_with_hire(scenario, tmp_path, table.iloc[0], 0.0)
@@ -87,6 +89,7 @@ def test_skill_sets_are_normalized():
     assert normalized_skills("pick;care") == normalized_skills(" care ; pick;") == "care;pick"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 17])
 def test_generated_instances_hires_match_resolves(tmp_path, seed):
     """The same check on generated instances whose money binds: the top exact hires, by

@@ -53,6 +53,7 @@ def _copy(run: Path, to: Path) -> Path:
     return to
 
 
+@pytest.mark.slow
 def test_out_over_an_input_run_is_refused(runs: dict[str, Path], tmp_path: Path) -> None:
     """`diff A B --out B --force` replaced run B with the diff (B is allocator's, so the
     writer allowed it): the user's run was gone. Same for compare's run folders."""
@@ -70,6 +71,7 @@ def test_out_over_an_input_run_is_refused(runs: dict[str, Path], tmp_path: Path)
     assert (a / "summary.json").is_file() and not (a / "compare.csv").exists()
 
 
+@pytest.mark.slow
 def test_diff_says_no_value_an_edited_input_did_not_have(runs: dict[str, Path],
                                                          tmp_path: Path) -> None:
     """A budgets file edited after run B: the story said 'raised amount of all ... (1,000 ->
@@ -116,6 +118,7 @@ def test_diff_of_broken_run_folders_says_every_problem(runs: dict[str, Path],
     assert fine.code == 0, fine.stderr
 
 
+@pytest.mark.slow
 def test_diff_interrupted_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
     """Ctrl-C during a diff ended in Click's 'Aborted!' with exit 1 (not the documented
     130), sometimes leaving the hidden partial folder."""
@@ -141,6 +144,7 @@ def test_diff_interrupted_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
     assert not out.exists() and not list(tmp_path.glob(".d.partial-*"))
 
 
+@pytest.mark.slow
 def test_tune_of_an_unreadable_file_is_bad_input(tmp_path: Path) -> None:
     """bench tune of a file HiGHS cannot read: internal error KeyError 'solver_s'."""
     bad = tmp_path / "bad.mps"
@@ -413,6 +417,7 @@ def test_force_replaces_only_the_same_commands_output(runs: dict[str, Path],
     assert first.code == 0 and again.code == 0, again.stderr
 
 
+@pytest.mark.slow
 def test_drift_out_stopped_by_sigterm_leaves_nothing(runs: dict[str, Path],
                                                      tmp_path: Path) -> None:
     """`runs drift --out` stopped by SIGTERM was killed outright (-15), its partial folder

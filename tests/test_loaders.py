@@ -115,6 +115,7 @@ def csv_plan(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     return plan
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(WRITERS))
 def test_same_plan_as_csv(kind: str, folder: Path, csv_plan: pd.DataFrame) -> None:
     specs = WRITERS[kind](read_csvs(TINY.parent), folder)

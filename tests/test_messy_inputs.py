@@ -72,6 +72,7 @@ def set_tables(case: Path, tables: dict[str, object], extra: str = "") -> Path:
 # --- 1. headers ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_header_case_and_spaces_do_not_matter(case: Path, tiny_plan: list) -> None:
     edit(case / "staff.csv", "staff_id,home_site,skills,fte,cost_per_fte,mobility,travel_cost",
          " Staff_ID ,Home_Site,SKILLS,FTE , Cost_Per_FTE,Mobility,Travel_Cost")
@@ -99,6 +100,7 @@ def test_misspelt_optional_column_is_refused_with_the_suggestion(case: Path) -> 
                    "unknown column 'travel_costs'; did you mean 'travel_cost'?")
 
 
+@pytest.mark.slow
 def test_unrelated_extra_column_is_still_kept_and_ignored(case: Path, tiny_plan: list) -> None:
     edit(case / "staff.csv", "mobility,travel_cost", "mobility,travel_cost,comment")
     text = (case / "staff.csv").read_text().splitlines()
@@ -402,6 +404,7 @@ def to_semicolons(path: Path, decimal_comma: bool = True) -> None:
     frame.to_csv(path, sep=";", index=False)
 
 
+@pytest.mark.slow
 def test_semicolon_file_with_decimal_commas_reads_like_the_csv(case: Path) -> None:
     edit(case / "targets.csv", "A,pick,4,0.5,1", "A,pick,4.5,0.5,1.5")
     expected = plan_rows(solve_ok(case / "scenario.toml"))
@@ -523,6 +526,7 @@ def test_parquet_integer_ids_with_nulls_stay_integers(case: Path, tiny_plan: lis
 # --- 6. formula-neutralized cells read back ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plan_with_formula_like_ids_is_tomorrows_baseline(case: Path) -> None:
     """Ids starting with = + - @ are written as '=... (so a spreadsheet does not run them);
     read back, plan.csv is the same data: as a baseline, nobody has moved."""
@@ -576,6 +580,7 @@ def test_reference_differing_only_by_case_or_form_says_so(case: Path) -> None:
                    "only by case or Unicode form", "'Pack'")
 
 
+@pytest.mark.slow
 def test_invisible_characters_in_headers_are_dropped(case: Path, tiny_plan: list) -> None:
     edit(case / "staff.csv", "staff_id,home_site", "\u200bstaff_id,home_site\ufeff")
     assert plan_rows(solve_ok(case / "scenario.toml")) == tiny_plan
@@ -716,6 +721,7 @@ def pg_scenario(case: Path, url: str, schema: str, services_query: str | None = 
     return set_tables(case, tables)
 
 
+@pytest.mark.slow
 def test_postgres_source_reads_like_the_csv(case: Path, postgres: str, tiny_plan: list) -> None:
     pg_load(postgres, case, "readok")
     pg_scenario(case, postgres, "readok")
@@ -805,6 +811,7 @@ def test_minimum_fte_is_read_as_min_fte(case: Path) -> None:
     assert run.code == 3, (run.code, run.stderr)
 
 
+@pytest.mark.slow
 def test_travel_is_read_as_travel_cost(case: Path) -> None:
     """`travel` for travel_cost: the costs were dropped (cost 0 for every move)."""
     edit(case / "staff.csv", "region,10\ns2", "region,10000\ns2")

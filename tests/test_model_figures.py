@@ -299,6 +299,7 @@ def test_diagnosis_repairs_in_input_terms_work(model, keys, tmp_path):
 
 
 # -- 5. network capacity figures in sites.csv's terms ------------------------------------------
+@pytest.mark.slow
 def test_network_capacity_figures_are_those_of_sites_csv(tmp_path):
     """sensitivity.csv, marginals.csv and ladders.csv state capacity rows in sites.csv's
     terms (rhs = the capacity, activity = the load); their prices agree with re-solves

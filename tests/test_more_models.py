@@ -138,6 +138,7 @@ def converted(tmp_path_factory) -> Path:
 GAP_EXPECTED = pd.read_csv(GAP / "expected.csv")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("number", range(1, 13))
 def test_gap_maximisation_optima(number, converted):
     """All five instances of gapN reproduce the published optimum, and each plan is valid."""
@@ -165,6 +166,7 @@ def test_gap_other_solvers(instance, solver, converted):
     assert close(check_assignment(converted / instance, tables["plan"], "max"), expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SMALL_CAP)
 def test_cap_optima(name, converted):
     """capopt, customers split as published; the plan re-checked against the tables."""
@@ -192,6 +194,7 @@ def test_mknap_optima(converted):
 
 
 # -- through the command line ----------------------------------------------------------------
+@pytest.mark.slow
 def test_gap_through_the_cli(tmp_path):
     proc = convert_cli("gap", GAP / "gap1.txt", "--out", tmp_path / "inst")
     assert proc.returncode == 0, proc.stderr
@@ -210,6 +213,7 @@ def test_gap_through_the_cli(tmp_path):
     assert again.returncode == 2 and "--force" in again.stderr
 
 
+@pytest.mark.slow
 def test_cap_and_mknap_through_the_cli(tmp_path):
     assert convert_cli("cap", CAP / "cap41.txt", "--out", tmp_path / "inst").returncode == 0
     run = run_cli("solve", tmp_path / "inst" / "cap41" / "scenario.toml", out=tmp_path / "r1")
@@ -225,6 +229,7 @@ def test_cap_and_mknap_through_the_cli(tmp_path):
     assert close(run.summary["objectives"]["value"], 8706.1)
 
 
+@pytest.mark.slow
 def test_convert_refuses_bad_files(tmp_path):
     proc = convert_cli("cap", CAP / "capa.txt", "--out", tmp_path / "a")
     assert proc.returncode == 2 and "--capacity" in proc.stderr

@@ -70,6 +70,7 @@ def _text(shown: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
 
 
+@pytest.mark.slow
 def test_live_display_on_a_terminal(tmp_path: Path) -> None:
     code, shown = _under_pty(["solve", str(TINY), "--out", str(tmp_path / "run"),
                               "--no-store"])
@@ -172,6 +173,7 @@ def test_interior_point_figures_close_in_on_the_optimum() -> None:
     assert any(e.kind == "log" and "IPX" in e.text for e in first)
 
 
+@pytest.mark.slow
 def test_mip_figures_incumbent_bound_gap(small: Path) -> None:
     events, result = _events(small, 'policy.assignment="whole"', "solver.time_limit=8",
                              'objective.order=["service"]')

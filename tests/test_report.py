@@ -38,6 +38,7 @@ def _open_in_chromium(page_path: Path, screenshot: Path) -> tuple[list[str], str
     return errors, text
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
 def test_demo_report_renders_without_errors(tmp_path):
     run = run_cli("solve", DEMO, out=tmp_path / "run")
@@ -52,6 +53,7 @@ def test_demo_report_renders_without_errors(tmp_path):
         if Path("/tmp/keep-report-shot").exists() else None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
 def test_hostile_labels_are_escaped(tmp_path):
     case = tmp_path / "case"

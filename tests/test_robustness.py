@@ -55,6 +55,7 @@ def instances(draw):
 
 @settings(max_examples=40, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@pytest.mark.slow
 @given(case=instances())
 def test_fuzzed_inputs_never_crash(case, tmp_path_factory):
     tables, extra = case

@@ -167,6 +167,7 @@ APPEARS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("force", [False, True])
 def test_folder_that_appears_during_the_run_is_not_replaced(tmp_path: Path,
                                                             force: bool) -> None:

@@ -83,6 +83,7 @@ SOUTH = {"table": "budgets", "id": "B-SOU", "column": "amount", "value": 4_500_0
 
 # ---- the API ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_every_request_needs_the_token_and_nothing_is_solved_without_it(room):
     before = room.room.engine.session.basis
     url = room.base_url
@@ -428,6 +429,7 @@ def test_page_type_a_budget_solve_and_see_the_cli_figures(room, base_run, south_
     assert (tmp_path / "serve.png").stat().st_size > 20_000
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by .ci/run")
 def test_page_shows_hostile_ids_as_text(tmp_path):
     from playwright.sync_api import expect, sync_playwright

@@ -209,6 +209,7 @@ def test_capability_mismatch_is_refused_with_an_alternative(tmp_path):
     assert not (tmp_path / "g").exists() and not (tmp_path / "c").exists()
 
 
+@pytest.mark.slow
 def test_settings_a_backend_cannot_honour_are_said_not_dropped(tmp_path):
     run = run_cli("solve", TINY, "--solver", "glop", "--set", 'solver.method="ipm"',
                   "--set", "solver.threads=2", out=tmp_path / "g")

@@ -44,6 +44,7 @@ def swept(demo: Path, client, tmp_path_factory: pytest.TempPathFactory):
     return sweep(demo, [f"{B_SOU}=2.5e6:4.5e6:5"], out, client=client, plans=True)
 
 
+@pytest.mark.slow
 def test_each_point_against_a_cold_run(swept, demo: Path, tmp_path: Path) -> None:
     frame = swept.points
     assert list(frame[B_SOU]) == pytest.approx([2.5e6, 3e6, 3.5e6, 4e6, 4.5e6])
@@ -215,6 +216,7 @@ def _price(text: str, name: str) -> float:
     return 0.0
 
 
+@pytest.mark.slow
 def test_prices_against_the_cold_sensitivity_report(swept, demo: Path, tmp_path: Path) -> None:
     """The South budget's price in each stage, against a cold run's sensitivity.csv."""
     frame = swept.points

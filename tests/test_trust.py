@@ -267,6 +267,7 @@ def test_validate_refuses_what_solve_would(case):
     assert run.code == BAD_INPUT and "PuLP knows no solver 'NOPE'" in run.stderr
 
 
+@pytest.mark.slow
 def test_explain_wraps_its_sentences_at_the_terminal_width(tmp_path):
     out = tmp_path / "run"
     assert run_cli("solve", TINY, out=out).code == 0
@@ -284,6 +285,7 @@ def test_explain_wraps_its_sentences_at_the_terminal_width(tmp_path):
         assert words[-20:] in printed, words
 
 
+@pytest.mark.slow
 def test_explain_speaks_for_every_model_and_for_infeasible_runs(tmp_path):
     from tests.conftest import ROOT as root
     from tests.test_diagnosis import _infeasible_tiny
@@ -358,6 +360,7 @@ def test_sighup_ends_the_run_like_sigterm(small_whole, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")] == []
 
 
+@pytest.mark.slow
 def test_out_with_an_unexpanded_tilde_goes_home(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -444,6 +447,7 @@ def test_a_scope_in_another_case_is_named(case):
     assert "did you mean 'region:north'?" in run.stderr
 
 
+@pytest.mark.slow
 def test_cpsat_says_how_much_it_scaled_the_rows(tmp_path):
     """more-models.md: CP-SAT needs whole coefficients, so the backend scales and says by how
     much. A load of 12.25 needs rows scaled by 10^2; the plan still matches HiGHS."""

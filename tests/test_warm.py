@@ -153,6 +153,7 @@ def test_a_run_of_another_scenario_is_not_used(tmp_path: Path) -> None:
     assert "warm start from run 1" in " ".join(again["notes"])
 
 
+@pytest.mark.slow
 def test_default_warm_start_from_a_postgresql_store(tmp_path: Path) -> None:
     """The store lookup is plain SQLAlchemy: the same on a real PostgreSQL server."""
     from tests.pg import throwaway_postgres

@@ -29,6 +29,7 @@ def _text(page: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
 
 
+@pytest.mark.slow
 def test_report_speaks_in_units(demo):
     run, _summary = demo
     text = _text((run / "report.html").read_text())
@@ -61,6 +62,7 @@ def test_no_internal_rows_as_sentences(demo):
     assert "holding service at its best level" in md
 
 
+@pytest.mark.slow
 def test_no_float_noise_in_any_csv(demo):
     run, _summary = demo
     for path in sorted(run.glob("*.csv")):
