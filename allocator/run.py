@@ -510,7 +510,8 @@ def solve_scenario(
                                            on_stage) as staged:
             # --decompose (allocator/decompose/entry.py): Dantzig-Wolfe on Dask instead
             decomposed = solve_if_wanted(ops.model, objectives, scenario.objective.rel_tol,
-                                         scenario.objective.abs_tol, settings.time_limit)
+                                         scenario.objective.abs_tol, settings.time_limit,
+                                         scenario.solver.mip_gap)
             if decomposed is not None:
                 result, decomposition = decomposed
                 warm_notes = ([f"warm start from {warm.source} not used: decomposed solve"]

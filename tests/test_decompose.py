@@ -295,3 +295,84 @@ def test_medium_matches_monolithic(tmp_path: Path, client: Any) -> None:
     sites = pd.read_csv(path.parent / "sites.csv", dtype=str)
     assert info.blocks == sites["region"].nunique()
     _agree(path, built, mono, result, info, rel_tol)
+
+
+# --- whole mode: price-and-branch ------------------------------------------------------------
+
+def _whole(path: Path, client: Any) -> tuple[Any, ...]:
+    scenario, built, _ = prepare(path, ['policy.assignment="whole"'])
+    model = built.model
+    assert model.num_integer > 0
+    objectives = stage_objectives(model, scenario.objective.order, scenario.objective.mode,
+                                  dict(scenario.objective.weights))
+    rel_tol, abs_tol = scenario.objective.rel_tol, scenario.objective.abs_tol
+    mono = solve_stages(model, objectives, "highs", SolverSettings(mip_gap=1e-9), rel_tol,
+                        abs_tol)
+    result, info = solve_decomposed(model, objectives, client=client, workers=2,
+                                    rel_tol=rel_tol, abs_tol=abs_tol)
+    return built, model, mono, result, info, rel_tol
+
+
+@pytest.mark.parametrize(("seed", "budgets"), [(0, "nested"), (1, "site"), (2, "site")])
+def test_whole_mode_certificate_brackets_the_monolithic_optimum(
+        tmp_path: Path, client: Any, seed: int, budgets: str) -> None:
+    """Whole mode decomposed: a whole plan (every integer column whole, every row met by the
+    independent checker), and its first stage's certificate brackets the monolithic MIP's:
+    lower bound <= what HiGHS found, upper bound >= HiGHS's proven bound; the gap said is the
+    one the bounds give, and "optimal" only within the MIP gap."""
+    path = _instance(tmp_path, "tiny", seed, budgets)  # small: minutes (docs/decompose.md)
+    built, model, mono, result, info, rel_tol = _whole(path, client)
+    assert mono.status is Status.OPTIMAL and result.x is not None, result.message
+    assert result.status in (Status.OPTIMAL, Status.FEASIBLE)
+    first, log = mono.stages[0], info.stages[0]
+    scale = max(1.0, abs(first.objective))
+    assert log.lower_bound <= first.objective + 1e-7 * scale
+    assert log.upper_bound >= first.bound - 1e-7 * scale
+    for stage, s in zip(info.stages, result.stages, strict=True):
+        assert stage.whole and stage.as_json()["method"] == "price-and-branch"
+        assert stage.lower_bound <= stage.relaxation + 1e-7 * max(1.0, abs(stage.relaxation))
+        assert stage.relaxation <= stage.upper_bound + 1e-7 * max(1.0, abs(stage.upper_bound))
+        gap = abs(stage.upper_bound - stage.lower_bound) / max(abs(stage.upper_bound), 1e-9)
+        assert stage.gap == pytest.approx(gap, rel=1e-6, abs=1e-12)
+        assert (s.status is Status.OPTIMAL) == (stage.gap <= max(rel_tol, 1e-4))
+    x = result.x
+    assert np.allclose(x[model.integer], np.round(x[model.integer]), atol=0)
+    plan = get_formulation("ops").plan_tables(built, x)["plan"]
+    assert check_plan(path, plan, whole=True).violations == []
+    assert any("price-and-branch" in note for note in result.notes)
+
+
+@pytest.mark.slow
+def test_cli_whole_mode_decomposed(tmp_path: Path) -> None:
+    """`--decompose regions` in whole mode runs price-and-branch (it used to fall back to the
+    monolithic solve): the folder, both bounds and the gap in summary.json, a whole plan."""
+    path = _instance(tmp_path, "tiny", 1, "site")
+    run = run_cli("solve", path, "--no-store", "--decompose", "regions", "--set",
+                  'policy.assignment="whole"', out=tmp_path / "dw")
+    assert run.code in (0, 5), run.stderr
+    deco = run.summary["decomposition"]
+    assert all(s["method"] == "price-and-branch" for s in deco["stages"])
+    for stage in deco["stages"]:
+        assert stage["lower_bound"] <= stage["upper_bound"] + 1e-9 * abs(stage["upper_bound"])
+    assert (run.code == 0) == all(s["status"] == "optimal" for s in deco["stages"])
+    assert any("price-and-branch" in note for note in run.summary["notes"])
+    assert check_plan(path, run.table("plan"), whole=True).violations == []
+
+
+@pytest.mark.slow
+def test_whole_mode_keeps_the_time_limit(tmp_path: Path) -> None:
+    """Small in whole mode: each pricing round of seven block MIPs takes seconds, the stage
+    far longer than the limit. The run ends by the limit (plus the cluster's start and stop),
+    no block MIP starts past it, and the run says what it has: exit 4 or 5, never a hang."""
+    path = _instance(tmp_path, "small", 1, "site")
+    limit = 10.0
+    started = time.monotonic()
+    run = run_cli("solve", path, "--no-store", "--decompose", "regions", "--time-limit",
+                  str(limit), "--set", 'policy.assignment="whole"', out=tmp_path / "dw")
+    elapsed = time.monotonic() - started
+    assert run.code in (4, 5), run.stderr
+    seconds = run.summary["seconds"]
+    assert seconds["total"] - seconds.get("write", 0.0) < limit + 6.0, seconds
+    assert elapsed < limit + 20.0
+    stage = run.summary["decomposition"]["stages"][0]
+    assert stage["status"] in ("time limit, no solution", "feasible")

@@ -12,6 +12,7 @@ a cluster is named".
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,7 @@ def current() -> Request:
 
 def wanted(model: LinearModel, req: Request | None = None) -> bool:
     req = req or _request
-    if req.mode == "off" or model.num_integer:
+    if req.mode == "off":
         return False
     if req.mode == "regions":
         return True
@@ -72,7 +73,8 @@ def close(client: Any, cluster: Any) -> None:
 
 
 def solve_if_wanted(model: LinearModel, objectives: list[Any], rel_tol: float, abs_tol: float,
-                    time_limit: float | None) -> tuple[Any, dict[str, Any]] | None:
+                    time_limit: float | None, mip_gap: float | None = None,
+                    ) -> tuple[Any, dict[str, Any]] | None:
     """The decomposed solve when the request asks for it (None: solve monolithic), with
     what summary.json reports of it."""
     req = _request
@@ -80,11 +82,14 @@ def solve_if_wanted(model: LinearModel, objectives: list[Any], rel_tol: float, a
         return None
     from allocator.decompose.solve import solve_decomposed
 
+    started = time.monotonic()
     client, cluster = connect(req)
+    if time_limit is not None:  # starting the cluster came out of the run's time
+        time_limit = max(0.01, time_limit - (time.monotonic() - started))
     try:
         result, info = solve_decomposed(model, objectives, client=client, workers=req.workers,
                                         rel_tol=rel_tol, abs_tol=abs_tol,
-                                        time_limit=time_limit)
+                                        time_limit=time_limit, mip_gap=mip_gap)
     finally:
         close(client, cluster)
     return result, {"mode": req.mode, **info.as_json()}

@@ -59,6 +59,9 @@ class StageLog:
     history: list[tuple[float, float, float]] = field(default_factory=list)  # t, lb, ub
     prices: np.ndarray | None = None  # the master's final duals of the linking rows
     final: np.ndarray | None = None  # ... and of the hold rows after them
+    stopped: bool = False  # by the deadline or the iteration cap (later stages not run)
+    whole: bool = False  # price-and-branch: the plan is one whole proposal per block
+    relaxation: float = np.nan  # whole mode: the master LP's value before the whole choice
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status.value,
@@ -66,7 +69,9 @@ class StageLog:
                 "gap": _num(self.gap), "iterations": self.iterations, "columns": self.columns,
                 "seconds": round(self.seconds, 4),
                 "pricing_seconds": round(self.pricing_seconds, 4),
-                "mispricings": self.mispricings}
+                "mispricings": self.mispricings,
+                **({"method": "price-and-branch", "relaxation": _num(self.relaxation)}
+                   if self.whole else {})}
 
 
 def _num(value: float) -> float | None:
@@ -88,7 +93,8 @@ def block_data(model: LinearModel, partition: Partition,
             b, cols, sp.csr_array(sub[rows]), lo[rows], hi[rows], lb[cols], ub[cols],
             sp.csr_array(linking[:, cols].tocsr()) if linking is not None
             else sp.csr_array((0, cols.size)),
-            {o.name: o.c[cols].copy() for o in objectives}))
+            {o.name: o.c[cols].copy() for o in objectives},
+            model.integer[cols].copy() if model.num_integer else None))
     return out
 
 
@@ -177,6 +183,35 @@ class Master:
         self.holds.append(name)  # its limit is kept by the caller (`hold_limits`)
         self._artificial(self.lo.size + self.blocks + len(self.holds) - 1)
 
+    def solve_whole(self, time_limit: float | None, mip_gap: float
+                    ) -> tuple[str, float, float, float, np.ndarray]:
+        """Price-and-branch's last step: the master with one whole proposal per block (its
+        columns binary), the penalty columns still allowed (then no whole plan combines the
+        columns found). Status, objective, the MIP's own bound, the penalty columns' total,
+        and the column values; the master is an LP again afterwards."""
+        cols = np.array(self.where, dtype=np.int32)
+        highs = self.highs
+        checked(highs.changeColsIntegrality(cols.size, cols, np.ones(cols.size, np.uint8)),
+                "the master's proposals as whole choices")
+        highs.setOptionValue("mip_rel_gap", float(mip_gap))
+        limit = 1e30 if time_limit is None else highs.getRunTime() + max(0.5, time_limit)
+        highs.setOptionValue("time_limit", float(limit))
+        try:
+            highs.run()
+            status = highs.modelStatusToString(highs.getModelStatus())
+            info = highs.getInfo()
+            if info.primal_solution_status != 2:  # no whole plan found at all
+                return status, np.inf, float(info.mip_dual_bound), np.inf, np.zeros(0)
+            value = np.asarray(highs.getSolution().col_value)
+            return (status, float(info.objective_function_value), float(info.mip_dual_bound),
+                    float(value[self.artificial].sum()), value)
+        finally:
+            checked(highs.changeColsIntegrality(cols.size, cols,
+                                                np.zeros(cols.size, np.uint8)),
+                    "the master back to an LP")
+            highs.setOptionValue("time_limit", 1e30)
+            highs.clearSolver()
+
     def solve(self) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
         """Objective, linking duals (base rows then holds), convexity duals, the penalty
         columns' total, and the column values."""
@@ -197,6 +232,19 @@ class Master:
         art = float(value[self.artificial].sum())
         return (float(self.highs.getInfo().objective_function_value), prices,
                 dual[m:m + self.blocks], art, value)
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _timed_out(proposals: list[Proposal]) -> bool:
+    return any(p.id < 0 and "time limit" in p.status.lower() for p in proposals)
+
+
+def _bound(proposal: Proposal) -> float:
+    """The block's share of the Lagrangian bound (its MIP's dual bound in whole mode)."""
+    return proposal.value if np.isnan(proposal.bound) else proposal.bound
 
 
 def _lagrangian_rhs(prices: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
@@ -222,12 +270,19 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 abs_tol: float, hold_limits: list[float], deadline: float | None,
                 on_iteration: Callable[[str, int], None] | None = None,
                 alpha: float = ALPHA, warm: np.ndarray | None = None,
+                whole: bool = False, mip_gap: float = 1e-4,
                 ) -> tuple[StageLog, np.ndarray]:
     """Column generation for one stage until the gap is within rel_tol; returns its log
     and the master's column values at the end. `warm`: prices of the linking rows (base
     rows, then holds) from an earlier run: the blocks are priced there first, and it is the
-    first stability center."""
-    log = StageLog(objective.name)
+    first stability center.
+
+    `whole` (integer blocks): price-and-branch. Column generation closes the Lagrangian
+    relaxation (the blocks' whole proposals, its bound from their MIPs' dual bounds); then
+    the master picks one proposal per block (`Master.solve_whole`). That plan is the upper
+    bound; the gap to the Lagrangian bound is honest, not closed by branching: within
+    max(rel_tol, mip_gap) the stage is optimal, else feasible (the run says so)."""
+    log = StageLog(objective.name, whole=whole)
     start = time.perf_counter()
     master.set_stage(objective.name)
     center: np.ndarray | None = None
@@ -242,16 +297,17 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
         for b in sorted(pool.rebuilt):
             master.drop_block(b)
         at = np.zeros(lo.size) if warm is None else _clip(warm, lo, hi)
-        proposals = pool.price(objective.name, at)
+        proposals = pool.price(objective.name, at, _left(deadline))
         if any(p.id < 0 for p in proposals):
-            log.status = Status.INFEASIBLE
+            log.status = Status.NO_SOLUTION if _timed_out(proposals) else Status.INFEASIBLE
+            log.stopped = log.status is Status.NO_SOLUTION
             return log, values
         for p in proposals:
             master.add(p)
         pool.rebuilt.clear()
         if warm is not None:
-            log.lower_bound = (sum(p.value for p in proposals) + _lagrangian_rhs(at, lo, hi)
-                               + objective.constant)
+            log.lower_bound = (sum(_bound(p) for p in proposals)
+                               + _lagrangian_rhs(at, lo, hi) + objective.constant)
             center = at
     while True:
         log.iterations += 1
@@ -268,9 +324,13 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
             at = point if smooth == 0.0 or center is None else _clip(
                 smooth * center + (1 - smooth) * point, lo, hi)
             t0 = time.perf_counter()
-            proposals = pool.price(objective.name, at)
+            proposals = pool.price(objective.name, at, _left(deadline))
             log.pricing_seconds += time.perf_counter() - t0
             bad = [p for p in proposals if p.id < 0]
+            if bad and _timed_out(bad):  # the run's deadline, mid-pricing: stop as solved
+                log.stopped = True
+                log.status = Status.FEASIBLE if feasible else Status.NO_SOLUTION
+                break
             if bad:
                 log.status = Status.INFEASIBLE
                 log.seconds = time.perf_counter() - start
@@ -279,7 +339,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 master.drop_block(b)
             lost = lost or bool(pool.rebuilt)
             pool.rebuilt.clear()
-            bound = sum(p.value for p in proposals) + _lagrangian_rhs(at, lo, hi) \
+            bound = sum(_bound(p) for p in proposals) + _lagrangian_rhs(at, lo, hi) \
                 + objective.constant
             if bound > log.lower_bound:
                 log.lower_bound, center = bound, at
@@ -297,6 +357,8 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 break
             log.mispricings += 1
             smooth = 0.0  # mis-priced: the master's own duals this time
+        if log.stopped:
+            break
         log.columns = master.ncols - len(master.artificial)
         log.gap = rel_gap(log.upper_bound, log.lower_bound) if feasible else np.inf
         log.history.append((time.perf_counter() - start, log.lower_bound, log.upper_bound))
@@ -318,6 +380,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
         if log.iterations >= MAX_ITERATIONS or (deadline is not None
                                                 and time.monotonic() > deadline):
             log.status = Status.FEASIBLE if feasible else Status.NO_SOLUTION
+            log.stopped = True
             break
     # Read the final column values after the last columns were added: one more master solve.
     obj, final_prices, _, art, values = master.solve()
@@ -326,5 +389,19 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
     if art <= tiny and obj + objective.constant < log.upper_bound:
         log.upper_bound = obj + objective.constant
         log.gap = rel_gap(log.upper_bound, log.lower_bound)
+    if whole and log.status.has_solution:
+        log.relaxation = log.upper_bound
+        left = None if deadline is None else deadline - time.monotonic()
+        _status, chosen, _mip_bound, art, picked = master.solve_whole(left, mip_gap)
+        if picked.size and art <= tiny:
+            values = picked
+            log.upper_bound = chosen + objective.constant
+            log.gap = rel_gap(log.upper_bound, log.lower_bound)
+            if not log.stopped:
+                log.status = (Status.OPTIMAL if log.gap <= max(rel_tol, mip_gap)
+                              else Status.FEASIBLE)
+        else:  # no whole plan combines the proposals found (nor does a monolithic proof)
+            log.status, log.upper_bound, log.gap = Status.NO_SOLUTION, np.inf, np.inf
+            values = np.zeros(0)
     log.seconds = time.perf_counter() - start
     return log, values

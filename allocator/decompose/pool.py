@@ -54,8 +54,11 @@ class LocalPool:
         for owner in self.owners:
             owner.set_holds(holds)
 
-    def price(self, stage: str, prices: np.ndarray) -> list[Proposal]:
-        return [p for owner in self.owners for p in owner.price(stage, prices)]
+    def price(self, stage: str, prices: np.ndarray,
+              seconds: float | None = None) -> list[Proposal]:
+        ends = None if seconds is None else time.perf_counter() + seconds
+        return [p for owner in self.owners for p in owner.price(
+            stage, prices, None if ends is None else ends - time.perf_counter())]
 
     def combine(self, weights: dict[int, dict[int, float]]) -> dict[int, tuple[np.ndarray,
                                                                                np.ndarray]]:
@@ -139,8 +142,9 @@ class DaskPool:
         self.holds = list(holds)
         self._call("set_holds", self.holds)
 
-    def price(self, stage: str, prices: np.ndarray) -> list[Proposal]:
-        answers = self._call("price", stage, prices)
+    def price(self, stage: str, prices: np.ndarray,
+              seconds: float | None = None) -> list[Proposal]:
+        answers = self._call("price", stage, prices, seconds)
         self.bytes_sent += len(self.actors) * (prices.nbytes + len(stage))
         self.bytes_sent += sum(len(pickle.dumps(a, protocol=5)) for a in answers)
         return [p for answer in answers for p in answer]

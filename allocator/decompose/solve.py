@@ -28,6 +28,7 @@ from allocator.solvers.lexicographic import SolveResult, StageResult
 # Stages other than the last are solved this much tighter than rel_tol, so that the hold
 # (upper bound + rel_tol) sits where a monolithic solve's would, within a hundredth.
 HELD_STAGE_TIGHTENING = 0.01
+WHOLE_MIP_GAP = 1e-4  # HiGHS's default mip_rel_gap: what "optimal" means for a MIP stage
 GATHER_TRIES = 3  # workers lost while the plan is gathered: the last stage re-priced
 
 
@@ -86,16 +87,19 @@ def solve_decomposed(
     on_iteration: Callable[[Any, str, int], None] | None = None,
     on_stage: Callable[[StageResult], None] | None = None,
     warm_prices: dict[str, dict[str, float]] | None = None,
+    mip_gap: float | None = None,
 ) -> tuple[SolveResult, Decomposition]:
     """Solve the stages by Dantzig-Wolfe on `client`'s cluster (None: in this process).
 
     `on_iteration(pool, stage, iteration)` is told before each iteration (the fault test
     kills a worker from it). `warm_prices`: an earlier run's `Decomposition.all_prices`,
-    matched by row label (rows it lacks start at 0)."""
+    matched by row label (rows it lacks start at 0). An integer model (whole mode) is solved
+    by price-and-branch (`master.solve_stage(whole=True)`): `mip_gap` (default HiGHS's,
+    1e-4) is the gap within which a stage counts as optimal; the gap is never hidden."""
     began = time.perf_counter()
     deadline = None if time_limit is None else time.monotonic() + time_limit
-    if model.num_integer:
-        raise ValueError("decomposition solves LPs only (whole mode is not decomposed)")
+    whole = bool(model.num_integer)
+    gap_tol = WHOLE_MIP_GAP if mip_gap is None else float(mip_gap)
     part = partition if partition is not None else find_blocks(model)
     data = block_data(model, part, objectives)
     if client is not None:
@@ -124,7 +128,8 @@ def solve_decomposed(
             earlier = (warm_prices or {}).get(objective.name)
             warm = None if earlier is None else np.array([earlier.get(k, 0.0) for k in labels])
             log, values = solve_stage(master, pool, objective, tol, abs_tol, hold_limits,
-                                      deadline, hook, warm=warm)
+                                      deadline, hook, warm=warm, whole=whole,
+                                      mip_gap=gap_tol)
             info.stages.append(log)
             info.prices[objective.name] = _prices(model, part.linking, log.prices)
             if log.final is not None:
@@ -137,6 +142,9 @@ def solve_decomposed(
                                               np.inf, log.seconds))
                     values = np.zeros(0)
                 message = f"stage '{objective.name}': {log.status.value} (decomposed)"
+                if whole and log.status is Status.NO_SOLUTION and not log.stopped:
+                    message += (": no whole plan combines the blocks' proposals "
+                                "(price-and-branch); solve it without --decompose")
                 break
             hold = None
             if not last:
@@ -145,14 +153,14 @@ def solve_decomposed(
                                 log.gap, log.seconds, hold_rhs=hold)
             stages.append(stage)
             if log.status is Status.FEASIBLE:
-                status = Status.FEASIBLE
+                status = Status.FEASIBLE  # stopped, or (whole mode) a gap left open
             if on_stage is not None:
                 on_stage(stage)
             if hold is not None:
                 hold_limits.append(hold - objective.constant)
                 master.hold(objective.name, hold - objective.constant)
                 pool.set_holds(master.holds)
-            if log.status is Status.FEASIBLE:
+            if log.stopped:
                 break
         x = None
         for _attempt in range(GATHER_TRIES):
@@ -175,7 +183,8 @@ def solve_decomposed(
                     master.add(p)
                 pool.rebuilt.clear()
                 log, values = solve_stage(master, pool, objective, rel_tol, abs_tol,
-                                          hold_limits, deadline, hook)
+                                          hold_limits, deadline, hook, whole=whole,
+                                          mip_gap=gap_tol)
                 info.stages[-1] = log
                 stages[-1] = replace(stages[-1], status=log.status,
                                      objective=log.upper_bound, bound=log.lower_bound,
@@ -207,6 +216,13 @@ def solve_decomposed(
              f"{max((s.gap for s in info.stages), default=0.0):.2g}",)
     if info.rebuilds:
         notes += (f"decomposed: {info.rebuilds} block owner(s) rebuilt after a lost worker",)
+    if whole and x is not None:
+        gaps = ", ".join(f"{s.name} {s.gap:.2g}" for s in info.stages)
+        notes += ("decomposed whole mode (price-and-branch): each block's whole proposals "
+                  "from column generation, then one proposal per block chosen by the master; "
+                  f"the gap to the Lagrangian bound, which no whole plan can beat, is {gaps} "
+                  f"(a stage within {gap_tol:g} counts as optimal; the gap is not closed by "
+                  "branching)",)
     result = SolveResult(status, "highs (decomposed)", tuple(stages), x,
                          time.perf_counter() - began, notes, message)
     return result, info

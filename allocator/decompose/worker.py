@@ -19,6 +19,14 @@ import scipy.sparse as sp
 
 from allocator.solvers.highs import _finite, checked, new_highs
 
+# A whole-mode block's MIP is closed to this gap at each pricing: its proposal need not be
+# the block's exact optimum (the master only needs improving columns), and the Lagrangian
+# bound uses the MIP's dual bound, so the certificate holds either way.
+BLOCK_MIP_GAP = 1e-4
+# ... and within a deterministic count of branch-and-bound nodes (a block's MIP at some prices
+# can take minutes to close): the incumbent is the proposal, the dual bound the certificate.
+BLOCK_MIP_NODES = 100
+
 
 @dataclass
 class BlockData:
@@ -33,6 +41,7 @@ class BlockData:
     ub: np.ndarray
     linking: sp.csr_array  # linking rows x block columns
     objectives: dict[str, np.ndarray]  # stage name -> cost on the block's columns
+    integer: np.ndarray | None = None  # whole mode: the block's integer columns (mask)
 
     @property
     def nbytes(self) -> int:
@@ -54,6 +63,10 @@ class Proposal:
     linking: np.ndarray  # linking-row activity of the proposal
     objectives: dict[str, float]  # every stage objective at the proposal
     seconds: float = 0.0
+    # A lower bound on the block's priced optimum: `value` for an LP block; for a whole-mode
+    # block (a MIP solved to BLOCK_MIP_GAP), HiGHS's dual bound, so that the Lagrangian bound
+    # stays a bound when the block's MIP is not closed.
+    bound: float = float("nan")
 
 
 @dataclass
@@ -77,6 +90,12 @@ class BlockOwner:
             empty = np.zeros(0, dtype=np.int32)
             checked(highs.addCols(n, np.zeros(n), _finite(data.lb), _finite(data.ub), 0,
                                   empty, empty, np.zeros(0)), "a block's columns")
+            if data.integer is not None and data.integer.any():
+                checked(highs.changeColsIntegrality(
+                    n, np.arange(n, dtype=np.int32),
+                    np.where(data.integer, 1, 0).astype(np.uint8)), "a block's integers")
+                highs.setOptionValue("mip_rel_gap", BLOCK_MIP_GAP)
+                highs.setOptionValue("mip_max_nodes", BLOCK_MIP_NODES)
             if data.rows.shape[0]:
                 checked(highs.addRows(data.rows.shape[0], _finite(data.row_lo),
                                       _finite(data.row_hi), data.rows.nnz,
@@ -92,9 +111,14 @@ class BlockOwner:
         """The stage objectives held so far: their rows are linking rows after the others."""
         self.holds = list(holds)
 
-    def price(self, stage: str, prices: np.ndarray) -> list[Proposal]:
-        """Each block's best proposal at these linking-row prices (min c x - prices A_L x)."""
+    def price(self, stage: str, prices: np.ndarray,
+              seconds: float | None = None) -> list[Proposal]:
+        """Each block's best proposal at these linking-row prices (min c x - prices A_L x).
+        `seconds`: what is left of the run's time limit (seconds, not an instant: the
+        workers' clocks are their own); a block stopped by it without a plan answers with
+        status "Time limit reached" and id -1."""
         out = []
+        ends = None if seconds is None else time.perf_counter() + max(0.01, seconds)
         base = prices.size - len(self.holds)
         for index, block in self.blocks.items():
             start = time.perf_counter()
@@ -105,19 +129,36 @@ class BlockOwner:
             n = data.cols.size
             checked(block.highs.changeColsCost(n, np.arange(n, dtype=np.int32), cost),
                     "a block's costs")
+            if ends is not None and time.perf_counter() >= ends:  # none starts past it
+                out.append(Proposal(index, -1, "Time limit reached", float("nan"),
+                                    np.zeros(0), {}, 0.0))
+                continue
+            if ends is not None:  # HiGHS's clock runs across calls: add what was used
+                block.highs.setOptionValue("time_limit", block.highs.getRunTime()
+                                           + max(0.01, ends - time.perf_counter()))
             block.highs.run()
             status = block.highs.modelStatusToString(block.highs.getModelStatus())
-            if block.highs.getModelStatus().name != "kOptimal":
+            stopped_with_plan = (data.integer is not None and data.integer.any()
+                                 and block.highs.getInfo().primal_solution_status == 2
+                                 and block.highs.getModelStatus().name != "kInfeasible")
+            if block.highs.getModelStatus().name != "kOptimal" and not stopped_with_plan:
                 out.append(Proposal(index, -1, status, float("nan"), np.zeros(0), {},
                                     time.perf_counter() - start))
                 continue
             x = np.asarray(block.highs.getSolution().col_value)
+            if data.integer is not None and data.integer.any():
+                x = x.copy()  # whole FTE exactly (HiGHS leaves integers within tolerance)
+                x[data.integer] = np.round(x[data.integer])
+                bound = float(block.highs.getInfo().mip_dual_bound)
+            else:
+                bound = float(cost @ x)
             block.proposals.append(x)
+            value = float(cost @ x)
             out.append(Proposal(
-                index, len(block.proposals) - 1, status, float(cost @ x),
+                index, len(block.proposals) - 1, status, value,
                 np.asarray(data.linking @ x),
                 {name: float(c @ x) for name, c in data.objectives.items()},
-                time.perf_counter() - start))
+                time.perf_counter() - start, min(bound, value)))
         return out
 
     def combine(self, weights: dict[int, dict[int, float]]) -> dict[int, tuple[np.ndarray,
