@@ -22,6 +22,7 @@ from allocator.analysis.stage import analyze_stage, resolve_stage_sensitivities
 from allocator.bundle import BUNDLE_FILE, expected_files, write_bundle
 from allocator.core.model import LinearModel, Objective
 from allocator.decompose.entry import solve_if_wanted
+from allocator.decompose.prices import PRICES_FILE, prices_frame, read_prices
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
 from allocator.formulations.base import Built, Formulation
@@ -509,13 +510,19 @@ def solve_scenario(
                                            scenario.solver.name, ops.model.maximize,
                                            on_stage) as staged:
             # --decompose (allocator/decompose/entry.py): Dantzig-Wolfe on Dask instead
+            # (an earlier run's master prices, when it was decomposed too, start it warm)
+            earlier = read_prices(warm_from) if warm_from is not None else None
             decomposed = solve_if_wanted(ops.model, objectives, scenario.objective.rel_tol,
                                          scenario.objective.abs_tol, settings.time_limit,
-                                         scenario.solver.mip_gap)
+                                         scenario.solver.mip_gap, earlier)
             if decomposed is not None:
-                result, decomposition = decomposed
-                warm_notes = ([f"warm start from {warm.source} not used: decomposed solve"]
-                              if warm is not None else [])
+                result, decomposition, master_prices = decomposed
+                source = warm.source if warm is not None else str(warm_from)
+                warm_notes = [] if warm_from is None else [
+                    f"warm start from {source}: the decomposition's master started from its "
+                    f"prices ({PRICES_FILE})" if earlier is not None else
+                    f"warm start from {source} not used: decomposed solve, and that run has "
+                    f"no {PRICES_FILE} (it was not decomposed)"]
             else:
                 loading = time.monotonic()
                 backend, warm_notes = start_backend(ops.model, scenario.solver.name, settings,
@@ -530,7 +537,8 @@ def solve_scenario(
         analyses.stop()
         raise
     notes = [*warm_notes, *result.notes]
-    if warm is not None and not warm_notes[0].startswith(f"warm start from {warm.source} not"):
+    if warm is not None and decomposed is None and not warm_notes[0].startswith(
+            f"warm start from {warm.source} not"):
         iterations = iteration_note(backend, [s.name for s in result.stages])
         notes.extend([iterations] if iterations else [])
     if not result.status.has_solution or result.x is None:
@@ -551,6 +559,8 @@ def solve_scenario(
             if result.status.has_solution and result.x is not None:
                 _write_plan(run, folder)
                 plan_names = list(run.tables)
+                if decomposed is not None:  # the finance figure at this scale, and tomorrow's
+                    folder.table("master_prices", prices_frame(master_prices))  # warm start
                 with clock.phase("warm"):  # what tomorrow's run starts from
                     write_basis(folder.tmp / BASIS_FILE, ops.model, bases, result.x)
                 _write_extras(run, folder)

@@ -376,3 +376,48 @@ def test_whole_mode_keeps_the_time_limit(tmp_path: Path) -> None:
     assert elapsed < limit + 20.0
     stage = run.summary["decomposition"]["stages"][0]
     assert stage["status"] in ("time limit, no solution", "feasible")
+
+
+@pytest.mark.slow
+def test_master_prices_file_and_tomorrows_warm_start(tmp_path: Path) -> None:
+    """master_prices.csv holds every linking row's price per stage; in the first stage they
+    are the monolithic duals of the same rows (a cold HiGHS solve, matched by label). The next
+    decomposed run of the scenario starts from them (the run store's last run, by default),
+    says so, and still reaches the monolithic optimum."""
+    tables = generate_ops(SIZES["small"], 0, "nested")
+    day1 = write_ops_instance(tables, tmp_path / "day1")
+    first = run_cli("solve", day1, "--decompose", "regions", out=tmp_path / "run1")
+    assert first.code == 0, first.stderr
+    prices = pd.read_csv(tmp_path / "run1" / "master_prices.csv")
+    assert list(prices.columns) == ["stage", "row", "kind", "price"]
+    assert set(prices["stage"]) == {"service", "cost"}
+    assert (prices.loc[prices["kind"] == "hold", "row"] == "hold[service]").all()
+    scenario, built, _ = prepare(day1, [])
+    model = built.model
+    objectives = stage_objectives(model, scenario.objective.order, scenario.objective.mode,
+                                  dict(scenario.objective.weights))
+    mono = solve_stages(model, objectives, "highs", SolverSettings())
+    from allocator.core.checks import row_label
+
+    dual = {row_label(model, i): float(mono.stages[0].row_dual[i])
+            for i in range(model.num_rows)}
+    service = prices[prices["stage"] == "service"]
+    assert service["price"].to_numpy() == pytest.approx(
+        np.array([dual[r] for r in service["row"]]), abs=1e-7)
+    # tomorrow: demand moved, the same scenario file: warm from the store's last run
+    targets = tables["targets"].copy()
+    targets["demand"] *= 1 + np.random.default_rng(3).uniform(-0.02, 0.02, len(targets))
+    targets.to_csv(day1.parent / "targets.csv", index=False)
+    second = run_cli("solve", day1, "--decompose", "regions", out=tmp_path / "run2")
+    assert second.code == 0, second.stderr
+    notes = " ".join(second.summary["notes"])
+    assert "the decomposition's master started from its prices" in notes, notes
+    assert "stage 'service' started from earlier prices" in notes
+    _, built2, _ = prepare(day1, [])
+    mono2 = solve_stages(built2.model, stage_objectives(
+        built2.model, scenario.objective.order, scenario.objective.mode,
+        dict(scenario.objective.weights)), "highs", SolverSettings())
+    for stage in mono2.stages:
+        assert second.summary["objectives"][stage.name] == pytest.approx(
+            stage.objective, rel=scenario.objective.rel_tol * 2, abs=1e-9)
+    assert check_plan(day1, second.table("plan")).violations == []

@@ -74,9 +74,11 @@ def close(client: Any, cluster: Any) -> None:
 
 def solve_if_wanted(model: LinearModel, objectives: list[Any], rel_tol: float, abs_tol: float,
                     time_limit: float | None, mip_gap: float | None = None,
-                    ) -> tuple[Any, dict[str, Any]] | None:
+                    warm_prices: dict[str, dict[str, float]] | None = None,
+                    ) -> tuple[Any, dict[str, Any], dict[str, dict[str, float]]] | None:
     """The decomposed solve when the request asks for it (None: solve monolithic), with
-    what summary.json reports of it."""
+    what summary.json reports of it and every linking row's final price by stage
+    (master_prices.csv; `warm_prices`: an earlier run's, to start from)."""
     req = _request
     if not wanted(model, req):
         return None
@@ -89,7 +91,8 @@ def solve_if_wanted(model: LinearModel, objectives: list[Any], rel_tol: float, a
     try:
         result, info = solve_decomposed(model, objectives, client=client, workers=req.workers,
                                         rel_tol=rel_tol, abs_tol=abs_tol,
-                                        time_limit=time_limit, mip_gap=mip_gap)
+                                        time_limit=time_limit, mip_gap=mip_gap,
+                                        warm_prices=warm_prices)
     finally:
         close(client, cluster)
-    return result, {"mode": req.mode, **info.as_json()}
+    return result, {"mode": req.mode, **info.as_json()}, info.all_prices

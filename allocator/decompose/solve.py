@@ -119,6 +119,7 @@ def solve_decomposed(
     status = Status.OPTIMAL
     values = np.zeros(0)
     hook = (lambda stage, it: on_iteration(pool, stage, it)) if on_iteration else None
+    warm_notes: list[str] = []
     message = ""
     try:
         for k, objective in enumerate(objectives):
@@ -127,6 +128,11 @@ def solve_decomposed(
             labels = [*linking_labels, *(f"hold[{h}]" for h in master.holds)]
             earlier = (warm_prices or {}).get(objective.name)
             warm = None if earlier is None else np.array([earlier.get(k, 0.0) for k in labels])
+            if earlier is not None:
+                matched = sum(label in earlier for label in labels)
+                warm_notes.append(f"decomposed: stage '{objective.name}' started from earlier "
+                                  f"prices ({matched} of {len(labels)} linking rows matched "
+                                  "by label)")
             log, values = solve_stage(master, pool, objective, tol, abs_tol, hold_limits,
                                       deadline, hook, warm=warm, whole=whole,
                                       mip_gap=gap_tol)
@@ -214,6 +220,7 @@ def solve_decomposed(
     notes: tuple[str, ...] = (f"decomposed: {info.blocks} blocks on {info.workers or 1} worker(s), "
              f"{info.linking_rows} linking rows, {iterations} iterations, final gap "
              f"{max((s.gap for s in info.stages), default=0.0):.2g}",)
+    notes += tuple(warm_notes)
     if info.rebuilds:
         notes += (f"decomposed: {info.rebuilds} block owner(s) rebuilt after a lost worker",)
     if whole and x is not None:
