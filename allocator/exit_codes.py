@@ -21,9 +21,11 @@ MEANINGS: dict[int, str] = {
     int(ExitCode.BAD_INPUT): "bad input or usage: every problem, with file, row and column",
     int(ExitCode.INFEASIBLE): "infeasible: no plan meets the hard constraints (diagnosis "
                               "written)",
-    int(ExitCode.TIME_LIMIT_NO_PLAN): "time limit reached with no plan",
+    int(ExitCode.TIME_LIMIT_NO_PLAN): "time limit reached with no plan (or, decomposed "
+                                      "whole mode, no whole plan among the proposals)",
     int(ExitCode.TIME_LIMIT_WITH_PLAN): "time limit reached with a plan not proven optimal "
-                                        "(written; --accept-timeout makes it 0)",
+                                        "(or, decomposed whole mode, a gap left open; "
+                                        "written; --accept-timeout makes it 0)",
     int(ExitCode.BENCH_WRONG_ANSWER): "a solver gave a wrong answer (against the checked "
                                       "optimum)",
     int(ExitCode.BENCH_REGRESSION): "compare --strict found a regression",

@@ -58,12 +58,7 @@ def _child(request: dict) -> None:
     """In the forked child: become `python -m allocator.cli ARGS` and never return."""
     code = 1
     try:
-        os.setpgid(0, 0)  # its own group: a timeout kills it and whatever it started
-        os.chdir(request["cwd"])
-        if request.get("umask") is not None:
-            os.umask(request["umask"])
-        os.environ.clear()
-        os.environ.update(request["env"])
+        # The output files first: whatever fails after this is said in them.
         stdin = os.open(os.devnull, os.O_RDONLY)
         out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -75,6 +70,12 @@ def _child(request: dict) -> None:
         sys.stdin = open(0, closefd=False)  # noqa: SIM115
         sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
+        os.setpgid(0, 0)  # its own group: a timeout kills it and whatever it started
+        os.chdir(request["cwd"])
+        if request.get("umask") is not None:
+            os.umask(request["umask"])
+        os.environ.clear()
+        os.environ.update(request["env"])
         sys.argv = [sys.argv[0], *request["args"]]
         from allocator.cli import main
 
@@ -99,6 +100,10 @@ def _child(request: dict) -> None:
 
         threading._shutdown()  # type: ignore[attr-defined]
         atexit._run_exitfuncs()
+    except BaseException:  # the set-up itself failed: say why, exit 1
+        import traceback
+
+        traceback.print_exc()
     finally:
         try:
             sys.stdout.flush()

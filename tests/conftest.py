@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -86,6 +87,7 @@ class _CliServer:
         self.pending = b""
         self.lock = threading.Lock()
         self.files = Path(tempfile.mkdtemp(prefix="allocator-cli-"))
+        atexit.register(shutil.rmtree, self.files, True)
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self.process is None or self.process.poll() is not None:
@@ -125,22 +127,36 @@ class _CliServer:
         process = self._start()
         assert process.stdin is not None and process.stdout is not None
         stdout, stderr = self.files / "stdout", self.files / "stderr"
+        for stale in (stdout, stderr):  # never read an earlier call's output as this one's
+            stale.unlink(missing_ok=True)
         request = {"args": argv, "cwd": str(cwd), "env": env, "umask": umask,
                    "stdout": str(stdout), "stderr": str(stderr)}
         process.stdin.write(json.dumps(request).encode() + b"\n")
         process.stdin.flush()
         fd = process.stdout.fileno()
-        started = self._line(fd, None)
-        assert started is not None
-        ended = self._line(fd, timeout)
+        started: dict | None = None
+        try:
+            started = self._line(fd, None)
+            assert started is not None
+            ended = self._line(fd, timeout)
+        except BaseException:  # Ctrl-C, or the server died: no child left, a fresh server
+            if started is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(started["pid"], signal.SIGKILL)
+            process.kill()
+            process.wait()
+            self.process = None
+            raise
         if ended is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(started["pid"], signal.SIGKILL)
             self._line(fd, None)
             raise subprocess.TimeoutExpired(["allocator", *argv], timeout)
         code = os.waitstatus_to_exitcode(ended["status"])
-        return (code, stdout.read_text(encoding="utf-8", errors="replace"),
-                stderr.read_text(encoding="utf-8", errors="replace"))
+        def text(path: Path) -> str:
+            return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+        return code, text(stdout), text(stderr)
 
 
 _SERVER = _CliServer()

@@ -48,8 +48,10 @@ def wanted(model: LinearModel, req: Request | None = None) -> bool:
     req = req or _request
     if req.mode == "off":
         return False
-    if req.mode == "regions":
+    if req.mode == "regions":  # whole mode too: price-and-branch, asked for by name
         return True
+    if model.num_integer:  # auto never trades HiGHS's branch-and-bound for an open gap
+        return False
     return req.scheduler is not None or model.nnz >= AUTO_NONZEROS
 
 

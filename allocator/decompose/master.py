@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from allocator.core.model import LinearModel, Objective
 from allocator.decompose.blocks import Partition
-from allocator.decompose.worker import BlockData, Proposal
+from allocator.decompose.worker import BLOCK_MIP_GAP, BlockData, Proposal
 from allocator.solvers.base import Status, rel_gap
 from allocator.solvers.highs import _finite, checked, new_highs
 
@@ -183,26 +183,30 @@ class Master:
         self.holds.append(name)  # its limit is kept by the caller (`hold_limits`)
         self._artificial(self.lo.size + self.blocks + len(self.holds) - 1)
 
-    def solve_whole(self, time_limit: float | None, mip_gap: float
+    def solve_whole(self, time_limit: float | None, mip_gap: float,
+                    whole_blocks: frozenset[int] | None = None,
                     ) -> tuple[str, float, float, float, np.ndarray]:
         """Price-and-branch's last step: the master with one whole proposal per block (its
         columns binary), the penalty columns still allowed (then no whole plan combines the
         columns found). Status, objective, the MIP's own bound, the penalty columns' total,
         and the column values; the master is an LP again afterwards."""
-        cols = np.array(self.where, dtype=np.int32)
+        cols = np.array([w for w, (b, _, _) in zip(self.where, self.columns, strict=True)
+                         if whole_blocks is None or b in whole_blocks], dtype=np.int32)
         highs = self.highs
         checked(highs.changeColsIntegrality(cols.size, cols, np.ones(cols.size, np.uint8)),
                 "the master's proposals as whole choices")
         highs.setOptionValue("mip_rel_gap", float(mip_gap))
-        limit = 1e30 if time_limit is None else highs.getRunTime() + max(0.5, time_limit)
-        highs.setOptionValue("time_limit", float(limit))
+        # a MIP's time limit counts from the start of its own solve (an LP's does not)
+        highs.setOptionValue("time_limit", 1e30 if time_limit is None
+                             else float(max(0.5, time_limit)))
         try:
             highs.run()
             status = highs.modelStatusToString(highs.getModelStatus())
             info = highs.getInfo()
             if info.primal_solution_status != 2:  # no whole plan found at all
                 return status, np.inf, float(info.mip_dual_bound), np.inf, np.zeros(0)
-            value = np.asarray(highs.getSolution().col_value)
+            value = np.asarray(highs.getSolution().col_value).copy()
+            value[cols] = np.round(value[cols])  # chosen or not, exactly (0.9999995 is 1)
             return (status, float(info.objective_function_value), float(info.mip_dual_bound),
                     float(value[self.artificial].sum()), value)
         finally:
@@ -271,6 +275,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 on_iteration: Callable[[str, int], None] | None = None,
                 alpha: float = ALPHA, warm: np.ndarray | None = None,
                 whole: bool = False, mip_gap: float = 1e-4,
+                whole_blocks: frozenset[int] = frozenset(),
                 ) -> tuple[StageLog, np.ndarray]:
     """Column generation for one stage until the gap is within rel_tol; returns its log
     and the master's column values at the end. `warm`: prices of the linking rows (base
@@ -283,6 +288,8 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
     bound; the gap to the Lagrangian bound is honest, not closed by branching: within
     max(rel_tol, mip_gap) the stage is optimal, else feasible (the run says so)."""
     log = StageLog(objective.name, whole=whole)
+    if whole:  # the blocks' MIPs are closed to BLOCK_MIP_GAP: no tighter than that
+        rel_tol = max(rel_tol, BLOCK_MIP_GAP)
     start = time.perf_counter()
     master.set_stage(objective.name)
     center: np.ndarray | None = None
@@ -298,9 +305,10 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
             master.drop_block(b)
         at = np.zeros(lo.size) if warm is None else _clip(warm, lo, hi)
         proposals = pool.price(objective.name, at, _left(deadline))
-        if any(p.id < 0 for p in proposals):
-            log.status = Status.NO_SOLUTION if _timed_out(proposals) else Status.INFEASIBLE
-            log.stopped = log.status is Status.NO_SOLUTION
+        if any(p.id < 0 for p in proposals):  # a block with no column cannot start
+            stopped = _timed_out(proposals) or any(p.id == -2 for p in proposals)
+            log.status = Status.NO_SOLUTION if stopped else Status.INFEASIBLE
+            log.stopped = stopped
             return log, values
         for p in proposals:
             master.add(p)
@@ -326,7 +334,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
             t0 = time.perf_counter()
             proposals = pool.price(objective.name, at, _left(deadline))
             log.pricing_seconds += time.perf_counter() - t0
-            bad = [p for p in proposals if p.id < 0]
+            bad = [p for p in proposals if p.id == -1]  # -2: no proposal, a bound
             if bad and _timed_out(bad):  # the run's deadline, mid-pricing: stop as solved
                 log.stopped = True
                 log.status = Status.FEASIBLE if feasible else Status.NO_SOLUTION
@@ -345,6 +353,8 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 log.lower_bound, center = bound, at
             added = 0
             for p in proposals:
+                if p.id < 0:
+                    continue
                 reduced = (p.objectives[objective.name] - float(prices[:master.lo.size]
                                                                 @ p.linking)
                            - sum(prices[master.lo.size + k] * p.objectives[h]
@@ -368,6 +378,8 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
         if feasible and (log.gap <= rel_tol or abs(log.upper_bound - log.lower_bound) <= abs_tol):
             break
         if not added:
+            if feasible and whole:  # block MIPs are closed to a gap: no proof, keep the bound
+                break
             if feasible:  # no improving column at the master's duals: the master is optimal
                 log.lower_bound = max(log.lower_bound, log.upper_bound)
                 log.gap = 0.0
@@ -392,7 +404,8 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
     if whole and log.status.has_solution:
         log.relaxation = log.upper_bound
         left = None if deadline is None else deadline - time.monotonic()
-        _status, chosen, _mip_bound, art, picked = master.solve_whole(left, mip_gap)
+        _status, chosen, _mip_bound, art, picked = master.solve_whole(left, mip_gap,
+                                                                       whole_blocks)
         if picked.size and art <= tiny:
             values = picked
             log.upper_bound = chosen + objective.constant

@@ -102,6 +102,8 @@ def solve_decomposed(
     gap_tol = WHOLE_MIP_GAP if mip_gap is None else float(mip_gap)
     part = partition if partition is not None else find_blocks(model)
     data = block_data(model, part, objectives)
+    whole_blocks = frozenset(d.index for d in data if d.integer is not None
+                             and d.integer.any())
     if client is not None:
         workers = len(client.scheduler_info(n_workers=-1)["workers"]) or workers
     groups = [[data[b] for b in owned] for owned in pack_blocks(part, model, max(1, workers))]
@@ -133,9 +135,10 @@ def solve_decomposed(
                 warm_notes.append(f"decomposed: stage '{objective.name}' started from earlier "
                                   f"prices ({matched} of {len(labels)} linking rows matched "
                                   "by label)")
+            before = values  # an earlier stage's plan stands if this one finds none
             log, values = solve_stage(master, pool, objective, tol, abs_tol, hold_limits,
                                       deadline, hook, warm=warm, whole=whole,
-                                      mip_gap=gap_tol)
+                                      mip_gap=gap_tol, whole_blocks=whole_blocks)
             info.stages.append(log)
             info.prices[objective.name] = _prices(model, part.linking, log.prices)
             if log.final is not None:
@@ -147,6 +150,8 @@ def solve_decomposed(
                     stages.append(StageResult(objective.name, log.status, np.nan, np.nan,
                                               np.inf, log.seconds))
                     values = np.zeros(0)
+                else:
+                    values = before
                 message = f"stage '{objective.name}': {log.status.value} (decomposed)"
                 if whole and log.status is Status.NO_SOLUTION and not log.stopped:
                     message += (": no whole plan combines the blocks' proposals "
@@ -185,12 +190,17 @@ def solve_decomposed(
                 # left): every block priced at the stage's last prices.
                 final = info.stages[-1].final
                 at = final if final is not None else np.zeros(master.linking_rows)
-                for p in pool.price(objective.name, at):
+                priced = pool.price(objective.name, at, None if deadline is None
+                                    else deadline - time.monotonic())
+                if any(p.id < 0 for p in priced):  # cannot rebuild the stage: no plan
+                    values = np.zeros(0)
+                    break
+                for p in priced:
                     master.add(p)
                 pool.rebuilt.clear()
                 log, values = solve_stage(master, pool, objective, rel_tol, abs_tol,
                                           hold_limits, deadline, hook, whole=whole,
-                                          mip_gap=gap_tol)
+                                          mip_gap=gap_tol, whole_blocks=whole_blocks)
                 info.stages[-1] = log
                 stages[-1] = replace(stages[-1], status=log.status,
                                      objective=log.upper_bound, bound=log.lower_bound,

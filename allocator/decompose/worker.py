@@ -116,7 +116,9 @@ class BlockOwner:
         """Each block's best proposal at these linking-row prices (min c x - prices A_L x).
         `seconds`: what is left of the run's time limit (seconds, not an instant: the
         workers' clocks are their own); a block stopped by it without a plan answers with
-        status "Time limit reached" and id -1."""
+        status "Time limit reached" and id -1 (infeasible and unbounded blocks too, with
+        their status); a whole-mode block whose node count ran out before any plan answers
+        id -2 with its dual bound (no proposal this round)."""
         out = []
         ends = None if seconds is None else time.perf_counter() + max(0.01, seconds)
         base = prices.size - len(self.holds)
@@ -133,15 +135,24 @@ class BlockOwner:
                 out.append(Proposal(index, -1, "Time limit reached", float("nan"),
                                     np.zeros(0), {}, 0.0))
                 continue
-            if ends is not None:  # HiGHS's clock runs across calls: add what was used
-                block.highs.setOptionValue("time_limit", block.highs.getRunTime()
-                                           + max(0.01, ends - time.perf_counter()))
+            whole = data.integer is not None and bool(data.integer.any())
+            left = None if ends is None else max(0.01, ends - time.perf_counter())
+            # HiGHS times an LP on a clock that runs across calls (add what was used), a MIP
+            # from the start of its own solve.
+            block.highs.setOptionValue("time_limit", float("inf") if left is None else
+                                       left if whole else block.highs.getRunTime() + left)
             block.highs.run()
+            model_status = block.highs.getModelStatus().name
             status = block.highs.modelStatusToString(block.highs.getModelStatus())
-            stopped_with_plan = (data.integer is not None and data.integer.any()
-                                 and block.highs.getInfo().primal_solution_status == 2
-                                 and block.highs.getModelStatus().name != "kInfeasible")
-            if block.highs.getModelStatus().name != "kOptimal" and not stopped_with_plan:
+            has_plan = block.highs.getInfo().primal_solution_status == 2
+            if model_status != "kOptimal" and not (whole and has_plan):
+                if whole and model_status in ("kSolutionLimit", "kIterationLimit"):
+                    # the node count ran out before a whole plan: no proposal this round,
+                    # but the MIP's dual bound still bounds the block (id -2)
+                    out.append(Proposal(index, -2, status, float("nan"), np.zeros(0), {},
+                                        time.perf_counter() - start,
+                                        float(block.highs.getInfo().mip_dual_bound)))
+                    continue
                 out.append(Proposal(index, -1, status, float("nan"), np.zeros(0), {},
                                     time.perf_counter() - start))
                 continue

@@ -312,6 +312,8 @@ def _walk(highs, row: int, solve_at,
         probe = high + max(1e-6 * max(1.0, abs(high)), 1e-7)
         nxt = solve_at(highs, row, -1e30, 0.0, True, probe)
         used += 1
+        if nxt is None and highs.getModelStatus().name == "kTimeLimit":
+            return (dual, np.nan), used  # the deadline cut the walk: how far is unknown
         if nxt is None or abs(nxt[1] - dual) > 1e-9 * max(1.0, abs(dual)):
             return (dual, high), used  # the price changes just past `high`
         if nxt[3] <= probe:
