@@ -360,3 +360,14 @@ def test_validate_bad_scenario(case: Path) -> None:
     assert run.code == BAD_INPUT, run.stderr
     assert_problem(run, case / "targets.csv", 2, "min_level", "<= 1")
     assert sorted(p.name for p in case.parent.iterdir()) == ["case"]
+
+
+def test_every_rejected_solver_option_is_named_at_once(case: Path) -> None:
+    """Solver options HiGHS refuses: all of them in one message, a misspelt name with the
+    real one it is closest to (HiGHS's own option list), a bad value as a bad value."""
+    run = solve_bad(case, "--set", "solver.options.presolv=\"off\"", "--set",
+                    "solver.options.simplex_strategy=\"x\"", "--set",
+                    "solver.options.zzzz_qqqq=1")
+    assert "presolv = 'off' (no such option; did you mean 'presolve'?)" in run.stderr
+    assert "simplex_strategy = 'x' (a value HiGHS does not take for it)" in run.stderr
+    assert "zzzz_qqqq = 1 (no such option)" in run.stderr

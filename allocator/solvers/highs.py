@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -94,6 +94,27 @@ def clone_at_basis(highs: highspy.Highs) -> highspy.Highs:
     checked(clone.passModel(highs.getLp()), "the copy of the model")
     clone.setBasis(highs.getBasis())
     return clone
+
+
+def _rejected_options(rejected: list[tuple[str, Any]]) -> Exception:
+    import difflib
+
+    import highspy
+
+    from allocator.errors import InputError, Problem
+
+    names = [n for n in dir(highspy.HighsOptions()) if not n.startswith("_")]
+    problems = []
+    for key, value in rejected:
+        if key in names:
+            why = " (a value HiGHS does not take for it)"
+        else:
+            close = difflib.get_close_matches(key, names, n=1)
+            why = (f" (no such option; did you mean '{close[0]}'?)" if close
+                   else " (no such option)")
+        problems.append(Problem("solver.options", f"HiGHS rejected option {key} = {value!r}"
+                                + why))
+    return InputError(problems)
 
 
 def load_into_highs(
@@ -192,12 +213,10 @@ class HighsBackend(Backend):
             # (analysis, MPS reading) may have started it with another size, and then every
             # run fails with "Not Set". Reset the pool: our solves are sequential.
             self.highs.resetGlobalScheduler(True)
-        for key, value in opts.items():
-            status = self.highs.setOptionValue(key, value)
-            if status.name == "kError" if hasattr(status, "name") else False:
-                from allocator.errors import InputError
-
-                raise InputError(f"HiGHS rejected option {key} = {value!r}", "solver.options")
+        rejected = [(key, value) for key, value in opts.items()
+                    if getattr(self.highs.setOptionValue(key, value), "name", "") == "kError"]
+        if rejected:  # every one at once, with the nearest real name for a misspelt one
+            raise _rejected_options(rejected)
         # method = "auto": interior point (with crossover, so a basis exists for ranging) for
         # the first stage of a large LP with coupling rows, where it was measured 3-12x faster
         # than dual simplex; dual simplex otherwise (faster without coupling rows), and for
