@@ -227,7 +227,8 @@ def solve_decomposed(
     elif status.has_solution:
         status = Status.ERROR
     iterations = sum(s.iterations for s in info.stages)
-    notes: tuple[str, ...] = (f"decomposed: {info.blocks} blocks on {info.workers or 1} worker(s), "
+    blocks = f"{info.blocks} block{'' if info.blocks == 1 else 's'}"
+    notes: tuple[str, ...] = (f"decomposed: {blocks} on {info.workers or 1} worker(s), "
              f"{info.linking_rows} linking rows, {iterations} iterations, final gap "
              f"{max((s.gap for s in info.stages), default=0.0):.2g}",)
     notes += tuple(warm_notes)
