@@ -122,7 +122,8 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
           overrides: Sequence[str] = (), warm_from: str | Path | None = None,
           warm_source: str | None = None, log: RunLog | None = None, bundle: bool = False,
           on_progress: Callable[[Event], None] | None = None,
-          store: str | bool | None = None, **settings: Any) -> Run:
+          store: str | bool | None = None, record_as: str | Path | None = None,
+          **settings: Any) -> Run:
     """Solve a scenario file and return its run; the same pipeline as `allocator solve`.
 
     `settings` override the scenario's: `solver="glop"`, `time_limit=30`,
@@ -138,8 +139,10 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
     `store`: record the run in the run store as `allocator solve` does (docs/run-store.md):
     True for the default store (`--store`'s default: $ALLOCATOR_STORE, the scenario's
     `[store] url`, else the user's store), or a database URL or SQLite path. Off by default
-    in a notebook; the commands that solve (compare, replay) turn it on. A store that cannot
-    be written is a warning, never the run's failure.
+    in a notebook; `allocator compare` turns it on for the scenarios it solves. A store
+    that cannot be written is a warning, never the run's failure. `record_as`: the folder the store
+    names for the run when `out` is a temporary place it will be moved from (compare solves
+    into its own temporary folder, renamed when the comparison is whole).
     """
     import warnings
 
@@ -152,8 +155,9 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
         from allocator.store.db import resolve_url
         from allocator.store.record import Recording
 
-        url = resolve_url(None if store is True else str(store), Path(scenario), target)
-        recording = Recording(url, Path(scenario), target, every,
+        named = Path(record_as) if record_as is not None else target
+        url = resolve_url(None if store is True else str(store), Path(scenario), named)
+        recording = Recording(url, Path(scenario), named, every,
                               warn=lambda msg: warnings.warn(msg, stacklevel=3),
                               note=on_phase or (lambda msg: None))
 
@@ -174,5 +178,5 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
 
         recording.failed(exit_code_of(exc))
         raise
-    recording.finished(run.summary, target)
+    recording.finished(run.summary, Path(record_as) if record_as is not None else target)
     return run

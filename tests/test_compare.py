@@ -229,3 +229,35 @@ def test_page_opens_in_chromium(setup, tmp_path):
         assert heading in body
     if Path("/tmp/keep-alt-shot").exists():
         shutil.copy(tmp_path / "shot.png", "/tmp/keep-alt-shot/compare.png")
+
+
+def test_the_scenarios_solved_are_recorded_by_their_final_folders(tmp_path: Path) -> None:
+    """compare records each scenario it solves in the run store, as `allocator solve` does,
+    naming the folder the run ends in (OUT/runs/<name>, not the temporary one it was written
+    to): the store's status and objectives are those of that folder's summary.json.
+    --no-store records nothing."""
+    import json
+
+    base = _variant(tmp_path / "in", "base", {})
+    cut = _variant(tmp_path / "in", "cut", {"budgets.csv": ("all,all,1000", "all,all,250")})
+    out = tmp_path / "cmp"
+    run = run_cli("compare", base, cut, out=out)
+    assert run.code == 0, run.stderr
+    listed = run_cli("runs", "list", "--last", "0", "--json")
+    assert listed.code == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert sorted(Path(r["folder"]) for r in rows) == sorted(
+        [out / "runs" / "base", out / "runs" / "cut"])
+    for row in rows:
+        summary = json.loads((Path(row["folder"]) / "summary.json").read_text())
+        assert row["status"] == summary["status"]
+        shown = json.loads(run_cli("runs", "show", str(row["id"]), "--json").stdout)
+        assert shown["objectives"] == pytest.approx(summary["objectives"])
+    again = run_cli("compare", base, cut, "--no-store", out=tmp_path / "cmp2")
+    assert again.code == 0, again.stderr
+    assert len(json.loads(run_cli("runs", "list", "--last", "0", "--json").stdout)) == 2
+    # what-ifs are recorded, but tonight's solve of the scenario does not start from one
+    tonight = run_cli("solve", base, out=tmp_path / "tonight")
+    assert tonight.code == 0, tonight.stderr
+    assert not any("warm start" in note for note in tonight.summary["notes"]), \
+        tonight.summary["notes"]

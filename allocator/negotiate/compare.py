@@ -102,10 +102,13 @@ def _run_folder_problems(folder: Path) -> list[Problem]:
 
 
 def resolve_items(items: Sequence[str | Path], runs_dir: Path | None,
-                  overrides: Sequence[str] = (),
-                  on_solve: Any = None) -> tuple[list[str], list[Path], list[str]]:
+                  overrides: Sequence[str] = (), on_solve: Any = None,
+                  store: str | bool | None = None, record_in: Path | None = None,
+                  ) -> tuple[list[str], list[Path], list[str]]:
     """(names, run folders, sources): runs as given, scenarios solved into `runs_dir/<name>`
-    (a new temporary folder each when None). Every bad item is said at once."""
+    (a new temporary folder each when None). Every bad item is said at once. `store`: record
+    each solve in the run store (as `allocator.solve(store=)`), under `record_in/<name>`
+    when `runs_dir` is a temporary folder that will be renamed to it."""
     from allocator.api import solve
 
     paths = [Path(str(p)).expanduser() for p in items]
@@ -129,11 +132,13 @@ def resolve_items(items: Sequence[str | Path], runs_dir: Path | None,
         if kind == "run":
             folders.append(path)
             continue
-        target = None if runs_dir is None else runs_dir / re.sub(r"[^\w.#-]+", "_", name)
+        safe = re.sub(r"[^\w.#-]+", "_", name)
+        target = None if runs_dir is None else runs_dir / safe
         if on_solve is not None:
             on_solve(name, path)
         try:
-            run = solve(path, target, overrides=list(overrides))
+            run = solve(path, target, overrides=list(overrides), store=store,
+                        record_as=None if record_in is None else record_in / safe)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
@@ -571,14 +576,16 @@ def add_files(found: Comparison, folder: Any) -> None:
 
 def compare(items: Sequence[str | Path], out: str | Path | None = None, *,
             force: bool = False, overrides: Sequence[str] = (),
-            on_solve: Any = None) -> Comparison:
+            on_solve: Any = None, store: str | bool | None = None) -> Comparison:
     """Scenario files or run folders side by side; scenarios are solved first (into
     `out/runs/<name>` when `out` is given, else temporary folders). With `out`, the folder
-    is written whole or not at all, and the returned frames name the final run folders."""
+    is written whole or not at all, and the returned frames name the final run folders.
+    `store`: record the solves in the run store (the CLI's default), by their final
+    folders."""
     from allocator.outputs.folder import check_target, run_folder
 
     if out is None:
-        names, folders, sources = resolve_items(items, None, overrides, on_solve)
+        names, folders, sources = resolve_items(items, None, overrides, on_solve, store)
         return compare_runs(folders, names, sources)
     from allocator.diff.write import refuse_other_kind, refuse_out_over_inputs
 
@@ -589,7 +596,7 @@ def compare(items: Sequence[str | Path], out: str | Path | None = None, *,
     check_target(target, force)
     with run_folder(target, ["csv"], force) as folder:
         names, folders, sources = resolve_items(items, folder.tmp / "runs", overrides,
-                                                on_solve)
+                                                on_solve, store, target / "runs")
         found = compare_runs(folders, names, sources)
         final = tuple(target / p.relative_to(folder.tmp) if p.is_relative_to(folder.tmp)
                       else p for p in found.folders)

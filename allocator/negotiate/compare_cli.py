@@ -95,8 +95,12 @@ def alternatives_command(scenario: Path, out_dir: Path, within: str, count: int,
               help="Override a setting of every scenario solved, e.g. --set solver.name=glop")
 @click.option("--force", is_flag=True,
               help="Replace an earlier compare folder (nothing else).")
+@click.option("--store", "store_url", metavar="URL|PATH",
+              help="Record the scenarios' solves in this run store (default: as `allocator "
+                   "solve`'s --store), by their folders under OUT/runs/.")
+@click.option("--no-store", is_flag=True, help="Do not record the solves.")
 def compare_command(items: tuple[Path, ...], out_dir: Path, sets: tuple[str, ...],
-                    force: bool) -> None:
+                    force: bool, store_url: str | None, no_store: bool) -> None:
     """Scenario files or run folders side by side (ITEMS: two or more): stage objectives,
     cost, FTE, demand served, coverage by site and service, budget use and headroom, binding
     constraints and their prices, and which inputs differ, by business ids. Writes
@@ -107,6 +111,7 @@ def compare_command(items: tuple[Path, ...], out_dir: Path, sets: tuple[str, ...
 
     def work() -> int:
         found = compare(items, target, force=force, overrides=list(sets),
+                        store=False if no_store else (store_url or True),
                         on_solve=lambda name, path: err.print(
                             f"solving {name} ({path})", highlight=False, markup=False))
         for row in found.kpis.itertuples(index=False):

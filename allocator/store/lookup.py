@@ -66,7 +66,7 @@ def previous_run(url: str, scenario_name: str, exclude: int | None = None,
     store = store or open_store(url)
     try:
         with store.session() as session:
-            query = select(Run.id, Run.folder).where(
+            query = select(Run.id, Run.folder, Run.command).where(
                 Run.scenario_name == scenario_name, Run.status == "optimal",
                 Run.exit_code == 0, Run.id != (-1 if exclude is None else exclude))
             if model is not None:
@@ -76,7 +76,20 @@ def previous_run(url: str, scenario_name: str, exclude: int | None = None,
     finally:
         if own:
             store.close()
-    for number, folder in rows:
+    for number, folder, command in rows:
+        if _what_if(command):  # a what-if's plan never seeds tonight's run
+            continue
         if _has_basis(folder):
             return WarmSource(Path(folder), f"run {number} ({folder})")
     return None
+
+
+# Commands whose solves are recorded but are what-ifs of a scenario (edited copies, --set),
+# not its runs: the default warm start passes over them, so that an afternoon's comparison
+# never becomes the starting point (and the tie-breaking) of the night's plan.
+WHAT_IF_COMMANDS = frozenset({"compare"})
+
+
+def _what_if(command: object) -> bool:
+    return (isinstance(command, list) and len(command) > 1
+            and str(command[1]) in WHAT_IF_COMMANDS)
