@@ -2,10 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-from allocator.version import __version__
-
 if TYPE_CHECKING:  # the types of the lazily imported API (see __getattr__)
     from allocator.api import Run, open_run, solve
+    from allocator.version import __version__
 
 __all__ = ["Run", "__version__", "open_run", "solve"]
 
@@ -17,4 +16,8 @@ def __getattr__(name: str) -> object:
         from allocator import api
 
         return getattr(api, name)
+    if name == "__version__":  # lazily too: the `allocator` command's first instants
+        from allocator.version import __version__  # (allocator/launch.py) import nothing
+
+        return __version__
     raise AttributeError(f"module 'allocator' has no attribute {name!r}")
