@@ -92,8 +92,12 @@ def interruptible(work: Callable[[], T], fail: Callable[[BaseException], int] | 
 
     before, workers_before = set(threading.enumerate()), workers()
     # SIGTERM (a scheduler's stop) and SIGHUP (the terminal or ssh session went away) end
-    # the run as SIGINT does: nothing half-written stays behind.
-    handled = (signal.SIGTERM, signal.SIGHUP)
+    # the run as SIGINT does: nothing half-written stays behind. SIGINT gets the same handler
+    # (Python's own would do, but the `allocator` command's launcher puts another in place
+    # while it starts: allocator/launch.py). A signal the parent set to be ignored stays
+    # ignored: `nohup allocator ...` survives its terminal, a shell's background job Ctrl-C.
+    handled = tuple(sig for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+                    if signal.getsignal(sig) is not signal.SIG_IGN)
     previous = {sig: signal.signal(sig, on_term) for sig in handled}
     thread = threading.Thread(target=target, name="allocator-solve", daemon=True)
     thread.start()
@@ -104,7 +108,7 @@ def interruptible(work: Callable[[], T], fail: Callable[[BaseException], int] | 
         # Each step on its own: a fault in one (the solver thread is mid-import, mid-write)
         # must not turn the stop into an internal error (exit 1) or skip the others; a second
         # Ctrl-C or SIGTERM meanwhile must not cut the clean-up short.
-        for sig in (*handled, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
         with contextlib.suppress(Exception):  # the terminal back before any word is said
             from allocator.progress import stop_displays

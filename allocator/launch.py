@@ -3,7 +3,10 @@ about a second) happen here, under a handler, so that Ctrl-C or SIGTERM in that 
 the command as an interrupt at any other time does (exit 130 or 143, one line, nothing
 written yet) instead of a KeyboardInterrupt traceback from inside an import.
 
-Kept free of imports beyond the standard library: it must run before anything slow.
+The handler stays until the command puts its own in place (allocator/interrupts.py, around
+the work that writes): a signal while Click parses the arguments is exit 130/143 too, not
+Click's "Aborted!" with exit 1. Kept free of imports beyond the standard library: it must
+run before anything slow.
 """
 
 from __future__ import annotations
@@ -13,20 +16,26 @@ import sys
 
 
 def main() -> None:
+    caught: list[int] = []
+
     def stop(signum: int, _frame: object) -> None:
+        caught.append(signum)
         raise SystemExit(128 + signum)
 
     # A signal the parent set to be ignored (a shell's background job) stays ignored.
-    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)
-              if signal.getsignal(sig) is not signal.SIG_IGN}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, stop)
     try:
         from allocator.cli import main as cli
     except SystemExit as exit_:
         sys.stderr.write("allocator: interrupted while starting; nothing was written\n")
         raise SystemExit(exit_.code) from None
-    for sig, handler in before.items():  # the CLI installs its own (allocator/interrupts.py)
-        signal.signal(sig, handler)
-    cli()
+    try:
+        cli()
+    finally:
+        if caught:  # ours, not the command's own handler (which says what it stopped)
+            sys.stderr.write("allocator: interrupted\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

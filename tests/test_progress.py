@@ -92,7 +92,7 @@ def _piped(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow  # two or three runs of the CLI
 def test_heartbeat_lines_without_a_terminal(tmp_path: Path) -> None:
     done = _piped("solve", str(TINY), "--out", str(tmp_path / "run"), "--no-store",
-                  ALLOCATOR_HEARTBEAT="0.2")
+                  ALLOCATOR_HEARTBEAT="0.05")
     assert done.returncode == 0, done.stderr
     assert ESCAPE not in done.stderr and ESCAPE not in done.stdout  # no control codes
     beats = [line for line in done.stderr.splitlines() if HEARTBEAT.match(line)]

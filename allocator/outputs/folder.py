@@ -26,6 +26,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,14 +59,20 @@ _RUN_STEMS = frozenset({"plan", "coverage", "budgets", "sites", "summary", "sens
 _SENSITIVITY_FILES = frozenset({"variables.csv", "constraints.csv"})  # older `sensitivity --out`
 
 # Temporary folders of runs in progress: an interrupt handler removes them before exiting.
+# A folder is made and registered under ACTIVE_LOCK, which `discard_active` takes too: an
+# interrupt that lands (in the main thread) while the work thread has just made its folder
+# waits the microseconds until it is registered, instead of leaving it behind.
 ACTIVE: set[Path] = set()
+ACTIVE_LOCK = threading.RLock()
 WRITERS: set[ThreadPoolExecutor] = set()  # their background CSV writers
 
 
 def discard_active() -> None:
     for writer in list(WRITERS):  # no queued table may land in a folder being removed
         writer.shutdown(wait=True, cancel_futures=True)
-    for path in list(ACTIVE):
+    with ACTIVE_LOCK:
+        doomed_paths = list(ACTIVE)
+    for path in doomed_paths:
         # Renamed away first: the work thread may still be writing (diff.md, a report) and
         # would add a file after rmtree listed the folder, which then stays behind.
         doomed = path
@@ -498,10 +505,12 @@ class RunFolder:
         self._lock: int | None = None
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=_partial_prefix(out), dir=out.parent))
+            with ACTIVE_LOCK:  # made and registered as one step (see ACTIVE)
+                self.tmp = Path(tempfile.mkdtemp(prefix=_partial_prefix(out),
+                                                 dir=out.parent))
+                ACTIVE.add(self.tmp)
         except OSError as exc:
             raise _place_error(out, out.parent, exc) from exc
-        ACTIVE.add(self.tmp)
         try:
             os.chmod(self.tmp, 0o777 & ~current_umask())  # mkdtemp's is 0700, whatever umask
             self._lock = _lock_partial(self.tmp, out)
