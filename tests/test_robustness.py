@@ -112,6 +112,7 @@ def test_existing_run_is_kept_when_a_new_run_fails(tmp_path):
     assert (out / "plan.csv").read_text() == "yesterday\n"
 
 
+@pytest.mark.slow  # three runs of the console script for each signal
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_while_starting_is_one_line_not_a_traceback(tmp_path, sig):
     """Ctrl-C (or a scheduler's SIGTERM) in the second the command spends importing its
