@@ -21,7 +21,7 @@ from allocator.analysis.sensitivity import LpSensitivity, sensitivity_frame
 from allocator.analysis.stage import analyze_stage, resolve_stage_sensitivities
 from allocator.bundle import BUNDLE_FILE, expected_files, write_bundle
 from allocator.core.model import LinearModel, Objective
-from allocator.decompose.entry import solve_if_wanted
+from allocator.decompose.entry import solve_if_wanted, wanted
 from allocator.decompose.prices import PRICES_FILE, prices_frame, read_prices
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
@@ -511,7 +511,8 @@ def solve_scenario(
                                            on_stage) as staged:
             # --decompose (allocator/decompose/entry.py): Dantzig-Wolfe on Dask instead
             # (an earlier run's master prices, when it was decomposed too, start it warm)
-            earlier = read_prices(warm_from) if warm_from is not None else None
+            earlier = (read_prices(warm_from) if warm_from is not None and wanted(ops.model)
+                       else None)
             decomposed = solve_if_wanted(ops.model, objectives, scenario.objective.rel_tol,
                                          scenario.objective.abs_tol, settings.time_limit,
                                          scenario.solver.mip_gap, earlier)

@@ -20,7 +20,7 @@ import pytest
 
 from allocator.datagen import SIZES, generate_ops, write_ops_instance
 from allocator.decompose import find_blocks, solve_decomposed
-from allocator.decompose.entry import Request, wanted
+from allocator.decompose.entry import Request, close, connect, wanted
 from allocator.formulations import get_formulation
 from allocator.run import prepare
 from allocator.solvers.base import SolverSettings, Status
@@ -31,14 +31,10 @@ from tests.plan_check import check_plan
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40,
-                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
-    with Client(cluster) as dask_client:
-        yield dask_client
-    cluster.close()
+    """Two worker processes on a real LocalCluster, as `--decompose` starts them."""
+    dask_client, cluster = connect(Request("regions", None, 2))
+    yield dask_client
+    close(dask_client, cluster)
 
 
 def _instance(tmp: Path, size: str, seed: int, budgets: str) -> Path:

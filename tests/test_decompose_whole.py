@@ -15,6 +15,7 @@ import pytest
 
 from allocator.datagen import SIZES, generate_ops, write_ops_instance
 from allocator.decompose import solve_decomposed
+from allocator.decompose.entry import Request, close, connect
 from allocator.formulations import get_formulation
 from allocator.run import prepare
 from allocator.solvers.base import SolverSettings, Status
@@ -26,15 +27,10 @@ from tests.test_decompose import _instance
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    """A real LocalCluster of two worker processes for this module's tests."""
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40,
-                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
-    with Client(cluster) as dask_client:
-        yield dask_client
-    cluster.close()
+    """Two worker processes on a real LocalCluster, as `--decompose` starts them."""
+    dask_client, cluster = connect(Request("regions", None, 2))
+    yield dask_client
+    close(dask_client, cluster)
 
 
 
