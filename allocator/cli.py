@@ -301,14 +301,18 @@ def validate(scenario: Path, sets: tuple[str, ...]) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True,
               help="Overwrite the scenario and tables an earlier generate wrote in --out.")
+@click.option("--partitioned", is_flag=True,
+              help="Write sites, staff and targets as Parquet folders partitioned by region "
+                   "(what `solve --decompose` workers read region by region; docs/decompose.md).")
 def generate(size: str | None, n_staff: int | None, seed: int, budgets: str,
-             out_dir: Path, force: bool) -> None:
+             out_dir: Path, force: bool, partitioned: bool) -> None:
     """Write a seeded synthetic ops instance (tables + scenario.toml) to --out."""
     from allocator.datagen import SIZES, TABLES, generate_ops, write_ops_instance
     from allocator.errors import InputError
 
     out_dir = Path(os.path.expanduser(out_dir))
-    ours = {"scenario.toml", *(f"{t}.csv" for t in TABLES)}
+    ours = {"scenario.toml", *(f"{t}.csv" for t in TABLES),
+            *(f"{t}.parquet" for t in TABLES), *TABLES}
     try:
         if size is not None and n_staff is None:
             count = SIZES[size]
@@ -330,8 +334,34 @@ def generate(size: str | None, n_staff: int | None, seed: int, budgets: str,
     # instances are told apart in summaries and the run store.
     name = (size or f"staff{count}") + ("" if budgets == "nested" else f"-{budgets}-budgets") \
         + (f"-seed{seed}" if seed else "")
-    path = write_ops_instance(generate_ops(count, seed, budgets), out_dir, name)
+    if partitioned:  # an earlier partitioned write's parts would otherwise stay and be read
+        import shutil
+
+        from allocator.tables.partitioned import PARTITIONED_TABLES
+
+        for table in PARTITIONED_TABLES:
+            where = out_dir / table
+            if where.is_dir():
+                if not _only_parts(where):  # a user's own folder of that name stays
+                    sys.exit(_fail(InputError(f"{where} holds files generate did not write; "
+                                              "move it, or use another --out", "--out")))
+                shutil.rmtree(where)
+    path = write_ops_instance(generate_ops(count, seed, budgets), out_dir, name, partitioned)
     out.print(f"written: {path}", highlight=False)
+
+
+def _only_parts(folder: Path) -> bool:
+    """Whether `folder` holds nothing but `region=<R>/part-0.parquet` files (generate's)."""
+    from allocator.tables.partitioned import PART_FILE, PARTITION_KEY
+
+    for path in folder.rglob("*"):
+        inside = path.relative_to(folder).parts
+        if path.is_dir():
+            if len(inside) != 1 or not inside[0].startswith(f"{PARTITION_KEY}="):
+                return False
+        elif len(inside) != 2 or inside[1] != PART_FILE:
+            return False
+    return True
 
 
 @main.command()

@@ -249,16 +249,37 @@ def generate_ops(n_staff: int, seed: int = 0, budgets: str = "nested") -> dict[s
 
 
 def write_ops_instance(
-    tables: dict[str, pd.DataFrame], folder: Path, name: str = "generated"
+    tables: dict[str, pd.DataFrame], folder: Path, name: str = "generated",
+    partitioned: bool = False,
 ) -> Path:
-    """Write `<table>.csv` files and a runnable `scenario.toml` next to them; return its path."""
+    """Write `<table>.csv` files and a runnable `scenario.toml` next to them; return its path.
+
+    `partitioned`: sites, staff and targets as folders of Parquet parts by region (staff by
+    their home site's region; allocator/tables/partitioned.py), services and budgets as one
+    Parquet file each: what a decomposed run's workers read region by region."""
+    from allocator.tables.partitioned import PARTITIONED_TABLES, write_partitioned
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lines = ['model = "ops"', f"name = {json.dumps(name)}", "", "[tables]"]
+    region = pd.Series(tables["sites"]["region"].to_numpy(),
+                       index=tables["sites"]["site_id"].to_numpy())
     for table in TABLES:
-        if table in tables:
-            tables[table].to_csv(folder / f"{table}.csv", index=False)
+        if table not in tables:
+            continue
+        frame = tables[table]
+        if not partitioned:
+            frame.to_csv(folder / f"{table}.csv", index=False)
             lines.append(f'{table} = "{table}.csv"')
+        elif table in PARTITIONED_TABLES:
+            key = {"sites": "site_id", "staff": "home_site", "targets": "site_id"}[table]
+            by = region.loc[frame[key].to_numpy()]
+            rest = frame.drop(columns=["region"]) if table == "sites" else frame
+            write_partitioned(rest, folder / table, by)
+            lines.append(f'{table} = "{table}"')
+        else:
+            frame.to_parquet(folder / f"{table}.parquet", index=False)
+            lines.append(f'{table} = "{table}.parquet"')
     lines += [
         "",
         "[objective]",

@@ -17,7 +17,7 @@ import pandas as pd
 
 from allocator.errors import InputError, Problem
 from allocator.scenario import Scenario
-from allocator.tables.readers import LoadedTable, read_table
+from allocator.tables.readers import LoadedTable, locate, read_table
 from allocator.tables.schema import Schema, _report, validate
 
 # Spellings accepted in a yes/no column (case-insensitive); the schema lists them as choices.
@@ -106,6 +106,7 @@ def read_tables(
         found.loaded[name] = table if keep_text else table.without_frame()
         found.problems.extend(problems)
         found.frames[name] = frame
+    found.problems = locate(found.problems, found.loaded)  # a folder's rows by part file
     broken = [n for n, f in found.frames.items()
               if (len(f) == 0 and not schemas[n].allow_empty)
               or any(c.required and c.name not in f.columns for c in schemas[n].columns)]

@@ -88,6 +88,10 @@ class LoadedTable:
     headers: dict[str, str] = field(default_factory=dict)  # column -> header as written
     notes: list[str] = field(default_factory=list)
     decimal_comma: bool = False  # numbers may use ',' as decimal separator (';' files)
+    # A folder of Parquet parts: each part's file and first position, and each row's number
+    # in its own part (`locate` reports problems there).
+    parts: tuple[tuple[str, int], ...] = ()
+    part_rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.rows < 0:
@@ -335,6 +339,8 @@ def read_table(
     if not path.is_absolute():
         path = base_dir / path
     source = str(path)
+    if path.is_dir() and not path.is_symlink():  # Parquet partitioned by region, read whole
+        return _read_folder(name, path, max_file_mb)
     _check_file(path, source, name, DEFAULT_MAX_FILE_MB if max_file_mb is None else max_file_mb)
     suffix = path.suffix.lower()
     notes: list[str] = []
@@ -375,6 +381,55 @@ def read_table(
                        row_numbers=None if contiguous else numbers.astype(np.int64),
                        header_row=header_row, headers=written, notes=notes,
                        decimal_comma=decimal_comma)
+
+
+def _read_folder(name: str, folder: Path, max_file_mb: float | None) -> LoadedTable:
+    """A folder of Parquet parts (allocator/tables/partitioned.py) as one table: each part read
+    as a file (same rules), its `key=value` folders added as columns, in path order. Row
+    numbers run on across the parts; `locate` turns them back into a part and its row."""
+    from allocator.tables.partitioned import parts
+
+    found = parts(folder)
+    if not found:
+        raise InputError([Problem(str(folder), f"is a folder without .parquet files; table "
+                                               f"'{name}' must be a file (.csv, .parquet or "
+                                               ".xlsx) or a folder of Parquet parts")])
+    frames, starts, sources, numbers, notes = [], [], [], [], []
+    position = 0
+    for part in found:
+        table = read_table(name, {"path": str(part.path)}, folder, max_file_mb=max_file_mb)
+        frame = table.frame
+        for key, value in part.values.items():
+            if key not in frame.columns:
+                frame = frame.assign(**{key: value})
+        frames.append(frame)
+        starts.append(position)
+        sources.append(table.source)
+        numbers.append(table.row_of(np.arange(len(frame))))
+        notes.extend(table.notes)
+        position += len(frame)
+    frame = pd.concat(frames, ignore_index=True).astype(object)
+    placed = tuple(zip(sources, starts, strict=True))
+    return LoadedTable(name, frame, str(folder), _digest(frame), HEADER_ROWS + 1, notes=notes,
+                       parts=placed, part_rows=np.concatenate(numbers).astype(np.int64))
+
+
+def locate(problems: list[Problem], tables: dict[str, LoadedTable]) -> list[Problem]:
+    """Problems on a folder table's rows named by the part file and its own row number."""
+    folders = {t.source: t for t in tables.values() if t.parts}
+    if not folders:
+        return problems
+    out = []
+    for problem in problems:
+        table = folders.get(problem.source)
+        if table is None or problem.row is None or table.part_rows is None:
+            out.append(problem)
+            continue
+        pos = problem.row - table.first_row
+        k = int(np.searchsorted([s for _, s in table.parts], pos, side="right")) - 1
+        out.append(dataclasses.replace(problem, source=table.parts[k][0],
+                                       row=int(table.part_rows[pos])))
+    return out
 
 
 # --- CSV ------------------------------------------------------------------------------------

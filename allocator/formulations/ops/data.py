@@ -12,7 +12,7 @@ import pandas as pd
 
 from allocator.errors import InputError, Problem
 from allocator.scenario import Scenario
-from allocator.tables.readers import LoadedTable
+from allocator.tables.readers import LoadedTable, locate
 from allocator.tables.schema import Col, Schema, _report, check_reference
 
 SCHEMAS: dict[str, Schema] = {
@@ -180,7 +180,7 @@ def load_ops(scenario: Scenario) -> OpsData:
         members = pd.DataFrame({"budget_id": pd.Series(dtype=object),
                                 "site_id": pd.Series(dtype=object)})
     if problems:
-        raise InputError(problems)
+        raise InputError(locate(problems, loaded))
 
     data = OpsData(sites, services, staff, targets, budgets, baseline, loaded,
                    budget_sites=members, warnings=skill_warnings)
