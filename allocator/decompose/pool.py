@@ -44,8 +44,10 @@ class LocalPool:
     workers = 0
     address = "in-process"
 
-    def __init__(self, groups: Sequence[Sequence[BlockData]]) -> None:
-        self.owners = [BlockOwner(list(g)) for g in groups]
+    def __init__(self, groups: Sequence[Sequence[BlockData]],
+                 owners: Sequence[Any] | None = None) -> None:
+        self.owners: list[Any] = list(owners) if owners is not None else \
+            [BlockOwner(list(g)) for g in groups]
         self.rebuilt: set[int] = set()
         self.bytes_sent = 0
         self.rebuilds = 0
@@ -68,8 +70,18 @@ class LocalPool:
             out.update(owner.combine(mine))
         return out
 
+    def finish(self, weights: dict[int, dict[int, float]]) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        for owner in self.owners:
+            out.update(owner.finish({b: w for b, w in weights.items() if b in owner.blocks}))
+        return out
+
     def memory(self) -> list[int]:
         return []
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        """`method` on every owner, in order."""
+        return [getattr(owner, method)(*args) for owner in self.owners]
 
     def close(self) -> None:
         self.owners.clear()
@@ -78,10 +90,16 @@ class LocalPool:
 class DaskPool:
     """One `BlockOwner` actor per worker of a Dask cluster (local or `tcp://...`)."""
 
-    def __init__(self, client: Any, groups: Sequence[Sequence[BlockData]],
-                 wait_seconds: float = 60.0) -> None:
+    def __init__(self, client: Any, groups: Sequence[Any], wait_seconds: float = 60.0,
+                 owner: type = BlockOwner, block_ids: Sequence[Sequence[int]] | None = None,
+                 ) -> None:
+        """`groups`: what each owner is made from (`owner(group)`): its BlockData list, or
+        a recipe (regional.RegionRecipe) with `block_ids` saying which blocks it makes."""
         self.client = client
-        self.groups = [list(g) for g in groups]
+        self.groups = list(groups)
+        self.owner = owner
+        self.block_ids = [list(ids) for ids in block_ids] if block_ids is not None else \
+            [[b.index for b in g] for g in self.groups]
         self.wait_seconds = wait_seconds
         self.holds: list[str] = []
         self.rebuilt: set[int] = set()  # blocks whose earlier proposals are gone
@@ -107,7 +125,7 @@ class DaskPool:
 
     def _start(self, k: int, address: str) -> None:
         data = self.client.scatter(self.groups[k], workers=[address], direct=True)
-        future = self.client.submit(BlockOwner, data, actor=True, workers=[address],
+        future = self.client.submit(self.owner, data, actor=True, workers=[address],
                                     allow_other_workers=False, pure=False)
         self.actors[k] = future.result()
         self.where[k] = address
@@ -120,7 +138,7 @@ class DaskPool:
         live = [a for a in self._live() if a != self.where[k]] or self._live()
         load = {a: sum(1 for w in self.where if w == a) for a in live}
         self._start(k, min(live, key=lambda a: (load[a], a)))
-        self.rebuilt.update(b.index for b in self.groups[k])
+        self.rebuilt.update(self.block_ids[k])
         self.rebuilds += 1
 
     def _call(self, method: str, *args: Any) -> list[Any]:
@@ -149,13 +167,23 @@ class DaskPool:
         self.bytes_sent += sum(len(pickle.dumps(a, protocol=5)) for a in answers)
         return [p for answer in answers for p in answer]
 
-    def combine(self, weights: dict[int, dict[int, float]]) -> dict[int, tuple[np.ndarray,
-                                                                               np.ndarray]]:
+    def combine(self, weights: dict[int, dict[int, float]]) -> dict[int, Any]:
+        return self._gather("combine", weights)
+
+    def finish(self, weights: dict[int, dict[int, float]]) -> dict[int, Any]:
+        """RegionOwner.finish on every owner: each block's checked plan and tables."""
+        return self._gather("finish", weights)
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        """`method` on every owner, in order (rebuilt and asked again if lost)."""
+        return self._call(method, *args)
+
+    def _gather(self, method: str, weights: dict[int, dict[int, float]]) -> dict[int, Any]:
         futures = []
-        for actor, group in zip(self.actors, self.groups, strict=True):
-            mine = {b.index: weights.get(b.index, {}) for b in group}
-            futures.append(_start_call(actor, "combine", mine))
-        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for actor, ids in zip(self.actors, self.block_ids, strict=True):
+            mine = {b: weights.get(b, {}) for b in ids}
+            futures.append(_start_call(actor, method, mine))
+        out: dict[int, Any] = {}
         lost = False
         for k, future in enumerate(futures):
             try:

@@ -115,101 +115,14 @@ def solve_decomposed(
     scale = max([1.0, *(float(np.abs(o.c).max()) for o in objectives if o.c.size)])
     master = Master(lo, hi, len(data), penalty=1e4 * scale)
     info.seconds_setup = time.perf_counter() - began
-    hold_limits: list[float] = []
     linking_labels = [row_label(model, int(i)) for i in part.linking]
-    stages: list[StageResult] = []
-    status = Status.OPTIMAL
-    values = np.zeros(0)
     hook = (lambda stage, it: on_iteration(pool, stage, it)) if on_iteration else None
-    warm_notes: list[str] = []
-    message = ""
     try:
-        for k, objective in enumerate(objectives):
-            last = k == len(objectives) - 1
-            tol = rel_tol if last else rel_tol * HELD_STAGE_TIGHTENING
-            labels = [*linking_labels, *(f"hold[{h}]" for h in master.holds)]
-            earlier = (warm_prices or {}).get(objective.name)
-            warm = None if earlier is None else np.array([earlier.get(k, 0.0) for k in labels])
-            if earlier is not None:
-                matched = sum(label in earlier for label in labels)
-                warm_notes.append(f"decomposed: stage '{objective.name}' started from earlier "
-                                  f"prices ({matched} of {len(labels)} linking rows matched "
-                                  "by label)")
-            before = values  # an earlier stage's plan stands if this one finds none
-            log, values = solve_stage(master, pool, objective, tol, abs_tol, hold_limits,
-                                      deadline, hook, warm=warm, whole=whole,
-                                      mip_gap=gap_tol, whole_blocks=whole_blocks)
-            info.stages.append(log)
-            info.prices[objective.name] = _prices(model, part.linking, log.prices)
-            if log.final is not None:
-                info.all_prices[objective.name] = dict(zip(labels, log.final.tolist(),
-                                                           strict=True))
-            if log.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
-                status = log.status if not stages else Status.FEASIBLE
-                if not stages:
-                    stages.append(StageResult(objective.name, log.status, np.nan, np.nan,
-                                              np.inf, log.seconds))
-                    values = np.zeros(0)
-                else:
-                    values = before
-                message = f"stage '{objective.name}': {log.status.value} (decomposed)"
-                if whole and log.status is Status.NO_SOLUTION and not log.stopped:
-                    message += (": no whole plan combines the blocks' proposals "
-                                "(price-and-branch); solve it without --decompose")
-                break
-            hold = None
-            if not last:
-                hold = log.upper_bound + rel_tol * abs(log.upper_bound) + abs_tol
-            stage = StageResult(objective.name, log.status, log.upper_bound, log.lower_bound,
-                                log.gap, log.seconds, hold_rhs=hold)
-            stages.append(stage)
-            if log.status is Status.FEASIBLE:
-                status = Status.FEASIBLE  # stopped, or (whole mode) a gap left open
-            if on_stage is not None:
-                on_stage(stage)
-            if hold is not None:
-                hold_limits.append(hold - objective.constant)
-                master.hold(objective.name, hold - objective.constant)
-                pool.set_holds(master.holds)
-            if log.stopped:
-                break
-        x = None
-        for _attempt in range(GATHER_TRIES):
-            if not (values.size and stages and np.isfinite(stages[-1].objective)):
-                break
-            try:
-                x = _gather(model, master, pool, values)
-                break
-            except LostProposals as lost:
-                # The last stage again, from the columns that survived (the rebuilt blocks
-                # price anew at once): its hold rows and earlier stages are unchanged.
-                objective = next(o for o in objectives if o.name == stages[-1].name)
-                for b in lost.blocks:
-                    master.drop_block(b)
-                # Each rebuilt block needs a column at once (its convexity row has none
-                # left): every block priced at the stage's last prices.
-                final = info.stages[-1].final
-                at = final if final is not None else np.zeros(master.linking_rows)
-                priced = pool.price(objective.name, at, None if deadline is None
-                                    else deadline - time.monotonic())
-                if any(p.id < 0 for p in priced):  # cannot rebuild the stage: no plan
-                    values = np.zeros(0)
-                    break
-                for p in priced:
-                    master.add(p)
-                pool.rebuilt.clear()
-                log, values = solve_stage(master, pool, objective, rel_tol, abs_tol,
-                                          hold_limits, deadline, hook, whole=whole,
-                                          mip_gap=gap_tol, whole_blocks=whole_blocks)
-                info.stages[-1] = log
-                stages[-1] = replace(stages[-1], status=log.status,
-                                     objective=log.upper_bound, bound=log.lower_bound,
-                                     gap=log.gap, seconds=stages[-1].seconds + log.seconds)
-                if not log.status.has_solution:
-                    values = np.zeros(0)
-        info.bytes_sent = pool.bytes_sent
-        info.rebuilds = pool.rebuilds
-        info.worker_peak_bytes = pool.memory()
+        stages, status, message, warm_notes, x = run_stages(
+            master, pool, objectives, linking_labels, info, rel_tol=rel_tol,
+            abs_tol=abs_tol, deadline=deadline, hook=hook, warm_prices=warm_prices,
+            whole=whole, gap_tol=gap_tol, whole_blocks=whole_blocks, on_stage=on_stage,
+            gather=lambda values: _gather(model, master, pool, values))
     finally:
         pool.close()
     info.client_peak_bytes = _peak()
@@ -226,6 +139,124 @@ def solve_decomposed(
                        "not written: " + "; ".join(problems))
     elif status.has_solution:
         status = Status.ERROR
+    notes = run_notes(info, warm_notes, whole, x is not None, gap_tol)
+    result = SolveResult(status, "highs (decomposed)", tuple(stages), x,
+                         time.perf_counter() - began, notes, message)
+    return result, info
+
+
+def run_stages(
+    master: Master, pool: Any, objectives: list[Objective], linking_labels: list[str],
+    info: Decomposition, *, rel_tol: float, abs_tol: float, deadline: float | None,
+    hook: Callable[[str, int], None] | None, warm_prices: dict[str, dict[str, float]] | None,
+    whole: bool, gap_tol: float, whole_blocks: frozenset[int],
+    on_stage: Callable[[StageResult], None] | None,
+    gather: Callable[[np.ndarray], Any],
+) -> tuple[list[StageResult], Status, str, list[str], Any]:
+    """The stages in turn by column generation, then the plan gathered by `gather(master
+    values)` (which raises LostProposals when owners died with their proposals: the last
+    stage is then priced again from the columns that survived). Shared by the in-memory
+    model (solve_decomposed) and the partitioned tables (partitioned.py). Returns the stages,
+    the status, a message, the warm-start notes and what `gather` returned (None: no plan);
+    fills `info`. The pool is left open (the caller closes it)."""
+    hold_limits: list[float] = []
+    stages: list[StageResult] = []
+    status = Status.OPTIMAL
+    values = np.zeros(0)
+    warm_notes: list[str] = []
+    message = ""
+    for k, objective in enumerate(objectives):
+        last = k == len(objectives) - 1
+        tol = rel_tol if last else rel_tol * HELD_STAGE_TIGHTENING
+        labels = [*linking_labels, *(f"hold[{h}]" for h in master.holds)]
+        earlier = (warm_prices or {}).get(objective.name)
+        warm = None if earlier is None else np.array([earlier.get(k, 0.0) for k in labels])
+        if earlier is not None:
+            matched = sum(label in earlier for label in labels)
+            warm_notes.append(f"decomposed: stage '{objective.name}' started from earlier "
+                              f"prices ({matched} of {len(labels)} linking rows matched "
+                              "by label)")
+        before = values  # an earlier stage's plan stands if this one finds none
+        log, values = solve_stage(master, pool, objective, tol, abs_tol, hold_limits,
+                                  deadline, hook, warm=warm, whole=whole,
+                                  mip_gap=gap_tol, whole_blocks=whole_blocks)
+        info.stages.append(log)
+        info.prices[objective.name] = _prices(linking_labels, log.prices)
+        if log.final is not None:
+            info.all_prices[objective.name] = dict(zip(labels, log.final.tolist(),
+                                                       strict=True))
+        if log.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
+            status = log.status if not stages else Status.FEASIBLE
+            if not stages:
+                stages.append(StageResult(objective.name, log.status, np.nan, np.nan,
+                                          np.inf, log.seconds))
+                values = np.zeros(0)
+            else:
+                values = before
+            message = f"stage '{objective.name}': {log.status.value} (decomposed)"
+            if whole and log.status is Status.NO_SOLUTION and not log.stopped:
+                message += (": no whole plan combines the blocks' proposals "
+                            "(price-and-branch); solve it without --decompose")
+            break
+        hold = None
+        if not last:
+            hold = log.upper_bound + rel_tol * abs(log.upper_bound) + abs_tol
+        stage = StageResult(objective.name, log.status, log.upper_bound, log.lower_bound,
+                            log.gap, log.seconds, hold_rhs=hold)
+        stages.append(stage)
+        if log.status is Status.FEASIBLE:
+            status = Status.FEASIBLE  # stopped, or (whole mode) a gap left open
+        if on_stage is not None:
+            on_stage(stage)
+        if hold is not None:
+            hold_limits.append(hold - objective.constant)
+            master.hold(objective.name, hold - objective.constant)
+            pool.set_holds(master.holds)
+        if log.stopped:
+            break
+    x = None
+    for _attempt in range(GATHER_TRIES):
+        if not (values.size and stages and np.isfinite(stages[-1].objective)):
+            break
+        try:
+            x = gather(values)
+            break
+        except LostProposals as lost:
+            # The last stage again, from the columns that survived (the rebuilt blocks
+            # price anew at once): its hold rows and earlier stages are unchanged.
+            objective = next(o for o in objectives if o.name == stages[-1].name)
+            for b in lost.blocks:
+                master.drop_block(b)
+            # Each rebuilt block needs a column at once (its convexity row has none
+            # left): every block priced at the stage's last prices.
+            final = info.stages[-1].final
+            at = final if final is not None else np.zeros(master.linking_rows)
+            priced = pool.price(objective.name, at, None if deadline is None
+                                else deadline - time.monotonic())
+            if any(p.id < 0 for p in priced):  # cannot rebuild the stage: no plan
+                values = np.zeros(0)
+                break
+            for p in priced:
+                master.add(p)
+            pool.rebuilt.clear()
+            log, values = solve_stage(master, pool, objective, rel_tol, abs_tol,
+                                      hold_limits, deadline, hook, whole=whole,
+                                      mip_gap=gap_tol, whole_blocks=whole_blocks)
+            info.stages[-1] = log
+            stages[-1] = replace(stages[-1], status=log.status,
+                                 objective=log.upper_bound, bound=log.lower_bound,
+                                 gap=log.gap, seconds=stages[-1].seconds + log.seconds)
+            if not log.status.has_solution:
+                values = np.zeros(0)
+    info.bytes_sent = pool.bytes_sent
+    info.rebuilds = pool.rebuilds
+    info.worker_peak_bytes = pool.memory()
+    return stages, status, message, warm_notes, x
+
+
+def run_notes(info: Decomposition, warm_notes: list[str], whole: bool, has_plan: bool,
+              gap_tol: float) -> tuple[str, ...]:
+    """What the run's notes say of a decomposed solve."""
     iterations = sum(s.iterations for s in info.stages)
     blocks = f"{info.blocks} block{'' if info.blocks == 1 else 's'}"
     notes: tuple[str, ...] = (f"decomposed: {blocks} on {info.workers or 1} worker(s), "
@@ -234,23 +265,20 @@ def solve_decomposed(
     notes += tuple(warm_notes)
     if info.rebuilds:
         notes += (f"decomposed: {info.rebuilds} block owner(s) rebuilt after a lost worker",)
-    if whole and x is not None:
+    if whole and has_plan:
         gaps = ", ".join(f"{s.name} {s.gap:.2g}" for s in info.stages)
         notes += ("decomposed whole mode (price-and-branch): each block's whole proposals "
                   "from column generation, then one proposal per block chosen by the master; "
                   f"the gap to the Lagrangian bound, which no whole plan can beat, is {gaps} "
                   f"(a stage within {gap_tol:g} counts as optimal; the gap is not closed by "
                   "branching)",)
-    result = SolveResult(status, "highs (decomposed)", tuple(stages), x,
-                         time.perf_counter() - began, notes, message)
-    return result, info
+    return notes
 
 
 SHOWN_PRICES = 50
 
 
-def _prices(model: LinearModel, linking: np.ndarray,
-            prices: np.ndarray | None) -> list[dict[str, Any]]:
+def _prices(labels: list[str], prices: np.ndarray | None) -> list[dict[str, Any]]:
     """The master's prices of the linking rows, largest first, by business label: what one
     more unit of each (a unit of money in the company budget, an hour of a person who may
     work anywhere) is worth in the stage's objective (sign as `row_dual`: d objective / d
@@ -259,8 +287,7 @@ def _prices(model: LinearModel, linking: np.ndarray,
         return []
     order = np.argsort(-np.abs(prices), kind="stable")
     shown = [int(k) for k in order[:SHOWN_PRICES] if abs(prices[k]) > 1e-12]
-    return [{"row": row_label(model, int(linking[k])), "price": float(prices[k])}
-            for k in shown]
+    return [{"row": labels[k], "price": float(prices[k])} for k in shown]
 
 
 def _gather(model: LinearModel, master: Master, pool: Any, values: np.ndarray) -> np.ndarray:

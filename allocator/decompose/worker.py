@@ -83,26 +83,30 @@ class BlockOwner:
         self.blocks: dict[int, _Block] = {}
         self.holds: list[str] = []  # stage objectives whose hold rows link (in order)
         for data in blocks:
-            highs = new_highs()
-            highs.setOptionValue("threads", 1)
-            highs.setOptionValue("solver", "simplex")
-            n = data.cols.size
-            empty = np.zeros(0, dtype=np.int32)
-            checked(highs.addCols(n, np.zeros(n), _finite(data.lb), _finite(data.ub), 0,
-                                  empty, empty, np.zeros(0)), "a block's columns")
-            if data.integer is not None and data.integer.any():
-                checked(highs.changeColsIntegrality(
-                    n, np.arange(n, dtype=np.int32),
-                    np.where(data.integer, 1, 0).astype(np.uint8)), "a block's integers")
-                highs.setOptionValue("mip_rel_gap", BLOCK_MIP_GAP)
-                highs.setOptionValue("mip_max_nodes", BLOCK_MIP_NODES)
-            if data.rows.shape[0]:
-                checked(highs.addRows(data.rows.shape[0], _finite(data.row_lo),
-                                      _finite(data.row_hi), data.rows.nnz,
-                                      data.rows.indptr.astype(np.int32),
-                                      data.rows.indices.astype(np.int32), data.rows.data),
-                        "a block's rows")
-            self.blocks[data.index] = _Block(data, highs)
+            self.add_block(data)
+
+    def add_block(self, data: BlockData) -> None:
+        """The block's HiGHS model, built once (its costs change with every price)."""
+        highs = new_highs()
+        highs.setOptionValue("threads", 1)
+        highs.setOptionValue("solver", "simplex")
+        n = data.cols.size
+        empty = np.zeros(0, dtype=np.int32)
+        checked(highs.addCols(n, np.zeros(n), _finite(data.lb), _finite(data.ub), 0,
+                              empty, empty, np.zeros(0)), "a block's columns")
+        if data.integer is not None and data.integer.any():
+            checked(highs.changeColsIntegrality(
+                n, np.arange(n, dtype=np.int32),
+                np.where(data.integer, 1, 0).astype(np.uint8)), "a block's integers")
+            highs.setOptionValue("mip_rel_gap", BLOCK_MIP_GAP)
+            highs.setOptionValue("mip_max_nodes", BLOCK_MIP_NODES)
+        if data.rows.shape[0]:
+            checked(highs.addRows(data.rows.shape[0], _finite(data.row_lo),
+                                  _finite(data.row_hi), data.rows.nnz,
+                                  data.rows.indptr.astype(np.int32),
+                                  data.rows.indices.astype(np.int32), data.rows.data),
+                    "a block's rows")
+        self.blocks[data.index] = _Block(data, highs)
 
     def ping(self) -> list[int]:
         return sorted(self.blocks)
