@@ -22,6 +22,7 @@ from allocator.analysis.stage import analyze_stage, resolve_stage_sensitivities
 from allocator.bundle import BUNDLE_FILE, expected_files, write_bundle
 from allocator.core.model import LinearModel, Objective
 from allocator.decompose.entry import solve_if_wanted, wanted
+from allocator.decompose.partitioned import wanted as partitioned_wanted
 from allocator.decompose.prices import PRICES_FILE, prices_frame, read_prices
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
@@ -477,6 +478,11 @@ def solve_scenario(
         on_progress = fan_out(on_progress, to_log(log.event))
     clock.listener = with_phases(log.phase, on_progress)
     began = time.monotonic()
+    with clock.phase("load"):
+        peek = load_scenario(scenario_path, overrides or [])
+    if partitioned_wanted(peek):  # tables by region: each worker reads and builds its own
+        return _solve_partitioned(peek, out, force, accept_timeout, clock, began, log,
+                                  warm_from, warm_source)
     scenario, formulation, ops = _prepare(scenario_path, overrides or [], clock)
     # The run's one promise to a scheduler: it ends by this instant plus the time to write
     # (loading counted). Solving gets what is left; the extras get what solving leaves.
@@ -593,3 +599,75 @@ def solve_scenario(
     finally:
         analyses.stop()
     return RunOutcome(code, summary, result, ops, run.tables, sensitivities)
+
+
+@dataclass(frozen=True)
+class _PartitionedShape:
+    """What summary_of reads of a model, for a run whose model was never built whole."""
+
+    size_of: dict[str, int]
+    maximize: bool = False
+
+    def size(self) -> dict[str, int]:
+        return dict(self.size_of)
+
+
+@dataclass(frozen=True)
+class _Source:
+    source: str
+    rows: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class _PartitionedBuilt:
+    model: _PartitionedShape
+    sources: dict[str, _Source]
+    warnings: list[str]
+
+
+def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeout: bool,
+                       clock: PhaseClock, began: float, log: RunLog,
+                       warm_from: Path | None, warm_source: str | None) -> RunOutcome:
+    """The decomposed run on tables partitioned by region (allocator/decompose/partitioned.py):
+    the workers read and build their regions; this writes what the client can: the plan's
+    tables, master_prices.csv, summary.json and run.log."""
+    from allocator.decompose import entry
+    from allocator.decompose.partitioned import solve_partitioned
+
+    limit = scenario.solver.time_limit
+    req = entry.current()
+    earlier = read_prices(warm_from) if warm_from is not None else None
+    with clock.phase("solve"):
+        client, cluster = entry.connect(req)
+        try:
+            left = None if limit is None else max(0.01, limit - (time.monotonic() - began))
+            solved = solve_partitioned(scenario, client=client, workers=req.workers,
+                                       time_limit=left, warm_prices=earlier, say=log.progress)
+        finally:
+            entry.close(client, cluster)
+    result = solved.result
+    notes = list(result.notes)
+    if warm_from is not None:
+        source = warm_source or str(warm_from)
+        notes.insert(0, f"warm start from {source}: the decomposition's master started from "
+                        f"its prices ({PRICES_FILE})" if earlier is not None else
+                        f"warm start from {source} not used: that run has no {PRICES_FILE} "
+                        "(it was not decomposed)")
+    code = exit_code_for(result.status, accept_timeout)
+    built = _PartitionedBuilt(_PartitionedShape(solved.size),
+                              {k: _Source(*v) for k, v in solved.inputs.items()},
+                              solved.warnings)
+    with clock.phase("write"), run_folder(out, scenario.output.formats, force) as folder:
+        if result.status.has_solution and solved.tables:
+            for name, frame in solved.tables.items():
+                folder.table(name, frame)
+            folder.table("master_prices", prices_frame(solved.prices))
+        folder.flush()
+        summary = summary_of(scenario, built, result, clock.report(), code,  # type: ignore[arg-type]
+                             notes).as_json()
+        summary["decomposition"] = solved.decomposition
+        folder.json("summary.json", summary)
+        log.outcome(summary, str(out))
+        folder.text(LOG_FILE, log.text())
+    return RunOutcome(code, summary, result, None, solved.tables)

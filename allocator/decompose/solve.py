@@ -290,8 +290,8 @@ def _prices(labels: list[str], prices: np.ndarray | None) -> list[dict[str, Any]
     return [{"row": labels[k], "price": float(prices[k])} for k in shown]
 
 
-def _gather(model: LinearModel, master: Master, pool: Any, values: np.ndarray) -> np.ndarray:
-    """The plan: each block's convex combination of its live proposals, summed by owners."""
+def master_weights(master: Master, values: np.ndarray) -> dict[int, dict[int, float]]:
+    """Each block's weights on its live proposals (normalized: convexity made exact)."""
     weights: dict[int, dict[int, float]] = {}
     for k, (block, generation, pid) in enumerate(master.columns):
         w = float(values[master.where[k]]) if master.where[k] < values.size else 0.0
@@ -301,7 +301,12 @@ def _gather(model: LinearModel, master: Master, pool: Any, values: np.ndarray) -
         total = sum(by_id.values())
         for pid in by_id:
             by_id[pid] /= total
+    return weights
+
+
+def _gather(model: LinearModel, master: Master, pool: Any, values: np.ndarray) -> np.ndarray:
+    """The plan: each block's convex combination of its live proposals, summed by owners."""
     x = np.zeros(model.num_vars)
-    for cols, part in pool.combine(weights).values():
+    for cols, part in pool.combine(master_weights(master, values)).values():
         x[cols] = part
     return x

@@ -1,0 +1,365 @@
+"""A decomposed run on tables partitioned by region: the client never builds the full model.
+
+`allocator solve --decompose regions|auto` on a scenario whose staff and targets tables are
+folders of Parquet parts by region (allocator/tables/partitioned.py; `allocator generate
+--partitioned` writes them) comes here instead of the monolithic build:
+
+1. The client reads and validates only the small tables (sites, services, budgets; each
+   budget's scope is expanded against every site here).
+2. Regions are packed onto workers by the size of their parts (longest first onto the
+   lightest); each worker's `RegionOwner` reads its regions' parts, validates them and
+   builds one block per region (allocator/decompose/regional.py).
+3. The client gets each block's row-key hashes (8 bytes a row) and declares linking every
+   key found in more than one block; the owners cut their blocks at those rows.
+4. Column generation as for an in-memory model (`solve.run_stages`).
+5. The plan travels once: each owner checks its blocks' rows and bounds and returns its
+   tables as Parquet; the client checks the linking rows and every stage's objective and
+   hold from the owners' sums, then writes plan, coverage, sites and budgets.
+
+What a partitioned run does not write: sensitivity.csv, report.html and basis.parquet need
+the whole model in one place (the notes say so); master_prices.csv carries the prices
+finance asks for (the company budget, each mobile person).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from allocator.core.checks import PLAN_TOLERANCE
+from allocator.core.model import Objective
+from allocator.decompose import entry
+from allocator.decompose.blocks import _pack
+from allocator.decompose.master import Master
+from allocator.decompose.pool import DaskPool, LocalPool
+from allocator.decompose.regional import RegionOwner, RegionRecipe
+from allocator.decompose.solve import (
+    WHOLE_MIP_GAP,
+    Decomposition,
+    _peak,
+    master_weights,
+    run_notes,
+    run_stages,
+)
+from allocator.errors import InputError, Problem
+from allocator.formulations.ops.data import SCHEMAS, _scope_members, _skill_key
+from allocator.formulations.ops.tables import MONEY_DECIMALS, _r, _sort
+from allocator.scenario import Scenario
+from allocator.solvers.base import Status
+from allocator.solvers.lexicographic import SolveResult, StageResult
+from allocator.tables.partitioned import PARTITION_KEY, region_parts
+from allocator.tables.readers import LoadedTable, locate, read_table
+from allocator.tables.schema import validate
+
+SMALL_TABLES = ("sites", "services", "budgets")
+
+
+def _path(scenario: Scenario, name: str) -> Path | None:
+    spec = scenario.tables.get(name)
+    if spec is None:
+        return None
+    raw = spec if isinstance(spec, str) else spec.get("path")
+    if raw is None:
+        return None
+    path = Path(raw)
+    return path if path.is_absolute() else scenario.base_dir / path
+
+
+def wanted(scenario: Scenario, req: entry.Request | None = None) -> bool:
+    """A decomposed run was asked for and the staff table is a folder of parts: the tables'
+    layout is there for this (so `auto` takes it too; `off` reads the folders whole)."""
+    req = req or entry.current()
+    path = _path(scenario, "staff")
+    return (req.mode != "off" and scenario.model == "ops" and path is not None
+            and path.is_dir())
+
+
+@dataclass
+class SmallTables:
+    sites: pd.DataFrame
+    services: pd.DataFrame
+    budgets: pd.DataFrame
+    members: pd.DataFrame
+    loaded: dict[str, LoadedTable] = field(default_factory=dict)
+
+
+def load_small(scenario: Scenario) -> SmallTables:
+    """Sites, services and budgets, validated (every problem at once); the partitioned
+    tables' shape is checked here too."""
+    problems: list[Problem] = []
+    loaded: dict[str, LoadedTable] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    for name in ("staff", "targets"):
+        path = _path(scenario, name)
+        if path is None or not path.is_dir():
+            problems.append(Problem(scenario.source, f"tables.{name}: a decomposed run on "
+                                    "partitioned tables needs staff and targets as folders of "
+                                    f"Parquet parts by region ({PARTITION_KEY}=<R>/...); "
+                                    "`allocator generate --partitioned` writes them"))
+    for name in ("baseline",):
+        if name in scenario.tables:
+            problems.append(Problem(scenario.source, f"tables.{name}: a decomposed run on "
+                                    "partitioned tables does not take a baseline yet; run it "
+                                    "without --decompose"))
+    if "services" not in scenario.tables:
+        problems.append(Problem(scenario.source, "a decomposed run on partitioned tables "
+                                "needs a services table (the client does not read targets)"))
+    for name in SMALL_TABLES:
+        if name not in scenario.tables:
+            continue
+        try:
+            table = read_table(name, scenario.tables[name], scenario.base_dir,
+                               origin=scenario.source, max_file_mb=scenario.input.max_file_mb)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        frame, found = validate(table, SCHEMAS[name])
+        problems.extend(found)
+        loaded[name], frames[name] = table, frame
+    if problems or "sites" not in frames or "services" not in frames:
+        raise InputError(locate(problems, loaded))
+    sites, services = frames["sites"], frames["services"]
+    services["skill"] = _skill_key(services["skill"].where(services["skill"].notna(),
+                                                           services["service_id"]))
+    budgets = frames.get("budgets", pd.DataFrame(
+        {"budget_id": pd.Series(dtype=object), "scope": pd.Series(dtype=object),
+         "amount": pd.Series(dtype=float)}))
+    if "budgets" in loaded:
+        members = _scope_members(loaded["budgets"], budgets, sites, problems)
+    else:
+        members = pd.DataFrame({"budget_id": pd.Series(dtype=object),
+                                "site_id": pd.Series(dtype=object)})
+    if problems:
+        raise InputError(locate(problems, loaded))
+    return SmallTables(sites, services, budgets, members.drop_duplicates(), loaded)
+
+
+def _region_sizes(scenario: Scenario, regions: list[str]) -> np.ndarray:
+    """Bytes of each region's staff and targets parts: how owners are packed."""
+    folders = [p for p in (_path(scenario, "staff"), _path(scenario, "targets")) if p]
+    return np.array([float(sum(part.path.stat().st_size for folder in folders
+                               for part in region_parts(folder, region)) + 1)
+                     for region in regions])
+
+
+@dataclass
+class PartitionedSolve:
+    """What the pipeline needs back: the result, the plan's tables, what summary.json says
+    of the decomposition, the linking rows' prices, the inputs as read, the model's size."""
+
+    result: SolveResult
+    tables: dict[str, pd.DataFrame]
+    decomposition: dict[str, Any]
+    prices: dict[str, dict[str, float]]
+    inputs: dict[str, tuple[str, int, str]]  # table -> (source, rows, digest)
+    size: dict[str, int]
+    warnings: list[str]
+
+
+def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
+                      time_limit: float | None = None,
+                      warm_prices: dict[str, dict[str, float]] | None = None,
+                      say: Any = None) -> PartitionedSolve:
+    """Read, build and solve region by region on `client`'s cluster (None: in this process,
+    one owner per `workers`). Raises InputError with every problem the parts hold."""
+    began = time.perf_counter()
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    small = load_small(scenario)
+    regions = sorted(pd.unique(small.sites[PARTITION_KEY].astype(str)).tolist())
+    if client is not None:
+        workers = len(client.scheduler_info(n_workers=-1)["workers"]) or workers
+    bins = max(1, min(workers, len(regions)))
+    owner_of = _pack(_region_sizes(scenario, regions), bins)
+    objective = scenario.objective
+    recipes = []
+    for w in range(bins):
+        mine = [k for k in range(len(regions)) if owner_of[k] == w]
+        recipes.append(RegionRecipe(
+            mine, [regions[k] for k in mine], str(_path(scenario, "staff")),
+            str(_path(scenario, "targets")), small.sites, small.services, small.budgets,
+            small.members, scenario.policy.model_dump(), list(objective.order),
+            objective.mode, dict(objective.weights.items()), scenario.input.max_file_mb))
+    ids = [r.indices for r in recipes]
+    pool: LocalPool | DaskPool = (
+        LocalPool([], owners=[RegionOwner(r) for r in recipes]) if client is None
+        else DaskPool(client, recipes, owner=RegionOwner, block_ids=ids))
+    try:
+        return _solve(scenario, small, regions, recipes, pool, began, deadline, warm_prices,
+                      say)
+    finally:
+        pool.close()
+
+
+def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
+           recipes: list[RegionRecipe], pool: LocalPool | DaskPool, began: float,
+           deadline: float | None, warm_prices: dict[str, dict[str, float]] | None,
+           say: Any) -> PartitionedSolve:
+    read = pool.call("row_keys")
+    problems = list(dict.fromkeys(p for answer in read for p in answer["problems"]))
+    warnings = list(dict.fromkeys(w for answer in read for w in answer["warnings"]))
+    home = np.concatenate([a["home_staff"] for a in read])
+    unique, counts = np.unique(home, return_counts=True)
+    twice = unique[counts > 1]
+    if twice.size:  # one person in two parts: two people to the model, one to the business
+        places = [p for answer in pool.call("where_staff", twice[:10]) for p in answer]
+        by_file: dict[str, list[str]] = {}
+        for source, row in places:
+            by_file.setdefault(source, []).append(str(row))
+        problems.append(Problem(
+            str(_path(scenario, "staff")), f"{twice.size} staff_id(s) appear in more than "
+            "one part (staff_id must be unique across the folder): " + "; ".join(
+                f"{source} rows {', '.join(rows)}" for source, rows in sorted(by_file.items()))))
+    if problems:
+        raise InputError(problems)
+    blocks: dict[int, np.ndarray] = {}
+    for answer in read:
+        blocks.update(answer["blocks"])
+    order = sorted(blocks)
+    hashes = np.concatenate([blocks[b] for b in order])
+    keys, seen = np.unique(hashes, return_counts=True)
+    linking = keys[seen > 1]
+    for recipe in recipes:  # a rebuilt owner comes back cut
+        recipe.linking = linking
+    if say is not None:
+        say(f"partitioned: {len(order)} regions on {len(recipes)} owner(s), "
+            f"{linking.size:,} linking rows found")
+    cuts: dict[int, dict[str, Any]] = {}
+    for answer in pool.call("cut", linking):
+        cuts.update(answer)
+    lo = np.full(linking.size, np.nan)
+    hi = np.full(linking.size, np.nan)
+    labels = [""] * linking.size
+    clashes = []
+    for b in order:
+        cut = cuts[b]
+        for place, low, high, label in zip(cut["place"].tolist(), cut["lo"].tolist(),
+                                           cut["hi"].tolist(), cut["labels"], strict=True):
+            if labels[place] and (lo[place] != low or hi[place] != high):
+                clashes.append(f"{label}: limits {lo[place]:g}..{hi[place]:g} in one region, "
+                               f"{low:g}..{high:g} in region '{regions[b]}'")
+            lo[place], hi[place], labels[place] = low, high, label
+    if clashes:
+        raise InputError([Problem(str(_path(scenario, "staff")),
+                                  "a row shared by regions has different limits in their "
+                                  "parts (the same person or budget written twice?): "
+                                  + "; ".join(clashes[:10]))])
+    first = cuts[order[0]]
+    objectives = [Objective(name, np.zeros(0), sum(cuts[b]["constants"][name] for b in order))
+                  for name in first["constants"]]
+    scale = max([1.0, *(float(cuts[b]["scale"]) for b in order)])
+    master = Master(lo, hi, len(order), penalty=1e4 * scale)
+    sizes = {key: sum(int(a[key][b]) for a in read for b in a[key]) for key in
+             ("rows", "columns", "nonzeros", "integer")}
+    whole = sizes["integer"] > 0
+    whole_blocks = frozenset(b for a in read for b, n in a["integer"].items() if n)
+    info = Decomposition(len(order), [int(read_columns) for read_columns in
+                                      (next(a["columns"][b] for a in read if b in a["columns"])
+                                       for b in order)],
+                         int(linking.size), PARTITION_KEY, 0, pool.workers, pool.address,
+                         len(recipes))
+    info.seconds_setup = time.perf_counter() - began
+    gap_tol = WHOLE_MIP_GAP if scenario.solver.mip_gap is None else float(scenario.solver.mip_gap)
+    stages, status, message, warm_notes, finished = run_stages(
+        master, pool, objectives, labels, info, rel_tol=scenario.objective.rel_tol,
+        abs_tol=scenario.objective.abs_tol, deadline=deadline, hook=None,
+        warm_prices=warm_prices, whole=whole, gap_tol=gap_tol, whole_blocks=whole_blocks,
+        on_stage=None, gather=lambda values: pool.finish(master_weights(master, values)))
+    info.client_peak_bytes = _peak()
+    tables: dict[str, pd.DataFrame] = {}
+    if finished is not None:
+        stages, found = _check(finished, objectives, stages, lo, hi, labels, regions)
+        if found:
+            status, finished = Status.ERROR, None
+            message = ("the decomposed plan does not check out against the model, so it is "
+                       "not written: " + "; ".join(found))
+        else:
+            tables = _tables(finished, small)
+    elif status.has_solution:
+        status = Status.ERROR
+    notes = run_notes(info, warm_notes, whole, finished is not None, gap_tol)
+    notes += ("partitioned tables: each worker read and built its own regions; the client "
+              "never held the staff table or the model. sensitivity.csv, report.html and "
+              "basis.parquet need the whole model in one place and are not written; "
+              "master_prices.csv holds the linking rows' prices",)
+    result = SolveResult(status, "highs (decomposed)", tuple(stages), None,
+                         time.perf_counter() - began, notes, message)
+    inputs = {name: (t.source, t.rows, t.digest) for name, t in small.loaded.items()}
+    for name in ("staff", "targets"):
+        folder = str(_path(scenario, name))
+        parts = sorted((s, n, d) for a in read for s, (n, d) in a["sources"].items()
+                       if s.startswith(folder))
+        digest = hashlib.sha256("".join(d for _, _, d in parts).encode()).hexdigest()[:16]
+        inputs[name] = (folder, sum(n for _, n, _ in parts), digest)
+    size = {"rows": sizes["rows"], "columns": sizes["columns"],
+            "nonzeros": sizes["nonzeros"], "integer_columns": sizes["integer"]}
+    return PartitionedSolve(result, tables, {"mode": entry.current().mode, **info.as_json()},
+                            info.all_prices, inputs, size, warnings)
+
+
+def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],
+           stages: list[StageResult], lo: np.ndarray, hi: np.ndarray, labels: list[str],
+           regions: list[str], tolerance: float = PLAN_TOLERANCE,
+           ) -> tuple[list[StageResult], list[str]]:
+    """What `plan_problems` checks of a monolithic plan, from the owners' answers: each
+    block's own rows and bounds (checked by its owner), the linking rows from the blocks'
+    summed activity, each stage's objective and hold from the blocks' summed values."""
+    found = [f"region '{regions[b]}': {p}" for b in sorted(finished)
+             for p in finished[b]["problems"]]
+    activity = sum((finished[b]["linking"] for b in finished), np.zeros(lo.size))
+    scale = 1.0 + sum((finished[b]["linking_scale"] for b in finished), np.zeros(lo.size))
+    for what, excess in (("below its lower limit", lo - activity),
+                         ("above its upper limit", activity - hi)):
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(np.nan_to_num(excess, nan=0.0, neginf=0.0)
+                                 > tolerance * scale)
+        found += [f"{labels[i]} is {excess[i]:.6g} {what}" for i in bad[:10]]
+    out = []
+    for stage in stages:
+        objective = next(o for o in objectives if o.name == stage.name)
+        value = sum(finished[b]["objectives"][stage.name] for b in finished) + \
+            objective.constant
+        magnitude = sum(finished[b]["magnitudes"][stage.name] for b in finished)
+        tol = tolerance * (1.0 + abs(stage.objective) + magnitude)
+        if stage is stages[-1] and np.isfinite(stage.objective) and \
+                abs(value - stage.objective) > tol:
+            found.append(f"stage '{stage.name}': the plan's objective is {value:.10g}, the "
+                         f"master reported {stage.objective:.10g}")
+        if stage.hold_rhs is not None and value > stage.hold_rhs + tol:
+            found.append(f"stage '{stage.name}': the plan's objective {value:.10g} breaks the "
+                         f"limit {stage.hold_rhs:.10g} it was held to")
+        out.append(replace(stage, final_value=value))
+    return out, found
+
+
+def _tables(finished: dict[int, dict[str, Any]], small: SmallTables) -> dict[str, pd.DataFrame]:
+    """The plan's tables from the owners' Parquet: plan, coverage and sites are each
+    region's rows; a budget's spending is summed over the regions its scope covers."""
+    def frames(name: str) -> list[pd.DataFrame]:
+        return [pd.read_parquet(io.BytesIO(finished[b]["tables"][name]))
+                for b in sorted(finished)]
+
+    out = {
+        "plan": _sort(pd.concat(frames("plan"), ignore_index=True),
+                      ["staff_id", "site_id", "service_id"]),
+        "coverage": _sort(pd.concat(frames("coverage"), ignore_index=True),
+                          ["site_id", "service_id"]),
+        "sites": _sort(pd.concat(frames("sites"), ignore_index=True), ["site_id"]),
+    }
+    budgets = small.budgets
+    parts = [f for f in frames("budgets") if len(f)]
+    spent = (pd.concat(parts).groupby("budget_id")["spent"].sum() if parts
+             else pd.Series(dtype=float))
+    spent_col = spent.reindex(budgets["budget_id"].to_numpy()).fillna(0.0).to_numpy()
+    out["budgets"] = _sort(pd.DataFrame({
+        "budget_id": budgets["budget_id"].to_numpy(), "scope": budgets["scope"].to_numpy(),
+        "amount": budgets["amount"].to_numpy(), "spent": _r(spent_col, MONEY_DECIMALS),
+        "headroom": _r(budgets["amount"].to_numpy() - spent_col, MONEY_DECIMALS),
+    }), ["budget_id"])
+    return out
