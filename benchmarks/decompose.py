@@ -1,5 +1,11 @@
 """Monolithic HiGHS against the decomposed solve on a LocalCluster of 1 and 2 workers.
 
+Three modes: "monolithic" (HiGHS on the whole model), "decomposed" (the client builds the
+whole model, then Dantzig-Wolfe on the cluster) and "partitioned" (`solve_partitioned` on a
+copy of the same instance written by `allocator generate --partitioned`: each worker reads
+and builds its own regions, the client never builds the model; its solve seconds include
+the workers' reading and building, there is no build phase apart).
+
 Each configuration runs in its own process (so the client's peak memory is its own):
 wall seconds of the solve (cluster start excluded and reported apart), iterations, seconds
 per iteration, peak resident memory of the client and of each worker, bytes sent per
@@ -8,6 +14,10 @@ ones in the same table (relative difference).
 
     python benchmarks/decompose.py --sizes small,medium --out benchmarks/results/decompose
     python benchmarks/decompose.py --one decomposed --workers 2 --scenario S.toml  # one row
+    python benchmarks/decompose.py --sizes small \
+        --configs monolithic,decomposed:2,partitioned:1,partitioned:2 \
+        --out benchmarks/results/partitioned      # any mix of mode:workers, in that order
+    python benchmarks/decompose.py --report-only --out benchmarks/results/partitioned
     python benchmarks/decompose.py --warm --sizes small --workers 2   # demand +-2%, warm prices
 """
 
@@ -15,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -30,8 +41,48 @@ def _peak() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def partitioned(scenario_path: Path, workers: int) -> dict[str, Any]:
+    """`solve_partitioned` on a partitioned instance, in this process: the client reads only
+    the small tables, the workers read and build their regions (inside the solve seconds)."""
+    from allocator.decompose import entry
+    from allocator.decompose.partitioned import solve_partitioned
+    from allocator.scenario import load_scenario
+
+    entry.request("regions", None, workers)
+    scenario = load_scenario(scenario_path, [])
+    row: dict[str, Any] = {"mode": "partitioned", "workers": workers}
+    start = time.perf_counter()
+    client, cluster = entry.connect(entry.Request("regions", None, workers))
+    row["cluster_seconds"] = round(time.perf_counter() - start, 2)
+    row["client_before_solve_mb"] = round(_peak() / 2**20)  # imports, scenario, cluster
+    said: list[str] = []
+    try:
+        start = time.perf_counter()
+        solved = solve_partitioned(scenario, client=client, workers=workers, say=said.append)
+        seconds = time.perf_counter() - start
+    finally:
+        entry.close(client, cluster)
+    info, result = solved.decomposition, solved.result
+    iterations = int(info["iterations"])
+    row.update(
+        size=solved.size, solve_seconds=round(seconds, 2), status=result.status.value,
+        message=result.message, objectives=result.objectives, iterations=iterations,
+        seconds_per_iteration=round(seconds / max(1, iterations), 3),
+        stages=info["stages"], blocks=info["blocks"], linking_rows=info["linking_rows"],
+        block_columns=info["block_columns"], owners=info["owners"],
+        bytes_per_iteration=round(info["bytes_sent"] / max(1, iterations)),
+        setup_seconds=round(info["setup_seconds"], 2),
+        client_peak_mb=round(_peak() / 2**20),
+        client_peak_mb_at_stages_end=round(info["client_peak_bytes"] / 2**20),
+        worker_peak_mb=[round(b / 2**20) for b in info["worker_peak_bytes"]],
+        said=said, warnings=solved.warnings)
+    return row
+
+
 def one(mode: str, scenario_path: Path, workers: int) -> dict[str, Any]:
     """One configuration, in this process: the figures as a dict."""
+    if mode == "partitioned":  # before anything builds the model in this process
+        return partitioned(scenario_path, workers)
     from allocator.run import prepare
     from allocator.solvers.base import SolverSettings
     from allocator.solvers.lexicographic import solve_stages, stage_objectives
@@ -142,6 +193,18 @@ def _instance(size: str, seed: int, budgets: str, folder: Path) -> Path:
     return write_ops_instance(generate_ops(SIZES[size], seed, budgets), target)
 
 
+def _partitioned_instance(size: str, seed: int, budgets: str, folder: Path) -> Path:
+    """The same instance (same size, seed and budgets: the same data) as Parquet folders
+    by region, written by `allocator generate --partitioned`."""
+    target = folder / "instances" / f"{size}-{seed}-{budgets}-partitioned"
+    if (target / "scenario.toml").exists():
+        return target / "scenario.toml"
+    cli = Path(sys.executable).parent / "allocator"
+    subprocess.run([str(cli), "generate", "--size", size, "--seed", str(seed), "--budgets",
+                    budgets, "--partitioned", "--out", str(target)], check=True, cwd=ROOT)
+    return target / "scenario.toml"
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = ["| size | configuration | solve s | iterations | s / iteration | client MB | "
              "worker MB | bytes / iteration | final gaps | objective vs monolithic |",
@@ -155,7 +218,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
                 f"{k} {abs(v - base['objectives'][k]) / max(1.0, abs(base['objectives'][k])):.1e}"
                 for k, v in r["objectives"].items())
         gaps = ", ".join(f"{s['gap']:.1e}" for s in r.get("stages", []) if s["gap"] is not None)
-        config = "monolithic" if r["mode"] == "monolithic" else f"decomposed, {r['workers']} w"
+        config = "monolithic" if r["mode"] == "monolithic" else f"{r['mode']}, {r['workers']} w"
         lines.append(
             f"| {r['instance']} | {config} | {r['solve_seconds']} | {r.get('iterations', '')} "
             f"| {r.get('seconds_per_iteration', '')} | {r['client_peak_mb']} | "
@@ -171,7 +234,14 @@ def main() -> None:
     parser.add_argument("--budgets", default="nested", choices=["nested", "site"])
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/decompose")
-    parser.add_argument("--one", choices=["monolithic", "decomposed"])
+    parser.add_argument("--configs",
+                        help="mode:workers in order, e.g. monolithic,decomposed:2,partitioned:1 "
+                             "(default: monolithic, then decomposed on each of --workers)")
+    parser.add_argument("--timeout", type=float, help="seconds before a configuration is "
+                        "stopped (recorded in errors.jsonl)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild results.md from the rows in --out/raw.jsonl")
+    parser.add_argument("--one", choices=["monolithic", "decomposed", "partitioned"])
     parser.add_argument("--scenario", type=Path)
     parser.add_argument("--warm", action="store_true",
                         help="day 2 (demand +-2%%) cold against warm from day 1's prices")
@@ -187,21 +257,48 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one, args.scenario, int(args.workers))))
         return
+    if args.report_only:
+        rows = [json.loads(line) for line in (args.out / "raw.jsonl").read_text().splitlines()
+                if line.strip()]
+        (args.out / "results.md").write_text(_table(rows) + "\n")
+        print(_table(rows))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for size in args.sizes.split(","):
-        path = _instance(size, args.seed, args.budgets, args.out)
+    if args.configs:
+        configs = [(c.split(":")[0], int(c.split(":")[1]) if ":" in c else 0)
+                   for c in args.configs.split(",")]
+    else:
         configs = [("monolithic", 0)] + [("decomposed", int(w))
                                          for w in args.workers.split(",")]
+    rows = []
+    for size in args.sizes.split(","):
+        instance = f"{size}-{args.seed}-{args.budgets}"
+        paths = {}
         for mode, workers in configs:
-            proc = subprocess.run([sys.executable, __file__, "--one", mode, "--scenario",
-                                   str(path), "--workers", str(workers)],
-                                  capture_output=True, text=True, cwd=ROOT)
-            if proc.returncode:
-                print(proc.stderr[-3000:], file=sys.stderr)
+            if mode not in paths:
+                paths[mode] = (_partitioned_instance if mode == "partitioned" else _instance)(
+                    size, args.seed, args.budgets, args.out)
+            began, load_before = time.time(), os.getloadavg()
+            try:
+                proc = subprocess.run([sys.executable, __file__, "--one", mode, "--scenario",
+                                       str(paths[mode]), "--workers", str(workers)],
+                                      capture_output=True, text=True, cwd=ROOT,
+                                      timeout=args.timeout)
+                failed = proc.stderr[-3000:] if proc.returncode else None
+            except subprocess.TimeoutExpired:
+                failed = f"stopped after {args.timeout:g} s (--timeout)"
+            if failed is not None:
+                print(failed, file=sys.stderr)
+                with (args.out / "errors.jsonl").open("a") as raw:
+                    raw.write(json.dumps({"instance": instance, "mode": mode,
+                                          "workers": workers, "started": began,
+                                          "error": failed}) + "\n")
                 continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
-            row["instance"] = f"{size}-{args.seed}-{args.budgets}"
+            row["instance"] = instance
+            row["started"] = began
+            row["load_before"] = [round(x, 2) for x in load_before]  # 1, 5, 15 min
+            row["load_after"] = [round(x, 2) for x in os.getloadavg()]
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
             with (args.out / "raw.jsonl").open("a") as raw:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -166,9 +167,13 @@ class PartitionedSolve:
 def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
                       time_limit: float | None = None,
                       warm_prices: dict[str, dict[str, float]] | None = None,
-                      say: Any = None) -> PartitionedSolve:
+                      say: Any = None,
+                      on_iteration: Callable[[Any, str, int], None] | None = None,
+                      ) -> PartitionedSolve:
     """Read, build and solve region by region on `client`'s cluster (None: in this process,
-    one owner per `workers`). Raises InputError with every problem the parts hold."""
+    one owner per `workers`). Raises InputError with every problem the parts hold.
+    `on_iteration(pool, stage, iteration)` is told before each iteration (the fault test
+    kills a worker from it)."""
     began = time.perf_counter()
     deadline = None if time_limit is None else time.monotonic() + time_limit
     small = load_small(scenario)
@@ -191,8 +196,9 @@ def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
         LocalPool([], owners=[RegionOwner(r) for r in recipes]) if client is None
         else DaskPool(client, recipes, owner=RegionOwner, block_ids=ids))
     try:
+        hook = (lambda stage, it: on_iteration(pool, stage, it)) if on_iteration else None
         return _solve(scenario, small, regions, recipes, pool, began, deadline, warm_prices,
-                      say)
+                      say, hook)
     finally:
         pool.close()
 
@@ -200,7 +206,7 @@ def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
 def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
            recipes: list[RegionRecipe], pool: LocalPool | DaskPool, began: float,
            deadline: float | None, warm_prices: dict[str, dict[str, float]] | None,
-           say: Any) -> PartitionedSolve:
+           say: Any, hook: Callable[[str, int], None] | None) -> PartitionedSolve:
     read = pool.call("row_keys")
     problems = list(dict.fromkeys(p for answer in read for p in answer["problems"]))
     warnings = list(dict.fromkeys(w for answer in read for w in answer["warnings"]))
@@ -268,7 +274,7 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     gap_tol = WHOLE_MIP_GAP if scenario.solver.mip_gap is None else float(scenario.solver.mip_gap)
     stages, status, message, warm_notes, finished = run_stages(
         master, pool, objectives, labels, info, rel_tol=scenario.objective.rel_tol,
-        abs_tol=scenario.objective.abs_tol, deadline=deadline, hook=None,
+        abs_tol=scenario.objective.abs_tol, deadline=deadline, hook=hook,
         warm_prices=warm_prices, whole=whole, gap_tol=gap_tol, whole_blocks=whole_blocks,
         on_stage=None, gather=lambda values: pool.finish(master_weights(master, values)))
     info.client_peak_bytes = _peak()

@@ -150,8 +150,19 @@ class RegionOwner(BlockOwner):
                     continue
             frame, problems = validate(table, SCHEMAS["staff"])
             self.problems.extend(problems)
-            if problems:
-                continue
+            if mine and "staff_id" in frame.columns:  # a person in two parts, said with the rest
+                ids = frame["staff_id"].dropna()
+                hashes = key_hashes(ids.astype(str).to_numpy())
+                self.home_staff = np.concatenate([self.home_staff, hashes])
+                self._home_part = np.concatenate([self._home_part, np.full(
+                    hashes.size, len(self._parts), dtype=np.int32)])
+                self._home_row = np.concatenate([self._home_row,
+                                                 table.row_of(ids.index.to_numpy())])
+                self._parts.append(table.source)
+                self.sources[table.source] = (table.rows, table.digest)
+            if any(c.required and c.name not in frame.columns
+                   for c in SCHEMAS["staff"].columns):
+                continue  # checks against a missing column would be noise
             self.warnings.extend(_match_skills(table, frame, services, self.problems))
             check_reference(table, frame, "home_site", site_ids, "site", self.problems)
             home = frame["home_site"].map(region_of)
@@ -161,14 +172,6 @@ class RegionOwner(BlockOwner):
             if mine:
                 staff_of[region] = pd.concat([staff_of[region], frame], ignore_index=True) \
                     if region in staff_of else frame
-                hashes = key_hashes(frame["staff_id"].astype(str).to_numpy())
-                self.home_staff = np.concatenate([self.home_staff, hashes])
-                self._home_part = np.concatenate([self._home_part, np.full(
-                    hashes.size, len(self._parts), dtype=np.int32)])
-                self._home_row = np.concatenate([self._home_row,
-                                                 table.row_of(np.arange(len(frame)))])
-                self._parts.append(table.source)
-                self.sources[table.source] = (table.rows, table.digest)
             anywhere[region] = pd.concat([anywhere[region], frame[_is_any(frame)]],
                                          ignore_index=True) \
                 if region in anywhere else frame[_is_any(frame)]

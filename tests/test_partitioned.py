@@ -1,0 +1,234 @@
+"""Decomposed runs on tables partitioned by region (the client never builds the model),
+against the monolithic solve of the same instance written as CSV.
+
+Independent references: the monolithic HiGHS optimum of the CSV instance, the independent
+plan checker (tests/plan_check.py, which re-reads the CSVs), the in-memory block search
+(`find_blocks`, for the linking rows), and budgets recomputed here from plan.csv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from allocator.datagen import SIZES, generate_ops, write_ops_instance
+from allocator.decompose import entry, find_blocks
+from allocator.decompose.partitioned import solve_partitioned
+from allocator.run import prepare
+from allocator.scenario import load_scenario
+from allocator.solvers.base import SolverSettings, Status
+from allocator.solvers.lexicographic import solve_stages, stage_objectives
+from tests.conftest import run_cli
+from tests.plan_check import check_plan
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    """Two worker processes on a real LocalCluster, as `--decompose` starts them."""
+    dask_client, cluster = entry.connect(entry.Request("regions", None, 2))
+    yield dask_client
+    entry.close(dask_client, cluster)
+
+
+@pytest.fixture(autouse=True)
+def _regions() -> Any:
+    entry.request("regions")
+    yield
+    entry.request("off")
+
+
+def _pair(tmp: Path, size: str, seed: int, budgets: str) -> tuple[Path, Path]:
+    """The same generated instance as CSV files and as partitioned Parquet."""
+    tables = generate_ops(SIZES[size], seed, budgets)
+    csv = write_ops_instance(tables, tmp / "csv", f"{size}-{seed}")
+    parted = write_ops_instance(tables, tmp / "parts", f"{size}-{seed}", partitioned=True)
+    return csv, parted
+
+
+def _monolithic(csv: Path) -> tuple[Any, Any, Any]:
+    scenario, built, _ = prepare(csv, [])
+    objectives = stage_objectives(built.model, scenario.objective.order,
+                                  scenario.objective.mode, dict(scenario.objective.weights))
+    mono = solve_stages(built.model, objectives, "highs", SolverSettings(),
+                        scenario.objective.rel_tol, scenario.objective.abs_tol)
+    assert mono.status is Status.OPTIMAL
+    return scenario, built, mono
+
+
+def _budgets_from_plan(csv: Path, plan: pd.DataFrame) -> pd.Series:
+    """Each budget's spending recomputed from plan.csv and the input CSVs."""
+    sites = pd.read_csv(csv.parent / "sites.csv", dtype=str)
+    budgets = pd.read_csv(csv.parent / "budgets.csv", dtype={"budget_id": str, "scope": str})
+    by_site = plan.groupby(plan["site_id"].astype(str))["cost"].sum()
+    spent = {}
+    for budget_id, scope in zip(budgets["budget_id"], budgets["scope"], strict=True):
+        kind, _, ref = scope.partition(":")
+        members = (sites["site_id"] if kind == "all" else
+                   sites.loc[sites["region"] == ref, "site_id"] if kind == "region" else
+                   pd.Series([ref]))
+        spent[budget_id] = float(by_site.reindex(members).fillna(0.0).sum())
+    return pd.Series(spent)
+
+
+@pytest.mark.parametrize(("size", "seed", "budgets"), [
+    ("tiny", 0, "nested"), ("tiny", 1, "site"),
+    ("small", 0, "nested"), ("small", 1, "site"), ("small", 2, "nested"),
+])
+def test_partitioned_matches_monolithic(tmp_path: Path, client: Any, size: str, seed: int,
+                                        budgets: str) -> None:
+    """Each worker reads its regions; the optimum is the monolithic one within rel_tol, the
+    monolithic optimum lies inside the certificate, every row holds (checked from the CSVs),
+    and the linking rows are the ones the in-memory block search finds."""
+    csv, parted = _pair(tmp_path, size, seed, budgets)
+    scenario, built, mono = _monolithic(csv)
+    solved = solve_partitioned(load_scenario(parted, []), client=client, workers=2)
+    result, deco = solved.result, solved.decomposition
+    assert result.status is Status.OPTIMAL, result.message
+    rel_tol = scenario.objective.rel_tol
+    for m, d, log in zip(mono.stages, result.stages, deco["stages"], strict=True):
+        scale = max(1.0, abs(m.objective))
+        assert abs(d.objective - m.objective) <= rel_tol * scale, (m.name, d.objective)
+        assert log["lower_bound"] <= m.objective + 1e-9 * scale
+        assert m.objective <= log["upper_bound"] + 1e-9 * scale
+    assert solved.size["columns"] == built.model.num_vars
+    found = find_blocks(built.model)
+    if len(found.block_cols) > 1:  # tiny is one block to the search (3 sites), 2+ regions here
+        assert deco["linking_rows"] == found.linking.size
+    assert deco["blocks"] == pd.read_csv(csv.parent / "sites.csv")["region"].nunique()
+    plan = solved.tables["plan"]
+    check = check_plan(csv, plan)
+    assert check.violations == []
+    service = next(s for s in result.stages if s.name == "service")
+    assert check.service == pytest.approx(service.final_value, rel=1e-6, abs=1e-6)
+    # budgets.csv: each budget's spending, summed over regions, as recomputed from the plan
+    table = solved.tables["budgets"].set_index("budget_id")
+    expected = _budgets_from_plan(csv, plan)
+    assert np.allclose(table.loc[expected.index, "spent"], expected, rtol=1e-9, atol=1e-3)
+    assert len(solved.tables["coverage"]) == len(pd.read_csv(csv.parent / "targets.csv"))
+    assert len(solved.tables["sites"]) == len(pd.read_csv(csv.parent / "sites.csv"))
+
+
+@pytest.mark.slow
+def test_partitioned_whole_mode_brackets_the_monolithic_optimum(tmp_path: Path,
+                                                                 client: Any) -> None:
+    """Whole mode on partitions: price-and-branch, a whole plan the checker accepts, and a
+    first-stage certificate around the monolithic MIP's bounds."""
+    csv, parted = _pair(tmp_path, "tiny", 0, "nested")
+    _, _, mono = _monolithic_whole(csv)
+    solved = solve_partitioned(load_scenario(parted, ["policy.assignment=whole"]),
+                               client=client, workers=2)
+    assert solved.result.status.has_solution, solved.result.message
+    first = solved.decomposition["stages"][0]
+    m = mono.stages[0]
+    scale = max(1.0, abs(m.objective))
+    assert first["lower_bound"] <= m.objective + 1e-6 * scale
+    assert first["upper_bound"] >= m.bound - 1e-6 * scale
+    plan = solved.tables["plan"]
+    assert check_plan(csv, plan, whole=True).violations == []
+
+
+def _monolithic_whole(csv: Path) -> tuple[Any, Any, Any]:
+    scenario, built, _ = prepare(csv, ["policy.assignment=whole"])
+    objectives = stage_objectives(built.model, scenario.objective.order,
+                                  scenario.objective.mode, dict(scenario.objective.weights))
+    mono = solve_stages(built.model, objectives, "highs", SolverSettings(),
+                        scenario.objective.rel_tol, scenario.objective.abs_tol)
+    return scenario, built, mono
+
+
+@pytest.mark.slow
+def test_lost_worker_rebuilds_from_its_partitions(tmp_path: Path, client: Any) -> None:
+    """A worker killed (SIGKILL) mid-iteration: its owner is made again from the same recipe
+    on a live worker (it reads its parts again and comes back cut), and the run still
+    reaches the monolithic optimum."""
+    csv, parted = _pair(tmp_path, "small", 0, "nested")
+    scenario, _, mono = _monolithic(csv)
+    killed: list[int] = []
+
+    def kill(pool: Any, stage: str, iteration: int) -> None:
+        if stage == "service" and iteration == 3 and not killed:
+            address = pool.where[0]
+            pid = client.run(os.getpid, workers=[address])[address]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    solved = solve_partitioned(load_scenario(parted, []), client=client, workers=2,
+                               on_iteration=kill)
+    assert killed and solved.decomposition["rebuilds"] >= 1
+    assert solved.result.status is Status.OPTIMAL, solved.result.message
+    for m, d in zip(mono.stages, solved.result.stages, strict=True):
+        assert d.objective == pytest.approx(m.objective, rel=scenario.objective.rel_tol)
+    assert check_plan(csv, solved.tables["plan"]).violations == []
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_cli_partitioned_run_and_the_same_folder_monolithic(tmp_path: Path) -> None:
+    """End to end: `generate --partitioned`, then `solve --decompose regions` (its own
+    LocalCluster) and `solve` (the folders read whole, monolithic) on the same scenario."""
+    made = run_cli("generate", "--size", "tiny", "--seed", "1", "--partitioned",
+                   out=tmp_path / "data")
+    assert made.code == 0, made.stderr
+    scenario = tmp_path / "data" / "scenario.toml"
+    assert (tmp_path / "data" / "staff").is_dir()
+    mono = run_cli("solve", scenario, "--no-store", out=tmp_path / "mono")
+    dw = run_cli("solve", scenario, "--no-store", "--decompose", "regions", "--workers", "2",
+                 out=tmp_path / "dw")
+    assert mono.code == 0 and dw.code == 0, dw.stderr
+    files = {p.name for p in (tmp_path / "dw").iterdir()}
+    assert {"plan.csv", "coverage.csv", "sites.csv", "budgets.csv", "master_prices.csv",
+            "summary.json", "run.log"} <= files
+    summary = json.loads((tmp_path / "dw" / "summary.json").read_text())
+    for name, value in mono.summary["objectives"].items():
+        assert summary["objectives"][name] == pytest.approx(value, rel=1e-6)
+    assert summary["inputs"]["staff"]["rows"] == mono.summary["inputs"]["staff"]["rows"]
+    assert summary["model_size"]["columns"] == mono.summary["model_size"]["columns"]
+    assert any("partitioned tables" in n for n in summary["notes"])
+    from allocator.outputs.summary import RunSummary
+
+    RunSummary.model_validate(summary)
+
+
+def test_bad_parts_are_named_by_file_and_row(tmp_path: Path) -> None:
+    """A bad cell in one region's part and a person written in two regions' parts: both
+    reported at once, by part file and row, exit 2, nothing written; the monolithic read of
+    the same folders names the part file and row too."""
+    _, parted = _pair(tmp_path, "tiny", 0, "nested")
+    staff = parted.parent / "staff"
+    files = sorted(staff.rglob("*.parquet"))
+    first = pd.read_parquet(files[0]).astype({"fte": str})
+    first.loc[1, "fte"] = "lots"
+    first.to_parquet(files[0], index=False)
+    second = pd.read_parquet(files[1])
+    twin = second.iloc[[0]].copy()
+    twin["staff_id"] = first.loc[0, "staff_id"]
+    twin["home_site"] = second.loc[0, "home_site"]
+    pd.concat([second, twin], ignore_index=True).to_parquet(files[1], index=False)
+    run = run_cli("solve", parted, "--no-store", "--decompose", "regions",
+                  out=tmp_path / "dw")
+    assert run.code == 2, run.stderr
+    assert f"{files[0]} row 3 column 'fte'" in run.stderr
+    assert "appear in more than one part" in run.stderr and str(files[1]) in run.stderr
+    assert not (tmp_path / "dw").exists()
+    mono = run_cli("solve", parted, "--no-store", out=tmp_path / "mono")
+    assert mono.code == 2 and f"{files[0]} row 3 column 'fte'" in mono.stderr
+
+
+def test_generate_force_leaves_a_users_folder_alone(tmp_path: Path) -> None:
+    """`generate --partitioned --force` replaces its own parts, never a user's folder that
+    happens to be called staff."""
+    out = tmp_path / "data"
+    assert run_cli("generate", "--size", "tiny", "--partitioned", out=out).code == 0
+    assert run_cli("generate", "--size", "tiny", "--seed", "2", "--partitioned", "--force",
+                   out=out).code == 0
+    mine = out / "staff" / "notes.txt"
+    mine.write_text("mine")
+    again = run_cli("generate", "--size", "tiny", "--partitioned", "--force", out=out)
+    assert again.code == 2 and "did not write" in again.stderr
+    assert mine.read_text() == "mine"
