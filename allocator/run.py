@@ -502,7 +502,15 @@ def solve_scenario(
     analyses = StageAnalyses(ops.model, scenario.output, deadline,
                              scenario.output.sensitivity and ops.model.num_integer == 0, clock)
     warm = None
-    if warm_from is not None:
+    skipped: list[str] = []
+    prices_only = warm_from is not None and not basis_file(warm_from).is_file() and \
+        (Path(warm_from) / PRICES_FILE).is_file()  # a partitioned run's folder
+    if prices_only and not wanted(ops.model):  # prices for a decomposed run; no basis here
+        skipped.append(f"warm start from {warm_source or warm_from} not used: that run was "
+                       f"decomposed on partitioned tables and left {PRICES_FILE}, not the "
+                       f"{BASIS_FILE} a monolithic run starts from")
+        warm_from = None
+    if warm_from is not None and not prices_only:
         with clock.phase("warm"):
             warm = read_warm(warm_from, ops.model, [o.name for o in objectives], warm_source)
     bases = BasisLog()
@@ -524,7 +532,7 @@ def solve_scenario(
                                          scenario.solver.mip_gap, earlier)
             if decomposed is not None:
                 result, decomposition, master_prices = decomposed
-                source = warm.source if warm is not None else str(warm_from)
+                source = warm.source if warm is not None else (warm_source or str(warm_from))
                 warm_notes = [] if warm_from is None else [
                     f"warm start from {source}: the decomposition's master started from its "
                     f"prices ({PRICES_FILE})" if earlier is not None else
@@ -543,7 +551,7 @@ def solve_scenario(
     except BaseException:
         analyses.stop()
         raise
-    notes = [*warm_notes, *result.notes]
+    notes = [*skipped, *warm_notes, *result.notes]
     if warm is not None and decomposed is None and not warm_notes[0].startswith(
             f"warm start from {warm.source} not"):
         iterations = iteration_note(backend, [s.name for s in result.stages])

@@ -193,6 +193,19 @@ def test_cli_partitioned_run_and_the_same_folder_monolithic(tmp_path: Path) -> N
     from allocator.outputs.summary import RunSummary
 
     RunSummary.model_validate(summary)
+    # tomorrow's run starts from these prices; a monolithic run says it cannot use them
+    again = run_cli("solve", scenario, "--no-store", "--decompose", "regions", "--warm-from",
+                    tmp_path / "dw", out=tmp_path / "dw2")
+    assert again.code == 0, again.stderr
+    notes = " ".join(again.summary["notes"])
+    assert "started from its prices (master_prices.csv)" in notes
+    assert "linking rows matched by label" in notes
+    for name, value in mono.summary["objectives"].items():
+        assert again.summary["objectives"][name] == pytest.approx(value, rel=1e-6)
+    plain = run_cli("solve", scenario, "--no-store", "--warm-from", tmp_path / "dw",
+                    out=tmp_path / "mono2")
+    assert plain.code == 0, plain.stderr
+    assert "not used" in " ".join(plain.summary["notes"])
 
 
 def test_bad_parts_are_named_by_file_and_row(tmp_path: Path) -> None:

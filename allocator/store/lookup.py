@@ -23,9 +23,12 @@ class WarmSource:
 
 
 def _has_basis(folder: str | Path) -> bool:
+    """A warm-start file: basis.parquet, or (a decomposed run on partitioned tables, which
+    has no whole-model basis) master_prices.csv."""
+    from allocator.decompose.prices import PRICES_FILE
     from allocator.warm import BASIS_FILE
 
-    return (Path(folder) / BASIS_FILE).is_file()
+    return (Path(folder) / BASIS_FILE).is_file() or (Path(folder) / PRICES_FILE).is_file()
 
 
 def explicit_source(key: str, url: str | None, store: Store | None = None) -> WarmSource:
@@ -35,8 +38,9 @@ def explicit_source(key: str, url: str | None, store: Store | None = None) -> Wa
     path = Path(os.path.expanduser(key))
     if path.exists():
         if path.is_dir() and not _has_basis(path):
-            raise InputError(f"--warm-from {key}: the folder holds no basis.parquet (not a run "
-                             "folder with a plan, or written by an older version)", key)
+            raise InputError(f"--warm-from {key}: the folder holds no basis.parquet or "
+                             "master_prices.csv (not a run folder with a plan, or written by "
+                             "an older version)", key)
         return WarmSource(path, str(path))
     if url is None:
         raise InputError(f"--warm-from {key}: no such run folder, and no run store to look a "

@@ -392,8 +392,9 @@ def _read_folder(name: str, folder: Path, max_file_mb: float | None) -> LoadedTa
     found = parts(folder)
     if not found:
         raise InputError([Problem(str(folder), f"is a folder without .parquet files; table "
-                                               f"'{name}' must be a file (.csv, .parquet or "
-                                               ".xlsx) or a folder of Parquet parts")])
+                                               f"'{name}' must be a regular file (.csv, "
+                                               ".parquet or .xlsx) or a folder of Parquet "
+                                               "parts")])
     frames, starts, sources, numbers, notes = [], [], [], [], []
     position = 0
     for part in found:
