@@ -245,3 +245,55 @@ def test_generate_force_leaves_a_users_folder_alone(tmp_path: Path) -> None:
     again = run_cli("generate", "--size", "tiny", "--partitioned", "--force", out=out)
     assert again.code == 2 and "did not write" in again.stderr
     assert mine.read_text() == "mine"
+
+
+def _sensitivity_pair(tmp: Path, seed: int, budgets: str,
+                      client: Any) -> tuple[Path, Any, pd.DataFrame, pd.DataFrame]:
+    csv, parted = _pair(tmp, "small", seed, budgets)
+    mono = run_cli("solve", csv, "--no-store", out=tmp / "mono")
+    assert mono.code == 0, mono.stderr
+    full = pd.read_csv(tmp / "mono" / "sensitivity.csv", dtype={"labels": str})
+    solved = solve_partitioned(load_scenario(parted, []), client=client, workers=2)
+    return parted, solved, full[full["kind"] == "constraint"], solved.tables["sensitivity"]
+
+
+@pytest.mark.parametrize(("seed", "budgets"), [(0, "nested"), (1, "site")])
+def test_partitioned_duals_are_the_monolithic_duals(tmp_path: Path, client: Any, seed: int,
+                                                    budgets: str) -> None:
+    """sensitivity.csv of a partitioned run: every row the monolithic LP prices uniquely
+    (block rows priced by their block at the master's prices, linking rows and holds by the
+    master) has the monolithic dual; activity is the plan's."""
+    _, solved, full, part = _sensitivity_pair(tmp_path, seed, budgets, client)
+    both = part.merge(full, on=["stage", "family", "labels"], suffixes=("", "_mono"))
+    assert len(both) == len(full) == len(part)
+    unique = both[both["dual_unique_mono"].astype(bool)]
+    assert len(unique) > 500 and {"master", "block at master prices"} <= set(
+        unique["dual_source"])
+    assert np.allclose(unique["dual"], unique["dual_mono"], rtol=1e-6, atol=1e-6)
+    # each person's FTE used, as stated, is what plan.csv gives them
+    used = solved.tables["plan"].groupby("staff_id")["fte"].sum()
+    stated = part[(part["family"] == "availability") & (part["stage"] == "cost")]
+    assert np.allclose(stated["activity"], used.reindex(stated["labels"]).fillna(0.0),
+                       atol=1e-8)
+
+
+def test_partitioned_budget_price_is_a_re_solve(tmp_path: Path, client: Any) -> None:
+    """The service stage's price of the binding regional budget with the largest price, as
+    a partitioned run states it, against a re-solve with that budget raised (partitioned
+    again, within the monolithic range of that price)."""
+    parted, _, full, part = _sensitivity_pair(tmp_path, 0, "nested", client)
+    rows = part[(part["stage"] == "service") & (part["family"] == "budget")
+                & part["binding"]].merge(
+        full[full["dual_unique"].astype(bool)], on=["stage", "family", "labels"],
+        suffixes=("", "_mono"))
+    row = rows.loc[rows["dual"].abs().idxmax()]
+    assert abs(row["dual"]) > 1e-9
+    step = float(min(1000.0, 0.5 * (row["rhs_high_mono"] - row["rhs"])))
+    assert step > 0
+    before = solve_partitioned(load_scenario(parted, []), client=client, workers=2)
+    budgets = pd.read_parquet(parted.parent / "budgets.parquet")
+    budgets.loc[budgets["budget_id"] == row["labels"], "amount"] += step
+    budgets.to_parquet(parted.parent / "budgets.parquet", index=False)
+    after = solve_partitioned(load_scenario(parted, []), client=client, workers=2)
+    moved = (after.result.stages[0].objective - before.result.stages[0].objective) / step
+    assert moved == pytest.approx(row["dual"], rel=1e-4, abs=1e-7)

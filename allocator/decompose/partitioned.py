@@ -60,6 +60,11 @@ from allocator.tables.readers import LoadedTable, locate, read_table
 from allocator.tables.schema import validate
 
 SMALL_TABLES = ("sites", "services", "budgets")
+# With sensitivity on, each stage runs to this gap, not its rel_tol: the master's prices and
+# the blocks' duals at them are the LP's duals only where the master has converged (at a gap
+# of 5e-7 on small, duals were off by up to 0.1; at this gap they equal the monolithic
+# unique duals to 1e-11).
+SENSITIVITY_GAP = 1e-9
 
 
 def _path(scenario: Scenario, name: str) -> Path | None:
@@ -276,24 +281,43 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
         master, pool, objectives, labels, info, rel_tol=scenario.objective.rel_tol,
         abs_tol=scenario.objective.abs_tol, deadline=deadline, hook=hook,
         warm_prices=warm_prices, whole=whole, gap_tol=gap_tol, whole_blocks=whole_blocks,
-        on_stage=None, gather=lambda values: pool.finish(master_weights(master, values)))
+        on_stage=None, gather=lambda values: pool.finish(master_weights(master, values)),
+        converge=SENSITIVITY_GAP if scenario.output.sensitivity and not whole else None)
     info.client_peak_bytes = _peak()
     tables: dict[str, pd.DataFrame] = {}
+    extra: list[str] = []
     if finished is not None:
-        stages, found = _check(finished, objectives, stages, lo, hi, labels, regions)
+        stages, found, activity = _check(finished, objectives, stages, lo, hi, labels,
+                                         regions)
         if found:
             status, finished = Status.ERROR, None
             message = ("the decomposed plan does not check out against the model, so it is "
                        "not written: " + "; ".join(found))
         else:
             tables = _tables(finished, small)
+            if scenario.output.sensitivity and not whole:
+                if deadline is not None and time.monotonic() >= deadline:
+                    extra.append("sensitivity.csv not written: the time limit was reached")
+                else:
+                    tables["sensitivity"] = _sensitivity(pool, info, stages, labels,
+                                                         activity, lo, hi)
+                    open_gaps = [f"{log.name} {log.gap:.2g}" for log in info.stages
+                                 if log.gap > SENSITIVITY_GAP]
+                    if open_gaps:
+                        extra.append("sensitivity.csv: the duals are exact only where a "
+                                     "stage's master converged; these stages stopped at a "
+                                     f"gap: {', '.join(open_gaps)}")
+            elif scenario.output.sensitivity:
+                extra.append("sensitivity.csv not written: a whole-mode (MIP) plan has no "
+                             "duals")
     elif status.has_solution:
         status = Status.ERROR
-    notes = run_notes(info, warm_notes, whole, finished is not None, gap_tol)
+    notes = run_notes(info, warm_notes, whole, finished is not None, gap_tol) + tuple(extra)
     notes += ("partitioned tables: each worker read and built its own regions; the client "
-              "never held the staff table or the model. sensitivity.csv, report.html and "
-              "basis.parquet need the whole model in one place and are not written; "
-              "master_prices.csv holds the linking rows' prices",)
+              "never held the staff table or the model. sensitivity.csv gives each block's "
+              "duals and ranges at the master's final prices (held fixed) and the master's "
+              "prices of the linking rows; report.html and basis.parquet need the whole model "
+              "in one place and are not written",)
     result = SolveResult(status, "highs (decomposed)", tuple(stages), None,
                          time.perf_counter() - began, notes, message)
     inputs = {name: (t.source, t.rows, t.digest) for name, t in small.loaded.items()}
@@ -312,7 +336,7 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
 def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],
            stages: list[StageResult], lo: np.ndarray, hi: np.ndarray, labels: list[str],
            regions: list[str], tolerance: float = PLAN_TOLERANCE,
-           ) -> tuple[list[StageResult], list[str]]:
+           ) -> tuple[list[StageResult], list[str], np.ndarray]:
     """What `plan_problems` checks of a monolithic plan, from the owners' answers: each
     block's own rows and bounds (checked by its owner), the linking rows from the blocks'
     summed activity, each stage's objective and hold from the blocks' summed values."""
@@ -341,7 +365,54 @@ def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],
             found.append(f"stage '{stage.name}': the plan's objective {value:.10g} breaks the "
                          f"limit {stage.hold_rhs:.10g} it was held to")
         out.append(replace(stage, final_value=value))
-    return out, found
+    return out, found, activity
+
+
+def _sensitivity(pool: Any, info: Decomposition, stages: list[StageResult],
+                 labels: list[str], activity: np.ndarray, lo: np.ndarray,
+                 hi: np.ndarray) -> pd.DataFrame:
+    """sensitivity.csv of a partitioned run, stage by stage: each block's own rows (dual
+    and range from the block at the stage's final master prices, held fixed; activity from
+    the plan), then the linking rows and the holds, priced by the master (no range: moving
+    one moves every block's answer)."""
+    frames = []
+    family = [label.partition("[")[0] for label in labels]
+    keys = [label.partition("[")[2].removesuffix("]") for label in labels]
+    slack_lo, slack_hi = activity - lo, hi - activity
+    use_hi = np.isfinite(hi) & (~np.isfinite(lo) | (slack_hi <= slack_lo))
+    rhs = np.where(use_hi, hi, lo)
+    slack = np.where(use_hi, slack_hi, slack_lo)
+    binding = np.abs(slack) <= 1e-7 * np.maximum(1.0, np.abs(rhs))
+    held: list[StageResult] = []
+    for stage, log in zip(stages, info.stages, strict=False):
+        if log.final is None:
+            continue
+        holds = [h.name for h in held]
+        for answer in pool.call("sensitivity", stage.name, log.final, holds):
+            for b in sorted(answer):
+                frames.append(pd.read_parquet(io.BytesIO(answer[b])))
+        prices = log.final
+        count = len(labels)
+        frames.append(pd.DataFrame({
+            "stage": stage.name, "kind": "constraint", "family": family, "labels": keys,
+            "activity": activity, "rhs": rhs, "slack": slack, "binding": binding,
+            "dual": prices[:count], "dual_unique": None, "rhs_low": np.nan,
+            "rhs_high": np.nan, "range_kind": "master", "region": "",
+            "dual_source": "master"}))
+        if holds:
+            values = np.array([h.final_value for h in held])
+            limits = np.array([h.hold_rhs if h.hold_rhs is not None else np.nan
+                               for h in held])
+            frames.append(pd.DataFrame({
+                "stage": stage.name, "kind": "constraint", "family": "stage_hold",
+                "labels": holds, "activity": values, "rhs": limits,
+                "slack": limits - values, "binding": (limits - values) <= 1e-7 * np.maximum(
+                    1.0, np.abs(limits)),
+                "dual": prices[count:count + len(holds)], "dual_unique": None,
+                "rhs_low": np.nan, "rhs_high": np.nan, "range_kind": "master", "region": "",
+                "dual_source": "master"}))
+        held.append(stage)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _tables(finished: dict[int, dict[str, Any]], small: SmallTables) -> dict[str, pd.DataFrame]:

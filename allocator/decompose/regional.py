@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from allocator.analysis.sensitivity import BINDING_TOL
 from allocator.core.checks import PLAN_TOLERANCE, column_label, row_label
-from allocator.core.model import Objective
+from allocator.core.model import Objective, join_labels
 from allocator.decompose.worker import BlockData, BlockOwner
 from allocator.errors import InputError, Problem
 from allocator.formulations.ops.data import SCHEMAS, OpsData, _match_skills, _skill_key
@@ -106,6 +107,7 @@ class RegionOwner(BlockOwner):
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
         self.regions: dict[int, _Region] = {}
+        self.plans: dict[int, np.ndarray] = {}  # each block's plan, once finished
         self.home_staff = np.zeros(0, dtype=np.uint64)
         # where each of those staff is: part file (index into _parts) and row
         self._parts: list[str] = []
@@ -308,6 +310,7 @@ class RegionOwner(BlockOwner):
             fractional = integer[np.abs(x[integer] - np.round(x[integer])) > 1e-5]
             problems += [f"{column_label(model, int(j))} = {x[j]:.6g} should be whole"
                          for j in fractional[:MAX_SHOWN]]
+            self.plans[index] = x
             tables = plan_tables(g.ops, x)
             local = g.ops.data.sites[PARTITION_KEY].astype(str) == g.region
             tables["sites"] = tables["sites"][tables["sites"]["site_id"].isin(
@@ -320,6 +323,41 @@ class RegionOwner(BlockOwner):
                 "magnitudes": {o.name: float(np.abs(o.c * x).sum()) for o in g.objectives},
                 "tables": {name: _parquet(frame) for name, frame in tables.items()},
             }
+        return out
+
+
+    def sensitivity(self, stage: str, prices: np.ndarray,
+                    holds: list[str]) -> dict[int, bytes]:
+        """sensitivity.csv's rows of each block's own constraints for one stage: activity,
+        slack and binding from the plan written; dual and range from the block at the stage's
+        final master prices (`BlockOwner.priced_duals`), as Parquet bytes."""
+        out: dict[int, bytes] = {}
+        for index, found in self.priced_duals(stage, prices, holds).items():
+            if found is None or index not in self.plans:
+                continue
+            g = self.regions[index]
+            block = self.blocks[index].data
+            x = self.plans[index]
+            families = np.concatenate([np.repeat(b.name, b.size) for b in
+                                       g.ops.model.con_blocks.values()])
+            labels = np.concatenate([join_labels(b.labels) for b in
+                                     g.ops.model.con_blocks.values()])
+            activity = block.rows @ x
+            lo, hi = block.row_lo, block.row_hi
+            slack_lo, slack_hi = activity - lo, hi - activity
+            use_hi = np.isfinite(hi) & (~np.isfinite(lo) | (slack_hi <= slack_lo))
+            rhs = np.where(use_hi, hi, lo)
+            slack = np.where(use_hi, slack_hi, slack_lo)
+            out[index] = _parquet(pd.DataFrame({
+                "stage": stage, "kind": "constraint", "family": families[g.block_rows],
+                "labels": labels[g.block_rows], "activity": activity, "rhs": rhs,
+                "slack": slack,
+                "binding": np.abs(slack) <= BINDING_TOL * np.maximum(1.0, np.abs(rhs)),
+                "dual": found["dual"], "dual_unique": found["unique"],
+                "rhs_low": found["rhs_low"], "rhs_high": found["rhs_high"],
+                "range_kind": "block", "region": g.region,
+                "dual_source": "block at master prices",
+            }))
         return out
 
 

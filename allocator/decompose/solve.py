@@ -151,14 +151,16 @@ def run_stages(
     hook: Callable[[str, int], None] | None, warm_prices: dict[str, dict[str, float]] | None,
     whole: bool, gap_tol: float, whole_blocks: frozenset[int],
     on_stage: Callable[[StageResult], None] | None,
-    gather: Callable[[np.ndarray], Any],
+    gather: Callable[[np.ndarray], Any], converge: float | None = None,
 ) -> tuple[list[StageResult], Status, str, list[str], Any]:
     """The stages in turn by column generation, then the plan gathered by `gather(master
     values)` (which raises LostProposals when owners died with their proposals: the last
     stage is then priced again from the columns that survived). Shared by the in-memory
     model (solve_decomposed) and the partitioned tables (partitioned.py). Returns the stages,
     the status, a message, the warm-start notes and what `gather` returned (None: no plan);
-    fills `info`. The pool is left open (the caller closes it)."""
+    fills `info`. The pool is left open (the caller closes it). `converge`: run every stage
+    to this gap rather than its rel_tol (the duals are the LP's only where the master has
+    converged: partitioned sensitivity)."""
     hold_limits: list[float] = []
     stages: list[StageResult] = []
     status = Status.OPTIMAL
@@ -168,6 +170,8 @@ def run_stages(
     for k, objective in enumerate(objectives):
         last = k == len(objectives) - 1
         tol = rel_tol if last else rel_tol * HELD_STAGE_TIGHTENING
+        if converge is not None:
+            tol = min(tol, converge)
         labels = [*linking_labels, *(f"hold[{h}]" for h in master.holds)]
         earlier = (warm_prices or {}).get(objective.name)
         warm = None if earlier is None else np.array([earlier.get(k, 0.0) for k in labels])

@@ -176,6 +176,40 @@ class BlockOwner:
                 time.perf_counter() - start, min(bound, value)))
         return out
 
+    def priced_duals(self, stage: str, prices: np.ndarray,
+                     holds: list[str]) -> dict[int, dict[str, np.ndarray] | None]:
+        """Each LP block solved at a stage's final master prices (`holds`: the stages held
+        in it, whose prices end `prices`), read for its rows' duals and HiGHS's ranging.
+
+        Why these are the model's duals: at the decomposition's optimum, the linking rows'
+        prices with each block's duals at those prices are an optimal dual of the whole LP
+        (LP duality: the priced block's value is its convexity price). The ranges are the
+        block's own, with the master's prices held fixed. A MIP block has no duals: None."""
+        from allocator.analysis.sensitivity import highs_sensitivity
+
+        out: dict[int, dict[str, np.ndarray] | None] = {}
+        base = prices.size - len(holds)
+        for index, block in self.blocks.items():
+            data = block.data
+            if data.integer is not None and data.integer.any():
+                out[index] = None
+                continue
+            cost = data.objectives[stage] - data.linking.T @ prices[:base]
+            for k, name in enumerate(holds):
+                cost = cost - prices[base + k] * data.objectives[name]
+            n = data.cols.size
+            checked(block.highs.changeColsCost(n, np.arange(n, dtype=np.int32), cost),
+                    "a block's costs")
+            block.highs.setOptionValue("time_limit", float("inf"))
+            block.highs.run()
+            if block.highs.getModelStatus().name != "kOptimal" or not data.rows.shape[0]:
+                out[index] = None
+                continue
+            sens = highs_sensitivity(block.highs, stage, one_sided=False)
+            out[index] = {"dual": sens.row_dual, "rhs_low": sens.rhs_low,
+                          "rhs_high": sens.rhs_high, "unique": sens.dual_unique}
+        return out
+
     def combine(self, weights: dict[int, dict[int, float]]) -> dict[int, tuple[np.ndarray,
                                                                                np.ndarray]]:
         """Each block's plan: the weighted sum of its proposals (global columns, values)."""
