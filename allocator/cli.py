@@ -124,19 +124,26 @@ def main() -> None:
                    "cluster of --workers processes).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Local Dask workers for --decompose without --scheduler.")
+@click.option("--polish", is_flag=True,
+              help="With --decompose: move each block's plan to a vertex (fewer people split "
+                   "across sites; the same objectives).")
 def solve(scenario: Path, out_dir: Path, solver: str | None, time_limit: float | None,
           sets: tuple[str, ...], force: bool, accept_timeout: bool, store_url: str | None,
           no_store: bool, warm_from: str | None, cold: bool, bundle: bool = False,
           log_format: str = "text",
           solver_settings: Path | None = None, quiet: bool = False, verbose: bool = False,
           heartbeat: float | None = None, decompose: str = "off", scheduler: str | None = None,
-          workers: int = 2) -> None:
+          workers: int = 2, polish: bool = False) -> None:
     """Solve SCENARIO and write the plan, coverage, budgets, sites and summary to --out."""
     global _JSON_LOG
     from allocator.decompose.entry import request as decompose_request
     from allocator.runlog import RunLog
 
-    decompose_request(decompose, scheduler, workers)  # read by run.py (docs/decompose.md)
+    decompose_request(decompose, scheduler, workers, polish)  # read by run.py
+    if polish and decompose == "off":
+        err.print("[yellow]warning[/]: --polish moves a decomposed plan to a vertex; without "
+                  "--decompose the plan is HiGHS's vertex already, so it changes nothing",
+                  highlight=False)
 
     log = RunLog(echo=lambda msg: err.print(msg, highlight=False),
                  stream=sys.stderr if log_format == "json" else None)

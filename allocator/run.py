@@ -651,7 +651,8 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
         try:
             left = None if limit is None else max(0.01, limit - (time.monotonic() - began))
             solved = solve_partitioned(scenario, client=client, workers=req.workers,
-                                       time_limit=left, warm_prices=earlier, say=log.progress)
+                                       time_limit=left, warm_prices=earlier, say=log.progress,
+                                       polish=req.polish)
         finally:
             entry.close(client, cluster)
     result = solved.result

@@ -27,17 +27,19 @@ class Request:
     mode: str = "off"
     scheduler: str | None = None  # tcp://host:8786, or None for a LocalCluster
     workers: int = 2  # LocalCluster workers when no scheduler is given
+    polish: bool = False  # each block's plan moved to a vertex (worker.polish_block)
 
 
 _request = Request()
 
 
-def request(mode: str = "off", scheduler: str | None = None, workers: int = 2) -> None:
+def request(mode: str = "off", scheduler: str | None = None, workers: int = 2,
+            polish: bool = False) -> None:
     """Set what the next solves in this process do (the CLI calls it once)."""
     global _request
     if mode not in MODES:
         raise ValueError(f"decompose must be one of {', '.join(MODES)}, not {mode!r}")
-    _request = Request(mode, scheduler, workers)
+    _request = Request(mode, scheduler, workers, polish)
 
 
 def current() -> Request:
@@ -94,7 +96,7 @@ def solve_if_wanted(model: LinearModel, objectives: list[Any], rel_tol: float, a
         result, info = solve_decomposed(model, objectives, client=client, workers=req.workers,
                                         rel_tol=rel_tol, abs_tol=abs_tol,
                                         time_limit=time_limit, mip_gap=mip_gap,
-                                        warm_prices=warm_prices)
+                                        warm_prices=warm_prices, polish=req.polish)
     finally:
         close(client, cluster)
     return result, {"mode": req.mode, **info.as_json()}, info.all_prices

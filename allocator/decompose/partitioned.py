@@ -45,6 +45,7 @@ from allocator.decompose.solve import (
     WHOLE_MIP_GAP,
     Decomposition,
     _peak,
+    _polish_stages,
     master_weights,
     run_notes,
     run_stages,
@@ -174,11 +175,12 @@ def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
                       warm_prices: dict[str, dict[str, float]] | None = None,
                       say: Any = None,
                       on_iteration: Callable[[Any, str, int], None] | None = None,
-                      ) -> PartitionedSolve:
+                      polish: bool = False) -> PartitionedSolve:
     """Read, build and solve region by region on `client`'s cluster (None: in this process,
     one owner per `workers`). Raises InputError with every problem the parts hold.
     `on_iteration(pool, stage, iteration)` is told before each iteration (the fault test
-    kills a worker from it)."""
+    kills a worker from it). `polish`: each block's plan moved to a vertex (worker.py,
+    `polish_block`)."""
     began = time.perf_counter()
     deadline = None if time_limit is None else time.monotonic() + time_limit
     small = load_small(scenario)
@@ -203,7 +205,7 @@ def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
     try:
         hook = (lambda stage, it: on_iteration(pool, stage, it)) if on_iteration else None
         return _solve(scenario, small, regions, recipes, pool, began, deadline, warm_prices,
-                      say, hook)
+                      say, hook, polish)
     finally:
         pool.close()
 
@@ -211,7 +213,8 @@ def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
 def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
            recipes: list[RegionRecipe], pool: LocalPool | DaskPool, began: float,
            deadline: float | None, warm_prices: dict[str, dict[str, float]] | None,
-           say: Any, hook: Callable[[str, int], None] | None) -> PartitionedSolve:
+           say: Any, hook: Callable[[str, int], None] | None,
+           polish: bool) -> PartitionedSolve:
     read = pool.call("row_keys")
     problems = list(dict.fromkeys(p for answer in read for p in answer["problems"]))
     warnings = list(dict.fromkeys(w for answer in read for w in answer["warnings"]))
@@ -281,7 +284,8 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
         master, pool, objectives, labels, info, rel_tol=scenario.objective.rel_tol,
         abs_tol=scenario.objective.abs_tol, deadline=deadline, hook=hook,
         warm_prices=warm_prices, whole=whole, gap_tol=gap_tol, whole_blocks=whole_blocks,
-        on_stage=None, gather=lambda values: pool.finish(master_weights(master, values)),
+        on_stage=None, gather=lambda values: pool.finish(
+            master_weights(master, values), _polish_stages(polish, objectives, info)),
         converge=SENSITIVITY_GAP if scenario.output.sensitivity and not whole else None)
     info.client_peak_bytes = _peak()
     tables: dict[str, pd.DataFrame] = {}

@@ -62,18 +62,20 @@ class LocalPool:
         return [p for owner in self.owners for p in owner.price(
             stage, prices, None if ends is None else ends - time.perf_counter())]
 
-    def combine(self, weights: dict[int, dict[int, float]]) -> dict[int, tuple[np.ndarray,
-                                                                               np.ndarray]]:
+    def combine(self, weights: dict[int, dict[int, float]],
+                polish: list[str] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for owner in self.owners:
             mine = {b: w for b, w in weights.items() if b in owner.blocks}
-            out.update(owner.combine(mine))
+            out.update(owner.combine(mine, polish))
         return out
 
-    def finish(self, weights: dict[int, dict[int, float]]) -> dict[int, Any]:
+    def finish(self, weights: dict[int, dict[int, float]],
+               polish: list[str] | None = None) -> dict[int, Any]:
         out: dict[int, Any] = {}
         for owner in self.owners:
-            out.update(owner.finish({b: w for b, w in weights.items() if b in owner.blocks}))
+            out.update(owner.finish({b: w for b, w in weights.items() if b in owner.blocks},
+                                    polish))
         return out
 
     def memory(self) -> list[int]:
@@ -167,22 +169,25 @@ class DaskPool:
         self.bytes_sent += sum(len(pickle.dumps(a, protocol=5)) for a in answers)
         return [p for answer in answers for p in answer]
 
-    def combine(self, weights: dict[int, dict[int, float]]) -> dict[int, Any]:
-        return self._gather("combine", weights)
+    def combine(self, weights: dict[int, dict[int, float]],
+                polish: list[str] | None = None) -> dict[int, Any]:
+        return self._gather("combine", weights, polish)
 
-    def finish(self, weights: dict[int, dict[int, float]]) -> dict[int, Any]:
+    def finish(self, weights: dict[int, dict[int, float]],
+               polish: list[str] | None = None) -> dict[int, Any]:
         """RegionOwner.finish on every owner: each block's checked plan and tables."""
-        return self._gather("finish", weights)
+        return self._gather("finish", weights, polish)
 
     def call(self, method: str, *args: Any) -> list[Any]:
         """`method` on every owner, in order (rebuilt and asked again if lost)."""
         return self._call(method, *args)
 
-    def _gather(self, method: str, weights: dict[int, dict[int, float]]) -> dict[int, Any]:
+    def _gather(self, method: str, weights: dict[int, dict[int, float]],
+                *args: Any) -> dict[int, Any]:
         futures = []
         for actor, ids in zip(self.actors, self.block_ids, strict=True):
             mine = {b: weights.get(b, {}) for b in ids}
-            futures.append(_start_call(actor, method, mine))
+            futures.append(_start_call(actor, method, mine, *args))
         out: dict[int, Any] = {}
         lost = False
         for k, future in enumerate(futures):

@@ -282,13 +282,14 @@ class RegionOwner(BlockOwner):
 
     # --- the plan ------------------------------------------------------------------------
 
-    def finish(self, weights: dict[int, dict[int, float]],
+    def finish(self, weights: dict[int, dict[int, float]], polish: list[str] | None = None,
                tolerance: float = PLAN_TOLERANCE) -> dict[int, dict[str, Any]]:
         """Each block's plan (its proposals combined), checked against the block's own rows,
         bounds and integers, and its tables as Parquet bytes (the x travel once, here); the
-        linking rows' activity and scale go to the client, which checks those rows."""
+        linking rows' activity and scale go to the client, which checks those rows.
+        `polish`: the stages in order, each block's plan moved to a vertex first."""
         out: dict[int, dict[str, Any]] = {}
-        for index, (_, x) in self.combine(weights).items():
+        for index, (_, x) in self.combine(weights, polish).items():
             g = self.regions[index]
             block = self.blocks[index].data
             model = g.ops.model

@@ -51,6 +51,7 @@ class Decomposition:
     client_peak_bytes: int = 0
     worker_peak_bytes: list[int] = field(default_factory=list)
     prices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    polished: bool = False  # each LP block's plan moved to a vertex (--polish)
     # Every linking row's final price by label, per stage (holds as "hold[stage]"): what a
     # later run starts from (`solve_decomposed(warm_prices=...)`); not in summary.json.
     all_prices: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -68,7 +69,7 @@ class Decomposition:
             "client_peak_bytes": self.client_peak_bytes,
             "worker_peak_bytes": self.worker_peak_bytes,
             "stages": [s.as_json() for s in self.stages],
-            "prices": self.prices,
+            "prices": self.prices, "polished": self.polished,
         }
 
 
@@ -87,7 +88,7 @@ def solve_decomposed(
     on_iteration: Callable[[Any, str, int], None] | None = None,
     on_stage: Callable[[StageResult], None] | None = None,
     warm_prices: dict[str, dict[str, float]] | None = None,
-    mip_gap: float | None = None,
+    mip_gap: float | None = None, polish: bool = False,
 ) -> tuple[SolveResult, Decomposition]:
     """Solve the stages by Dantzig-Wolfe on `client`'s cluster (None: in this process).
 
@@ -95,7 +96,9 @@ def solve_decomposed(
     kills a worker from it). `warm_prices`: an earlier run's `Decomposition.all_prices`,
     matched by row label (rows it lacks start at 0). An integer model (whole mode) is solved
     by price-and-branch (`master.solve_stage(whole=True)`): `mip_gap` (default HiGHS's,
-    1e-4) is the gap within which a stage counts as optimal; the gap is never hidden."""
+    1e-4) is the gap within which a stage counts as optimal; the gap is never hidden.
+    `polish`: each LP block's plan moved to a vertex before it is returned (worker.py,
+    `polish_block`)."""
     began = time.perf_counter()
     deadline = None if time_limit is None else time.monotonic() + time_limit
     whole = bool(model.num_integer)
@@ -122,7 +125,8 @@ def solve_decomposed(
             master, pool, objectives, linking_labels, info, rel_tol=rel_tol,
             abs_tol=abs_tol, deadline=deadline, hook=hook, warm_prices=warm_prices,
             whole=whole, gap_tol=gap_tol, whole_blocks=whole_blocks, on_stage=on_stage,
-            gather=lambda values: _gather(model, master, pool, values))
+            gather=lambda values: _gather(model, master, pool, values,
+                                          _polish_stages(polish, objectives, info)))
     finally:
         pool.close()
     info.client_peak_bytes = _peak()
@@ -269,6 +273,9 @@ def run_notes(info: Decomposition, warm_notes: list[str], whole: bool, has_plan:
     notes += tuple(warm_notes)
     if info.rebuilds:
         notes += (f"decomposed: {info.rebuilds} block owner(s) rebuilt after a lost worker",)
+    if info.polished and has_plan:
+        notes += ("decomposed: each block's plan polished to a vertex (--polish): its share of "
+                  "every linking row and earlier stage kept, the last stage no worse",)
     if whole and has_plan:
         gaps = ", ".join(f"{s.name} {s.gap:.2g}" for s in info.stages)
         notes += ("decomposed whole mode (price-and-branch): each block's whole proposals "
@@ -294,6 +301,13 @@ def _prices(labels: list[str], prices: np.ndarray | None) -> list[dict[str, Any]
     return [{"row": labels[k], "price": float(prices[k])} for k in shown]
 
 
+def _polish_stages(polish: bool, objectives: list[Objective],
+                   info: Decomposition) -> list[str] | None:
+    """The stages a polished plan keeps (all solved; the last one minimized), or None."""
+    info.polished = polish
+    return [o.name for o in objectives[:len(info.stages)]] if polish else None
+
+
 def master_weights(master: Master, values: np.ndarray) -> dict[int, dict[int, float]]:
     """Each block's weights on its live proposals (normalized: convexity made exact)."""
     weights: dict[int, dict[int, float]] = {}
@@ -308,9 +322,11 @@ def master_weights(master: Master, values: np.ndarray) -> dict[int, dict[int, fl
     return weights
 
 
-def _gather(model: LinearModel, master: Master, pool: Any, values: np.ndarray) -> np.ndarray:
-    """The plan: each block's convex combination of its live proposals, summed by owners."""
+def _gather(model: LinearModel, master: Master, pool: Any, values: np.ndarray,
+            polish: list[str] | None = None) -> np.ndarray:
+    """The plan: each block's convex combination of its live proposals, summed by owners
+    (`polish`: the stages, each block's plan moved to a vertex)."""
     x = np.zeros(model.num_vars)
-    for cols, part in pool.combine(master_weights(master, values)).values():
+    for cols, part in pool.combine(master_weights(master, values), polish).values():
         x[cols] = part
     return x
