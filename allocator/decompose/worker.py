@@ -145,7 +145,7 @@ class BlockOwner:
             # from the start of its own solve.
             block.highs.setOptionValue("time_limit", float("inf") if left is None else
                                        left if whole else block.highs.getRunTime() + left)
-            block.highs.run()
+            _run(block.highs, cost)
             model_status = block.highs.getModelStatus().name
             status = block.highs.modelStatusToString(block.highs.getModelStatus())
             has_plan = block.highs.getInfo().primal_solution_status == 2
@@ -231,6 +231,33 @@ class BlockOwner:
         import resource
 
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+# Priced costs are scaled down to this magnitude when HiGHS refuses them as they are.
+SCALED_COST = 1e6
+
+
+def _run(highs: Any, cost: np.ndarray) -> None:
+    """Solve; if HiGHS gives up on the costs' magnitude, solve again with its objective
+    scaled (`user_objective_scale`, a power of two) and then unscaled.
+
+    Why: the master's first prices can sit at its penalty (1e4 x the largest cost), and a
+    linking row of money (a company budget) then gives a block costs of 1e13 and more: HiGHS
+    stops with "excessive dual values" (status Not Set), which used to end the run as
+    infeasible (small seed 2, nested budgets). The priced block's optimum does not change
+    with a positive scale of its costs."""
+    highs.run()
+    if highs.getModelStatus().name != "kNotset":
+        return
+    largest = float(np.abs(cost).max()) if cost.size else 0.0
+    if largest <= SCALED_COST:
+        return
+    highs.setOptionValue("user_objective_scale", -int(np.ceil(np.log2(largest / SCALED_COST))))
+    try:
+        highs.clearSolver()
+        highs.run()
+    finally:
+        highs.setOptionValue("user_objective_scale", 0)
 
 
 def polish_block(data: BlockData, x: np.ndarray, stages: list[str]) -> np.ndarray:
