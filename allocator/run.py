@@ -672,6 +672,9 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
             for name, frame in solved.tables.items():
                 folder.table(name, frame)
             folder.table("master_prices", prices_frame(solved.prices))
+        if solved.diagnosis is not None:
+            folder.text("diagnosis.md", solved.diagnosis[0])
+            folder.json("diagnosis.json", solved.diagnosis[1])
         folder.flush()
         summary = summary_of(scenario, built, result, clock.report(), code,  # type: ignore[arg-type]
                              notes).as_json()

@@ -277,6 +277,7 @@ def test_partitioned_duals_are_the_monolithic_duals(tmp_path: Path, client: Any,
                        atol=1e-8)
 
 
+@pytest.mark.slow
 def test_partitioned_budget_price_is_a_re_solve(tmp_path: Path, client: Any) -> None:
     """The service stage's price of the binding regional budget with the largest price, as
     a partitioned run states it, against a re-solve with that budget raised (partitioned
@@ -341,6 +342,7 @@ def test_polish_gives_a_vertex_as_good_as_the_mix(tmp_path: Path) -> None:
     assert not is_vertex(x)
 
 
+@pytest.mark.slow
 def test_cli_polish_splits_fewer_people(tmp_path: Path) -> None:
     """`--polish` end to end on partitioned tables: the same objectives, a plan the checker
     accepts, and no more people split across sites than without it."""
@@ -381,3 +383,58 @@ def test_in_memory_decomposition_polishes_too(tmp_path: Path) -> None:
         assert d.final_value == pytest.approx(m.objective, rel=2e-6)
     plan = get_formulation("ops").plan_tables(built, result.x)["plan"]
     assert check_plan(csv, plan).violations == []
+
+
+@pytest.mark.slow
+def test_infeasible_shared_rows_are_diagnosed_and_the_repair_holds(tmp_path: Path) -> None:
+    """A company budget far below what the regions' minimum staffing costs: every region
+    has a plan, the shared rows do not fit. diagnosis.json lists the limits to move; moved
+    as it says (in the tables) the run is feasible: checked by solving again."""
+    _, parted = _pair(tmp_path, "small", 0, "nested")
+    budgets = pd.read_parquet(parted.parent / "budgets.parquet")
+    budgets.loc[budgets["budget_id"] == "B-all", "amount"] = 1000.0
+    budgets.to_parquet(parted.parent / "budgets.parquet", index=False)
+    run = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "x")
+    assert run.code == 3, run.stderr
+    story = json.loads((tmp_path / "x" / "diagnosis.json").read_text())
+    assert story["kind"] == "linking" and "budget[B-all]" in [r["row"] for r in story["rows"]]
+    assert "budget[B-all]" in (tmp_path / "x" / "diagnosis.md").read_text()
+    assert "cannot all be met" in run.summary["message"]
+    for row in story["rows"]:  # every change here is a limit to raise (rows over their limit)
+        assert row["change"] < 0
+        family, key = row["row"].removesuffix("]").split("[")
+        margin = 1e-6 * abs(row["change"]) + 1e-6
+        if family == "budget":
+            budgets.loc[budgets["budget_id"] == key, "amount"] -= row["change"] - margin
+        else:
+            assert family == "availability"
+            for part in (parted.parent / "staff").rglob("*.parquet"):
+                staff = pd.read_parquet(part)
+                if (staff["staff_id"] == key).any():
+                    staff.loc[staff["staff_id"] == key, "fte"] -= row["change"] - margin
+                    staff.to_parquet(part, index=False)
+    budgets.to_parquet(parted.parent / "budgets.parquet", index=False)
+    again = run_cli("solve", parted, "--no-store", "--decompose", "regions",
+                    out=tmp_path / "y")
+    assert again.code == 0, again.stderr
+
+
+@pytest.mark.slow
+def test_a_region_without_a_plan_is_diagnosed_on_its_own(tmp_path: Path) -> None:
+    """One site's minimum staffing above every person its region could send: that region
+    is named, and its owner's ops diagnosis (repairs verified by a re-solve of the region)
+    is in diagnosis.md and .json."""
+    _, parted = _pair(tmp_path, "small", 1, "site")
+    part = sorted((parted.parent / "sites").rglob("*.parquet"))[2]
+    region = part.parent.name.split("=", 1)[1]
+    sites = pd.read_parquet(part)
+    sites.loc[0, "min_fte"] = 5000.0
+    sites.to_parquet(part, index=False)
+    run = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "x")
+    assert run.code == 3, run.stderr
+    story = json.loads((tmp_path / "x" / "diagnosis.json").read_text())
+    assert story["kind"] == "regions" and [r["region"] for r in story["regions"]] == [region]
+    assert f"region {region}" in run.summary["message"]
+    options = story["regions"][0]["options"]
+    assert any(o["verified_feasible"] for o in options)
+    assert str(sites.loc[0, "site_id"]) in (tmp_path / "x" / "diagnosis.md").read_text()

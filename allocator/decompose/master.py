@@ -62,6 +62,11 @@ class StageLog:
     stopped: bool = False  # by the deadline or the iteration cap (later stages not run)
     whole: bool = False  # price-and-branch: the plan is one whole proposal per block
     relaxation: float = np.nan  # whole mode: the master LP's value before the whole choice
+    # Infeasible: the blocks that have no plan on their own, or else (the master) how far
+    # each linking row (base rows, then holds) is from its limits at the least violation:
+    # positive = its activity must rise by that much (below its lower limit), negative = fall.
+    infeasible_blocks: list[int] = field(default_factory=list)
+    violations: np.ndarray | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status.value,
@@ -216,6 +221,13 @@ class Master:
             highs.setOptionValue("time_limit", 1e30)
             highs.clearSolver()
 
+    def violations(self, values: np.ndarray) -> np.ndarray:
+        """Each linking row's penalty columns at `values` (base rows, then holds): what its
+        activity would have to move by to meet its limits (+ rise, - fall)."""
+        art = np.asarray(self.artificial, dtype=np.int64)
+        taken = values[art] if values.size > int(art.max(initial=-1)) else np.zeros(art.size)
+        return taken[0::2] - taken[1::2]  # each row's (+1, -1) pair, in the rows' order
+
     def solve(self) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
         """Objective, linking duals (base rows then holds), convexity duals, the penalty
         columns' total, and the column values."""
@@ -309,6 +321,8 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
             stopped = _timed_out(proposals) or any(p.id == -2 for p in proposals)
             log.status = Status.NO_SOLUTION if stopped else Status.INFEASIBLE
             log.stopped = stopped
+            if not stopped:
+                log.infeasible_blocks = sorted(p.block for p in proposals if p.id == -1)
             return log, values
         for p in proposals:
             master.add(p)
@@ -341,6 +355,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 break
             if bad:
                 log.status = Status.INFEASIBLE
+                log.infeasible_blocks = sorted(p.block for p in bad)
                 log.seconds = time.perf_counter() - start
                 return log, values
             for b in sorted(pool.rebuilt):
@@ -386,6 +401,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 break
             if master.penalty >= MAX_PENALTY:
                 log.status = Status.INFEASIBLE
+                log.violations = master.violations(values)
                 break
             master.set_penalty(master.penalty * PENALTY_GROWTH)
             center = None

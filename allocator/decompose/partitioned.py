@@ -168,6 +168,7 @@ class PartitionedSolve:
     inputs: dict[str, tuple[str, int, str]]  # table -> (source, rows, digest)
     size: dict[str, int]
     warnings: list[str]
+    diagnosis: tuple[str, dict[str, Any]] | None = None  # diagnosis.md and .json, infeasible
 
 
 def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
@@ -316,6 +317,15 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
                              "duals")
     elif status.has_solution:
         status = Status.ERROR
+    diagnosis = None
+    if status.is_infeasible and info.stages:
+        left = None if deadline is None else max(1.0, deadline - time.monotonic())
+        diagnosis = _diagnose(pool, info.stages[-1], labels,
+                              [log.name for log in info.stages[:-1]], regions, scenario.name,
+                              left)
+        message += ": " + diagnosis[1]["summary"]
+        if diagnosis[1].get("recommendation"):
+            extra.append(str(diagnosis[1]["recommendation"]))
     notes = run_notes(info, warm_notes, whole, finished is not None, gap_tol) + tuple(extra)
     notes += ("partitioned tables: each worker read and built its own regions; the client "
               "never held the staff table or the model. sensitivity.csv gives each block's "
@@ -334,7 +344,54 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     size = {"rows": sizes["rows"], "columns": sizes["columns"],
             "nonzeros": sizes["nonzeros"], "integer_columns": sizes["integer"]}
     return PartitionedSolve(result, tables, {"mode": entry.current().mode, **info.as_json()},
-                            info.all_prices, inputs, size, warnings)
+                            info.all_prices, inputs, size, warnings, diagnosis)
+
+
+def _diagnose(pool: Any, log: Any, labels: list[str], held: list[str], regions: list[str],
+              name: str, time_limit: float | None) -> tuple[str, dict[str, Any]]:
+    """diagnosis.md and diagnosis.json of an infeasible partitioned stage: the regions that
+    have no plan on their own, each diagnosed on its own model by its owner; or, when every
+    region has one, the rows they share that cannot be met together, with the changes at
+    the master's least violation (a unit of each row counted alike, in that row's units)."""
+    if log.infeasible_blocks:
+        found: dict[int, tuple[str, dict[str, Any]]] = {}
+        for answer in pool.call("diagnose", log.infeasible_blocks, time_limit):
+            found.update(answer)
+        named = [regions[b] for b in log.infeasible_blocks]
+        summary = (f"region{'s' if len(named) > 1 else ''} {', '.join(named)} cannot be "
+                   "planned on its own, whatever the other regions do")
+        parts = [f"# {name}: infeasible (stage '{log.name}', decomposed)", "", summary + ".",
+                 ""] + [found[b][0] for b in sorted(found)]
+        first = next((found[b][1] for b in sorted(found)), {})
+        return "\n".join(parts), {
+            "stage": log.name, "kind": "regions", "summary": summary,
+            "recommendation": first.get("recommendation"),
+            "regions": [{"region": regions[b], **found[b][1]} for b in sorted(found)]}
+    moves = log.violations if log.violations is not None else np.zeros(0)
+    names = [*labels, *(f"hold[{h}]" for h in held)]
+    scale = 1e-9 * max(1.0, float(np.abs(moves).max(initial=0.0)))
+    rows = [{"row": names[i], "change": float(moves[i])}
+            for i in np.argsort(-np.abs(moves), kind="stable") if abs(moves[i]) > scale]
+    words = [f"{r['row']} " + ("falls short of its lower limit" if r["change"] > 0
+                               else "is over its limit") + f" by {abs(r['change']):,.6g}"
+             for r in rows[:10]]
+    summary = ("every region has a plan of its own, but the rows they share cannot all be met: "
+               + "; ".join(words))
+    recommendation = ("with every limit moved as listed in diagnosis.md the regions' plans "
+                      "fit together: " + "; ".join(
+                          f"{'lower' if r['change'] > 0 else 'raise'} {r['row']} by "
+                          f"{abs(r['change']):,.6g}" for r in rows[:5])) if rows else None
+    lines = [f"# {name}: infeasible (stage '{log.name}', decomposed)", "",
+             "Every region can be planned on its own; the rows the regions share cannot be "
+             "met together. With every shared row allowed to give at a high price per unit "
+             "(one unit of any row counted alike, each in its own unit: money for a budget, "
+             "FTE for a person), the least violation the master found moves these limits; "
+             "moved all together, the plans fit:", "",
+             "| row | change of its limit |", "|---|---|",
+             *(f"| {r['row']} | {'-' if r['change'] > 0 else '+'}{abs(r['change']):,.6g} |"
+               for r in rows), ""]
+    return "\n".join(lines), {"stage": log.name, "kind": "linking", "summary": summary,
+                              "recommendation": recommendation, "rows": rows}
 
 
 def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],

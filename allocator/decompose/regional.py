@@ -362,6 +362,24 @@ class RegionOwner(BlockOwner):
         return out
 
 
+    def diagnose(self, blocks: list[int],
+                 time_limit: float | None) -> dict[int, tuple[str, dict[str, Any]]]:
+        """The ops diagnosis (elastic repairs, a conflict set) of each of these blocks that
+        this owner holds, on the region's own model: a block with no plan of its own is
+        infeasible whatever the other regions do, so its repairs are the region's."""
+        from allocator.formulations.ops.diagnosis import diagnose, diagnosis_markdown
+
+        out = {}
+        policy = PolicyConfig(**self.recipe.policy)
+        for index in blocks:
+            g = self.regions.get(index)
+            if g is None:
+                continue
+            diag = diagnose(g.ops, policy, time_limit)
+            out[index] = (diagnosis_markdown(diag, f"region {g.region}"), diag.to_json())
+        return out
+
+
 def _parquet(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
