@@ -438,3 +438,20 @@ def test_a_region_without_a_plan_is_diagnosed_on_its_own(tmp_path: Path) -> None
     options = story["regions"][0]["options"]
     assert any(o["verified_feasible"] for o in options)
     assert str(sites.loc[0, "site_id"]) in (tmp_path / "x" / "diagnosis.md").read_text()
+
+
+def test_a_part_no_worker_would_read_is_refused(tmp_path: Path) -> None:
+    """Staff in a region folder that no site has, and a targets file outside any region
+    folder: their rows would be read by no worker, so the run refuses them by file."""
+    _, parted = _pair(tmp_path, "tiny", 2, "nested")
+    staff = sorted((parted.parent / "staff").rglob("*.parquet"))[0]
+    stray = parted.parent / "staff" / "region=Atlantis" / "part-0.parquet"
+    stray.parent.mkdir()
+    stray.write_bytes(staff.read_bytes())
+    loose = parted.parent / "targets" / "extra.parquet"
+    loose.write_bytes(sorted((parted.parent / "targets").rglob("*.parquet"))[0].read_bytes())
+    run = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "x")
+    assert run.code == 2, run.stderr
+    assert f"{stray}: is in region=Atlantis, a region no site" in run.stderr
+    assert f"{loose}: is not in a region=<R> folder" in run.stderr
+    assert not (tmp_path / "x").exists()

@@ -56,7 +56,7 @@ from allocator.formulations.ops.tables import MONEY_DECIMALS, _r, _sort
 from allocator.scenario import Scenario
 from allocator.solvers.base import Status
 from allocator.solvers.lexicographic import SolveResult, StageResult
-from allocator.tables.partitioned import PARTITION_KEY, region_parts
+from allocator.tables.partitioned import PARTITION_KEY, parts, region_parts
 from allocator.tables.readers import LoadedTable, locate, read_table
 from allocator.tables.schema import validate
 
@@ -143,6 +143,16 @@ def load_small(scenario: Scenario) -> SmallTables:
     else:
         members = pd.DataFrame({"budget_id": pd.Series(dtype=object),
                                 "site_id": pd.Series(dtype=object)})
+    known = set(sites[PARTITION_KEY].astype(str))
+    for name in ("staff", "targets"):  # a part no region reads would be dropped silently
+        folder = _path(scenario, name)
+        for part in parts(folder) if folder is not None else []:
+            region = part.values.get(PARTITION_KEY)
+            if region is None or region not in known:
+                problems.append(Problem(str(part.path), (
+                    f"is not in a {PARTITION_KEY}=<R> folder" if region is None else
+                    f"is in {PARTITION_KEY}={region}, a region no site of the sites table "
+                    "has") + "; its rows would be read by no worker"))
     if problems:
         raise InputError(locate(problems, loaded))
     return SmallTables(sites, services, budgets, members.drop_duplicates(), loaded)
@@ -337,10 +347,10 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     inputs = {name: (t.source, t.rows, t.digest) for name, t in small.loaded.items()}
     for name in ("staff", "targets"):
         folder = str(_path(scenario, name))
-        parts = sorted((s, n, d) for a in read for s, (n, d) in a["sources"].items()
-                       if s.startswith(folder))
-        digest = hashlib.sha256("".join(d for _, _, d in parts).encode()).hexdigest()[:16]
-        inputs[name] = (folder, sum(n for _, n, _ in parts), digest)
+        files = sorted((s, n, d) for a in read for s, (n, d) in a["sources"].items()
+                       if s.startswith(folder + "/"))
+        digest = hashlib.sha256("".join(d for _, _, d in files).encode()).hexdigest()[:16]
+        inputs[name] = (folder, sum(n for _, n, _ in files), digest)
     size = {"rows": sizes["rows"], "columns": sizes["columns"],
             "nonzeros": sizes["nonzeros"], "integer_columns": sizes["integer"]}
     return PartitionedSolve(result, tables, {"mode": entry.current().mode, **info.as_json()},
@@ -491,8 +501,8 @@ def _tables(finished: dict[int, dict[str, Any]], small: SmallTables) -> dict[str
         "sites": _sort(pd.concat(frames("sites"), ignore_index=True), ["site_id"]),
     }
     budgets = small.budgets
-    parts = [f for f in frames("budgets") if len(f)]
-    spent = (pd.concat(parts).groupby("budget_id")["spent"].sum() if parts
+    spending = [f for f in frames("budgets") if len(f)]
+    spent = (pd.concat(spending).groupby("budget_id")["spent"].sum() if spending
              else pd.Series(dtype=float))
     spent_col = spent.reindex(budgets["budget_id"].to_numpy()).fillna(0.0).to_numpy()
     out["budgets"] = _sort(pd.DataFrame({
