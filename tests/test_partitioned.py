@@ -455,3 +455,15 @@ def test_a_part_no_worker_would_read_is_refused(tmp_path: Path) -> None:
     assert f"{stray}: is in region=Atlantis, a region no site" in run.stderr
     assert f"{loose}: is not in a region=<R> folder" in run.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_the_files_do_not_depend_on_how_regions_are_packed(tmp_path: Path) -> None:
+    """One owner or three: the same plan, tables and sensitivity, to the last digit (the
+    master takes proposals in block order, sums run in block order)."""
+    _, parted = _pair(tmp_path, "small", 1, "nested")
+    one = solve_partitioned(load_scenario(parted, []), client=None, workers=1)
+    three = solve_partitioned(load_scenario(parted, []), client=None, workers=3)
+    assert one.tables.keys() == three.tables.keys()
+    for name in one.tables:
+        pd.testing.assert_frame_equal(one.tables[name], three.tables[name], check_exact=True)
+    assert one.prices == three.prices

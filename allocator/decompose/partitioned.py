@@ -413,8 +413,9 @@ def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],
     summed activity, each stage's objective and hold from the blocks' summed values."""
     found = [f"region '{regions[b]}': {p}" for b in sorted(finished)
              for p in finished[b]["problems"]]
-    activity = sum((finished[b]["linking"] for b in finished), np.zeros(lo.size))
-    scale = 1.0 + sum((finished[b]["linking_scale"] for b in finished), np.zeros(lo.size))
+    order = sorted(finished)  # one summation order, whatever the packing (determinism)
+    activity = sum((finished[b]["linking"] for b in order), np.zeros(lo.size))
+    scale = 1.0 + sum((finished[b]["linking_scale"] for b in order), np.zeros(lo.size))
     for what, excess in (("below its lower limit", lo - activity),
                          ("above its upper limit", activity - hi)):
         with np.errstate(invalid="ignore"):
@@ -424,9 +425,9 @@ def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],
     out = []
     for stage in stages:
         objective = next(o for o in objectives if o.name == stage.name)
-        value = sum(finished[b]["objectives"][stage.name] for b in finished) + \
+        value = sum(finished[b]["objectives"][stage.name] for b in order) + \
             objective.constant
-        magnitude = sum(finished[b]["magnitudes"][stage.name] for b in finished)
+        magnitude = sum(finished[b]["magnitudes"][stage.name] for b in order)
         tol = tolerance * (1.0 + abs(stage.objective) + magnitude)
         if stage is stages[-1] and np.isfinite(stage.objective) and \
                 abs(value - stage.objective) > tol:
@@ -459,9 +460,10 @@ def _sensitivity(pool: Any, info: Decomposition, stages: list[StageResult],
         if log.final is None:
             continue
         holds = [h.name for h in held]
+        blocks: dict[int, bytes] = {}
         for answer in pool.call("sensitivity", stage.name, log.final, holds):
-            for b in sorted(answer):
-                frames.append(pd.read_parquet(io.BytesIO(answer[b])))
+            blocks.update(answer)
+        frames.extend(pd.read_parquet(io.BytesIO(blocks[b])) for b in sorted(blocks))
         prices = log.final
         count = len(labels)
         frames.append(pd.DataFrame({

@@ -59,8 +59,9 @@ class LocalPool:
     def price(self, stage: str, prices: np.ndarray,
               seconds: float | None = None) -> list[Proposal]:
         ends = None if seconds is None else time.perf_counter() + seconds
-        return [p for owner in self.owners for p in owner.price(
-            stage, prices, None if ends is None else ends - time.perf_counter())]
+        return sorted((p for owner in self.owners for p in owner.price(
+            stage, prices, None if ends is None else ends - time.perf_counter())),
+            key=lambda p: p.block)  # block order, whatever the packing (as DaskPool)
 
     def combine(self, weights: dict[int, dict[int, float]],
                 polish: list[str] | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -167,7 +168,9 @@ class DaskPool:
         answers = self._call("price", stage, prices, seconds)
         self.bytes_sent += len(self.actors) * (prices.nbytes + len(stage))
         self.bytes_sent += sum(len(pickle.dumps(a, protocol=5)) for a in answers)
-        return [p for answer in answers for p in answer]
+        # block order, not owner order: the master (and so the plan) must not depend on how
+        # the blocks were packed onto workers
+        return sorted((p for answer in answers for p in answer), key=lambda p: p.block)
 
     def combine(self, weights: dict[int, dict[int, float]],
                 polish: list[str] | None = None) -> dict[int, Any]:
