@@ -234,9 +234,16 @@ def _warm_source(key: str | None, cold: bool, url: str | None, scenario: Path,
         loaded = load_scenario(scenario, overrides)
     except Exception:  # the run itself says what is wrong with the scenario
         return None
+    from allocator.decompose.entry import current
+    from allocator.decompose.prices import PRICES_FILE
+    from allocator.warm import BASIS_FILE
+
+    # a decomposed run starts from master prices, a monolithic one from a basis: the newest
+    # run holding what this one can use (a partitioned run leaves prices only)
+    wanted = PRICES_FILE if current().mode != "off" else BASIS_FILE
     try:
         return previous_run(url, loaded.name, recorder.id if recorder else None, store,
-                            loaded.model)
+                            loaded.model, wanted=wanted)
     except Exception as exc:  # the store is for bookkeeping: a cold start, said
         warn(f"no warm start (the run store could not be read: {exc})")
         return None

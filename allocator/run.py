@@ -482,7 +482,7 @@ def solve_scenario(
         peek = load_scenario(scenario_path, overrides or [])
     if partitioned_wanted(peek):  # tables by region: each worker reads and builds its own
         return _solve_partitioned(peek, out, force, accept_timeout, clock, began, log,
-                                  warm_from, warm_source)
+                                  warm_from, warm_source, bundle or peek.output.bundle)
     scenario, formulation, ops = _prepare(scenario_path, overrides or [], clock)
     # The run's one promise to a scheduler: it ends by this instant plus the time to write
     # (loading counted). Solving gets what is left; the extras get what solving leaves.
@@ -636,7 +636,8 @@ class _PartitionedBuilt:
 
 def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeout: bool,
                        clock: PhaseClock, began: float, log: RunLog,
-                       warm_from: Path | None, warm_source: str | None) -> RunOutcome:
+                       warm_from: Path | None, warm_source: str | None,
+                       bundle: bool = False) -> RunOutcome:
     """The decomposed run on tables partitioned by region (allocator/decompose/partitioned.py):
     the workers read and build their regions; this writes what the client can: the plan's
     tables, master_prices.csv, summary.json and run.log."""
@@ -657,6 +658,9 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
             entry.close(client, cluster)
     result = solved.result
     notes = list(result.notes)
+    if bundle:
+        notes.append("bundle.tar.gz not written: a run on partitioned tables has no single "
+                     "copy of its inputs to pack (replay it from the same folders)")
     if warm_from is not None:
         source = warm_source or str(warm_from)
         notes.insert(0, f"warm start from {source}: the decomposition's master started from "

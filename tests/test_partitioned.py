@@ -467,3 +467,61 @@ def test_the_files_do_not_depend_on_how_regions_are_packed(tmp_path: Path) -> No
     for name in one.tables:
         pd.testing.assert_frame_equal(one.tables[name], three.tables[name], check_exact=True)
     assert one.prices == three.prices
+
+
+def test_review_cases_duplicates_strays_and_empty_regions(tmp_path: Path) -> None:
+    """A target written in two parts of one region is refused with both places; a file that
+    is not Parquet in a table folder is refused (decomposed and monolithic alike); a
+    region whose targets part is gone is solved, its people idle, as monolithic does."""
+    csv, parted = _pair(tmp_path, "small", 0, "nested")
+    targets = sorted((parted.parent / "targets").rglob("*.parquet"))
+    first = pd.read_parquet(targets[0])
+    second = targets[0].with_name("part-1.parquet")
+    first.iloc[[0]].to_parquet(second, index=False)
+    run = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "a")
+    assert run.code == 2, run.stderr
+    assert f"{second} row 2 column 'site_id': duplicate target" in run.stderr
+    assert f"also in {targets[0]} row 2" in run.stderr
+    second.unlink()
+    stray = parted.parent / "staff" / "notes.csv"
+    stray.write_text("a,b\n")
+    for extra in ((), ("--decompose", "regions")):
+        run = run_cli("solve", parted, "--no-store", *extra, out=tmp_path / "b")
+        assert run.code == 2 and f"{stray}: is in the folder of table 'staff'" in run.stderr
+    stray.unlink()
+    gone = targets[-1]
+    gone.unlink()
+    gone.parent.rmdir()
+    mono = run_cli("solve", parted, "--no-store", out=tmp_path / "mono")
+    dw = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "dw")
+    assert mono.code == 0 and dw.code == 0, dw.stderr
+    for name, value in mono.summary["objectives"].items():
+        assert dw.summary["objectives"][name] == pytest.approx(value, rel=1e-6)
+
+
+def test_polish_with_a_loose_tolerance_keeps_its_better_plan(tmp_path: Path) -> None:
+    """With rel_tol 1e-3 the master stops early and polishing can beat its upper bound:
+    the plan is written (not refused as 'does not check out'), and the certificate takes
+    the plan's value, still above the Lagrangian bound."""
+    csv, parted = _pair(tmp_path, "small", 0, "nested")
+    solved = solve_partitioned(load_scenario(parted, ["objective.rel_tol=1e-3"]),
+                               client=None, workers=2, polish=True)
+    assert solved.result.status is Status.OPTIMAL, solved.result.message
+    last = solved.decomposition["stages"][-1]
+    assert last["lower_bound"] <= solved.result.stages[-1].final_value + 1e-6 * abs(
+        last["lower_bound"])
+    assert solved.result.stages[-1].objective == pytest.approx(
+        solved.result.stages[-1].final_value, rel=1e-9)
+    assert check_plan(csv, solved.tables["plan"]).violations == []
+
+
+def test_region_folders_are_matched_by_their_decoded_name(tmp_path: Path) -> None:
+    """`region=North East` (as Spark writes it) and `region=North%20East` are one region."""
+    from allocator.tables.partitioned import region_parts
+
+    for name in ("region=North East", "region=North%20East"):
+        where = tmp_path / name.split("=")[1] / name
+        where.mkdir(parents=True)
+        pd.DataFrame({"a": [1]}).to_parquet(where / "part-0.parquet")
+        assert [p.path for p in region_parts(where.parent, "North East")] == \
+            [where / "part-0.parquet"]

@@ -67,6 +67,7 @@ class StageLog:
     # positive = its activity must rise by that much (below its lower limit), negative = fall.
     infeasible_blocks: list[int] = field(default_factory=list)
     violations: np.ndarray | None = None
+    error: str = ""  # a block's pricing failed for another reason than infeasibility
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status.value,
@@ -250,6 +251,19 @@ class Master:
                 dual[m:m + self.blocks], art, value)
 
 
+def _refused(log: StageLog, bad: list[Proposal]) -> None:
+    """Blocks that answered a pricing without a proposal: infeasible only if HiGHS proved
+    it; any other status (unbounded, a numerical failure) is an error that names it, not a
+    claim about the business."""
+    if all(p.status == "Infeasible" for p in bad):
+        log.status = Status.INFEASIBLE
+        log.infeasible_blocks = sorted(p.block for p in bad)
+    else:
+        log.status = Status.ERROR
+        log.error = "; ".join(f"block {p.block}: HiGHS ended '{p.status}'" for p in bad
+                              if p.status != "Infeasible")
+
+
 def _left(deadline: float | None) -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
@@ -322,7 +336,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
             log.status = Status.NO_SOLUTION if stopped else Status.INFEASIBLE
             log.stopped = stopped
             if not stopped:
-                log.infeasible_blocks = sorted(p.block for p in proposals if p.id == -1)
+                _refused(log, [p for p in proposals if p.id == -1])
             return log, values
         for p in proposals:
             master.add(p)
@@ -354,8 +368,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                 log.status = Status.FEASIBLE if feasible else Status.NO_SOLUTION
                 break
             if bad:
-                log.status = Status.INFEASIBLE
-                log.infeasible_blocks = sorted(p.block for p in bad)
+                _refused(log, bad)
                 log.seconds = time.perf_counter() - start
                 return log, values
             for b in sorted(pool.rebuilt):

@@ -16,9 +16,10 @@ folders of Parquet parts by region (allocator/tables/partitioned.py; `allocator 
    tables as Parquet; the client checks the linking rows and every stage's objective and
    hold from the owners' sums, then writes plan, coverage, sites and budgets.
 
-What a partitioned run does not write: sensitivity.csv, report.html and basis.parquet need
-the whole model in one place (the notes say so); master_prices.csv carries the prices
-finance asks for (the company budget, each mobile person).
+sensitivity.csv is priced block by block at the master's final prices (each stage run to a
+1e-9 gap for it); an infeasible run gets diagnosis.md for the region with no plan of its own
+or for the shared rows that do not fit. Not written: report.html and basis.parquet (they need
+the whole model in one place; the notes say so).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from allocator.decompose.solve import (
     Decomposition,
     _peak,
     _polish_stages,
+    _polished_bound,
     master_weights,
     run_notes,
     run_stages,
@@ -56,7 +58,7 @@ from allocator.formulations.ops.tables import MONEY_DECIMALS, _r, _sort
 from allocator.scenario import Scenario
 from allocator.solvers.base import Status
 from allocator.solvers.lexicographic import SolveResult, StageResult
-from allocator.tables.partitioned import PARTITION_KEY, parts, region_parts
+from allocator.tables.partitioned import PARTITION_KEY, parts, region_parts, stray_files
 from allocator.tables.readers import LoadedTable, locate, read_table
 from allocator.tables.schema import validate
 
@@ -146,7 +148,11 @@ def load_small(scenario: Scenario) -> SmallTables:
     known = set(sites[PARTITION_KEY].astype(str))
     for name in ("staff", "targets"):  # a part no region reads would be dropped silently
         folder = _path(scenario, name)
-        for part in parts(folder) if folder is not None else []:
+        problems.extend(Problem(str(path), f"is in the folder of table '{name}' but is not a "
+                                "Parquet file; move it out (workers read only .parquet parts)")
+                        for path in (stray_files(folder) if folder is not None
+                                     and folder.is_dir() else []))
+        for part in parts(folder) if folder is not None and folder.is_dir() else []:
             region = part.values.get(PARTITION_KEY)
             if region is None or region not in known:
                 problems.append(Problem(str(part.path), (
@@ -243,10 +249,17 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
                 f"{source} rows {', '.join(rows)}" for source, rows in sorted(by_file.items()))))
     if problems:
         raise InputError(problems)
+    for recipe, answer in zip(recipes, read, strict=True):  # a rebuilt owner reads the same
+        recipe.sources = dict(answer["sources"])
     blocks: dict[int, np.ndarray] = {}
     for answer in read:
         blocks.update(answer["blocks"])
     order = sorted(blocks)
+    for b in order:  # one key twice in a region: two rows the business sees as one
+        if np.unique(blocks[b]).size != blocks[b].size:
+            raise InputError([Problem(str(_path(scenario, "staff")), f"region '{regions[b]}' "
+                                      "has two rows with the same business key (a duplicate "
+                                      "id across its parts?)")])
     hashes = np.concatenate([blocks[b] for b in order])
     keys, seen = np.unique(hashes, return_counts=True)
     linking = keys[seen > 1]
@@ -266,6 +279,8 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
         cut = cuts[b]
         for place, low, high, label in zip(cut["place"].tolist(), cut["lo"].tolist(),
                                            cut["hi"].tolist(), cut["labels"], strict=True):
+            if labels[place] and labels[place] != label:  # 64-bit keys that collide
+                raise RuntimeError(f"two rows share a key hash: {labels[place]} and {label}")
             if labels[place] and (lo[place] != low or hi[place] != high):
                 clashes.append(f"{label}: limits {lo[place]:g}..{hi[place]:g} in one region, "
                                f"{low:g}..{high:g} in region '{regions[b]}'")
@@ -303,7 +318,8 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     extra: list[str] = []
     if finished is not None:
         stages, found, activity = _check(finished, objectives, stages, lo, hi, labels,
-                                         regions)
+                                         regions, info.polished)
+        _polished_bound(info, stages)
         if found:
             status, finished = Status.ERROR, None
             message = ("the decomposed plan does not check out against the model, so it is "
@@ -315,7 +331,7 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
                     extra.append("sensitivity.csv not written: the time limit was reached")
                 else:
                     tables["sensitivity"] = _sensitivity(pool, info, stages, labels,
-                                                         activity, lo, hi)
+                                                         activity, lo, hi, regions, extra)
                     open_gaps = [f"{log.name} {log.gap:.2g}" for log in info.stages
                                  if log.gap > SENSITIVITY_GAP]
                     if open_gaps:
@@ -406,7 +422,7 @@ def _diagnose(pool: Any, log: Any, labels: list[str], held: list[str], regions: 
 
 def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],
            stages: list[StageResult], lo: np.ndarray, hi: np.ndarray, labels: list[str],
-           regions: list[str], tolerance: float = PLAN_TOLERANCE,
+           regions: list[str], polished: bool = False, tolerance: float = PLAN_TOLERANCE,
            ) -> tuple[list[StageResult], list[str], np.ndarray]:
     """What `plan_problems` checks of a monolithic plan, from the owners' answers: each
     block's own rows and bounds (checked by its owner), the linking rows from the blocks'
@@ -416,6 +432,8 @@ def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],
     order = sorted(finished)  # one summation order, whatever the packing (determinism)
     activity = sum((finished[b]["linking"] for b in order), np.zeros(lo.size))
     scale = 1.0 + sum((finished[b]["linking_scale"] for b in order), np.zeros(lo.size))
+    if not np.all(np.isfinite(activity)):
+        found.append("the linking rows' activity is not finite")
     for what, excess in (("below its lower limit", lo - activity),
                          ("above its upper limit", activity - hi)):
         with np.errstate(invalid="ignore"):
@@ -429,6 +447,8 @@ def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],
             objective.constant
         magnitude = sum(finished[b]["magnitudes"][stage.name] for b in order)
         tol = tolerance * (1.0 + abs(stage.objective) + magnitude)
+        if polished and stage is stages[-1] and value < stage.objective:
+            stage = replace(stage, objective=value)  # a vertex as good or better: its value
         if stage is stages[-1] and np.isfinite(stage.objective) and \
                 abs(value - stage.objective) > tol:
             found.append(f"stage '{stage.name}': the plan's objective is {value:.10g}, the "
@@ -442,12 +462,12 @@ def _check(finished: dict[int, dict[str, Any]], objectives: list[Objective],
 
 def _sensitivity(pool: Any, info: Decomposition, stages: list[StageResult],
                  labels: list[str], activity: np.ndarray, lo: np.ndarray,
-                 hi: np.ndarray) -> pd.DataFrame:
+                 hi: np.ndarray, regions: list[str], notes: list[str]) -> pd.DataFrame:
     """sensitivity.csv of a partitioned run, stage by stage: each block's own rows (dual
     and range from the block at the stage's final master prices, held fixed; activity from
     the plan), then the linking rows and the holds, priced by the master (no range: moving
     one moves every block's answer)."""
-    frames = []
+    frames: list[pd.DataFrame] = []
     family = [label.partition("[")[0] for label in labels]
     keys = [label.partition("[")[2].removesuffix("]") for label in labels]
     slack_lo, slack_hi = activity - lo, hi - activity
@@ -464,6 +484,11 @@ def _sensitivity(pool: Any, info: Decomposition, stages: list[StageResult],
         for answer in pool.call("sensitivity", stage.name, log.final, holds):
             blocks.update(answer)
         frames.extend(pd.read_parquet(io.BytesIO(blocks[b])) for b in sorted(blocks))
+        absent = [regions[b] for b in range(len(regions)) if b not in blocks]
+        if absent:  # an owner rebuilt since the plan (no plan to price), a block not optimal
+            notes.append(f"sensitivity.csv, stage '{stage.name}': no rows for region(s) "
+                         f"{', '.join(absent[:10])} (their owner was rebuilt after the plan, "
+                         "or their block did not solve at the final prices)")
         prices = log.final
         count = len(labels)
         frames.append(pd.DataFrame({

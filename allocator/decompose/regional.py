@@ -71,6 +71,8 @@ class RegionRecipe:
     weights: dict[str, float]
     max_file_mb: float
     linking: np.ndarray | None = None  # sorted hashes of the linking rows' keys, once known
+    # each part file read first: (rows, digest); a rebuilt owner must read the same
+    sources: dict[str, tuple[int, str]] | None = None
 
 
 @dataclass
@@ -115,6 +117,11 @@ class RegionOwner(BlockOwner):
         self._home_row = np.zeros(0, dtype=np.int64)
         self.sources: dict[str, tuple[int, str]] = {}  # part file -> (rows, digest)
         self._load()
+        if recipe.sources is not None and self.sources != recipe.sources:
+            # a rebuilt owner (its worker died) read parts that changed since the run began
+            changed = sorted(set(self.sources.items()) ^ set(recipe.sources.items()))
+            raise RuntimeError("the partitioned tables changed during the run: "
+                               + ", ".join(sorted({c[0] for c in changed})[:5]))
         if recipe.linking is not None and not self.problems:
             self.cut(recipe.linking)
 
@@ -178,6 +185,7 @@ class RegionOwner(BlockOwner):
                                          ignore_index=True) \
                 if region in anywhere else frame[_is_any(frame)]
         targets_of: dict[str, pd.DataFrame] = {}
+        rows_of: dict[str, pd.DataFrame] = {}  # each target's part file and row
         for region in r.regions:
             local = pd.Index(sites.loc[sites[PARTITION_KEY].astype(str) == region,
                                        "site_id"])
@@ -193,10 +201,15 @@ class RegionOwner(BlockOwner):
                 _report(self.problems, table, bad.to_numpy(), "site_id",
                         f"not a site of region '{region}', the {PARTITION_KEY}= folder this "
                         "row is in", frame["site_id"])
+                where = pd.DataFrame({"source": table.source,
+                                      "row": table.row_of(np.arange(len(frame)))})
                 targets_of[region] = pd.concat([targets_of[region], frame],
                                                ignore_index=True) \
                     if region in targets_of else frame
+                rows_of[region] = pd.concat([rows_of[region], where], ignore_index=True) \
+                    if region in rows_of else where
                 self.sources[table.source] = (table.rows, table.digest)
+            self._duplicate_targets(targets_of.get(region), rows_of.get(region))
         if self.problems:
             return
         policy = PolicyConfig(**r.policy)
@@ -205,10 +218,9 @@ class RegionOwner(BlockOwner):
                                *(f for q, f in sorted(anywhere.items()) if q != region)],
                               ignore_index=True)
             targets = targets_of.get(region)
-            if targets is None or targets.empty:
-                self.problems.append(Problem(str(Path(r.targets)), f"region '{region}' has "
-                                             "sites but no targets part"))
-                continue
+            if targets is None:  # no demand here: its people do nothing, as monolithic
+                targets = pd.DataFrame({c.name: pd.Series(dtype=object if c.kind in (
+                    "str", "choice") else float) for c in SCHEMAS["targets"].columns})
             local = sites[sites[PARTITION_KEY].astype(str) == region]
             # The home sites of people from elsewhere: known (travel cost), but no rows
             # (their capacity and minimum belong to their own region's block).
@@ -226,6 +238,22 @@ class RegionOwner(BlockOwner):
             objectives = stage_objectives(ops.model, r.order, r.mode, r.weights)
             self.regions[index] = _Region(index, region, ops, objectives,
                                           key_hashes(row_keys(ops.model)))
+
+    def _duplicate_targets(self, targets: pd.DataFrame | None,
+                           where: pd.DataFrame | None) -> None:
+        """A (site, service) written in two parts of a region: each part alone passed its
+        uniqueness check, so it is checked again on the region's rows."""
+        if targets is None or where is None or targets.empty:
+            return
+        key = targets["site_id"].astype(str) + "\x00" + targets["service_id"].astype(str)
+        twice = key.duplicated(keep=False).to_numpy()
+        for k in np.flatnonzero(twice & key.duplicated(keep="first").to_numpy())[:MAX_SHOWN]:
+            first = int(np.flatnonzero(key.to_numpy() == key.iloc[k])[0])
+            self.problems.append(Problem(
+                str(where["source"].iloc[k]), f"duplicate target ({targets['site_id'].iloc[k]}, "
+                f"{targets['service_id'].iloc[k]}): also in {where['source'].iloc[first]} row "
+                f"{where['row'].iloc[first]}; (site_id, service_id) must be unique",
+                int(where["row"].iloc[k]), "site_id"))
 
     def row_keys(self) -> dict[str, Any]:
         """What the client needs to find the linking rows: each block's row-key hashes, the
@@ -294,6 +322,10 @@ class RegionOwner(BlockOwner):
             block = self.blocks[index].data
             model = g.ops.model
             problems: list[str] = []
+            if not np.all(np.isfinite(x)):
+                problems.append(f"the plan has {int(np.sum(~np.isfinite(x)))} values that are "
+                                "not finite")
+                x = np.nan_to_num(x)
             activity = block.rows @ x
             scale = 1.0 + abs(block.rows) @ np.abs(x)
             for what, excess in (("below its lower limit", block.row_lo - activity),

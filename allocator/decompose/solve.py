@@ -22,7 +22,7 @@ from allocator.core.model import LinearModel, Objective
 from allocator.decompose.blocks import Partition, find_blocks, pack_blocks
 from allocator.decompose.master import Master, StageLog, block_data, solve_stage
 from allocator.decompose.pool import DaskPool, LocalPool, LostProposals
-from allocator.solvers.base import Status
+from allocator.solvers.base import Status, rel_gap
 from allocator.solvers.lexicographic import SolveResult, StageResult
 
 # Stages other than the last are solved this much tighter than rel_tol, so that the hold
@@ -134,6 +134,9 @@ def solve_decomposed(
         by_name = {o.name: o for o in objectives}
         stages = [replace(s, final_value=float(by_name[s.name].c @ x + by_name[s.name].constant))
                   for s in stages]
+        if info.polished and stages and stages[-1].final_value < stages[-1].objective:
+            stages[-1] = replace(stages[-1], objective=stages[-1].final_value)
+        _polished_bound(info, stages)
         figures = [StageFigure(s.name, s.objective, s.hold_rhs, s is stages[-1])
                    for s in stages]
         problems = plan_problems(model, objectives, figures, x)
@@ -193,6 +196,13 @@ def run_stages(
         if log.final is not None:
             info.all_prices[objective.name] = dict(zip(labels, log.final.tolist(),
                                                        strict=True))
+        if log.status is Status.ERROR:  # a block's pricing failed: no claim, no plan
+            status, values = Status.ERROR, np.zeros(0)
+            if not stages:
+                stages.append(StageResult(objective.name, log.status, np.nan, np.nan,
+                                          np.inf, log.seconds))
+            message = f"stage '{objective.name}': the decomposed solve failed: {log.error}"
+            break
         if log.status in (Status.INFEASIBLE, Status.NO_SOLUTION):
             status = log.status if not stages else Status.FEASIBLE
             if not stages:
@@ -244,10 +254,14 @@ def run_stages(
             if any(p.id < 0 for p in priced):  # cannot rebuild the stage: no plan
                 values = np.zeros(0)
                 break
+            for b in sorted(pool.rebuilt - set(lost.blocks)):  # lost again while pricing
+                master.drop_block(b)
             for p in priced:
                 master.add(p)
             pool.rebuilt.clear()
-            log, values = solve_stage(master, pool, objective, rel_tol, abs_tol,
+            log, values = solve_stage(master, pool, objective,
+                                      rel_tol if converge is None else min(rel_tol, converge),
+                                      abs_tol,
                                       hold_limits, deadline, hook, whole=whole,
                                       mip_gap=gap_tol, whole_blocks=whole_blocks)
             info.stages[-1] = log
@@ -306,6 +320,18 @@ def _polish_stages(polish: bool, objectives: list[Objective],
     """The stages a polished plan keeps (all solved; the last one minimized), or None."""
     info.polished = polish
     return [o.name for o in objectives[:len(info.stages)]] if polish else None
+
+
+def _polished_bound(info: Decomposition, stages: list[StageResult]) -> None:
+    """A polished plan can beat the master's upper bound: the last stage's certificate then
+    takes the plan's value (still above the Lagrangian bound, which no plan beats)."""
+    if not (info.polished and stages and info.stages):
+        return
+    log, last = info.stages[len(stages) - 1], stages[-1]
+    if last.objective < log.upper_bound:
+        log.upper_bound = last.objective
+        log.gap = rel_gap(log.upper_bound, log.lower_bound)
+        stages[-1] = replace(last, gap=log.gap)
 
 
 def master_weights(master: Master, values: np.ndarray) -> dict[int, dict[int, float]]:

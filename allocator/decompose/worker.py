@@ -145,6 +145,18 @@ class BlockOwner:
             # from the start of its own solve.
             block.highs.setOptionValue("time_limit", float("inf") if left is None else
                                        left if whole else block.highs.getRunTime() + left)
+            if n == 0:  # a block without columns (a region with no demand): HiGHS says
+                # "Empty"; its only plan is nothing, feasible if its rows allow zero
+                fits = bool(np.all(data.row_lo <= 0.0) and np.all(data.row_hi >= 0.0))
+                if not fits:
+                    out.append(Proposal(index, -1, "Infeasible", float("nan"), np.zeros(0),
+                                        {}, 0.0))
+                    continue
+                block.proposals.append(np.zeros(0))
+                out.append(Proposal(index, len(block.proposals) - 1, "Optimal", 0.0,
+                                    np.zeros(data.linking.shape[0]),
+                                    {name: 0.0 for name in data.objectives}, 0.0, 0.0))
+                continue
             _run(block.highs, cost)
             model_status = block.highs.getModelStatus().name
             status = block.highs.modelStatusToString(block.highs.getModelStatus())
@@ -191,7 +203,7 @@ class BlockOwner:
         base = prices.size - len(holds)
         for index, block in self.blocks.items():
             data = block.data
-            if data.integer is not None and data.integer.any():
+            if (data.integer is not None and data.integer.any()) or not data.cols.size:
                 out[index] = None
                 continue
             cost = data.objectives[stage] - data.linking.T @ prices[:base]
@@ -201,7 +213,7 @@ class BlockOwner:
             checked(block.highs.changeColsCost(n, np.arange(n, dtype=np.int32), cost),
                     "a block's costs")
             block.highs.setOptionValue("time_limit", float("inf"))
-            block.highs.run()
+            _run(block.highs, cost)
             if block.highs.getModelStatus().name != "kOptimal" or not data.rows.shape[0]:
                 out[index] = None
                 continue
@@ -268,6 +280,8 @@ def polish_block(data: BlockData, x: np.ndarray, stages: list[str]) -> np.ndarra
     splits fewer people across sites than a mix of proposals (docs/decompose.md). If HiGHS
     does not end optimal, `x` stands."""
     n = data.cols.size
+    if n == 0:
+        return x
     used = np.flatnonzero(np.diff(data.linking.indptr) > 0)
     held = [data.objectives[name] for name in stages[:-1]]
     extra = sp.vstack([data.linking[used], *(sp.csr_array(c.reshape(1, -1)) for c in held)],

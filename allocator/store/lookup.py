@@ -63,9 +63,11 @@ def explicit_source(key: str, url: str | None, store: Store | None = None) -> Wa
 
 
 def previous_run(url: str, scenario_name: str, exclude: int | None = None,
-                 store: Store | None = None, model: str | None = None) -> WarmSource | None:
+                 store: Store | None = None, model: str | None = None,
+                 wanted: str | None = None) -> WarmSource | None:
     """The newest run of this scenario (its name, and its model where given) that ended
-    optimal (exit 0) and whose folder still holds its warm-start file; None if none."""
+    optimal (exit 0) and whose folder still holds its warm-start file (`wanted`: that file,
+    basis.parquet or master_prices.csv; else either); None if none."""
     own = store is None
     store = store or open_store(url)
     try:
@@ -83,7 +85,7 @@ def previous_run(url: str, scenario_name: str, exclude: int | None = None,
     for number, folder, command in rows:
         if _what_if(command):  # a what-if's plan never seeds tonight's run
             continue
-        if _has_basis(folder):
+        if (Path(folder) / wanted).is_file() if wanted is not None else _has_basis(folder):
             return WarmSource(Path(folder), f"run {number} ({folder})")
     return None
 

@@ -64,10 +64,17 @@ def region_folder(folder: Path, region: str) -> Path:
 
 
 def region_parts(folder: Path, region: str) -> list[Part]:
-    """The files of one region (none when the region has no rows in this table)."""
-    where = region_folder(folder, region)
-    return [Part(p.path, {PARTITION_KEY: str(region), **p.values}) for p in parts(where)] \
-        if where.is_dir() else []
+    """The files of one region (none when the region has no rows in this table), found by
+    the decoded folder value: `region=North East` (Spark leaves spaces as they are) and
+    `region=North%20East` are both region 'North East'."""
+    return [p for p in parts(folder) if p.values.get(PARTITION_KEY) == str(region)]
+
+
+def stray_files(folder: Path) -> list[Path]:
+    """Files in a folder of parts that are not Parquet (`part-1.csv`): they would be
+    skipped, so they are refused. Hidden files and Spark's `_SUCCESS` markers are not data."""
+    return sorted(Path(root) / name for root, _, files in os.walk(folder) for name in files
+                  if not name.endswith(".parquet") and not name.startswith((".", "_")))
 
 
 def write_partitioned(frame: pd.DataFrame, folder: Path, by: pd.Series) -> None:

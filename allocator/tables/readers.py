@@ -387,8 +387,13 @@ def _read_folder(name: str, folder: Path, max_file_mb: float | None) -> LoadedTa
     """A folder of Parquet parts (allocator/tables/partitioned.py) as one table: each part read
     as a file (same rules), its `key=value` folders added as columns, in path order. Row
     numbers run on across the parts; `locate` turns them back into a part and its row."""
-    from allocator.tables.partitioned import parts
+    from allocator.tables.partitioned import parts, stray_files
 
+    stray = stray_files(folder)
+    if stray:
+        raise InputError([Problem(str(path), f"is in the folder of table '{name}' but is not "
+                                             "a .parquet file; move it out (a folder table "
+                                             "reads only Parquet parts)") for path in stray])
     found = parts(folder)
     if not found:
         raise InputError([Problem(str(folder), f"is a folder without .parquet files; table "
