@@ -473,7 +473,7 @@ def test_review_cases_duplicates_strays_and_empty_regions(tmp_path: Path) -> Non
     """A target written in two parts of one region is refused with both places; a file that
     is not Parquet in a table folder is refused (decomposed and monolithic alike); a
     region whose targets part is gone is solved, its people idle, as monolithic does."""
-    csv, parted = _pair(tmp_path, "small", 0, "nested")
+    _, parted = _pair(tmp_path, "small", 0, "nested")
     targets = sorted((parted.parent / "targets").rglob("*.parquet"))
     first = pd.read_parquet(targets[0])
     second = targets[0].with_name("part-1.parquet")
