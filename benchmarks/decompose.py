@@ -279,6 +279,9 @@ def main() -> None:
                 paths[mode] = (_partitioned_instance if mode == "partitioned" else _instance)(
                     size, args.seed, args.budgets, args.out)
             began, load_before = time.time(), os.getloadavg()
+            code = subprocess.run(  # the tree may move between rows: say which code ran
+                ["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                cwd=ROOT).stdout.strip()
             try:
                 proc = subprocess.run([sys.executable, __file__, "--one", mode, "--scenario",
                                        str(paths[mode]), "--workers", str(workers)],
@@ -299,6 +302,7 @@ def main() -> None:
             row["started"] = began
             row["load_before"] = [round(x, 2) for x in load_before]  # 1, 5, 15 min
             row["load_after"] = [round(x, 2) for x in os.getloadavg()]
+            row["code"] = code
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
             with (args.out / "raw.jsonl").open("a") as raw:

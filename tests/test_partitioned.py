@@ -98,6 +98,8 @@ def test_partitioned_matches_monolithic(tmp_path: Path, client: Any, size: str, 
         assert log["lower_bound"] <= m.objective + 1e-9 * scale
         assert m.objective <= log["upper_bound"] + 1e-9 * scale
     assert solved.size["columns"] == built.model.num_vars
+    assert solved.size["nonzeros"] == built.model.nnz
+    assert solved.size["rows"] == built.model.num_rows
     found = find_blocks(built.model)
     if len(found.block_cols) > 1:  # tiny is one block to the search (3 sites), 2+ regions here
         assert deco["linking_rows"] == found.linking.size

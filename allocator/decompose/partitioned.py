@@ -367,7 +367,9 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
                        if s.startswith(folder + "/"))
         digest = hashlib.sha256("".join(d for _, _, d in files).encode()).hexdigest()[:16]
         inputs[name] = (folder, sum(n for _, n, _ in files), digest)
-    size = {"rows": sizes["rows"], "columns": sizes["columns"],
+    # each block counts its own copy of a shared row: the model has each linking row once
+    shared = sum(int(cuts[b]["place"].size) for b in order)
+    size = {"rows": sizes["rows"] - shared + int(linking.size), "columns": sizes["columns"],
             "nonzeros": sizes["nonzeros"], "integer_columns": sizes["integer"]}
     return PartitionedSolve(result, tables, {"mode": entry.current().mode, **info.as_json()},
                             info.all_prices, inputs, size, warnings, diagnosis)
