@@ -79,7 +79,8 @@ def _budgets_from_plan(csv: Path, plan: pd.DataFrame) -> pd.Series:
 
 @pytest.mark.parametrize(("size", "seed", "budgets"), [
     ("tiny", 0, "nested"), ("tiny", 1, "site"),
-    ("small", 0, "nested"), ("small", 1, "site"), ("small", 2, "nested"),
+    ("small", 0, "nested"), pytest.param("small", 1, "site", marks=pytest.mark.slow),
+    pytest.param("small", 2, "nested", marks=pytest.mark.slow),
 ])
 def test_partitioned_matches_monolithic(tmp_path: Path, client: Any, size: str, seed: int,
                                         budgets: str) -> None:
@@ -171,6 +172,7 @@ def test_lost_worker_rebuilds_from_its_partitions(tmp_path: Path, client: Any) -
     client.wait_for_workers(2, timeout=60)
 
 
+@pytest.mark.slow
 def test_cli_partitioned_run_and_the_same_folder_monolithic(tmp_path: Path) -> None:
     """End to end: `generate --partitioned`, then `solve --decompose regions` (its own
     LocalCluster) and `solve` (the folders read whole, monolithic) on the same scenario."""
@@ -259,7 +261,8 @@ def _sensitivity_pair(tmp: Path, seed: int, budgets: str,
     return parted, solved, full[full["kind"] == "constraint"], solved.tables["sensitivity"]
 
 
-@pytest.mark.parametrize(("seed", "budgets"), [(0, "nested"), (1, "site")])
+@pytest.mark.parametrize(("seed", "budgets"), [
+    (0, "nested"), pytest.param(1, "site", marks=pytest.mark.slow)])
 def test_partitioned_duals_are_the_monolithic_duals(tmp_path: Path, client: Any, seed: int,
                                                     budgets: str) -> None:
     """sensitivity.csv of a partitioned run: every row the monolithic LP prices uniquely
@@ -459,6 +462,7 @@ def test_a_part_no_worker_would_read_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_the_files_do_not_depend_on_how_regions_are_packed(tmp_path: Path) -> None:
     """One owner or three: the same plan, tables and sensitivity, to the last digit (the
     master takes proposals in block order, sums run in block order)."""
@@ -471,6 +475,7 @@ def test_the_files_do_not_depend_on_how_regions_are_packed(tmp_path: Path) -> No
     assert one.prices == three.prices
 
 
+@pytest.mark.slow
 def test_review_cases_duplicates_strays_and_empty_regions(tmp_path: Path) -> None:
     """A target written in two parts of one region is refused with both places; a file that
     is not Parquet in a table folder is refused (decomposed and monolithic alike); a
