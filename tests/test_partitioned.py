@@ -324,7 +324,7 @@ def test_polish_gives_a_vertex_as_good_as_the_mix(tmp_path: Path) -> None:
     made = [owner.price(stage, rng.uniform(0, 5e4, part.linking.size))[0]
             for stage in ("cost", "cost", "service", "service", "cost", "service")]
     assert all(p.id >= 0 for p in made)
-    x = np.mean([owner.blocks[0].proposals[p.id] for p in made], axis=0)
+    x = np.mean([owner.blocks[0].proposal(p.id) for p in made], axis=0)
     y = polish_block(data, x, ["service", "cost"])
     tol = 1e-6
     activity = data.rows @ y
