@@ -8,7 +8,6 @@ plan checker (tests/plan_check.py, which re-reads the CSVs), the in-memory block
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -172,85 +171,6 @@ def test_lost_worker_rebuilds_from_its_partitions(tmp_path: Path, client: Any) -
     client.wait_for_workers(2, timeout=60)
 
 
-@pytest.mark.slow
-def test_cli_partitioned_run_and_the_same_folder_monolithic(tmp_path: Path) -> None:
-    """End to end: `generate --partitioned`, then `solve --decompose regions` (its own
-    LocalCluster) and `solve` (the folders read whole, monolithic) on the same scenario."""
-    made = run_cli("generate", "--size", "tiny", "--seed", "1", "--partitioned",
-                   out=tmp_path / "data")
-    assert made.code == 0, made.stderr
-    scenario = tmp_path / "data" / "scenario.toml"
-    assert (tmp_path / "data" / "staff").is_dir()
-    mono = run_cli("solve", scenario, "--no-store", out=tmp_path / "mono")
-    dw = run_cli("solve", scenario, "--no-store", "--decompose", "regions", "--workers", "2",
-                 out=tmp_path / "dw")
-    assert mono.code == 0 and dw.code == 0, dw.stderr
-    files = {p.name for p in (tmp_path / "dw").iterdir()}
-    assert {"plan.csv", "coverage.csv", "sites.csv", "budgets.csv", "master_prices.csv",
-            "summary.json", "run.log"} <= files
-    summary = json.loads((tmp_path / "dw" / "summary.json").read_text())
-    for name, value in mono.summary["objectives"].items():
-        assert summary["objectives"][name] == pytest.approx(value, rel=1e-6)
-    assert summary["inputs"]["staff"]["rows"] == mono.summary["inputs"]["staff"]["rows"]
-    assert summary["model_size"]["columns"] == mono.summary["model_size"]["columns"]
-    assert any("partitioned tables" in n for n in summary["notes"])
-    from allocator.outputs.summary import RunSummary
-
-    RunSummary.model_validate(summary)
-    # tomorrow's run starts from these prices; a monolithic run says it cannot use them
-    again = run_cli("solve", scenario, "--no-store", "--decompose", "regions", "--warm-from",
-                    tmp_path / "dw", out=tmp_path / "dw2")
-    assert again.code == 0, again.stderr
-    notes = " ".join(again.summary["notes"])
-    assert "started from its prices (master_prices.csv)" in notes
-    assert "linking rows matched by label" in notes
-    for name, value in mono.summary["objectives"].items():
-        assert again.summary["objectives"][name] == pytest.approx(value, rel=1e-6)
-    plain = run_cli("solve", scenario, "--no-store", "--warm-from", tmp_path / "dw",
-                    out=tmp_path / "mono2")
-    assert plain.code == 0, plain.stderr
-    assert "not used" in " ".join(plain.summary["notes"])
-
-
-def test_bad_parts_are_named_by_file_and_row(tmp_path: Path) -> None:
-    """A bad cell in one region's part and a person written in two regions' parts: both
-    reported at once, by part file and row, exit 2, nothing written; the monolithic read of
-    the same folders names the part file and row too."""
-    _, parted = _pair(tmp_path, "tiny", 0, "nested")
-    staff = parted.parent / "staff"
-    files = sorted(staff.rglob("*.parquet"))
-    first = pd.read_parquet(files[0]).astype({"fte": str})
-    first.loc[1, "fte"] = "lots"
-    first.to_parquet(files[0], index=False)
-    second = pd.read_parquet(files[1])
-    twin = second.iloc[[0]].copy()
-    twin["staff_id"] = first.loc[0, "staff_id"]
-    twin["home_site"] = second.loc[0, "home_site"]
-    pd.concat([second, twin], ignore_index=True).to_parquet(files[1], index=False)
-    run = run_cli("solve", parted, "--no-store", "--decompose", "regions",
-                  out=tmp_path / "dw")
-    assert run.code == 2, run.stderr
-    assert f"{files[0]} row 3 column 'fte'" in run.stderr
-    assert "appear in more than one part" in run.stderr and str(files[1]) in run.stderr
-    assert not (tmp_path / "dw").exists()
-    mono = run_cli("solve", parted, "--no-store", out=tmp_path / "mono")
-    assert mono.code == 2 and f"{files[0]} row 3 column 'fte'" in mono.stderr
-
-
-def test_generate_force_leaves_a_users_folder_alone(tmp_path: Path) -> None:
-    """`generate --partitioned --force` replaces its own parts, never a user's folder that
-    happens to be called staff."""
-    out = tmp_path / "data"
-    assert run_cli("generate", "--size", "tiny", "--partitioned", out=out).code == 0
-    assert run_cli("generate", "--size", "tiny", "--seed", "2", "--partitioned", "--force",
-                   out=out).code == 0
-    mine = out / "staff" / "notes.txt"
-    mine.write_text("mine")
-    again = run_cli("generate", "--size", "tiny", "--partitioned", "--force", out=out)
-    assert again.code == 2 and "did not write" in again.stderr
-    assert mine.read_text() == "mine"
-
-
 def _sensitivity_pair(tmp: Path, seed: int, budgets: str,
                       client: Any) -> tuple[Path, Any, pd.DataFrame, pd.DataFrame]:
     csv, parted = _pair(tmp, "small", seed, budgets)
@@ -347,30 +267,6 @@ def test_polish_gives_a_vertex_as_good_as_the_mix(tmp_path: Path) -> None:
     assert not is_vertex(x)
 
 
-@pytest.mark.slow
-def test_cli_polish_splits_fewer_people(tmp_path: Path) -> None:
-    """`--polish` end to end on partitioned tables: the same objectives, a plan the checker
-    accepts, and no more people split across sites than without it."""
-    csv, parted = _pair(tmp_path, "small", 1, "site")
-    plain = run_cli("solve", parted, "--no-store", "--decompose", "regions",
-                    out=tmp_path / "plain")
-    polished = run_cli("solve", parted, "--no-store", "--decompose", "regions", "--polish",
-                       out=tmp_path / "polished")
-    assert plain.code == 0 and polished.code == 0, polished.stderr
-    before, after = plain.summary["plan_objectives"], polished.summary["plan_objectives"]
-    assert after["service"] == pytest.approx(before["service"], rel=1e-9)  # held exactly
-    assert after["cost"] <= before["cost"] * (1 + 1e-9)
-    plan = polished.table("plan")
-    assert check_plan(csv, plan).violations == []
-
-    def split(frame: pd.DataFrame) -> int:
-        return int((frame.groupby("staff_id")["site_id"].nunique() > 1).sum()
-                   + (frame.groupby("staff_id").size() > 1).sum())
-
-    assert split(plan) <= split(plain.table("plan"))
-    assert len(plan) <= len(plain.table("plan"))
-
-
 def test_in_memory_decomposition_polishes_too(tmp_path: Path) -> None:
     """`--polish` on an in-memory decomposition (CSV tables): the plan stays within the
     certificate and passes the independent checker."""
@@ -391,78 +287,6 @@ def test_in_memory_decomposition_polishes_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_infeasible_shared_rows_are_diagnosed_and_the_repair_holds(tmp_path: Path) -> None:
-    """A company budget far below what the regions' minimum staffing costs: every region
-    has a plan, the shared rows do not fit. diagnosis.json lists the limits to move; moved
-    as it says (in the tables) the run is feasible: checked by solving again."""
-    _, parted = _pair(tmp_path, "small", 0, "nested")
-    budgets = pd.read_parquet(parted.parent / "budgets.parquet")
-    budgets.loc[budgets["budget_id"] == "B-all", "amount"] = 1000.0
-    budgets.to_parquet(parted.parent / "budgets.parquet", index=False)
-    run = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "x")
-    assert run.code == 3, run.stderr
-    story = json.loads((tmp_path / "x" / "diagnosis.json").read_text())
-    assert story["kind"] == "linking" and "budget[B-all]" in [r["row"] for r in story["rows"]]
-    assert "budget[B-all]" in (tmp_path / "x" / "diagnosis.md").read_text()
-    assert "cannot all be met" in run.summary["message"]
-    for row in story["rows"]:  # every change here is a limit to raise (rows over their limit)
-        assert row["change"] < 0
-        family, key = row["row"].removesuffix("]").split("[")
-        margin = 1e-6 * abs(row["change"]) + 1e-6
-        if family == "budget":
-            budgets.loc[budgets["budget_id"] == key, "amount"] -= row["change"] - margin
-        else:
-            assert family == "availability"
-            for part in (parted.parent / "staff").rglob("*.parquet"):
-                staff = pd.read_parquet(part)
-                if (staff["staff_id"] == key).any():
-                    staff.loc[staff["staff_id"] == key, "fte"] -= row["change"] - margin
-                    staff.to_parquet(part, index=False)
-    budgets.to_parquet(parted.parent / "budgets.parquet", index=False)
-    again = run_cli("solve", parted, "--no-store", "--decompose", "regions",
-                    out=tmp_path / "y")
-    assert again.code == 0, again.stderr
-
-
-@pytest.mark.slow
-def test_a_region_without_a_plan_is_diagnosed_on_its_own(tmp_path: Path) -> None:
-    """One site's minimum staffing above every person its region could send: that region
-    is named, and its owner's ops diagnosis (repairs verified by a re-solve of the region)
-    is in diagnosis.md and .json."""
-    _, parted = _pair(tmp_path, "small", 1, "site")
-    part = sorted((parted.parent / "sites").rglob("*.parquet"))[2]
-    region = part.parent.name.split("=", 1)[1]
-    sites = pd.read_parquet(part)
-    sites.loc[0, "min_fte"] = 5000.0
-    sites.to_parquet(part, index=False)
-    run = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "x")
-    assert run.code == 3, run.stderr
-    story = json.loads((tmp_path / "x" / "diagnosis.json").read_text())
-    assert story["kind"] == "regions" and [r["region"] for r in story["regions"]] == [region]
-    assert f"region {region}" in run.summary["message"]
-    options = story["regions"][0]["options"]
-    assert any(o["verified_feasible"] for o in options)
-    assert str(sites.loc[0, "site_id"]) in (tmp_path / "x" / "diagnosis.md").read_text()
-
-
-def test_a_part_no_worker_would_read_is_refused(tmp_path: Path) -> None:
-    """Staff in a region folder that no site has, and a targets file outside any region
-    folder: their rows would be read by no worker, so the run refuses them by file."""
-    _, parted = _pair(tmp_path, "tiny", 2, "nested")
-    staff = sorted((parted.parent / "staff").rglob("*.parquet"))[0]
-    stray = parted.parent / "staff" / "region=Atlantis" / "part-0.parquet"
-    stray.parent.mkdir()
-    stray.write_bytes(staff.read_bytes())
-    loose = parted.parent / "targets" / "extra.parquet"
-    loose.write_bytes(sorted((parted.parent / "targets").rglob("*.parquet"))[0].read_bytes())
-    run = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "x")
-    assert run.code == 2, run.stderr
-    assert f"{stray}: is in region=Atlantis, a region no site" in run.stderr
-    assert f"{loose}: is not in a region=<R> folder" in run.stderr
-    assert not (tmp_path / "x").exists()
-
-
-@pytest.mark.slow
 def test_the_files_do_not_depend_on_how_regions_are_packed(tmp_path: Path) -> None:
     """One owner or three: the same plan, tables and sensitivity, to the last digit (the
     master takes proposals in block order, sums run in block order)."""
@@ -473,37 +297,6 @@ def test_the_files_do_not_depend_on_how_regions_are_packed(tmp_path: Path) -> No
     for name in one.tables:
         pd.testing.assert_frame_equal(one.tables[name], three.tables[name], check_exact=True)
     assert one.prices == three.prices
-
-
-@pytest.mark.slow
-def test_review_cases_duplicates_strays_and_empty_regions(tmp_path: Path) -> None:
-    """A target written in two parts of one region is refused with both places; a file that
-    is not Parquet in a table folder is refused (decomposed and monolithic alike); a
-    region whose targets part is gone is solved, its people idle, as monolithic does."""
-    _, parted = _pair(tmp_path, "small", 0, "nested")
-    targets = sorted((parted.parent / "targets").rglob("*.parquet"))
-    first = pd.read_parquet(targets[0])
-    second = targets[0].with_name("part-1.parquet")
-    first.iloc[[0]].to_parquet(second, index=False)
-    run = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "a")
-    assert run.code == 2, run.stderr
-    assert f"{second} row 2 column 'site_id': duplicate target" in run.stderr
-    assert f"also in {targets[0]} row 2" in run.stderr
-    second.unlink()
-    stray = parted.parent / "staff" / "notes.csv"
-    stray.write_text("a,b\n")
-    for extra in ((), ("--decompose", "regions")):
-        run = run_cli("solve", parted, "--no-store", *extra, out=tmp_path / "b")
-        assert run.code == 2 and f"{stray}: is in the folder of table 'staff'" in run.stderr
-    stray.unlink()
-    gone = targets[-1]
-    gone.unlink()
-    gone.parent.rmdir()
-    mono = run_cli("solve", parted, "--no-store", out=tmp_path / "mono")
-    dw = run_cli("solve", parted, "--no-store", "--decompose", "regions", out=tmp_path / "dw")
-    assert mono.code == 0 and dw.code == 0, dw.stderr
-    for name, value in mono.summary["objectives"].items():
-        assert dw.summary["objectives"][name] == pytest.approx(value, rel=1e-6)
 
 
 def test_polish_with_a_loose_tolerance_keeps_its_better_plan(tmp_path: Path) -> None:
@@ -520,15 +313,3 @@ def test_polish_with_a_loose_tolerance_keeps_its_better_plan(tmp_path: Path) -> 
     assert solved.result.stages[-1].objective == pytest.approx(
         solved.result.stages[-1].final_value, rel=1e-9)
     assert check_plan(csv, solved.tables["plan"]).violations == []
-
-
-def test_region_folders_are_matched_by_their_decoded_name(tmp_path: Path) -> None:
-    """`region=North East` (as Spark writes it) and `region=North%20East` are one region."""
-    from allocator.tables.partitioned import region_parts
-
-    for name in ("region=North East", "region=North%20East"):
-        where = tmp_path / name.split("=")[1] / name
-        where.mkdir(parents=True)
-        pd.DataFrame({"a": [1]}).to_parquet(where / "part-0.parquet")
-        assert [p.path for p in region_parts(where.parent, "North East")] == \
-            [where / "part-0.parquet"]
