@@ -181,8 +181,8 @@ def _sensitivity_pair(tmp: Path, seed: int, budgets: str,
     return parted, solved, full[full["kind"] == "constraint"], solved.tables["sensitivity"]
 
 
-@pytest.mark.parametrize(("seed", "budgets"), [
-    (0, "nested"), pytest.param(1, "site", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "budgets"), [(0, "nested"), (1, "site")])
 def test_partitioned_duals_are_the_monolithic_duals(tmp_path: Path, client: Any, seed: int,
                                                     budgets: str) -> None:
     """sensitivity.csv of a partitioned run: every row the monolithic LP prices uniquely
