@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Set once a command's work has returned (its folder written, the store told): a signal
+# after that cannot stop anything, so the launcher (allocator/launch.py) lets the command
+# end with its own exit code instead of reporting an interrupt that undid nothing.
+finished = False
+
 
 def interruptible(work: Callable[[], T], fail: Callable[[BaseException], int] | None = None,
                   log: RunLog | None = None) -> T:
@@ -145,6 +150,8 @@ def interruptible(work: Callable[[], T], fail: Callable[[BaseException], int] | 
         exit_past([t for t in threading.enumerate() if t not in before], code)
         sys.exit(code)
     value = done[0]
+    global finished
+    finished = True
     exit_code = getattr(value, "exit_code", None)  # what the command will exit with
     if exit_code is not None:
         exit_past([t for t in threading.enumerate() if t not in before], int(exit_code))
