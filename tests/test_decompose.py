@@ -198,19 +198,30 @@ def test_auto_decides() -> None:
 
 
 @pytest.mark.slow
+def kill_worker(client: Any, address: str) -> int:
+    """SIGKILL the Dask worker process at `address`; its pid."""
+    pid = client.run(os.getpid, workers=[address])[address]
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def killer(client: Any, stage: str = "service", iteration: int = 3) -> tuple[Any, list[int]]:
+    """An `on_iteration` hook that kills the first owner's worker once, at that iteration,
+    and the list its pid lands in."""
+    killed: list[int] = []
+
+    def kill(pool: Any, at_stage: str, at_iteration: int) -> None:
+        if at_stage == stage and at_iteration == iteration and not killed:
+            killed.append(kill_worker(client, pool.where[0]))
+
+    return kill, killed
+
+
 def test_lost_worker_is_rebuilt(tmp_path: Path, client: Any) -> None:
     """A worker killed (SIGKILL) mid-iteration: its blocks start again on a live worker and
     the run still reaches the monolithic optimum."""
     path = _instance(tmp_path, "small", 0, "nested")
-    killed: list[int] = []
-
-    def kill(pool: Any, stage: str, iteration: int) -> None:
-        if stage == "service" and iteration == 3 and not killed:
-            address = pool.where[0]
-            pid = client.run(os.getpid, workers=[address])[address]
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
+    kill, killed = killer(client)
     _, built, mono, result, info, rel_tol = _both(path, client, on_iteration=kill)
     assert killed and info.rebuilds >= 1
     _agree(path, built, mono, result, info, rel_tol)
@@ -232,10 +243,7 @@ def test_worker_lost_while_the_plan_is_gathered(tmp_path: Path, client: Any) -> 
 
     def kill(stage: Any) -> None:
         if stage.name == "cost" and not killed:
-            address = pools[0].where[-1]
-            pid = client.run(os.getpid, workers=[address])[address]
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+            killed.append(kill_worker(client, pools[0].where[-1]))
             time.sleep(1.0)
 
     _, built, mono, result, info, rel_tol = _both(path, client, on_iteration=remember,

@@ -8,8 +8,6 @@ plan checker (tests/plan_check.py, which re-reads the CSVs), the in-memory block
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from allocator.solvers.base import SolverSettings, Status
 from allocator.solvers.lexicographic import solve_stages, stage_objectives
 from tests.conftest import run_cli
 from tests.plan_check import check_plan
+from tests.test_decompose import killer
 
 
 @pytest.fixture(scope="module")
@@ -152,15 +151,7 @@ def test_lost_worker_rebuilds_from_its_partitions(tmp_path: Path, client: Any) -
     reaches the monolithic optimum."""
     csv, parted = _pair(tmp_path, "small", 0, "nested")
     scenario, _, mono = _monolithic(csv)
-    killed: list[int] = []
-
-    def kill(pool: Any, stage: str, iteration: int) -> None:
-        if stage == "service" and iteration == 3 and not killed:
-            address = pool.where[0]
-            pid = client.run(os.getpid, workers=[address])[address]
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
+    kill, killed = killer(client)
     solved = solve_partitioned(load_scenario(parted, []), client=client, workers=2,
                                on_iteration=kill)
     assert killed and solved.decomposition["rebuilds"] >= 1

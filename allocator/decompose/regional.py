@@ -214,13 +214,12 @@ class RegionOwner(BlockOwner):
             return
         policy = PolicyConfig(**r.policy)
         for region, index in own.items():
-            staff = pd.concat([staff_of.get(region, SCHEMA_EMPTY["staff"]),
+            staff = pd.concat([staff_of.get(region, _empty("staff")),
                                *(f for q, f in sorted(anywhere.items()) if q != region)],
                               ignore_index=True)
             targets = targets_of.get(region)
             if targets is None:  # no demand here: its people do nothing, as monolithic
-                targets = pd.DataFrame({c.name: pd.Series(dtype=object if c.kind in (
-                    "str", "choice") else float) for c in SCHEMAS["targets"].columns})
+                targets = _empty("targets")
             local = sites[sites[PARTITION_KEY].astype(str) == region]
             # The home sites of people from elsewhere: known (travel cost), but no rows
             # (their capacity and minimum belong to their own region's block).
@@ -418,6 +417,7 @@ def _parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-SCHEMA_EMPTY = {"staff": pd.DataFrame({c.name: pd.Series(dtype=object if c.kind in
-                                                         ("str", "choice") else float)
-                                       for c in SCHEMAS["staff"].columns})}
+def _empty(table: str) -> pd.DataFrame:
+    """A table with the schema's columns and no rows (a region without staff or targets)."""
+    return pd.DataFrame({c.name: pd.Series(dtype=object if c.kind in ("str", "choice")
+                                           else float) for c in SCHEMAS[table].columns})
