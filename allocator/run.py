@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from allocator.bundle import BUNDLE_FILE, expected_files, write_bundle
 from allocator.core.model import LinearModel, Objective
 from allocator.decompose.entry import solve_if_wanted, wanted
 from allocator.decompose.partitioned import wanted as partitioned_wanted
+from allocator.decompose.prices import MEANING as PRICES_MEANING
 from allocator.decompose.prices import PRICES_FILE, prices_frame, read_prices
 from allocator.errors import CapabilityError, ExitCode
 from allocator.formulations import get_formulation
@@ -680,9 +681,29 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
             folder.text("diagnosis.md", solved.diagnosis[0])
             folder.json("diagnosis.json", solved.diagnosis[1])
         folder.flush()
-        summary = summary_of(scenario, built, result, clock.report(), code,  # type: ignore[arg-type]
-                             notes).as_json()
-        summary["decomposition"] = solved.decomposition
+
+        def summarize() -> dict[str, Any]:
+            said = summary_of(scenario, built, result, clock.report(), code,  # type: ignore[arg-type]
+                              notes).as_json()
+            said["decomposition"] = solved.decomposition
+            return said
+
+        summary = summarize()
+        if scenario.output.report:  # from the plan's tables and the summary, as monolithic
+            if solved.diagnosis is not None:
+                folder.text("report.html", render_infeasible_report(
+                    scenario.name, summary, solved.diagnosis[1]))
+            elif result.status.has_solution and solved.tables:
+                from allocator.formulations.ops import OpsFormulation
+
+                shown = {**solved.tables, "master_prices": prices_frame(solved.prices)}
+                words = replace(OpsFormulation().report_words(),
+                                table_notes={"master_prices": PRICES_MEANING})
+                folder.text("report.html", render_report(scenario.name, summary, shown, words))
+        if result.status.has_solution and solved.tables and \
+                (summary.get("inputs") or {}).get("baseline"):
+            _write_baseline_diff(folder, summary, clock, notes)
+            summary = summarize()
         folder.json("summary.json", summary)
         log.outcome(summary, str(out))
         folder.text(LOG_FILE, log.text())

@@ -133,6 +133,7 @@ def test_infeasible_shared_rows_are_diagnosed_and_the_repair_holds(tmp_path: Pat
     assert story["kind"] == "linking" and "budget[B-all]" in [r["row"] for r in story["rows"]]
     assert "budget[B-all]" in (tmp_path / "x" / "diagnosis.md").read_text()
     assert "cannot all be met" in run.summary["message"]
+    assert "no plan can be made" in (tmp_path / "x" / "report.html").read_text()
     for row in story["rows"]:  # every change here is a limit to raise (rows over their limit)
         assert row["change"] < 0
         family, key = row["row"].removesuffix("]").split("[")
@@ -227,3 +228,81 @@ def test_region_folders_are_matched_by_their_decoded_name(tmp_path: Path) -> Non
         pd.DataFrame({"a": [1]}).to_parquet(where / "part-0.parquet")
         assert [p.path for p in region_parts(where.parent, "North East")] == \
             [where / "part-0.parquet"]
+
+
+def _with_baseline(scenario: Path, baseline: Path, max_moved: float) -> Path:
+    """The scenario with yesterday's plan, the stability stage and a moves limit."""
+    text = scenario.read_text().replace("[tables]\n", f'[tables]\nbaseline = "{baseline}"\n')
+    text = text.replace('order = ["service", "cost"]', 'order = ["service", "cost", "stability"]')
+    text = text.replace("[objective]", f"[policy]\nmax_moved_fte = {max_moved}\n\n[objective]")
+    out = scenario.with_name("with_baseline.toml")
+    out.write_text(text)
+    return out
+
+
+@pytest.mark.slow
+def test_baseline_is_read_by_the_owners_and_moves_match_monolithic(tmp_path: Path) -> None:
+    """Yesterday's plan (a third of it, a person who left, a site that closed) with a limit
+    on FTE moved: the decomposed run (each owner keeps the baseline rows at its regions'
+    sites; the moves limit is one row over all regions) reaches the monolithic optimum at
+    every stage. FTE moved and changes.csv are recomputed from plan.csv and the baseline
+    file; report.html and baseline_diff.md are written and the report opens in Chromium."""
+    csv, parted = _pair(tmp_path, "small", 0, "nested")
+    first = run_cli("solve", csv, "--no-store", out=tmp_path / "yesterday")
+    assert first.code == 0, first.stderr
+    plan = pd.read_csv(tmp_path / "yesterday" / "plan.csv", dtype={"staff_id": str,
+                                                                   "site_id": str,
+                                                                   "service_id": str})
+    kept = plan[["staff_id", "site_id", "service_id", "fte"]].iloc[::3]
+    gone = pd.DataFrame({"staff_id": ["E000001", "LEFT-LAST-WEEK"],
+                         "site_id": ["CLOSED", kept["site_id"].iloc[0]],
+                         "service_id": [kept["service_id"].iloc[0]] * 2, "fte": [0.5, 1.0]})
+    baseline = pd.concat([kept, gone], ignore_index=True)
+    baseline.to_csv(tmp_path / "baseline.csv", index=False)
+    limit = 200.0
+    mono_scenario = _with_baseline(csv, tmp_path / "baseline.csv", limit)
+    parted_scenario = _with_baseline(parted, tmp_path / "baseline.csv", limit)
+    mono = run_cli("solve", mono_scenario, "--no-store", out=tmp_path / "mono")
+    dw = run_cli("solve", parted_scenario, "--no-store", "--decompose", "regions",
+                 "--workers", "2", out=tmp_path / "dw")
+    assert mono.code == 0 and dw.code == 0, dw.stderr
+    stages = [s["name"] for s in dw.summary["stages"]]
+    assert stages == ["service", "cost", "stability"]
+    for name, value in mono.summary["objectives"].items():
+        assert dw.summary["objectives"][name] == pytest.approx(value, rel=1e-6, abs=1e-6)
+    said = "2 baseline rows name staff, sites or services that no longer exist"
+    assert any(said in w for w in dw.summary["warnings"])
+    assert any(said in w for w in mono.summary["warnings"])
+    assert dw.summary["inputs"]["baseline"]["rows"] == len(baseline)
+    out = pd.read_csv(tmp_path / "dw" / "plan.csv", dtype={"staff_id": str, "site_id": str,
+                                                           "service_id": str})
+    assert check_plan(csv, out).violations == []
+    # FTE moved, recomputed: half the sum of |plan - baseline| over every triple
+    keys = ["staff_id", "site_id", "service_id"]
+    both = out.groupby(keys)["fte"].sum().to_frame("plan").join(
+        baseline.groupby(keys)["fte"].sum().to_frame("before"), how="outer").fillna(0.0)
+    moved = 0.5 * float((both["plan"] - both["before"]).abs().sum())
+    assert moved <= limit + 1e-6
+    assert moved == pytest.approx(0.5 * dw.summary["objectives"]["stability"], abs=1e-5)
+    # changes.csv: FTE by site and service, before and after, from the two files
+    changes = pd.read_csv(tmp_path / "dw" / "changes.csv",
+                          dtype={"site_id": str, "service_id": str}).set_index(
+        ["site_id", "service_id"])
+    before = baseline.groupby(["site_id", "service_id"])["fte"].sum()
+    after = out.groupby(["site_id", "service_id"])["fte"].sum()
+    assert changes["baseline_fte"].to_numpy() == pytest.approx(
+        before.reindex(changes.index).fillna(0.0).to_numpy(), abs=1e-6)
+    assert changes["plan_fte"].to_numpy() == pytest.approx(
+        after.reindex(changes.index).fillna(0.0).to_numpy(), abs=1e-4)
+    assert set(before.index) | set(after.index) == set(changes.index)
+    files = {p.name for p in (tmp_path / "dw").iterdir()}
+    assert {"report.html", "baseline_diff.md", "baseline_moves.csv", "changes.csv"} <= files
+    page = (tmp_path / "dw" / "report.html").read_text()
+    assert "Master prices" in page and "how far each price holds is not computed" in page
+    from tests.test_report import CHROMIUM, _open_in_chromium
+
+    if CHROMIUM is not None:
+        errors, text = _open_in_chromium(tmp_path / "dw" / "report.html",
+                                          tmp_path / "shot.png")
+        assert errors == []
+        assert f"{out['fte'].sum():,.0f}" in text  # FTE allocated, from plan.csv

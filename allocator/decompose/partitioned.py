@@ -18,8 +18,10 @@ folders of Parquet parts by region (allocator/tables/partitioned.py; `allocator 
 
 sensitivity.csv is priced block by block at the master's final prices (each stage run to a
 1e-9 gap for it); an infeasible run gets diagnosis.md for the region with no plan of its own
-or for the shared rows that do not fit. Not written: report.html and basis.parquet (they need
-the whole model in one place; the notes say so).
+or for the shared rows that do not fit. report.html is drawn from the plan's tables and the
+summary; a baseline (yesterday's plan) is read by every owner for its regions' sites, and
+changes.csv and baseline_diff.md follow. Not written: basis.parquet, bottlenecks.md,
+ladders.csv and hiring.csv (they need the whole LP in one place; the notes say so).
 """
 
 from __future__ import annotations
@@ -81,6 +83,14 @@ def _path(scenario: Scenario, name: str) -> Path | None:
     return path if path.is_absolute() else scenario.base_dir / path
 
 
+def _spec(scenario: Scenario, name: str) -> dict[str, str] | None:
+    """The scenario's `[tables]` entry for `name` as a dict (what read_table takes)."""
+    spec = scenario.tables.get(name)
+    if spec is None:
+        return None
+    return {"path": spec} if isinstance(spec, str) else dict(spec)
+
+
 def wanted(scenario: Scenario, req: entry.Request | None = None) -> bool:
     """A decomposed run was asked for and the staff table is a folder of parts: the tables'
     layout is there for this (so `auto` takes it too; `off` reads the folders whole)."""
@@ -112,11 +122,6 @@ def load_small(scenario: Scenario) -> SmallTables:
                                     "partitioned tables needs staff and targets as folders of "
                                     f"Parquet parts by region ({PARTITION_KEY}=<R>/...); "
                                     "`allocator generate --partitioned` writes them"))
-    for name in ("baseline",):
-        if name in scenario.tables:
-            problems.append(Problem(scenario.source, f"tables.{name}: a decomposed run on "
-                                    "partitioned tables does not take a baseline yet; run it "
-                                    "without --decompose"))
     if "services" not in scenario.tables:
         problems.append(Problem(scenario.source, "a decomposed run on partitioned tables "
                                 "needs a services table (the client does not read targets)"))
@@ -214,7 +219,8 @@ def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
             mine, [regions[k] for k in mine], str(_path(scenario, "staff")),
             str(_path(scenario, "targets")), small.sites, small.services, small.budgets,
             small.members, scenario.policy.model_dump(), list(objective.order),
-            objective.mode, dict(objective.weights.items()), scenario.input.max_file_mb))
+            objective.mode, dict(objective.weights.items()), scenario.input.max_file_mb,
+            baseline=_spec(scenario, "baseline"), base_dir=str(scenario.base_dir)))
     ids = [r.indices for r in recipes]
     pool: LocalPool | DaskPool = (
         LocalPool([], owners=[RegionOwner(r) for r in recipes]) if client is None
@@ -249,6 +255,7 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
                 f"{source} rows {', '.join(rows)}" for source, rows in sorted(by_file.items()))))
     if problems:
         raise InputError(problems)
+    warnings += _baseline_warnings(read, home)
     for recipe, answer in zip(recipes, read, strict=True):  # a rebuilt owner reads the same
         recipe.sources = dict(answer["sources"])
     blocks: dict[int, np.ndarray] = {}
@@ -285,6 +292,12 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
                 clashes.append(f"{label}: limits {lo[place]:g}..{hi[place]:g} in one region, "
                                f"{low:g}..{high:g} in region '{regions[b]}'")
             lo[place], hi[place], labels[place] = low, high, label
+    # The moves limit (policy.max_moved_fte): each owner gave 2 × the limit; the moves
+    # certain before any choice (baseline rows no block can keep) come off it once, summed.
+    certain = sum(float(cuts[b]["moved_constant"]) for b in order)
+    for b in order:
+        hi[cuts[b]["place"][cuts[b]["moved"]]] = (
+            cuts[b]["hi"][cuts[b]["moved"]] - certain)
     if clashes:
         raise InputError([Problem(str(_path(scenario, "staff")),
                                   "a row shared by regions has different limits in their "
@@ -356,11 +369,16 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     notes += ("partitioned tables: each worker read and built its own regions; the client "
               "never held the staff table or the model. sensitivity.csv gives each block's "
               "duals and ranges at the master's final prices (held fixed) and the master's "
-              "prices of the linking rows; report.html and basis.parquet need the whole model "
-              "in one place and are not written",)
+              "prices of the linking rows (report.html shows them). Not written: basis.parquet "
+              "(a basis of the whole model; master_prices.csv warm-starts the next decomposed "
+              "run instead), and bottlenecks.md, ladders.csv and hiring.csv (their ranges and "
+              "re-solves need the whole LP in one place)",)
     result = SolveResult(status, "highs (decomposed)", tuple(stages), None,
                          time.perf_counter() - began, notes, message)
     inputs = {name: (t.source, t.rows, t.digest) for name, t in small.loaded.items()}
+    baseline = next((a["baseline"] for a in read if a["baseline"] is not None), None)
+    if baseline is not None:
+        inputs["baseline"] = baseline
     for name in ("staff", "targets"):
         folder = str(_path(scenario, name))
         files = sorted((s, n, d) for a in read for s, (n, d) in a["sources"].items()
@@ -373,6 +391,19 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
             "nonzeros": sizes["nonzeros"], "integer_columns": sizes["integer"]}
     return PartitionedSolve(result, tables, {"mode": entry.current().mode, **info.as_json()},
                             info.all_prices, inputs, size, warnings, diagnosis)
+
+
+def _baseline_warnings(read: list[dict[str, Any]], home: np.ndarray) -> list[str]:
+    """The monolithic load's warning on baseline rows naming staff, sites or services that
+    no longer exist (they count as moved), counted from hashes: block 0's owner read the
+    baseline's staff; `home` holds every region's staff."""
+    unknown = sum(int(a["baseline_unknown"]) for a in read)
+    staff = np.concatenate([a["baseline_staff"] for a in read])
+    unknown += int((~np.isin(staff, home)).sum())
+    if not unknown:
+        return []
+    return [f"{unknown} baseline rows name staff, sites or services that no longer exist; "
+            "they count as moved"]
 
 
 def _diagnose(pool: Any, log: Any, labels: list[str], held: list[str], regions: list[str],
@@ -529,6 +560,9 @@ def _tables(finished: dict[int, dict[str, Any]], small: SmallTables) -> dict[str
                           ["site_id", "service_id"]),
         "sites": _sort(pd.concat(frames("sites"), ignore_index=True), ["site_id"]),
     }
+    if all("changes" in finished[b]["tables"] for b in finished) and finished:
+        out["changes"] = _sort(pd.concat(frames("changes"), ignore_index=True),
+                               ["site_id", "service_id"])
     budgets = small.budgets
     spending = [f for f in frames("budgets") if len(f)]
     spent = (pd.concat(spending).groupby("budget_id")["spent"].sum() if spending

@@ -20,6 +20,16 @@ from allocator.analysis.figures import round_sig
 
 PRICES_FILE = "master_prices.csv"
 COLUMNS = ["stage", "row", "kind", "price"]
+# Under master_prices.csv's table in report.html.
+MEANING = ("The company-wide prices: each row is shared by several regions (the company budget, "
+           "a person who may work in any region) or holds an earlier stage's optimum. price = "
+           "the change of the stage's figure per unit more of the row's limit (per 1 of money "
+           "for a budget, per FTE of a person's availability, per unit of the earlier stage's "
+           "figure for a hold), in the stage's own figure (service: units of weighted "
+           "shortfall; cost: money; stability: additions plus removals, 2 per FTE moved); "
+           "negative means more of the limit lowers (improves) the figure. "
+           "Exact at the optimum (the master converged); how far each price holds is not "
+           "computed.")
 
 
 def prices_frame(all_prices: dict[str, dict[str, float]]) -> pd.DataFrame:

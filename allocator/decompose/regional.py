@@ -73,6 +73,10 @@ class RegionRecipe:
     linking: np.ndarray | None = None  # sorted hashes of the linking rows' keys, once known
     # each part file read first: (rows, digest); a rebuilt owner must read the same
     sources: dict[str, tuple[int, str]] | None = None
+    # yesterday's plan (the scenario's tables.baseline entry and the folder it is relative
+    # to): every owner reads it and keeps the rows at its regions' sites
+    baseline: dict[str, str] | None = None
+    base_dir: str = "."
 
 
 @dataclass
@@ -116,6 +120,9 @@ class RegionOwner(BlockOwner):
         self._home_part = np.zeros(0, dtype=np.int32)
         self._home_row = np.zeros(0, dtype=np.int64)
         self.sources: dict[str, tuple[int, str]] = {}  # part file -> (rows, digest)
+        self.baseline_source: tuple[str, int, str] | None = None
+        self.baseline_staff = np.zeros(0, dtype=np.uint64)  # hashes, from block 0's owner
+        self.baseline_unknown = 0  # its rows naming a site or service that does not exist
         self._load()
         if recipe.sources is not None and self.sources != recipe.sources:
             # a rebuilt owner (its worker died) read parts that changed since the run began
@@ -210,6 +217,7 @@ class RegionOwner(BlockOwner):
                     if region in rows_of else where
                 self.sources[table.source] = (table.rows, table.digest)
             self._duplicate_targets(targets_of.get(region), rows_of.get(region))
+        baseline = self._baseline(services) if r.baseline is not None else None
         if self.problems:
             return
         policy = PolicyConfig(**r.policy)
@@ -229,14 +237,48 @@ class RegionOwner(BlockOwner):
             block_sites = pd.concat([local, foreign], ignore_index=True)
             members = r.budget_sites[r.budget_sites["site_id"].isin(local["site_id"])]
             budgets = r.budgets[r.budgets["budget_id"].isin(members["budget_id"])]
+            before = None
+            if baseline is not None:  # the rows at this region's sites; block 0 takes the
+                # rows at no site of any region (moved for sure: a constant, as monolithic)
+                at = baseline["site_id"].isin(local["site_id"])
+                if index == 0:
+                    at |= ~baseline["site_id"].isin(sites["site_id"])
+                before = baseline[at.to_numpy()].reset_index(drop=True)
             data = OpsData(block_sites.reset_index(drop=True), services,
                            staff.reset_index(drop=True), targets.reset_index(drop=True),
-                           budgets.reset_index(drop=True), None,
-                           budget_sites=members.reset_index(drop=True))
+                           budgets.reset_index(drop=True), before,
+                           budget_sites=members.reset_index(drop=True),
+                           keep_stability=baseline is not None)
             ops = build_ops(data, policy)
             objectives = stage_objectives(ops.model, r.order, r.mode, r.weights)
             self.regions[index] = _Region(index, region, ops, objectives,
                                           key_hashes(row_keys(ops.model)))
+
+    def _baseline(self, services: pd.DataFrame) -> pd.DataFrame | None:
+        """Yesterday's plan, validated as a monolithic load validates it. The owner of block
+        0 also keeps what the client needs to count the rows naming what no longer exists
+        (the staff's hashes; the client holds every region's staff hashes)."""
+        r = self.recipe
+        assert r.baseline is not None
+        try:
+            table = read_table("baseline", r.baseline, Path(r.base_dir),
+                               max_file_mb=r.max_file_mb)
+        except InputError as exc:
+            self.problems.extend(exc.problems)
+            return None
+        frame, problems = validate(table, SCHEMAS["baseline"])
+        self.problems.extend(problems)
+        if problems:
+            return None
+        self.sources[table.source] = (table.rows, table.digest)
+        self.baseline_source = (table.source, table.rows, table.digest)
+        if 0 in r.indices:
+            known = frame["site_id"].isin(r.sites["site_id"]) & frame["service_id"].isin(
+                services["service_id"])
+            self.baseline_unknown = int((~known).sum())
+            self.baseline_staff = key_hashes(frame.loc[known, "staff_id"].astype(str)
+                                             .to_numpy())
+        return frame
 
     def _duplicate_targets(self, targets: pd.DataFrame | None,
                            where: pd.DataFrame | None) -> None:
@@ -268,6 +310,8 @@ class RegionOwner(BlockOwner):
             "nonzeros": {i: g.ops.model.nnz for i, g in self.regions.items()},
             "rows": {i: g.ops.model.num_rows for i, g in self.regions.items()},
             "integer": {i: g.ops.model.num_integer for i, g in self.regions.items()},
+            "baseline": self.baseline_source, "baseline_staff": self.baseline_staff,
+            "baseline_unknown": self.baseline_unknown,
         }
 
     def where_staff(self, hashes: np.ndarray) -> list[tuple[str, int]]:
@@ -297,9 +341,15 @@ class RegionOwner(BlockOwner):
                 model.row_lo[g.block_rows], model.row_hi[g.block_rows], model.lb, model.ub,
                 links, {o.name: o.c for o in g.objectives},
                 model.integer.copy() if model.num_integer else None))
+            hi = model.row_hi[g.link_rows].copy()
+            # The moves limit is one row over every region, but each block wrote its own
+            # certain moves (baseline rows it cannot keep) into its limit: give the client
+            # the limit itself (2 × max_moved_fte), which takes off the total of all blocks.
+            moved = np.flatnonzero(families_of(model)[g.link_rows] == "moved")
+            hi[moved] += g.ops.moved_constant
             out[index] = {
                 "place": place[g.link_rows], "lo": model.row_lo[g.link_rows],
-                "hi": model.row_hi[g.link_rows],
+                "hi": hi, "moved": moved, "moved_constant": g.ops.moved_constant,
                 "labels": [row_label(model, int(i)) for i in g.link_rows],
                 "scale": max([0.0, *(float(np.abs(o.c).max()) for o in g.objectives
                                      if o.c.size)]),
@@ -370,8 +420,7 @@ class RegionOwner(BlockOwner):
             g = self.regions[index]
             block = self.blocks[index].data
             x = self.plans[index]
-            families = np.concatenate([np.repeat(b.name, b.size) for b in
-                                       g.ops.model.con_blocks.values()])
+            families = families_of(g.ops.model)
             labels = np.concatenate([join_labels(b.labels) for b in
                                      g.ops.model.con_blocks.values()])
             activity = block.rows @ x
@@ -409,6 +458,12 @@ class RegionOwner(BlockOwner):
             diag = diagnose(g.ops, policy, time_limit)
             out[index] = (diagnosis_markdown(diag, f"region {g.region}"), diag.to_json())
         return out
+
+
+def families_of(model: Any) -> np.ndarray:
+    """Each row's constraint family (its block's name), in row order."""
+    return np.concatenate([np.repeat(b.name, b.size) for b in model.con_blocks.values()]) \
+        if model.con_blocks else np.zeros(0, dtype=object)
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:

@@ -53,13 +53,15 @@ class ReportWords:
     FTE moved: 0.5); `stage_notes`: a line under the figures when the stage is present;
     `sentence`: a bottlenecks.csv row in words (where the table has no `sentence` column);
     `what_if`: the ladders' answers to "what if a budget changes"; `hiring`: hiring.csv's top
-    rows in words."""
+    rows in words; `table_notes`: a line under another table's heading (what its figures
+    mean, in the user's units)."""
 
     stage_scale: Mapping[str, float] = field(default_factory=dict)
     stage_notes: Mapping[str, str] = field(default_factory=dict)
     sentence: Callable[[pd.Series], str] = _labelled
     what_if: Callable[[pd.DataFrame | None], list[str]] | None = None
     hiring: Callable[[pd.DataFrame | None], list[str]] | None = None
+    table_notes: Mapping[str, str] = field(default_factory=dict)
 
 
 DataT = TypeVar("DataT")

@@ -381,7 +381,9 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any],
     for name, frame in tables.items():
         if name in shown or frame is None or not isinstance(frame, pd.DataFrame):
             continue
+        note = words.table_notes.get(name)
         sections += [f"<h2>{_e(name.replace('_', ' ').capitalize())}</h2>",
+                     f"<p class='muted'>{_e(note)}</p>" if note else "",
                      _table(frame, source=f"{name}.csv")]
     marginals = tables.get("marginals")
     if marginals is not None and not marginals.empty:

@@ -72,6 +72,9 @@ class OpsData:
     sources: dict[str, LoadedTable] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     budget_sites: pd.DataFrame | None = None  # (budget_id, site_id): which sites a scope covers
+    # A region's block in a decomposed run: the stability stage even when none of the
+    # baseline's rows is at this region's sites (the other blocks have it; x0 = 0 here).
+    keep_stability: bool = False
 
 
 def _scope_members(

@@ -174,7 +174,7 @@ def build_ops(data: OpsData, policy: PolicyConfig) -> OpsModel:
     objectives = {"service": {"shortfall": targets["weight"].to_numpy()},
                   "cost": {"x": e["cost"].to_numpy()}}
     moved_constant = 0.0
-    if data.baseline is not None and len(data.baseline):
+    if data.baseline is not None and (len(data.baseline) or data.keep_stability):
         moved_constant = _stability(m, data, e, x_labels, xcol, fte, policy)
         objectives["stability"] = {"moved_up": np.ones(len(e)), "moved_down": np.ones(len(e))}
     for name, terms in objectives.items():

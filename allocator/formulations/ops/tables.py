@@ -86,7 +86,7 @@ def plan_tables(ops: OpsModel, x: np.ndarray) -> dict[str, pd.DataFrame]:
     else:
         budget_table = pd.DataFrame(columns=["budget_id", "scope", "amount", "spent", "headroom"])
     out = {"plan": plan, "coverage": coverage, "budgets": budget_table, "sites": site_table}
-    if data.baseline is not None and len(data.baseline):
+    if data.baseline is not None and (len(data.baseline) or data.keep_stability):
         out["changes"] = _changes(plan, data.baseline)
     return out
 
