@@ -83,6 +83,20 @@ def _clean(values: Any) -> np.ndarray:
     return out
 
 
+def binding_side(activity: np.ndarray, lo: np.ndarray,
+                 hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each row: whether its upper limit speaks for it (the nearer limit; a one-sided
+    row's only one), that limit (sensitivity.csv's rhs), the slack to it, and whether it
+    binds. One rule for every sensitivity table: from a HiGHS solution, or from a plan's
+    activities in a decomposed run."""
+    slack_lo, slack_hi = activity - lo, hi - activity
+    use_hi = np.isfinite(hi) & (~np.isfinite(lo) | (slack_hi <= slack_lo))
+    rhs = np.where(use_hi, hi, lo)
+    slack = np.where(use_hi, slack_hi, slack_lo)
+    binding = np.abs(slack) <= BINDING_TOL * np.maximum(1.0, np.abs(rhs))
+    return use_hi, rhs, slack, binding
+
+
 def highs_sensitivity(highs, stage: str, one_sided: bool = True,
                       source: str = "lp", probes: Probes | None = None,
                       model: LinearModel | None = None) -> LpSensitivity:
@@ -98,11 +112,7 @@ def highs_sensitivity(highs, stage: str, one_sided: bool = True,
     lo, hi = _clean(lp.row_lower_), _clean(lp.row_upper_)
     activity = np.asarray(sol.row_value, dtype=float)
     row_dual = np.asarray(sol.row_dual, dtype=float)
-    slack_lo, slack_hi = activity - lo, hi - activity
-    use_hi = np.isfinite(hi) & (~np.isfinite(lo) | (slack_hi <= slack_lo))
-    rhs = np.where(use_hi, hi, lo)
-    slack = np.where(use_hi, slack_hi, slack_lo)
-    binding = np.abs(slack) <= BINDING_TOL * np.maximum(1.0, np.abs(rhs))
+    use_hi, rhs, slack, binding = binding_side(activity, lo, hi)
     started = time.perf_counter()
     status, ranging = highs.getRanging()
     ranging_seconds = time.perf_counter() - started

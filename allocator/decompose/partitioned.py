@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from allocator.analysis.sensitivity import binding_side
 from allocator.core.checks import PLAN_TOLERANCE
 from allocator.core.model import Objective
 from allocator.decompose import entry
@@ -503,11 +504,7 @@ def _sensitivity(pool: Any, info: Decomposition, stages: list[StageResult],
     frames: list[pd.DataFrame] = []
     family = [label.partition("[")[0] for label in labels]
     keys = [label.partition("[")[2].removesuffix("]") for label in labels]
-    slack_lo, slack_hi = activity - lo, hi - activity
-    use_hi = np.isfinite(hi) & (~np.isfinite(lo) | (slack_hi <= slack_lo))
-    rhs = np.where(use_hi, hi, lo)
-    slack = np.where(use_hi, slack_hi, slack_lo)
-    binding = np.abs(slack) <= 1e-7 * np.maximum(1.0, np.abs(rhs))
+    _, rhs, slack, binding = binding_side(activity, lo, hi)
     held: list[StageResult] = []
     for stage, log in zip(stages, info.stages, strict=False):
         if log.final is None:

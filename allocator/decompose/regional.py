@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from allocator.analysis.sensitivity import BINDING_TOL
+from allocator.analysis.sensitivity import binding_side
 from allocator.core.checks import PLAN_TOLERANCE, column_label, row_label
 from allocator.core.model import Objective, join_labels
 from allocator.decompose.worker import BlockData, BlockOwner
@@ -424,16 +424,12 @@ class RegionOwner(BlockOwner):
             labels = np.concatenate([join_labels(b.labels) for b in
                                      g.ops.model.con_blocks.values()])
             activity = block.rows @ x
-            lo, hi = block.row_lo, block.row_hi
-            slack_lo, slack_hi = activity - lo, hi - activity
-            use_hi = np.isfinite(hi) & (~np.isfinite(lo) | (slack_hi <= slack_lo))
-            rhs = np.where(use_hi, hi, lo)
-            slack = np.where(use_hi, slack_hi, slack_lo)
+            _, rhs, slack, binding = binding_side(activity, block.row_lo, block.row_hi)
             out[index] = _parquet(pd.DataFrame({
                 "stage": stage, "kind": "constraint", "family": families[g.block_rows],
                 "labels": labels[g.block_rows], "activity": activity, "rhs": rhs,
                 "slack": slack,
-                "binding": np.abs(slack) <= BINDING_TOL * np.maximum(1.0, np.abs(rhs)),
+                "binding": binding,
                 "dual": found["dual"], "dual_unique": found["unique"],
                 "rhs_low": found["rhs_low"], "rhs_high": found["rhs_high"],
                 "range_kind": "block", "region": g.region,
