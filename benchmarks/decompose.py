@@ -41,9 +41,12 @@ def _peak() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def partitioned(scenario_path: Path, workers: int) -> dict[str, Any]:
+def partitioned(scenario_path: Path, workers: int,
+                time_limit: float | None = None) -> dict[str, Any]:
     """`solve_partitioned` on a partitioned instance, in this process: the client reads only
-    the small tables, the workers read and build their regions (inside the solve seconds)."""
+    the small tables, the workers read and build their regions (inside the solve seconds).
+    `time_limit`: the run's own limit (the memory figures of a run too long to finish here;
+    the row says it stopped)."""
     from allocator.decompose import entry
     from allocator.decompose.partitioned import solve_partitioned
     from allocator.scenario import load_scenario
@@ -58,7 +61,8 @@ def partitioned(scenario_path: Path, workers: int) -> dict[str, Any]:
     said: list[str] = []
     try:
         start = time.perf_counter()
-        solved = solve_partitioned(scenario, client=client, workers=workers, say=said.append)
+        solved = solve_partitioned(scenario, client=client, workers=workers, say=said.append,
+                                   time_limit=time_limit)
         seconds = time.perf_counter() - start
     finally:
         entry.close(client, cluster)
@@ -75,14 +79,15 @@ def partitioned(scenario_path: Path, workers: int) -> dict[str, Any]:
         client_peak_mb=round(_peak() / 2**20),
         client_peak_mb_at_stages_end=round(info["client_peak_bytes"] / 2**20),
         worker_peak_mb=[round(b / 2**20) for b in info["worker_peak_bytes"]],
-        said=said, warnings=solved.warnings)
+        said=said, warnings=solved.warnings, time_limit=time_limit)
     return row
 
 
-def one(mode: str, scenario_path: Path, workers: int) -> dict[str, Any]:
+def one(mode: str, scenario_path: Path, workers: int,
+        time_limit: float | None = None) -> dict[str, Any]:
     """One configuration, in this process: the figures as a dict."""
     if mode == "partitioned":  # before anything builds the model in this process
-        return partitioned(scenario_path, workers)
+        return partitioned(scenario_path, workers, time_limit)
     from allocator.run import prepare
     from allocator.solvers.base import SolverSettings
     from allocator.solvers.lexicographic import solve_stages, stage_objectives
@@ -219,6 +224,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
                 for k, v in r["objectives"].items())
         gaps = ", ".join(f"{s['gap']:.1e}" for s in r.get("stages", []) if s["gap"] is not None)
         config = "monolithic" if r["mode"] == "monolithic" else f"{r['mode']}, {r['workers']} w"
+        if r.get("time_limit") and r.get("status") != "optimal":
+            config += f", stopped at its {r['time_limit']:g} s limit ({r.get('status')})"
+            diff = "not finished"
         lines.append(
             f"| {r['instance']} | {config} | {r['solve_seconds']} | {r.get('iterations', '')} "
             f"| {r.get('seconds_per_iteration', '')} | {r['client_peak_mb']} | "
@@ -239,6 +247,8 @@ def main() -> None:
                              "(default: monolithic, then decomposed on each of --workers)")
     parser.add_argument("--timeout", type=float, help="seconds before a configuration is "
                         "stopped (recorded in errors.jsonl)")
+    parser.add_argument("--time-limit", type=float, help="partitioned rows: the run's own time "
+                        "limit (its memory figures, iterations so far; the row says so)")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild results.md from the rows in --out/raw.jsonl")
     parser.add_argument("--one", choices=["monolithic", "decomposed", "partitioned"])
@@ -255,7 +265,7 @@ def main() -> None:
                 raw.write(json.dumps(row) + "\n")
         return
     if args.one:
-        print(json.dumps(one(args.one, args.scenario, int(args.workers))))
+        print(json.dumps(one(args.one, args.scenario, int(args.workers), args.time_limit)))
         return
     if args.report_only:
         rows = [json.loads(line) for line in (args.out / "raw.jsonl").read_text().splitlines()
@@ -283,8 +293,9 @@ def main() -> None:
                 ["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                 cwd=ROOT).stdout.strip()
             try:
+                limit = ["--time-limit", str(args.time_limit)] if args.time_limit else []
                 proc = subprocess.run([sys.executable, __file__, "--one", mode, "--scenario",
-                                       str(paths[mode]), "--workers", str(workers)],
+                                       str(paths[mode]), "--workers", str(workers), *limit],
                                       capture_output=True, text=True, cwd=ROOT,
                                       timeout=args.timeout)
                 failed = proc.stderr[-3000:] if proc.returncode else None

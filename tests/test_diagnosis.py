@@ -249,3 +249,42 @@ def test_infeasible_report_says_why_and_what_to_do(tmp_path):
     if report.exists():  # with run.py's infeasible path writing it (issue 12, item 8)
         assert "Recommended repair: " in report.read_text()
         assert "recommended repair: " in run.stderr
+
+
+def test_a_move_limit_too_tight_gets_its_own_repair(tmp_path):
+    """Yesterday's plan (a fifth of it) and policy.max_moved_fte = 0.5: no plan keeps a
+    site's minimum staffing within the limit. The diagnosis offers the higher limit as an
+    option of its own, checked by re-solving with it (the mix's move repair is checked with
+    the higher limit too); independently, the proposed limit solves and 0.02 FTE less
+    does not (the smallest such change, to the 0.01 it is rounded up to)."""
+    made = run_cli("generate", "--size", "tiny", "--seed", "3", out=tmp_path / "t")
+    assert made.code == 0, made.stderr
+    first = run_cli("solve", tmp_path / "t" / "scenario.toml", out=tmp_path / "yesterday")
+    assert first.code == 0, first.stderr
+    plan = pd.read_csv(tmp_path / "yesterday" / "plan.csv", dtype=str)
+    plan.sample(frac=0.2, random_state=1)[["staff_id", "site_id", "service_id", "fte"]] \
+        .to_csv(tmp_path / "baseline.csv", index=False)
+    scenario = tmp_path / "t" / "tight.toml"
+    scenario.write_text((tmp_path / "t" / "scenario.toml").read_text()
+                        .replace("[tables]\n", '[tables]\nbaseline = "../baseline.csv"\n')
+                        .replace("[objective]", "[policy]\nmax_moved_fte = 0.5\n\n[objective]"))
+    run = run_cli("solve", scenario, out=tmp_path / "run")
+    assert run.code == 3, run.stderr
+    diagnosis = json.loads((tmp_path / "run" / "diagnosis.json").read_text())
+    moves = next(o for o in diagnosis["options"] if o["key"] == "moves")
+    (repair,) = moves["repairs"]
+    assert moves["verified_feasible"] is True
+    assert repair["current"] == pytest.approx(0.5) and repair["proposed"] > 0.5
+    assert f"from 0.5 to {repair['proposed']:g}" in repair["text"]
+    for option in diagnosis["options"]:
+        for r in option["repairs"]:
+            assert "nan" not in r["text"]
+            if r["family"] == "moved":
+                assert option["verified_feasible"] is True, option["key"]
+    limit = float(repair["proposed"])
+    solved = run_cli("solve", scenario, "--set", f"policy.max_moved_fte={limit}",
+                     out=tmp_path / "raised")
+    assert solved.code == 0, solved.stderr
+    short = run_cli("solve", scenario, "--set", f"policy.max_moved_fte={limit - 0.02:.2f}",
+                    out=tmp_path / "short")
+    assert short.code == 3

@@ -82,7 +82,8 @@ class Repair:
             return (f"{where}: lower the minimum staffing of site {label} by "
                     f"{-self.change:.2f} FTE ({self.current:g} → {self.proposed:g})")
         if self.family == "moved":
-            return f"{where}: allow {self.change:.2f} more FTE to move ({self.proposed:g})"
+            return (f"{where}: allow {self.change:.2f} more FTE to move (set "
+                    f"policy.max_moved_fte from {self.current:g} to {self.proposed:g})")
         return f"{where}: {self.column} {self.current:g} → {self.proposed:g}"
 
 
@@ -377,11 +378,25 @@ def _repairs(ops: OpsModel, found: dict[str, Any],
                               money=max(money, 0.0), alone=alone,
                               extra={"for_hires": paid} if paid else {}))
     if "moved" in found and found["moved"].size and found["moved"][0] > TOL:
-        v = float(found["moved"][0])
+        # The row counts additions plus removals (2 per FTE moved) against 2 × the limit
+        # less the moves certain before any choice: the limit itself rises by half the
+        # row's violation, rounded up to what a user writes.
+        block = ops.model.con_blocks["moved"]
+        current = (float(ops.model.row_hi[block.start]) + ops.moved_constant) / 2.0
+        proposed = round(math.ceil((current + float(found["moved"][0]) / 2.0) / 0.01 - 1e-9)
+                         * 0.01, 2)
         out.append(Repair("moved", "max_moved_fte", "scenario", "scenario", None,
-                          "policy.max_moved_fte", math.nan, v,
-                          money=v * prices.get("moved", 1.0), alone=alone))
+                          "policy.max_moved_fte", current, proposed,
+                          money=(proposed - current) * prices.get("moved", 1.0), alone=alone))
     return out
+
+
+def repaired_policy(policy: PolicyConfig, repairs: list[Repair]) -> PolicyConfig:
+    """The policy with the repairs' scenario settings applied (a higher move limit)."""
+    for r in repairs:
+        if r.family == "moved":
+            policy = policy.model_copy(update={"max_moved_fte": float(r.proposed)})
+    return policy
 
 
 def apply_repairs(data: OpsData, repairs: list[Repair]) -> OpsData:
@@ -521,6 +536,7 @@ OPTIONS = (
     ("budget", "Add budget only", ("budget",)),
     ("capacity", "Add site capacity only", ("capacity",)),
     ("min_staff", "Lower minimum staffing only", ("min_staff",)),
+    ("moves", "Allow more FTE to move (policy.max_moved_fte) only", ("moved",)),
     ("hire", "Hire new staff (with the money to pay them)", ("hire",)),
     ("travel", "Let staff travel to other sites", ("mobility",)),
     ("mix", "The cheapest mix", ("floor", "budget", "capacity", "min_staff", "moved", "hire")),
@@ -601,7 +617,8 @@ def diagnose(ops: OpsModel, policy: PolicyConfig, time_limit: float | None = 60)
             option.cost = cost
             option.status = "repairs feasibility"
         if option.repairs:
-            option.verified = _feasible(apply_repairs(ops.data, option.repairs), policy,
+            option.verified = _feasible(apply_repairs(ops.data, option.repairs),
+                                        repaired_policy(policy, option.repairs),
                                         time_limit)
     conflict, method = conflict_set(ops)
     return Diagnosis(options, conflict, method, prices, conflict_summary(ops, conflict))
