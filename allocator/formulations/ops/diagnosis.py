@@ -267,7 +267,8 @@ def _solve_elastic(ops: OpsModel, families: tuple[str, ...], prices: dict[str, f
 def _hire_columns(ops: OpsModel) -> tuple[pd.DataFrame, np.ndarray, tuple[np.ndarray, ...]]:
     """A new hire per target (site, service): mobility site, the skill of the service, paid
     the median of that skill in the site's region (allocator.formulations.ops.hiring). Columns in
-    CSC form: coverage (productivity), capacity and minimum staffing of the site (1). Budgets
+    CSC form: coverage (productivity), capacity and minimum staffing of the site (1), and the
+    move limit where there is one (1: a hire's work is all added to yesterday's plan). Budgets
     are left out: a hire comes with the money to pay for it (the option raises the budgets
     of the site's scopes by the hires' pay)."""
     from allocator.formulations.ops.hiring import _site_terms, candidates_of, hire_costs
@@ -286,7 +287,11 @@ def _hire_columns(ops: OpsModel) -> tuple[pd.DataFrame, np.ndarray, tuple[np.nda
     s = cand["s"].to_numpy()
     rows = [cov + cand["t"].to_numpy(), terms["cap"][s], terms["min"][s]]
     vals = [cand["p"].to_numpy(dtype=float), np.ones(len(cand)), np.ones(len(cand))]
-    col = np.tile(np.arange(len(cand)), 3)
+    moved = ops.model.con_blocks.get("moved")
+    if moved is not None:  # a hire is not in yesterday's plan: all their work is moved in
+        rows.append(np.full(len(cand), moved.start))
+        vals.append(np.ones(len(cand)))
+    col = np.tile(np.arange(len(cand)), len(rows))
     row = np.concatenate(rows)
     val = np.concatenate(vals)
     keep = row >= 0
