@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from allocator.analysis.diagnosis import IIS_SAFETY_SECONDS
 from allocator.formulations.ops.data import OpsData
 from allocator.formulations.ops.model import OpsModel, build_ops
 from allocator.scenario import PolicyConfig
@@ -485,14 +486,19 @@ def _input_row(ops: OpsModel, family: str, label: str) -> dict[str, Any]:
     return {"table": table, "source": loaded.source, "row": int(loaded.row_of(hits[0]))}
 
 
-def conflict_set(ops: OpsModel) -> tuple[list[dict[str, Any]], str]:
+def conflict_set(ops: OpsModel,
+                 time_limit: float | None = None) -> tuple[list[dict[str, Any]], str]:
     model = ops.model
     highs = new_highs()
     load_into_highs(highs, model, relax_integers=True)
+    limit = IIS_SAFETY_SECONDS if time_limit is None else min(IIS_SAFETY_SECONDS,
+                                                               max(1.0, time_limit))
     for strategy in (6, 2):
         highs.setOptionValue("iis_strategy", strategy)
+        highs.setOptionValue("iis_time_limit", limit)
         status, iis = highs.getIis()
-        if status.name == "kOk" and iis.valid_ and (len(iis.row_index_) or len(
+        stopped = status.name == "kWarning"  # the time limit: a partial reduction
+        if status.name in ("kOk", "kWarning") and iis.valid_ and (len(iis.row_index_) or len(
                 iis.col_index_)):
             items = [_row_origin(ops, int(r)) for r in iis.row_index_]
             u = model.var_blocks["shortfall"]
@@ -516,6 +522,9 @@ def conflict_set(ops: OpsModel) -> tuple[list[dict[str, Any]], str]:
                         else {}
                     items.append({"family": "fte of" if block.name == "x" else
                                   f"bound of {block.name}", "labels": label, **origin})
+            if stopped:
+                return items, (f"HiGHS IIS of the LP (integers relaxed), stopped at its {limit:g} "
+                               "s safety limit: an infeasible set, not fully reduced")
             return items, "HiGHS IIS of the LP (integers relaxed)"
     # The LP relaxation may be feasible (a whole-assignment conflict): filter families.
     families = ["floor", *[f for f in ("budget", "capacity", "min_staff", "moved")
@@ -625,7 +634,7 @@ def diagnose(ops: OpsModel, policy: PolicyConfig, time_limit: float | None = 60)
             option.verified = _feasible(apply_repairs(ops.data, option.repairs),
                                         repaired_policy(policy, option.repairs),
                                         time_limit)
-    conflict, method = conflict_set(ops)
+    conflict, method = conflict_set(ops, time_limit)
     return Diagnosis(options, conflict, method, prices, conflict_summary(ops, conflict))
 
 
