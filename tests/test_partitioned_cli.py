@@ -306,3 +306,27 @@ def test_baseline_is_read_by_the_owners_and_moves_match_monolithic(tmp_path: Pat
                                           tmp_path / "shot.png")
         assert errors == []
         assert f"{out['fte'].sum():,.0f}" in text  # FTE allocated, from plan.csv
+    # Too tight a move limit: the shared moves row cannot be met. diagnosis.md says the
+    # setting to write; with it the run solves, 0.02 FTE less it does not (the master judged
+    # each row against its own size: once, a move limit 0.02 over passed as met), and the
+    # monolithic diagnosis proposes the same limit.
+    tight = run_cli("solve", parted_scenario, "--no-store", "--decompose", "regions",
+                    "--set", "policy.max_moved_fte=2", out=tmp_path / "tight")
+    assert tight.code == 3, tight.stderr
+    story = json.loads((tmp_path / "tight" / "diagnosis.json").read_text())
+    (row,) = [r for r in story["rows"] if r["row"] == "moved[max_moved_fte]"]
+    assert row["input"] == "policy.max_moved_fte" and row["current"] == 2
+    proposed = float(row["proposed"])
+    assert f"set policy.max_moved_fte from 2 to {proposed:g}" in \
+        (tmp_path / "tight" / "diagnosis.md").read_text()
+    for value, code in ((proposed, 0), (proposed - 0.02, 3)):
+        again = run_cli("solve", parted_scenario, "--no-store", "--decompose", "regions",
+                        "--set", f"policy.max_moved_fte={value:.2f}",
+                        out=tmp_path / f"moved-{value:.2f}")
+        assert again.code == code, (value, again.stderr)
+    mono_tight = run_cli("solve", mono_scenario, "--no-store", "--set",
+                         "policy.max_moved_fte=2", out=tmp_path / "mono-tight")
+    assert mono_tight.code == 3
+    options = json.loads((tmp_path / "mono-tight" / "diagnosis.json").read_text())["options"]
+    (repair,) = next(o for o in options if o["key"] == "moves")["repairs"]
+    assert repair["proposed"] == pytest.approx(proposed, abs=0.011)

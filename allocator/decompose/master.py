@@ -322,8 +322,14 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
     lo = np.concatenate([master.lo, np.full(len(master.holds), -np.inf)])
     hi = np.concatenate([master.hi, np.asarray(hold_limits, dtype=float)])
     values = np.zeros(0)
-    limits = np.abs(np.concatenate([lo[np.isfinite(lo)], hi[np.isfinite(hi)]]))
-    tiny = 1e-9 * (1.0 + (float(limits.max()) if limits.size else 0.0))
+    # A row is met when its penalty columns are within 1e-9 of its own limit's size: one
+    # tolerance for all rows, scaled by the largest (a company budget of 1.6e8), let a move
+    # limit of 150 FTE pass 0.02 over, and the plan checker refused the plan.
+    row_tol = 1e-9 * (1.0 + np.maximum(np.where(np.isfinite(lo), np.abs(lo), 0.0),
+                                       np.where(np.isfinite(hi), np.abs(hi), 0.0)))
+
+    def meets(at: np.ndarray) -> bool:
+        return bool(np.all(np.abs(master.violations(at)) <= row_tol))
     if master.ncols == len(master.artificial) or warm is not None or pool.rebuilt:
         # First stage: every block's own optimum (or its answer to the warm prices); blocks
         # rebuilt since the last pricing (between stages) lose their columns first.
@@ -349,8 +355,8 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
         log.iterations += 1
         if on_iteration is not None:
             on_iteration(objective.name, log.iterations)
-        obj, prices, mu, art, values = master.solve()
-        feasible = art <= tiny
+        obj, prices, mu, _art, values = master.solve()
+        feasible = meets(values)
         if feasible:  # the master's plan meets every row: its objective is an upper bound
             log.upper_bound = obj + objective.constant
         smooth = alpha if center is not None else 0.0
@@ -424,18 +430,18 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
             log.stopped = True
             break
     # Read the final column values after the last columns were added: one more master solve.
-    obj, final_prices, _, art, values = master.solve()
+    obj, final_prices, _, _art, values = master.solve()
     log.prices = final_prices[:master.lo.size]
     log.final = final_prices
-    if art <= tiny and obj + objective.constant < log.upper_bound:
+    if meets(values) and obj + objective.constant < log.upper_bound:
         log.upper_bound = obj + objective.constant
         log.gap = rel_gap(log.upper_bound, log.lower_bound)
     if whole and log.status.has_solution:
         log.relaxation = log.upper_bound
         left = None if deadline is None else deadline - time.monotonic()
-        _status, chosen, _mip_bound, art, picked = master.solve_whole(left, mip_gap,
+        _status, chosen, _mip_bound, _art, picked = master.solve_whole(left, mip_gap,
                                                                        whole_blocks)
-        if picked.size and art <= tiny:
+        if picked.size and meets(picked):
             values = picked
             log.upper_bound = chosen + objective.constant
             log.gap = rel_gap(log.upper_bound, log.lower_bound)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -362,7 +363,7 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
         left = None if deadline is None else max(1.0, deadline - time.monotonic())
         diagnosis = _diagnose(pool, info.stages[-1], labels,
                               [log.name for log in info.stages[:-1]], regions, scenario.name,
-                              left)
+                              left, scenario.policy.max_moved_fte)
         message += ": " + diagnosis[1]["summary"]
         if diagnosis[1].get("recommendation"):
             extra.append(str(diagnosis[1]["recommendation"]))
@@ -407,8 +408,30 @@ def _baseline_warnings(read: list[dict[str, Any]], home: np.ndarray) -> list[str
             "they count as moved"]
 
 
+def _input_change(row: str, change: float, max_moved: float | None) -> dict[str, Any]:
+    """A shared row's change as the input a user edits: a budget's amount (money), a
+    person's fte, or policy.max_moved_fte (its row counts 2 per FTE moved, so the setting
+    moves by half the row's change, rounded up to the 0.01 a user writes)."""
+    family, _, key = row.removesuffix("]").partition("[")
+    up = -change  # the row's limit rises by this (a negative change: the row was over)
+    verb = "raise" if up > 0 else "lower"
+    if family == "moved" and max_moved is not None:
+        proposed = round(math.ceil((max_moved + up / 2.0) / 0.01 - 1e-9) * 0.01, 2)
+        return {"input": "policy.max_moved_fte", "current": max_moved, "proposed": proposed,
+                "text": f"set policy.max_moved_fte from {max_moved:g} to {proposed:g} "
+                        f"({up / 2.0:+,.6g} FTE moved)"}
+    if family == "budget":
+        return {"input": f"budgets amount of {key}",
+                "text": f"{verb} budget {key}'s amount by {abs(up):,.6g} (money)"}
+    if family == "availability":
+        return {"input": f"staff fte of {key}",
+                "text": f"{verb} the fte of {key} by {abs(up):,.6g}"}
+    return {"input": None, "text": f"{verb} {row} by {abs(up):,.6g}"}
+
+
 def _diagnose(pool: Any, log: Any, labels: list[str], held: list[str], regions: list[str],
-              name: str, time_limit: float | None) -> tuple[str, dict[str, Any]]:
+              name: str, time_limit: float | None,
+              max_moved: float | None = None) -> tuple[str, dict[str, Any]]:
     """diagnosis.md and diagnosis.json of an infeasible partitioned stage: the regions that
     have no plan on their own, each diagnosed on its own model by its owner; or, when every
     region has one, the rows they share that cannot be met together, with the changes at
@@ -430,7 +453,8 @@ def _diagnose(pool: Any, log: Any, labels: list[str], held: list[str], regions: 
     moves = log.violations if log.violations is not None else np.zeros(0)
     names = [*labels, *(f"hold[{h}]" for h in held)]
     scale = 1e-9 * max(1.0, float(np.abs(moves).max(initial=0.0)))
-    rows = [{"row": names[i], "change": float(moves[i])}
+    rows = [{"row": names[i], "change": float(moves[i]),
+             **_input_change(names[i], float(moves[i]), max_moved)}
             for i in np.argsort(-np.abs(moves), kind="stable") if abs(moves[i]) > scale]
     words = [f"{r['row']} " + ("falls short of its lower limit" if r["change"] > 0
                                else "is over its limit") + f" by {abs(r['change']):,.6g}"
@@ -438,18 +462,17 @@ def _diagnose(pool: Any, log: Any, labels: list[str], held: list[str], regions: 
     summary = ("every region has a plan of its own, but the rows they share cannot all be met: "
                + "; ".join(words))
     recommendation = ("with every limit moved as listed in diagnosis.md the regions' plans "
-                      "fit together: " + "; ".join(
-                          f"{'lower' if r['change'] > 0 else 'raise'} {r['row']} by "
-                          f"{abs(r['change']):,.6g}" for r in rows[:5])) if rows else None
+                      "fit together: " + "; ".join(r["text"] for r in rows[:5])) \
+        if rows else None
     lines = [f"# {name}: infeasible (stage '{log.name}', decomposed)", "",
              "Every region can be planned on its own; the rows the regions share cannot be "
              "met together. With every shared row allowed to give at a high price per unit "
              "(one unit of any row counted alike, each in its own unit: money for a budget, "
              "FTE for a person), the least violation the master found moves these limits; "
              "moved all together, the plans fit:", "",
-             "| row | change of its limit |", "|---|---|",
-             *(f"| {r['row']} | {'-' if r['change'] > 0 else '+'}{abs(r['change']):,.6g} |"
-               for r in rows), ""]
+             "| row | change of its limit | in the inputs |", "|---|---|---|",
+             *(f"| {r['row']} | {'-' if r['change'] > 0 else '+'}{abs(r['change']):,.6g} | "
+               f"{r['text']} |" for r in rows), ""]
     return "\n".join(lines), {"stage": log.name, "kind": "linking", "summary": summary,
                               "recommendation": recommendation, "rows": rows}
 
