@@ -322,11 +322,12 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
     lo = np.concatenate([master.lo, np.full(len(master.holds), -np.inf)])
     hi = np.concatenate([master.hi, np.asarray(hold_limits, dtype=float)])
     values = np.zeros(0)
-    # A row is met when its penalty columns are within 1e-9 of its own limit's size: one
-    # tolerance for all rows, scaled by the largest (a company budget of 1.6e8), let a move
-    # limit of 150 FTE pass 0.02 over, and the plan checker refused the plan.
-    row_tol = 1e-9 * (1.0 + np.maximum(np.where(np.isfinite(lo), np.abs(lo), 0.0),
-                                       np.where(np.isfinite(hi), np.abs(hi), 0.0)))
+    # A row is met when its penalty columns are within 1e-9 of its own limit's size (and
+    # within HiGHS's primal feasibility tolerance, 1e-7, below that): one tolerance for all
+    # rows, scaled by the largest (a company budget of 1.6e8), let a move limit of 150 FTE
+    # pass 0.02 over, and the plan checker refused the plan.
+    row_tol = np.maximum(1e-7, 1e-9 * (1.0 + np.maximum(
+        np.where(np.isfinite(lo), np.abs(lo), 0.0), np.where(np.isfinite(hi), np.abs(hi), 0.0))))
 
     def meets(at: np.ndarray) -> bool:
         return bool(np.all(np.abs(master.violations(at)) <= row_tol))
