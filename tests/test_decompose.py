@@ -303,3 +303,31 @@ def test_medium_matches_monolithic(tmp_path: Path, client: Any) -> None:
     assert info.blocks == sites["region"].nunique()
     _agree(path, built, mono, result, info, rel_tol)
 
+
+
+@pytest.mark.parametrize(("amount", "expected"), [(9348379.0, Status.OPTIMAL),
+                                                  (9348285.52, Status.INFEASIBLE)])
+def test_a_company_budget_at_the_edge_of_feasible(tmp_path: Path, amount: float,
+                                                  expected: Status) -> None:
+    """800 staff (seed 9335) with the company budget at the least amount that solves (the
+    monolithic diagnosis's proposal, rounded up to 1) and 1e-5 below it. The master's
+    penalty costs (8e8) beside costs of 30 ended 'unknown' after HiGHS's presolve: the run
+    crashed (exit 1) on both sides. Now it agrees with monolithic on both sides, and at the
+    edge on the optimum."""
+    tables = generate_ops(800, seed=9335)
+    budgets = tables["budgets"]
+    budgets.loc[budgets["budget_id"] == "B-all", "amount"] = amount
+    scenario_path = write_ops_instance(tables, tmp_path / "edge", "edge")
+    scenario, built, _ = prepare(scenario_path, [])
+    objectives = stage_objectives(built.model, scenario.objective.order,
+                                  scenario.objective.mode, dict(scenario.objective.weights))
+    mono = solve_stages(built.model, objectives, "highs", SolverSettings(),
+                        scenario.objective.rel_tol, scenario.objective.abs_tol)
+    assert mono.status is expected
+    result, _ = solve_decomposed(built.model, objectives, client=None, workers=2,
+                                 rel_tol=scenario.objective.rel_tol,
+                                 abs_tol=scenario.objective.abs_tol)
+    assert result.status is expected, result.message
+    if expected is Status.OPTIMAL:
+        for name, value in mono.objectives.items():
+            assert result.objectives[name] == pytest.approx(value, rel=1e-6)

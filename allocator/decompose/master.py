@@ -235,9 +235,19 @@ class Master:
         self.highs.run()
         if self.highs.getModelStatus().name != "kOptimal":
             # Seen on small: a warm re-solve after added columns ends "not set"; from a
-            # cold start the same master solves. Once, then it is an error.
+            # cold start the same master solves.
             self.highs.clearSolver()
             self.highs.run()
+        if self.highs.getModelStatus().name != "kOptimal":
+            # Seen at a company budget at the least amount that solves (800 staff): penalty
+            # costs of 8e8 beside costs of 30 and budget rows of 9e6 end "unknown" after
+            # presolve; without presolve the same master is optimal. Then it is an error.
+            self.highs.setOptionValue("presolve", "off")
+            try:
+                self.highs.clearSolver()
+                self.highs.run()
+            finally:
+                self.highs.setOptionValue("presolve", "choose")
         if self.highs.getModelStatus().name != "kOptimal":
             raise RuntimeError("the restricted master is not optimal: "
                                + self.highs.modelStatusToString(self.highs.getModelStatus()))
