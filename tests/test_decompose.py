@@ -305,16 +305,19 @@ def test_medium_matches_monolithic(tmp_path: Path, client: Any) -> None:
 
 
 
-@pytest.mark.parametrize(("amount", "expected"), [(9348379.0, Status.OPTIMAL),
-                                                  (9348285.52, Status.INFEASIBLE)])
-def test_a_company_budget_at_the_edge_of_feasible(tmp_path: Path, amount: float,
-                                                  expected: Status) -> None:
-    """800 staff (seed 9335) with the company budget at the least amount that solves (the
-    monolithic diagnosis's proposal, rounded up to 1) and 1e-5 below it. The master's
-    penalty costs (8e8) beside costs of 30 ended 'unknown' after HiGHS's presolve: the run
-    crashed (exit 1) on both sides. Now it agrees with monolithic on both sides, and at the
-    edge on the optimum."""
-    tables = generate_ops(800, seed=9335)
+@pytest.mark.parametrize(("staff", "seed", "amount", "expected"), [
+    (800, 9335, 9348379.0, Status.OPTIMAL), (800, 9335, 9348285.52, Status.INFEASIBLE),
+    (2500, 7747, 29189069.0, Status.OPTIMAL), (2500, 7747, 29188777.11, Status.INFEASIBLE)])
+def test_a_company_budget_at_the_edge_of_feasible(tmp_path: Path, staff: int, seed: int,
+                                                  amount: float, expected: Status) -> None:
+    """The company budget at the least amount that solves (the monolithic diagnosis's
+    proposal, rounded up to 1) and 1e-5 below it, found by a sweep of generated instances.
+    800 staff: the master's penalty costs (8e8) beside costs of 30 ended 'unknown' after
+    HiGHS's presolve, and the run crashed (exit 1) on both sides. 2,500 staff, below the
+    edge: at a penalty of 9e12 rounding priced a column already in the master as improving,
+    it was added again every iteration, and the stage stopped at 500 iterations with no
+    answer (exit 4). Now both agree with monolithic on both sides, and on the optimum."""
+    tables = generate_ops(staff, seed=seed)
     budgets = tables["budgets"]
     budgets.loc[budgets["budget_id"] == "B-all", "amount"] = amount
     scenario_path = write_ops_instance(tables, tmp_path / "edge", "edge")

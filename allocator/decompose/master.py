@@ -129,6 +129,7 @@ class Master:
         self.holds: list[str] = []
         self.stage = ""
         self.ncols = 0
+        self.seen: set[tuple[Any, ...]] = set()  # the live columns' keys (`add`)
         for i in range(m):
             self._artificial(i)
 
@@ -144,8 +145,17 @@ class Master:
     def linking_rows(self) -> int:
         return self.lo.size + len(self.holds)
 
-    def add(self, proposal: Proposal) -> None:
+    def add(self, proposal: Proposal) -> bool:
+        """A proposal as a new column; False (nothing added) when the block's live columns
+        already hold one with the same linking activity and objectives. Such a column's true
+        reduced cost is not negative: only rounding can price it below zero (seen at a
+        penalty of 9e12, where it was added 500 times and the stage never ended)."""
         b = proposal.block
+        key = (b, int(self.generation[b]), np.asarray(proposal.linking, dtype=float).tobytes(),
+               tuple(sorted(proposal.objectives.items())))
+        if key in self.seen:
+            return False
+        self.seen.add(key)
         coef = np.concatenate([proposal.linking,
                                [proposal.objectives[h] for h in self.holds], [1.0]])
         index = np.concatenate([np.arange(self.lo.size),
@@ -159,6 +169,7 @@ class Master:
         self.values.append(proposal.objectives)
         self.linking.append(proposal.linking)
         self.ncols += 1
+        return True
 
     def drop_block(self, b: int) -> None:
         """A block's owner was rebuilt: its earlier proposals cannot be combined any more."""
@@ -405,8 +416,7 @@ def solve_stage(master: Master, pool: Any, objective: Objective, rel_tol: float,
                            - sum(prices[master.lo.size + k] * p.objectives[h]
                                  for k, h in enumerate(master.holds)) - mu[p.block])
                 scale = 1e-9 * (1.0 + abs(p.objectives[objective.name]))
-                if reduced < -scale or lost:
-                    master.add(p)
+                if (reduced < -scale or lost) and master.add(p):
                     added += 1
             if added or smooth == 0.0:
                 break
