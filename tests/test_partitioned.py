@@ -304,3 +304,31 @@ def test_polish_with_a_loose_tolerance_keeps_its_better_plan(tmp_path: Path) -> 
     assert solved.result.stages[-1].objective == pytest.approx(
         solved.result.stages[-1].final_value, rel=1e-9)
     assert check_plan(csv, solved.tables["plan"]).violations == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("amount", "expected"), [(4563047.0, Status.OPTIMAL),
+                                                  (4563001.37, Status.INFEASIBLE)])
+def test_a_region_budget_at_the_edge_of_feasible(tmp_path: Path, amount: float,
+                                                 expected: Status) -> None:
+    """2,500 staff (seed 1144), region R03's budget at the least amount that solves (the
+    monolithic diagnosis's proposal) and 1e-5 below it, found by a sweep. Below the edge
+    the region's block, priced at costs of 9e14, ended 'unknown' and the run ended in an
+    error (exit 1); its block is now solved again with its costs scaled and without
+    presolve. Agrees with monolithic on both sides, and on the optimum."""
+    tables = generate_ops(2500, seed=1144)
+    budgets = tables["budgets"]
+    budgets.loc[budgets["budget_id"] == "B-R03", "amount"] = amount
+    csv = write_ops_instance(tables, tmp_path / "csv", "edge")
+    parted = write_ops_instance(tables, tmp_path / "parts", "edge", partitioned=True)
+    scenario, built, _ = prepare(csv, [])
+    objectives = stage_objectives(built.model, scenario.objective.order,
+                                  scenario.objective.mode, dict(scenario.objective.weights))
+    mono = solve_stages(built.model, objectives, "highs", SolverSettings(),
+                        scenario.objective.rel_tol, scenario.objective.abs_tol)
+    assert mono.status is expected
+    solved = solve_partitioned(load_scenario(parted, []), client=None, workers=2)
+    assert solved.result.status is expected, solved.result.message
+    if expected is Status.OPTIMAL:
+        for name, value in mono.objectives.items():
+            assert solved.result.objectives[name] == pytest.approx(value, rel=1e-6)

@@ -265,27 +265,39 @@ class BlockOwner:
 SCALED_COST = 1e6
 
 
+GAVE_UP = ("kNotset", "kUnknown")  # HiGHS stopped without an answer
+
+
 def _run(highs: Any, cost: np.ndarray) -> None:
-    """Solve; if HiGHS gives up on the costs' magnitude, solve again with its objective
-    scaled (`user_objective_scale`, a power of two) and then unscaled.
+    """Solve; if HiGHS gives up ("not set" or "unknown"), solve again from scratch with its
+    objective scaled (`user_objective_scale`, a power of two, when the costs are large),
+    then also without presolve; the options are put back after.
 
     Why: the master's first prices can sit at its penalty (1e4 x the largest cost), and a
     linking row of money (a company budget) then gives a block costs of 1e13 and more: HiGHS
     stops with "excessive dual values" (status Not Set), which used to end the run as
-    infeasible (small seed 2, nested budgets). The priced block's optimum does not change
-    with a positive scale of its costs."""
+    infeasible (small seed 2, nested budgets); and a region whose budget is 1e-5 below the
+    least that solves it, priced at costs of 9e14, ended "unknown" (the run ended in an
+    error, not "infeasible"). The priced block's optimum does not change with a positive
+    scale of its costs."""
     highs.run()
-    if highs.getModelStatus().name != "kNotset":
+    if highs.getModelStatus().name not in GAVE_UP:
         return
     largest = float(np.abs(cost).max()) if cost.size else 0.0
-    if largest <= SCALED_COST:
-        return
-    highs.setOptionValue("user_objective_scale", -int(np.ceil(np.log2(largest / SCALED_COST))))
-    try:
-        highs.clearSolver()
-        highs.run()
-    finally:
-        highs.setOptionValue("user_objective_scale", 0)
+    scale = -int(np.ceil(np.log2(largest / SCALED_COST))) if largest > SCALED_COST else 0
+    for presolve in ("choose", "off"):
+        if presolve == "choose" and scale == 0:
+            continue  # the run above
+        highs.setOptionValue("user_objective_scale", scale)
+        highs.setOptionValue("presolve", presolve)
+        try:
+            highs.clearSolver()
+            highs.run()
+        finally:
+            highs.setOptionValue("user_objective_scale", 0)
+            highs.setOptionValue("presolve", "choose")
+        if highs.getModelStatus().name not in GAVE_UP:
+            return
 
 
 def polish_block(data: BlockData, x: np.ndarray, stages: list[str]) -> np.ndarray:
