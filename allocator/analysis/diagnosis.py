@@ -8,6 +8,7 @@ and HiGHS's IIS of the LP relaxation, mapped to the same labels.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,15 +72,17 @@ def generic_diagnosis(model: LinearModel, title: str, time_limit: float = 60.0
     iis_model = new_highs()
     load_into_highs(iis_model, model, relax_integers=True)
     method = "elastic rows (violation relative to each limit) and HiGHS IIS"
+    stop = min(IIS_SAFETY_SECONDS, max(1.0, time_limit))
+    ends = time.monotonic() + stop  # one stop for both strategies
     for strategy in (6, 2):
         iis_model.setOptionValue("iis_strategy", strategy)
-        iis_model.setOptionValue("iis_time_limit", IIS_SAFETY_SECONDS)  # the ops model's stop
+        iis_model.setOptionValue("iis_time_limit", max(0.5, ends - time.monotonic()))
         status, iis = iis_model.getIis()
         if status.name in ("kOk", "kWarning") and iis.valid_ and len(iis.row_index_):
             conflict = [{"family": labels[int(r)][0], "labels": labels[int(r)][1]}
                         for r in iis.row_index_]
             if status.name == "kWarning":
-                method += (f" (stopped at its {IIS_SAFETY_SECONDS:g} s safety limit: an "
+                method += (f" (stopped at its {stop:g} s safety limit: an "
                            "infeasible set, not fully reduced)")
             break
     payload = {"repairs": repairs, "conflict_set": conflict, "method": method}

@@ -237,7 +237,9 @@ class Master:
         """Each linking row's penalty columns at `values` (base rows, then holds): what its
         activity would have to move by to meet its limits (+ rise, - fall)."""
         art = np.asarray(self.artificial, dtype=np.int64)
-        taken = values[art] if values.size > int(art.max(initial=-1)) else np.zeros(art.size)
+        if values.size <= int(art.max(initial=-1)):  # not a solution of this master
+            return np.full(art.size // 2, np.inf)
+        taken = values[art]
         return taken[0::2] - taken[1::2]  # each row's (+1, -1) pair, in the rows' order
 
     def solve(self) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:

@@ -286,20 +286,24 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     clashes = []
     for b in order:
         cut = cuts[b]
+        moved = set(cut["place"][cut["moved"]].tolist())
         for place, low, high, label in zip(cut["place"].tolist(), cut["lo"].tolist(),
                                            cut["hi"].tolist(), cut["labels"], strict=True):
             if labels[place] and labels[place] != label:  # 64-bit keys that collide
                 raise RuntimeError(f"two rows share a key hash: {labels[place]} and {label}")
-            if labels[place] and (lo[place] != low or hi[place] != high):
+            if labels[place] and place not in moved and (lo[place] != low or hi[place] != high):
                 clashes.append(f"{label}: limits {lo[place]:g}..{hi[place]:g} in one region, "
                                f"{low:g}..{high:g} in region '{regions[b]}'")
             lo[place], hi[place], labels[place] = low, high, label
-    # The moves limit (policy.max_moved_fte): each owner gave 2 × the limit; the moves
-    # certain before any choice (baseline rows no block can keep) come off it once, summed.
+    # The moves limit (policy.max_moved_fte) is one row over every region: 2 × the limit
+    # less the moves certain before any choice (baseline rows no block can keep), summed
+    # here. Each block wrote its own certain moves into its copy, so the copies differ and are
+    # not compared (their float sums would not even round alike).
     certain = sum(float(cuts[b]["moved_constant"]) for b in order)
+    limit = scenario.policy.max_moved_fte
     for b in order:
-        hi[cuts[b]["place"][cuts[b]["moved"]]] = (
-            cuts[b]["hi"][cuts[b]["moved"]] - certain)
+        if limit is not None:
+            hi[cuts[b]["place"][cuts[b]["moved"]]] = 2.0 * limit - certain
     if clashes:
         raise InputError([Problem(str(_path(scenario, "staff")),
                                   "a row shared by regions has different limits in their "
@@ -381,6 +385,9 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     baseline = next((a["baseline"] for a in read if a["baseline"] is not None), None)
     if baseline is not None:
         inputs["baseline"] = baseline
+    if scenario.policy.max_moved_fte is not None and (baseline is None or not baseline[1]):
+        warnings.append("policy.max_moved_fte needs a baseline table (yesterday's plan); there "
+                        "is none, so no limit on moves applies")
     for name in ("staff", "targets"):
         folder = str(_path(scenario, name))
         files = sorted((s, n, d) for a in read for s, (n, d) in a["sources"].items()

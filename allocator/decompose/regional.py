@@ -218,6 +218,8 @@ class RegionOwner(BlockOwner):
                 self.sources[table.source] = (table.rows, table.digest)
             self._duplicate_targets(targets_of.get(region), rows_of.get(region))
         baseline = self._baseline(services) if r.baseline is not None else None
+        if baseline is not None and baseline.empty:  # as monolithic: no stability stage
+            baseline = None
         if self.problems:
             return
         policy = PolicyConfig(**r.policy)
@@ -341,15 +343,13 @@ class RegionOwner(BlockOwner):
                 model.row_lo[g.block_rows], model.row_hi[g.block_rows], model.lb, model.ub,
                 links, {o.name: o.c for o in g.objectives},
                 model.integer.copy() if model.num_integer else None))
-            hi = model.row_hi[g.link_rows].copy()
-            # The moves limit is one row over every region, but each block wrote its own
-            # certain moves (baseline rows it cannot keep) into its limit: give the client
-            # the limit itself (2 × max_moved_fte), which takes off the total of all blocks.
+            # The moves limit is one row over every region; each block wrote its own certain
+            # moves (baseline rows it cannot keep) into its copy: the client sets the limit.
             moved = np.flatnonzero(families_of(model)[g.link_rows] == "moved")
-            hi[moved] += g.ops.moved_constant
             out[index] = {
                 "place": place[g.link_rows], "lo": model.row_lo[g.link_rows],
-                "hi": hi, "moved": moved, "moved_constant": g.ops.moved_constant,
+                "hi": model.row_hi[g.link_rows], "moved": moved,
+                "moved_constant": g.ops.moved_constant,
                 "labels": [row_label(model, int(i)) for i in g.link_rows],
                 "scale": max([0.0, *(float(np.abs(o.c).max()) for o in g.objectives
                                      if o.c.size)]),

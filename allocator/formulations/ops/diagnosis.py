@@ -249,7 +249,9 @@ def _solve_elastic(ops: OpsModel, families: tuple[str, ...], prices: dict[str, f
         k = rows.size
         start = highs.getNumCol()
         # Column j has one entry, -direction at its row: the row's rhs moves by +direction*v.
-        highs.addCols(k, np.full(k, prices[family]), np.zeros(k), np.full(k, 1e30), k,
+        # The moves row counts 2 per FTE moved: its price per FTE is half a unit's.
+        per_unit = prices[family] * (0.5 if family == "moved" else 1.0)
+        highs.addCols(k, np.full(k, per_unit), np.zeros(k), np.full(k, 1e30), k,
                       np.arange(k, dtype=np.int32), rows.astype(np.int32), -direction)
         columns[family] = (start, k)
     highs.run()
@@ -491,11 +493,14 @@ def conflict_set(ops: OpsModel,
     model = ops.model
     highs = new_highs()
     load_into_highs(highs, model, relax_integers=True)
+    import time
+
     limit = IIS_SAFETY_SECONDS if time_limit is None else min(IIS_SAFETY_SECONDS,
                                                                max(1.0, time_limit))
+    ends = time.monotonic() + limit  # one stop for both strategies
     for strategy in (6, 2):
         highs.setOptionValue("iis_strategy", strategy)
-        highs.setOptionValue("iis_time_limit", limit)
+        highs.setOptionValue("iis_time_limit", max(0.5, ends - time.monotonic()))
         status, iis = highs.getIis()
         stopped = status.name == "kWarning"  # the time limit: a partial reduction
         if status.name in ("kOk", "kWarning") and iis.valid_ and (len(iis.row_index_) or len(
