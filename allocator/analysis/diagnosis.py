@@ -81,7 +81,7 @@ def generic_diagnosis(model: LinearModel, title: str, time_limit: float = 60.0
         if status.name in ("kOk", "kWarning") and iis.valid_ and len(iis.row_index_):
             conflict = [{"family": labels[int(r)][0], "labels": labels[int(r)][1]}
                         for r in iis.row_index_]
-            if status.name == "kWarning":
+            if status.name == "kWarning" and time.monotonic() >= ends - 0.1 * stop:
                 method += (f" (stopped at its {stop:g} s safety limit: an "
                            "infeasible set, not fully reduced)")
             break

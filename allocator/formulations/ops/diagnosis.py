@@ -502,7 +502,9 @@ def conflict_set(ops: OpsModel,
         highs.setOptionValue("iis_strategy", strategy)
         highs.setOptionValue("iis_time_limit", max(0.5, ends - time.monotonic()))
         status, iis = highs.getIis()
-        stopped = status.name == "kWarning"  # the time limit: a partial reduction
+        # a warning with the clock run out: the time limit, a partial reduction
+        stopped = status.name == "kWarning" and time.monotonic() >= ends - 0.1 * limit
+        partial = status.name == "kWarning" and not stopped
         if status.name in ("kOk", "kWarning") and iis.valid_ and (len(iis.row_index_) or len(
                 iis.col_index_)):
             items = [_row_origin(ops, int(r)) for r in iis.row_index_]
@@ -530,6 +532,9 @@ def conflict_set(ops: OpsModel,
             if stopped:
                 return items, (f"HiGHS IIS of the LP (integers relaxed), stopped at its {limit:g} "
                                "s safety limit: an infeasible set, not fully reduced")
+            if partial:
+                return items, ("HiGHS IIS of the LP (integers relaxed), with a warning from "
+                               "HiGHS: an infeasible set, perhaps not fully reduced")
             return items, "HiGHS IIS of the LP (integers relaxed)"
     # The LP relaxation may be feasible (a whole-assignment conflict): filter families.
     families = ["floor", *[f for f in ("budget", "capacity", "min_staff", "moved")
