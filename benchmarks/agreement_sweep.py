@@ -127,7 +127,7 @@ def edge_case(folder: Path, rng: random.Random) -> dict[str, Any]:
          "--force")
     spent = pd.read_csv(folder / "free/budgets.csv").set_index("budget_id")["spent"]
     target = rng.choice([b for b in spent.index if str(b).startswith("B-R")] + ["B-all"])
-    _set_amount(folder, target, rng.choice([0.05, 0.3, 0.6]) * float(spent[target]))
+    _set_amount(folder, target, rng.choice([0.01, 0.05, 0.3]) * float(spent[target]))
     code, _, _ = _run("solve", folder / "csv/scenario.toml", "--no-store", "--out",
                       folder / "low", "--force")
     out: dict[str, Any] = {"staff": staff, "seed": seed, "budget": target, "bad": []}
