@@ -305,6 +305,7 @@ def test_medium_matches_monolithic(tmp_path: Path, client: Any) -> None:
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("staff", "seed", "amount", "expected"), [
     (800, 9335, 9348379.0, Status.OPTIMAL), (800, 9335, 9348285.52, Status.INFEASIBLE),
     (2500, 7747, 29189069.0, Status.OPTIMAL), (2500, 7747, 29188777.11, Status.INFEASIBLE)])

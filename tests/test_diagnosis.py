@@ -251,6 +251,7 @@ def test_infeasible_report_says_why_and_what_to_do(tmp_path):
         assert "recommended repair: " in run.stderr
 
 
+@pytest.mark.slow
 def test_a_move_limit_too_tight_gets_its_own_repair(tmp_path):
     """Yesterday's plan (a fifth of it) and policy.max_moved_fte = 0.5: no plan keeps a
     site's minimum staffing within the limit. The diagnosis offers the higher limit as an
