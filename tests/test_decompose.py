@@ -322,11 +322,7 @@ def test_a_company_budget_at_the_edge_of_feasible(tmp_path: Path, staff: int, se
     budgets = tables["budgets"]
     budgets.loc[budgets["budget_id"] == "B-all", "amount"] = amount
     scenario_path = write_ops_instance(tables, tmp_path / "edge", "edge")
-    scenario, built, _ = prepare(scenario_path, [])
-    objectives = stage_objectives(built.model, scenario.objective.order,
-                                  scenario.objective.mode, dict(scenario.objective.weights))
-    mono = solve_stages(built.model, objectives, "highs", SolverSettings(),
-                        scenario.objective.rel_tol, scenario.objective.abs_tol)
+    scenario, built, objectives, mono = monolithic_stages(scenario_path)
     assert mono.status is expected
     result, _ = solve_decomposed(built.model, objectives, client=None, workers=2,
                                  rel_tol=scenario.objective.rel_tol,
@@ -335,3 +331,14 @@ def test_a_company_budget_at_the_edge_of_feasible(tmp_path: Path, staff: int, se
     if expected is Status.OPTIMAL:
         for name, value in mono.objectives.items():
             assert result.objectives[name] == pytest.approx(value, rel=1e-6)
+
+
+def monolithic_stages(scenario_path: Path, overrides: list[str] | None = None) -> tuple[Any, ...]:
+    """The independent reference: the scenario built and solved stage by stage by HiGHS on
+    one machine (scenario, built model, objectives, result; its status not judged here)."""
+    scenario, built, _ = prepare(scenario_path, overrides or [])
+    objectives = stage_objectives(built.model, scenario.objective.order,
+                                  scenario.objective.mode, dict(scenario.objective.weights))
+    mono = solve_stages(built.model, objectives, "highs", SolverSettings(),
+                        scenario.objective.rel_tol, scenario.objective.abs_tol)
+    return scenario, built, objectives, mono

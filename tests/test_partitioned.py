@@ -20,11 +20,11 @@ from allocator.decompose import entry, find_blocks
 from allocator.decompose.partitioned import solve_partitioned
 from allocator.run import prepare
 from allocator.scenario import load_scenario
-from allocator.solvers.base import SolverSettings, Status
-from allocator.solvers.lexicographic import solve_stages, stage_objectives
+from allocator.solvers.base import Status
+from allocator.solvers.lexicographic import stage_objectives
 from tests.conftest import run_cli
 from tests.plan_check import check_plan
-from tests.test_decompose import killer
+from tests.test_decompose import killer, monolithic_stages
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +51,7 @@ def _pair(tmp: Path, size: str, seed: int, budgets: str) -> tuple[Path, Path]:
 
 
 def _monolithic(csv: Path) -> tuple[Any, Any, Any]:
-    scenario, built, _ = prepare(csv, [])
-    objectives = stage_objectives(built.model, scenario.objective.order,
-                                  scenario.objective.mode, dict(scenario.objective.weights))
-    mono = solve_stages(built.model, objectives, "highs", SolverSettings(),
-                        scenario.objective.rel_tol, scenario.objective.abs_tol)
+    scenario, built, _, mono = monolithic_stages(csv)
     assert mono.status is Status.OPTIMAL
     return scenario, built, mono
 
@@ -136,11 +132,7 @@ def test_partitioned_whole_mode_brackets_the_monolithic_optimum(tmp_path: Path,
 
 
 def _monolithic_whole(csv: Path) -> tuple[Any, Any, Any]:
-    scenario, built, _ = prepare(csv, ["policy.assignment=whole"])
-    objectives = stage_objectives(built.model, scenario.objective.order,
-                                  scenario.objective.mode, dict(scenario.objective.weights))
-    mono = solve_stages(built.model, objectives, "highs", SolverSettings(),
-                        scenario.objective.rel_tol, scenario.objective.abs_tol)
+    scenario, built, _, mono = monolithic_stages(csv, ["policy.assignment=whole"])
     return scenario, built, mono
 
 
@@ -321,11 +313,7 @@ def test_a_region_budget_at_the_edge_of_feasible(tmp_path: Path, amount: float,
     budgets.loc[budgets["budget_id"] == "B-R03", "amount"] = amount
     csv = write_ops_instance(tables, tmp_path / "csv", "edge")
     parted = write_ops_instance(tables, tmp_path / "parts", "edge", partitioned=True)
-    scenario, built, _ = prepare(csv, [])
-    objectives = stage_objectives(built.model, scenario.objective.order,
-                                  scenario.objective.mode, dict(scenario.objective.weights))
-    mono = solve_stages(built.model, objectives, "highs", SolverSettings(),
-                        scenario.objective.rel_tol, scenario.objective.abs_tol)
+    _, _, _, mono = monolithic_stages(csv)
     assert mono.status is expected
     solved = solve_partitioned(load_scenario(parted, []), client=None, workers=2)
     assert solved.result.status is expected, solved.result.message
