@@ -4,9 +4,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the types of the lazily imported API (see __getattr__)
     from allocator.api import Run, open_run, solve
+    from allocator.formulations.ops.partition import partition
     from allocator.version import __version__
 
-__all__ = ["Run", "__version__", "open_run", "solve"]
+__all__ = ["Run", "__version__", "open_run", "partition", "solve"]
 
 
 def __getattr__(name: str) -> object:
@@ -16,6 +17,10 @@ def __getattr__(name: str) -> object:
         from allocator import api
 
         return getattr(api, name)
+    if name == "partition":  # `allocator partition`: tables as Parquet parts by region
+        from allocator.formulations.ops.partition import partition
+
+        return partition
     if name == "__version__":  # lazily too: the `allocator` command's first instants
         from allocator.version import __version__  # (allocator/launch.py) import nothing
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from allocator.errors import InputError
 from allocator.outputs.readback import read_output_table
+from allocator.scenario import toml_literal
 
 if TYPE_CHECKING:
     from allocator.progress import Event
@@ -39,20 +40,8 @@ def overrides_from(settings: dict[str, Any]) -> list[str]:
     items = []
     for key, value in settings.items():
         dotted = SHORTCUTS.get(key, key.replace("__", "."))
-        items.append(f"{dotted}={_toml_literal(value)}")
+        items.append(f"{dotted}={toml_literal(value)}")
     return items
-
-
-def _toml_literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_literal(v)}" for k, v in value.items()) + "}"
-    return json.dumps(str(value))  # a TOML basic string is a JSON string
 
 
 @dataclass(frozen=True)

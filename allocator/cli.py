@@ -351,12 +351,12 @@ def generate(size: str | None, n_staff: int | None, seed: int, budgets: str,
     if partitioned:  # an earlier partitioned write's parts would otherwise stay and be read
         import shutil
 
-        from allocator.tables.partitioned import PARTITIONED_TABLES
+        from allocator.tables.partitioned import PARTITIONED_TABLES, only_parts
 
         for table in PARTITIONED_TABLES:
             where = out_dir / table
             if where.is_dir():
-                if not _only_parts(where):  # a user's own folder of that name stays
+                if not only_parts(where):  # a user's own folder of that name stays
                     sys.exit(_fail(InputError(f"{where} holds files generate did not write; "
                                               "move it, or use another --out", "--out")))
                 shutil.rmtree(where)
@@ -364,18 +364,28 @@ def generate(size: str | None, n_staff: int | None, seed: int, budgets: str,
     out.print(f"written: {path}", highlight=False)
 
 
-def _only_parts(folder: Path) -> bool:
-    """Whether `folder` holds nothing but `region=<R>/part-0.parquet` files (generate's)."""
-    from allocator.tables.partitioned import PART_FILE, PARTITION_KEY
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the partitioned tables and their scenario.toml.")
+@click.option("--force", is_flag=True,
+              help="Replace what an earlier partition wrote in --out (nothing else there is "
+                   "touched; an input of the scenario never is).")
+def partition(scenario: Path, out_dir: Path, force: bool) -> None:
+    """Write SCENARIO's ops tables as Parquet partitioned by region, for `solve --decompose`.
 
-    for path in folder.rglob("*"):
-        inside = path.relative_to(folder).parts
-        if path.is_dir():
-            if len(inside) != 1 or not inside[0].startswith(f"{PARTITION_KEY}="):
-                return False
-        elif len(inside) != 2 or inside[1] != PART_FILE:
-            return False
-    return True
+    Reads and checks every table as `allocator solve` does (any problem: exit 2, nothing
+    written), then writes sites, staff and targets as region=<R>/part-0.parquet folders,
+    the other tables as one Parquet file each, and --out/scenario.toml naming them."""
+    from allocator.formulations.ops.partition import partition as write_parts
+
+    done = _interruptible(lambda: write_parts(scenario, out_dir, force))
+    for warning in done.warnings:
+        err.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
+    counts = ", ".join(f"{name} {count:,} rows" for name, count in done.rows.items())
+    out.print(f"partitioned by region ({len(done.regions):,} regions): {counts}",
+              highlight=False)
+    out.print(f"written: {done.scenario}", highlight=False)
 
 
 @main.command()

@@ -7,6 +7,7 @@ nearest valid key, because a misspelt ``time_limt`` silently ignored would cost 
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -252,3 +253,34 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     scenario.base_dir = Path(os.path.abspath(path)).parent
     scenario._source = source
     return scenario
+
+
+def toml_key(key: object) -> str:
+    """A bare key where TOML allows one (`time_limit`), else a quoted one."""
+    text = str(key)
+    return text if text and all(c.isascii() and (c.isalnum() or c in "_-") for c in text) \
+        else json.dumps(text)
+
+
+def toml_literal(value: Any) -> str:
+    """A value as TOML (what `--set` parses and what written scenarios hold)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{toml_key(k)} = {toml_literal(v)}"
+                               for k, v in value.items()) + "}"
+    return json.dumps(str(value))  # a TOML basic string is a JSON string
+
+
+def scenario_toml(raw: dict[str, Any]) -> str:
+    """A scenario file's text from its parsed form: top-level keys, then one [section] per
+    table (Python's tomllib reads TOML but does not write it; this is all a scenario needs)."""
+    top = [f"{toml_key(k)} = {toml_literal(v)}" for k, v in raw.items() if not isinstance(v, dict)]
+    sections = [f"\n[{toml_key(k)}]\n" + "\n".join(f"{toml_key(sk)} = {toml_literal(sv)}"
+                                         for sk, sv in v.items())
+                for k, v in raw.items() if isinstance(v, dict)]
+    return "\n".join(top) + "\n" + "\n".join(sections) + "\n"

@@ -18,6 +18,7 @@ import pandas as pd
 from allocator.api import Run, open_run
 from allocator.errors import InputError
 from allocator.outputs.folder import write_csv
+from allocator.scenario import scenario_toml
 from allocator.serve.edits import Change, apply_changes
 from allocator.serve.outcome import Outcome, prices_from_bindings, prices_from_sensitivity
 
@@ -92,19 +93,9 @@ def _scenario_of_run(folder: Path, into: Path) -> Path:
     raw = {"model": "ops", "name": summary.get("name", "scenario"), "tables": tables,
            "objective": objective, "solver": solver, "policy": policy}
     path = into / "scenario.toml"
-    path.write_text(_toml(raw), encoding="utf-8")
+    path.write_text(scenario_toml(raw), encoding="utf-8")
     tomllib.loads(path.read_text(encoding="utf-8"))  # what we wrote reads back
     return path
-
-
-def _toml(raw: dict[str, object]) -> str:
-    from allocator.api import _toml_literal
-
-    top = [f"{k} = {_toml_literal(v)}" for k, v in raw.items() if not isinstance(v, dict)]
-    sections = [f"\n[{k}]\n" + "\n".join(f"{json.dumps(sk)} = {_toml_literal(sv)}"
-                                         for sk, sv in v.items())
-                for k, v in raw.items() if isinstance(v, dict)]
-    return "\n".join(top) + "\n" + "\n".join(sections) + "\n"
 
 
 class SessionEngine:
@@ -177,7 +168,7 @@ class SessionEngine:
             write_csv(frame, folder / f"{table}.csv")
             tables[table] = f"{table}.csv"
         raw["tables"] = tables
-        (folder / "scenario.toml").write_text(_toml(raw), encoding="utf-8")
+        (folder / "scenario.toml").write_text(scenario_toml(raw), encoding="utf-8")
         return ["scenario.toml", *(f"{t}.csv" for t in edited)]
 
 

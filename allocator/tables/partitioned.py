@@ -85,3 +85,16 @@ def write_partitioned(frame: pd.DataFrame, folder: Path, by: pd.Series) -> None:
         where = region_folder(folder, str(value))
         where.mkdir(parents=True, exist_ok=True)
         rows.reset_index(drop=True).to_parquet(where / PART_FILE, index=False)
+
+
+def only_parts(folder: Path) -> bool:
+    """Whether `folder` holds nothing but `region=<R>/part-0.parquet` files (what generate
+    and partition write): only such a folder is theirs to replace with --force."""
+    for path in folder.rglob("*"):
+        inside = path.relative_to(folder).parts
+        if path.is_dir():
+            if len(inside) != 1 or not inside[0].startswith(f"{PARTITION_KEY}="):
+                return False
+        elif len(inside) != 2 or inside[1] != PART_FILE:
+            return False
+    return True
