@@ -112,7 +112,7 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
           warm_source: str | None = None, log: RunLog | None = None, bundle: bool = False,
           on_progress: Callable[[Event], None] | None = None,
           store: str | bool | None = None, record_as: str | Path | None = None,
-          **settings: Any) -> Run:
+          record_command: Sequence[str] | None = None, **settings: Any) -> Run:
     """Solve a scenario file and return its run; the same pipeline as `allocator solve`.
 
     `settings` override the scenario's: `solver="glop"`, `time_limit=30`,
@@ -131,7 +131,9 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
     in a notebook; `allocator compare` turns it on for the scenarios it solves. A store
     that cannot be written is a warning, never the run's failure. `record_as`: the folder the store
     names for the run when `out` is a temporary place it will be moved from (compare solves
-    into its own temporary folder, renamed when the comparison is whole).
+    into its own temporary folder, renamed when the comparison is whole). `record_command`:
+    the command line the store records (default: this process's); compare's says "compare",
+    which marks the run a what-if for the warm start and `runs drift`.
     """
     import warnings
 
@@ -148,7 +150,8 @@ def solve(scenario: str | Path, out: str | Path | None = None, *, force: bool = 
         url = resolve_url(None if store is True else str(store), Path(scenario), named)
         recording = Recording(url, Path(scenario), named, every,
                               warn=lambda msg: warnings.warn(msg, stacklevel=3),
-                              note=on_phase or (lambda msg: None))
+                              note=on_phase or (lambda msg: None),
+                              command=None if record_command is None else list(record_command))
 
     def work() -> Run:
         outcome = solve_scenario(Path(scenario), target, every, force=force,

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +131,41 @@ def test_flag_rule() -> None:
         (4, "solve_seconds"), (5, "objective_cost")]
     assert flags["ratio"].iloc[0] == pytest.approx(25.0 / 11.0)
     assert flags["ratio"].iloc[1] == pytest.approx(0.4)
+
+
+@pytest.mark.slow
+def test_compare_what_ifs_are_marked_and_not_counted_as_nights(
+        day_scenarios: tuple[Path, Path], tmp_path: Path) -> None:
+    """A comparison's solves (from the CLI and from Python) are recorded as what-ifs: `runs
+    list` marks them, `runs drift` leaves them out of the nights unless --what-ifs."""
+    from allocator.negotiate.compare import compare
+
+    day1, day2 = day_scenarios
+    store = tmp_path / "runs.sqlite"
+    night = run_cli("solve", day1, "--store", store, out=tmp_path / "night")
+    assert night.code == 0, night.stderr
+    cut = run_cli("compare", day1, day2, "--store", store, "--set", "solver.time_limit=60",
+                  out=tmp_path / "cmp")
+    assert cut.code == 0, cut.stderr
+    compare([day1, day2], tmp_path / "cmp-api", store=str(store))
+
+    listed = json.loads(run_cli("runs", "list", "--store", store, "--json").stdout)
+    assert len(listed) == 5
+    marked = {Path(r["folder"]).parent.parent.name if r["what_if"] else Path(r["folder"]).name
+              for r in listed}
+    assert marked == {"night", "cmp", "cmp-api"}
+    assert sum(r["what_if"] for r in listed) == 4
+    table = subprocess.run([sys.executable, "-m", "allocator.cli", "runs", "list", "--store",
+                            str(store)], env={**os.environ, "COLUMNS": "400"},
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    assert table.count("(what-if: compare)") == 4
+
+    name = _summary(tmp_path / "night")["name"]
+    nights_only = json.loads(run_cli("runs", "drift", "--store", store, "--scenario", name,
+                                     "--json").stdout)
+    assert [Path(r["folder"]).name for r in nights_only["runs"]] == ["night"]
+    every = json.loads(run_cli("runs", "drift", "--store", store, "--scenario", name,
+                               "--what-ifs", "--json").stdout)
+    assert len(every["runs"]) == 1 + sum(
+        r["what_if"] and r["scenario"] == name for r in listed)
+    assert len(every["runs"]) > 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,10 @@ def resolve_items(items: Sequence[str | Path], runs_dir: Path | None,
         raise InputError(problems)
     names = _labels(paths)
     folders: list[Path] = []
+    # What the store records for each solve: `allocator compare ...` as typed, or, from
+    # Python, a line that still says compare (the mark of a what-if: store/lookup.py).
+    command = list(sys.argv) if len(sys.argv) > 1 and sys.argv[1] == "compare" else \
+        ["python: allocator.negotiate.compare", "compare", *map(str, items)]
     for name, path, kind in zip(names, paths, kinds, strict=True):
         if kind == "run":
             folders.append(path)
@@ -138,7 +143,8 @@ def resolve_items(items: Sequence[str | Path], runs_dir: Path | None,
             on_solve(name, path)
         try:
             run = solve(path, target, overrides=list(overrides), store=store,
-                        record_as=None if record_in is None else record_in / safe)
+                        record_as=None if record_in is None else record_in / safe,
+                        record_command=command)
         except InputError as exc:
             problems.extend(exc.problems)
             continue

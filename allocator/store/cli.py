@@ -71,6 +71,7 @@ def _fmt(value: float | None, digits: int = 6) -> str:
 
 
 def run_dict(run: Run, full: bool = False) -> dict[str, Any]:
+    from allocator.store.lookup import what_if_command
     from allocator.store.record import iso
 
     found: dict[str, Any] = {
@@ -80,6 +81,8 @@ def run_dict(run: Run, full: bool = False) -> dict[str, Any]:
         "total_seconds": run.total_seconds, "solve_seconds": run.solve_seconds,
         "objectives": {s.name: s.objective for s in run.stages},
         "folder": run.folder, "host": run.host, "user": run.os_user,
+        # A solve made by `allocator compare` (an edited copy, --set): not a night's run.
+        "what_if": what_if_command(run.command),
     }
     if not full:
         return found
@@ -158,7 +161,8 @@ def list_runs(scenario: str | None, last: int, statuses: tuple[str, ...], as_jso
     for r in rows:
         objectives = ", ".join(f"{k} {_fmt(v)}" for k, v in r["objectives"].items())
         table.add_row(str(r["id"]), (r["started_at"] or "").replace("T", " ").rstrip("Z"),
-                      r["scenario"], r["status"],
+                      r["scenario"] + (" (what-if: compare)" if r["what_if"] else ""),
+                      r["status"],
                       "" if r["exit_code"] is None else str(r["exit_code"]), objectives,
                       _fmt(r["solve_seconds"], 3), _fmt(r["total_seconds"], 3), r["folder"])
     out.print(table)
@@ -346,11 +350,14 @@ def prune_runs(keep: int, scenario: str | None, folders: bool, dry_run: bool,
               show_default=True,
               help="Flag a run whose objective is further than this share from the median "
                    "of the runs before it.")
+@click.option("--what-ifs", "what_ifs", is_flag=True,
+              help="Count the solves `allocator compare` recorded too (what-ifs of the "
+                   "scenario: left out by default, they are not its nights).")
 @click.option("--json", "as_json", is_flag=True, help="The series and sentences as JSON.")
 @store_option
 def drift_runs(scenario: str | None, last: int, out_dir: Path | None, force: bool,
-               slow_factor: float, min_seconds: float, objective_jump: float, as_json: bool,
-               store_url: str | None) -> None:
+               slow_factor: float, min_seconds: float, objective_jump: float,
+               what_ifs: bool, as_json: bool, store_url: str | None) -> None:
     """How the recorded runs drift: the binding constraints and their shadow prices, the
     objectives and solve times, run by run; where the bottleneck moved; runs well outside
     their history (docs/diff.md)."""
@@ -363,7 +370,7 @@ def drift_runs(scenario: str | None, last: int, out_dir: Path | None, force: boo
         try:
             with store.session() as session:
                 found = drift(session, scenario, last, slow_factor, min_seconds,
-                              objective_jump)
+                              objective_jump, what_ifs=what_ifs)
         finally:
             store.close()
         return found, write_drift(found, out_dir, force) if out_dir is not None else []

@@ -62,21 +62,27 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def load(session: Any, scenario: str | None = None, last: int = 30) -> tuple[
-        pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The newest `last` runs (0: all) with their stages and top constraints, oldest first."""
+def load(session: Any, scenario: str | None = None, last: int = 30,
+         what_ifs: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The newest `last` runs (0: all) with their stages and top constraints, oldest first.
+    `what_ifs`: count the solves `allocator compare` recorded (edited copies of the
+    scenario); left out by default, as the warm start leaves them out, so that an
+    afternoon's comparison is neither a night in the series nor an outlier flagged."""
     from sqlalchemy import select
 
+    from allocator.store.lookup import what_if_command
     from allocator.store.models import Run, RunConstraint, RunStage
 
     query = select(Run.id, Run.uid, Run.scenario_name, Run.status, Run.exit_code,
-                   Run.started_at, Run.solve_seconds, Run.total_seconds, Run.folder
-                   ).order_by(Run.started_at.desc(), Run.id.desc())
+                   Run.started_at, Run.solve_seconds, Run.total_seconds, Run.folder,
+                   Run.command).order_by(Run.started_at.desc(), Run.id.desc())
     if scenario:
         query = query.where(Run.scenario_name == scenario)
-    if last:
+    if last and what_ifs:
         query = query.limit(last)
-    runs = pd.DataFrame(session.execute(query).all(),
+    rows = [row for row in session.execute(query)
+            if what_ifs or not what_if_command(row.command)]
+    runs = pd.DataFrame([tuple(row)[:-1] for row in rows[:last or None]],
                         columns=["run_id", "uid", "scenario", "status", "exit_code",
                                  "started_at", "solve_seconds", "total_seconds", "folder"])
     runs = runs.iloc[::-1].reset_index(drop=True)
@@ -149,8 +155,8 @@ def flag_runs(runs: pd.DataFrame, slow_factor: float = SLOW_FACTOR,
 
 def drift(session: Any, scenario: str | None = None, last: int = 30,
           slow_factor: float = SLOW_FACTOR, min_seconds: float = MIN_SECONDS,
-          objective_jump: float = OBJECTIVE_JUMP) -> Drift:
-    runs, stages, constraints = load(session, scenario, last)
+          objective_jump: float = OBJECTIVE_JUMP, what_ifs: bool = False) -> Drift:
+    runs, stages, constraints = load(session, scenario, last, what_ifs)
     if scenario and runs.empty:
         _unknown_scenario(session, scenario)
     if len(stages):
@@ -210,6 +216,10 @@ def _unknown_scenario(session: Any, scenario: str) -> None:
     from allocator.store.models import Run
 
     names = sorted({str(n) for (n,) in session.execute(select(Run.scenario_name).distinct())})
+    if scenario in names:  # its only runs are what-ifs, left out without --what-ifs
+        raise InputError(f"the store holds only what-if solves of scenario '{scenario}' "
+                         "(made by allocator compare), not nights of it; add --what-ifs to "
+                         "see them", "--scenario")
     close = difflib.get_close_matches(scenario, names, n=1, cutoff=0.6)
     hint = (f"; did you mean '{close[0]}'?" if close else ".") + (
         f" Scenarios in the store: {', '.join(names[:20])}" if names

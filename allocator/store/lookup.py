@@ -83,7 +83,7 @@ def previous_run(url: str, scenario_name: str, exclude: int | None = None,
         if own:
             store.close()
     for number, folder, command in rows:
-        if _what_if(command):  # a what-if's plan never seeds tonight's run
+        if what_if_command(command):  # a what-if's plan never seeds tonight's run
             continue
         if (Path(folder) / wanted).is_file() if wanted is not None else _has_basis(folder):
             return WarmSource(Path(folder), f"run {number} ({folder})")
@@ -96,6 +96,7 @@ def previous_run(url: str, scenario_name: str, exclude: int | None = None,
 WHAT_IF_COMMANDS = frozenset({"compare"})
 
 
-def _what_if(command: object) -> bool:
+def what_if_command(command: object) -> bool:
+    """Whether a run's recorded command line is one of WHAT_IF_COMMANDS'."""
     return (isinstance(command, list) and len(command) > 1
             and str(command[1]) in WHAT_IF_COMMANDS)

@@ -314,8 +314,10 @@ class Recording:
     or written is a warning, never the run's failure."""
 
     def __init__(self, url: str | None, scenario: Path, out: Path, overrides: list[str],
-                 warn: Callable[[str], None], note: Callable[[str], None]) -> None:
+                 warn: Callable[[str], None], note: Callable[[str], None],
+                 command: list[str] | None = None) -> None:
         self.url, self.scenario, self.out, self.overrides = url, scenario, out, overrides
+        self.command = command  # None: this process's own command line
         self.warn, self.note = warn, note
         self.recorder: Recorder | None = None
         self.error: BaseException | None = None
@@ -325,7 +327,7 @@ class Recording:
             if self.url is not None:
                 try:
                     self.recorder = Recorder.start(self.url, self.scenario, self.out,
-                                                   self.overrides)
+                                                   self.overrides, self.command)
                 except Exception as exc:
                     self.warn(f"run not recorded: {_store_problem(self.url, exc)}")
             try:
