@@ -635,6 +635,21 @@ class _PartitionedBuilt:
     warnings: list[str]
 
 
+def _partitioned_bottlenecks(scenario: Scenario, solved: Any
+                             ) -> tuple[str, pd.DataFrame] | None:
+    """bottlenecks.md and .csv of a partitioned run, from its sensitivity.csv: prices exact
+    at the optimum (each stage's master converged), said per unit at today's price, since
+    there is no whole LP to range (formulations/ops/bottlenecks.py, `marginal`)."""
+    sensitivity = solved.tables.get("sensitivity")
+    if sensitivity is None or sensitivity.empty or not solved.exact_duals:
+        return None
+    from allocator.formulations.ops.bottlenecks import bottlenecks_markdown
+
+    return bottlenecks_markdown(sensitivity, None, solved.tables["sites"], scenario.name,
+                                moved_constant=solved.moved_constant,
+                                coverage=solved.tables.get("coverage"), marginal=True)
+
+
 def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeout: bool,
                        clock: PhaseClock, began: float, log: RunLog,
                        warm_from: Path | None, warm_source: str | None,
@@ -672,11 +687,15 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
     built = _PartitionedBuilt(_PartitionedShape(solved.size),
                               {k: _Source(*v) for k, v in solved.inputs.items()},
                               solved.warnings)
+    story = _partitioned_bottlenecks(scenario, solved)
     with clock.phase("write"), run_folder(out, scenario.output.formats, force) as folder:
         if result.status.has_solution and solved.tables:
             for name, frame in solved.tables.items():
                 folder.table(name, frame)
             folder.table("master_prices", prices_frame(solved.prices))
+            if story is not None:
+                folder.text("bottlenecks.md", story[0])
+                folder.table("bottlenecks", story[1])
         if solved.diagnosis is not None:
             folder.text("diagnosis.md", solved.diagnosis[0])
             folder.json("diagnosis.json", solved.diagnosis[1])
@@ -695,10 +714,13 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
                     scenario.name, summary, solved.diagnosis[1]))
             elif result.status.has_solution and solved.tables:
                 from allocator.formulations.ops import OpsFormulation
+                from allocator.formulations.ops.bottlenecks import MARGINAL_WORDS
 
-                shown = {**solved.tables, "master_prices": prices_frame(solved.prices)}
+                shown = {**solved.tables, "master_prices": prices_frame(solved.prices),
+                         **({"bottlenecks": story[1]} if story is not None else {})}
                 words = replace(OpsFormulation().report_words(),
-                                table_notes={"master_prices": PRICES_MEANING})
+                                table_notes={"master_prices": PRICES_MEANING,
+                                             "bottlenecks": MARGINAL_WORDS})
                 folder.text("report.html", render_report(scenario.name, summary, shown, words))
         if result.status.has_solution and solved.tables and \
                 (summary.get("inputs") or {}).get("baseline"):

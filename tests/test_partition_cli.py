@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import DEMO, ROOT, run_cli
+from allocator.formulations.ops.bottlenecks import fmt
+from tests.conftest import DEMO, ROOT, CliRun, run_cli
 from tests.plan_check import check_plan
 
 DEMO_DATA = ROOT / "data" / "demo"
@@ -50,7 +51,8 @@ def test_partitioned_tables_hold_every_row_in_its_region_and_solve_as_the_origin
     """Every row of sites, staff and targets is written once, in the folder of its site's
     region (recomputed from the raw CSVs); a decomposed run on the parts reaches the
     original scenario's monolithic optimum, and its plan checks out against the original
-    CSV inputs; a baseline comes along and still gives the same stability stage."""
+    CSV inputs; a baseline comes along and still gives the same stability stage; its
+    bottlenecks.md states the monolithic prices."""
     first = run_cli("solve", DEMO, "--no-store", out=tmp_path / "day1")
     assert first.code == 0, first.stderr
     yesterday = first.table("plan")[["staff_id", "site_id", "service_id", "fte"]]
@@ -113,6 +115,7 @@ def test_partitioned_tables_hold_every_row_in_its_region_and_solve_as_the_origin
         suffixes=("", "_before")).fillna(0.0)
     moved = 0.5 * (both["fte"] - both["fte_before"]).abs().sum()
     assert moved == pytest.approx(said["stability"] / 2, rel=1e-6, abs=1e-6)
+    _bottlenecks_are_the_monolithic_prices(tmp_path, scenario, original, decomposed)
 
 
 def test_partition_refuses_bad_tables_all_at_once_and_writes_nothing(tmp_path: Path) -> None:
@@ -170,3 +173,39 @@ def test_partition_never_replaces_an_input_or_what_it_did_not_write(tmp_path: Pa
     foreign = run_cli("partition", scenario, "--force", out=parts)
     assert foreign.code == 2 and "did not write" in " ".join(foreign.stderr.split())
     assert (parts / "staff" / "readme.md").read_text() == "a user's file"
+
+
+def _bottlenecks_are_the_monolithic_prices(tmp_path: Path, scenario: Path, original: CliRun,
+                                           decomposed: CliRun) -> None:
+    """bottlenecks.md of the decomposed run: every price it states is the monolithic run's
+    dual of the same row (where that dual is unique), no range is stated, and the service
+    stage's first budget price is what a re-solve with that budget moved gives."""
+    said = decomposed.table("bottlenecks")
+    assert len(said) and (said["range_kind"] == "marginal").all()
+    assert said["holds_from"].isna().all() and said["holds_to"].isna().all()
+    text = (tmp_path / "dw" / "bottlenecks.md").read_text()
+    assert "how far this price holds was not computed" in text
+    assert "this price holds from" not in text
+    mono = original.table("sensitivity")
+    mono = mono[mono["kind"] == "constraint"].set_index(["stage", "family", "labels"])
+    checked = 0
+    for row in said.itertuples():
+        theirs = mono.loc[(row.stage, row.family, str(row.labels))]
+        assert bool(theirs["binding"])
+        if bool(theirs["dual_unique"]):
+            assert row.dual == pytest.approx(theirs["dual"], rel=1e-6, abs=1e-9)
+            checked += 1
+    assert checked >= 1
+    first = said[(said["stage"] == "service") & (said["family"] == "budget")].iloc[0]
+    row = mono.loc[("service", "budget", str(first["labels"]))]
+    step = 100.0
+    assert row["rhs_high"] - row["rhs"] >= step  # inside the monolithic range: one price
+    budgets = pd.read_csv(tmp_path / "csv" / "budgets.csv", dtype={"budget_id": str})
+    budgets.loc[budgets["budget_id"] == first["labels"], "amount"] += step
+    budgets.to_csv(tmp_path / "csv" / "budgets.csv", index=False)
+    moved = run_cli("solve", scenario, "--no-store", "--set", 'objective.order=["service"]',
+                    out=tmp_path / "moved")
+    assert moved.code == 0, moved.stderr
+    change = moved.summary["objectives"]["service"] - original.summary["objectives"]["service"]
+    assert change / step == pytest.approx(first["price_per_input"], rel=1e-4)
+    assert f"avoids {fmt(abs(first['per_step']))} units" in text  # the figure in words

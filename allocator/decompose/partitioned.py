@@ -192,6 +192,10 @@ class PartitionedSolve:
     size: dict[str, int]
     warnings: list[str]
     diagnosis: tuple[str, dict[str, Any]] | None = None  # diagnosis.md and .json, infeasible
+    # The FTE moved before any choice (baseline rows no block can keep), summed over the
+    # blocks: the moves row's right-hand side is 2 x max_moved_fte less this.
+    moved_constant: float = 0.0
+    exact_duals: bool = False  # every stage's master converged: sensitivity's duals exact
 
 
 def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
@@ -335,6 +339,7 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     info.client_peak_bytes = _peak()
     tables: dict[str, pd.DataFrame] = {}
     extra: list[str] = []
+    exact_duals = False
     if finished is not None:
         stages, found, activity = _check(finished, objectives, stages, lo, hi, labels,
                                          regions, info.polished)
@@ -353,6 +358,7 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
                                                          activity, lo, hi, regions, extra)
                     open_gaps = [f"{log.name} {log.gap:.2g}" for log in info.stages
                                  if log.gap > SENSITIVITY_GAP]
+                    exact_duals = not open_gaps
                     if open_gaps:
                         extra.append("sensitivity.csv: the duals are exact only where a "
                                      "stage's master converged; these stages stopped at a "
@@ -375,10 +381,11 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     notes += ("partitioned tables: each worker read and built its own regions; the client "
               "never held the staff table or the model. sensitivity.csv gives each block's "
               "duals and ranges at the master's final prices (held fixed) and the master's "
-              "prices of the linking rows (report.html shows them). Not written: basis.parquet "
+              "prices of the linking rows (report.html shows them); bottlenecks.md says the "
+              "binding limits at today's prices, without ranges. Not written: basis.parquet "
               "(a basis of the whole model; master_prices.csv warm-starts the next decomposed "
-              "run instead), and bottlenecks.md, ladders.csv and hiring.csv (their ranges and "
-              "re-solves need the whole LP in one place)",)
+              "run instead), ladders.csv and hiring.csv, and ranges in bottlenecks.md (they "
+              "need re-solves of the whole LP in one place)",)
     result = SolveResult(status, "highs (decomposed)", tuple(stages), None,
                          time.perf_counter() - began, notes, message)
     inputs = {name: (t.source, t.rows, t.digest) for name, t in small.loaded.items()}
@@ -399,7 +406,8 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     size = {"rows": sizes["rows"] - shared + int(linking.size), "columns": sizes["columns"],
             "nonzeros": sizes["nonzeros"], "integer_columns": sizes["integer"]}
     return PartitionedSolve(result, tables, {"mode": entry.current().mode, **info.as_json()},
-                            info.all_prices, inputs, size, warnings, diagnosis)
+                            info.all_prices, inputs, size, warnings, diagnosis, certain,
+                            exact_duals)
 
 
 def _baseline_warnings(read: list[dict[str, Any]], home: np.ndarray) -> list[str]:

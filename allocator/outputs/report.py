@@ -394,14 +394,21 @@ def render_report(title: str, summary: dict[str, Any], tables: dict[str, Any],
         items = "".join(
             f"<li>{_e(row['sentence'] if 'sentence' in row else sentence(row))}</li>"
             for _, row in bottlenecks.head(15).iterrows())
+        # Prices without a range (a decomposed run's): no range columns, whose empty cells
+        # would read as "unlimited".
+        ranged = "range_kind" not in bottlenecks or \
+            not (bottlenecks["range_kind"] == "marginal").all()
         columns = [c for c in ("stage", "family", "labels", "input", "input_value",
                                "price_per_input", "holds_from", "holds_to", "range_kind")
-                   if c in bottlenecks] if "input" in bottlenecks else \
+                   if c in bottlenecks and (ranged or c not in ("holds_from", "holds_to"))] \
+            if "input" in bottlenecks else \
             ["stage", "family", "labels", "dual", "rhs", "rhs_low", "rhs_high", "impact"]
         defined = ("<p class='muted'>FTE moved = half the sum of |plan − baseline| over "
                    "staff, site and service: moving 1 FTE from one place to another is 1 FTE "
                    "moved.</p>" if any(st["name"] == "stability" for st in summary["stages"])
                    else "")
+        said = words.table_notes.get("bottlenecks")
+        defined += f"<p class='muted'>{_e(said)}</p>" if said else ""
         sections += ["<h2>Bottlenecks</h2>", defined, f"<ol>{items}</ol>",
                      "<h2>Shadow prices</h2>", _price_chart(bottlenecks),
                      _table(bottlenecks[columns], left=3, source="bottlenecks.csv")]

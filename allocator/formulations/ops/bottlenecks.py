@@ -81,22 +81,39 @@ def fmt(value: float) -> str:
     return f"{value:,.3g}"
 
 
-def ranked(sensitivity: pd.DataFrame, moved_constant: float = 0.0) -> pd.DataFrame:
+# Partitioned (decomposed) runs price every row exactly at the optimum, but have no whole
+# LP to range: their sentences speak of one unit at today's price, never of a range.
+MARGINAL = "marginal"
+MARGINAL_WORDS = ("Prices here are those of today's plan, exact at the optimum (each stage's "
+                  "master converged): what one more unit of a limit is worth at the margin. "
+                  "A decomposed run has no single model to range, so how far a price holds "
+                  "is not computed: a larger change can meet another price. Ranked by what "
+                  "1% more of each limit is worth at today's price.")
+
+
+def ranked(sensitivity: pd.DataFrame, moved_constant: float = 0.0,
+           marginal: bool = False) -> pd.DataFrame:
     """Binding rows with a nonzero price, ranked by impact within the stage order, with the
     figures said about each in words, machine-readable: the input a user changes
     (`input`, today `input_value`), the price per unit of it in the stage's user unit
     (`price_per_input`, FTE moved for the stability stage), the range of the input over
     which it holds (`holds_from`..`holds_to`), the step the sentence speaks of and the
-    change per step (`per_step`)."""
+    change per step (`per_step`). `marginal`: no ranges (a decomposed run's): one unit at
+    today's price, ranked by what 1% more of each limit is worth at that price."""
     rows = sensitivity[(sensitivity["kind"] == "constraint") & sensitivity["binding"].astype(bool)
                        & (sensitivity["dual"].abs() > 1e-9)
                        & ~sensitivity["family"].isin(list(NOT_SENTENCES))].copy()
     if rows.empty:
         return _with_figures(rows.assign(impact=pd.Series(dtype=float),
-                                         step=pd.Series(dtype=float)), moved_constant)
+                                         step=pd.Series(dtype=float)), moved_constant,
+                             marginal)
     up = rows["family"].isin(list(RELAX_UP))
-    room = np.where(up, rows["rhs_high"] - rows["rhs"], rows["rhs"] - rows["rhs_low"])
-    room = np.where(np.isfinite(room), room, np.maximum(rows["rhs"].abs(), 1.0))
+    if marginal:
+        rows["rhs_low"], rows["rhs_high"], rows["range_kind"] = np.nan, np.nan, MARGINAL
+        room = 0.01 * np.maximum(rows["rhs"].abs().to_numpy(dtype=float), 1.0)
+    else:
+        room = np.where(up, rows["rhs_high"] - rows["rhs"], rows["rhs"] - rows["rhs_low"])
+        room = np.where(np.isfinite(room), room, np.maximum(rows["rhs"].abs(), 1.0))
     rows["relax_room"] = room
     rows["impact"] = rows["dual"].abs() * room * rows["stage"].map(STAGE_SCALE).fillna(1.0)
     order = {name: i for i, name in enumerate(dict.fromkeys(rows["stage"]))}
@@ -104,10 +121,11 @@ def ranked(sensitivity: pd.DataFrame, moved_constant: float = 0.0) -> pd.DataFra
     rows = rows.sort_values(["stage_order", "impact", "family", "labels"],
                             ascending=[True, False, True, True], kind="stable").drop(
         columns="stage_order")
-    return _with_figures(rows, moved_constant)
+    return _with_figures(rows, moved_constant, marginal)
 
 
-def _with_figures(rows: pd.DataFrame, moved_constant: float) -> pd.DataFrame:
+def _with_figures(rows: pd.DataFrame, moved_constant: float,
+                  marginal: bool = False) -> pd.DataFrame:
     rows = rows.copy()
     if "relax_room" not in rows:
         rows["relax_room"] = pd.Series(dtype=float)
@@ -145,8 +163,10 @@ def _with_figures(rows: pd.DataFrame, moved_constant: float) -> pd.DataFrame:
     rows["unit"] = rows["stage"].map(STAGE_UNIT).fillna("")
     room = np.where(up, rows["holds_to"] - rows["input_value"],
                     rows["input_value"] - rows["holds_from"])
-    rows["step"] = [_fitting_step(_step(v), r) for v, r in zip(rows["input_value"], room,
-                                                               strict=True)]
+    # Without a range (marginal), one unit: a round step (10,000 of a budget) could cross a
+    # price change no one computed; one unit at a unique price is what the derivative says.
+    rows["step"] = 1.0 if marginal else [
+        _fitting_step(_step(v), r) for v, r in zip(rows["input_value"], room, strict=True)]
     # The change of the stage's figure (user unit) when the input moves by one step in the
     # direction that relaxes it (up, or down for floors such as minimum staffing).
     rows["per_step"] = rows["price_per_input"] * rows["step"] * np.where(up, 1.0, -1.0)
@@ -190,14 +210,18 @@ def sentence(row: pd.Series, label_fn=str) -> str:
             row["step"] != 1:
         price = abs(row["price_per_input"])
         per = f" ({money(price) if row['stage'] == 'cost' else fmt(price)} per FTE)"
-    said = money(abs(gain)) if row["stage"] == "cost" else fmt(abs(gain))
-    return f"{what[0].upper()}{what[1:]} {verb} {said} {unit}{per}{held}{rng}."
+    marginal = row.get("range_kind") == MARGINAL  # one unit: money in cents too
+    said = money(abs(gain)) if row["stage"] == "cost" and not marginal else fmt(abs(gain))
+    lead = f"At today's price, {what}" if marginal else f"{what[0].upper()}{what[1:]}"
+    return f"{lead} {verb} {said} {unit}{per}{held}{rng}."
 
 
 def _range_words(row: pd.Series) -> str:
     today, low, high = row["input_value"], row["holds_from"], row["holds_to"]
     unit = " FTE" if row["family"] in ("fte", "availability", "capacity", "min_staff",
                                         "moved") else ""
+    if row.get("range_kind") == MARGINAL:
+        return f" (today {fmt(today)}{unit}; how far this price holds was not computed)"
     if not (np.isfinite(low) or np.isfinite(high)):
         if np.isnan(low) and np.isnan(high):
             return f" (today {fmt(today)}{unit}; how far this price holds was not computed)"
@@ -207,12 +231,14 @@ def _range_words(row: pd.Series) -> str:
             f"{fmt(high)}{unit})")
 
 
-def people_figures(sensitivity: pd.DataFrame, data: OpsData) -> pd.DataFrame:
+def people_figures(sensitivity: pd.DataFrame, data: OpsData | None) -> pd.DataFrame:
     """The value of one more FTE of each staff member (sensitivity rows kind = input,
     family = fte), with the person's region and skills, in the figures' columns."""
     fte = sensitivity[(sensitivity["kind"] == "input") & (sensitivity["family"] == "fte")].copy()
-    if fte.empty:
-        return fte
+    if fte.empty or data is None:  # a decomposed run prices no person's FTE as an input
+        return _with_figures(fte.iloc[:0].assign(
+            region=pd.Series(dtype=object), skills=pd.Series(dtype=object),
+            relax_room=pd.Series(dtype=float), impact=pd.Series(dtype=float)), 0.0)
     staff = data.staff.set_index(data.staff["staff_id"].astype(str))
     region = data.sites.set_index(data.sites["site_id"].astype(str))["region"]
     ids = fte["labels"].astype(str)
@@ -448,17 +474,20 @@ def what_if_sentences(ladders: pd.DataFrame | None, escape=str) -> list[str]:
 
 
 def bottlenecks_markdown(
-    sensitivity: pd.DataFrame, data: OpsData, sites_table: pd.DataFrame, title: str,
+    sensitivity: pd.DataFrame, data: OpsData | None, sites_table: pd.DataFrame, title: str,
     ladders: pd.DataFrame | None = None, top: int = 15, moved_constant: float = 0.0,
     coverage: pd.DataFrame | None = None, hiring: pd.DataFrame | None = None,
-    service_value: float | None = None,
+    service_value: float | None = None, marginal: bool = False,
 ) -> tuple[str, pd.DataFrame]:
     """bottlenecks.md, and the table behind it (bottlenecks.csv): every figure said in words,
     with the input it speaks of, its price per unit of that input and the range where it
-    holds, in machine-readable columns (see `ranked`)."""
-    table = ranked(sensitivity, moved_constant)
+    holds, in machine-readable columns (see `ranked`). `marginal`: a decomposed run's (no
+    ranges, no people's inputs: `data` may be None)."""
+    table = ranked(sensitivity, moved_constant, marginal)
     people = people_figures(sensitivity, data)
     lines = [f"# Bottlenecks: {_md_escape(title)}", ""]
+    if marginal:
+        lines += [MARGINAL_WORDS, ""]
     stage_names = set(sensitivity["stage"]) if "stage" in sensitivity else set()
     if "service" in stage_names or "weighted" in stage_names:
         lines += [service_words(coverage, service_value), ""]
@@ -490,7 +519,12 @@ def bottlenecks_markdown(
             lines += ["Cost-stage prices hold service at today's best level (the service "
                       "stage's optimum).", ""]
         for rank, (_, row) in enumerate(rows.head(top).iterrows(), start=1):
-            if row["dual_unique"]:
+            if marginal:  # uniqueness known for a region's own rows, not the master's
+                known = row["dual_unique"]
+                note = "" if known is None or pd.isna(known) or bool(known) else (
+                    " (price not unique: one more unit may be worth another amount than "
+                    "this price)")
+            elif row["dual_unique"]:
                 note = ""
             elif pd.isna(row["dual_left"]) or pd.isna(row["dual_right"]):
                 note = (" (price not unique: its left and right prices were not computed "
@@ -552,6 +586,8 @@ def bottlenecks_markdown(
             lines.append(f"{some} {spare} sites have room to spare: one more FTE of "
                          "capacity there is worth 0.\n")
     cost = marginal_cost_of_service(sensitivity)
+    if marginal and not cost.empty:  # no range: how far a price holds is not known
+        cost = cost.drop(columns="holds_up_to_demand")
     if not cost.empty:
         lines += ["## Marginal cost of service (cost of one more unit of demand, service "
                   "held at today's level)", "",
