@@ -196,8 +196,13 @@ def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
         "files": {name: sha256_of(data) for name, data in sorted(files.items())},
     }
     files["manifest.json"] = json.dumps(manifest, indent=1, default=str).encode("utf-8")
-    # Same content, same bytes: fixed member times and order, no owner names, gzip's own
-    # timestamp 0 (a bundle's hash then says whether two runs depended on the same things).
+    _pack(path, files)
+    return notes
+
+
+def _pack(path: Path, files: dict[str, bytes]) -> None:
+    """Same content, same bytes: fixed member times and order, no owner names, gzip's own
+    timestamp 0 (a bundle's hash then says whether two runs depended on the same things)."""
     with open(path, "wb") as raw, \
             tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
         for name in ["manifest.json", *sorted(n for n in files if n != "manifest.json")]:
@@ -205,7 +210,6 @@ def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
-    return notes
 
 
 # --- replay --------------------------------------------------------------------------------
@@ -214,3 +218,95 @@ def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
 def expected_files(tables: Sequence[str]) -> list[str]:
     """The run's plan tables (as the formulation names them), in the bundle's expected/."""
     return [f"{name}.csv" for name in tables]
+
+
+# --- partitioned runs ----------------------------------------------------------------------
+
+
+def _table_path(scenario: Scenario, spec: str | dict[str, str]) -> Path | None:
+    where = spec if isinstance(spec, str) else spec.get("path")
+    if not where:
+        return None  # a SQL query
+    path = Path(where).expanduser()
+    return path if path.is_absolute() else scenario.base_dir / path
+
+
+def write_partitioned_bundle(path: Path, scenario_path: Path, scenario: Scenario,
+                             recorded: dict[str, str], part_digests: dict[str, str],
+                             objectives: dict[str, float | None], status: str, folder: Path,
+                             expected: Sequence[str], warm_prices: Path | None,
+                             decompose: dict[str, Any]) -> list[str]:
+    """bundle.tar.gz of a run on partitioned tables. The part files are packed as they are
+    (the workers read them themselves; read back here one at a time and checked against the
+    digest each worker recorded, so the client never holds the staff table); other tables
+    as files, or as a text snapshot when read from SQL. No models/: the whole model was never
+    built. The manifest's `decompose` makes the replay decompose the same way."""
+    from allocator.store.record import versions
+    from allocator.tables.partitioned import parts
+    from allocator.tables.readers import read_table
+
+    notes: list[str] = []
+    files: dict[str, bytes] = {"scenario.toml": Path(scenario_path).read_bytes()}
+    tables: dict[str, str] = {}
+    inputs: dict[str, Any] = {}
+
+    def check(name: str, digest: str, expected_digest: str | None, source: str) -> bool:
+        same = expected_digest is None or digest == expected_digest
+        if not same:
+            notes.append(f"bundle: table '{name}' changed after the run read it ({source}): "
+                         "the bundle holds it as it is now, and a replay will not reproduce "
+                         "this run")
+        return same
+
+    for name, spec in scenario.tables.items():
+        where = _table_path(scenario, spec)
+        same = True
+        if where is not None and where.is_dir():
+            for part in parts(where):
+                inside = part.path.relative_to(where).as_posix()
+                files[f"tables/{name}/{inside}"] = part.path.read_bytes()
+                if str(part.path) in part_digests:  # a part a worker read: one at a time
+                    digest = read_table(name, {"path": str(part.path)}, where).digest
+                    same &= check(name, digest, part_digests[str(part.path)], str(part.path))
+            if not any(str(p.path) in part_digests for p in parts(where)):  # the client's
+                same &= check(name, read_table(name, spec, scenario.base_dir).digest,
+                              recorded.get(name), str(where))
+            tables[name] = f"tables/{name}"
+        elif where is not None:
+            files[f"tables/{name}{where.suffix}"] = where.read_bytes()
+            same &= check(name, read_table(name, spec, scenario.base_dir).digest,
+                          recorded.get(name), str(where))
+            tables[name] = f"tables/{name}{where.suffix}"
+        else:  # SQL: the rows as read, as text (a replay reads no database)
+            table = read_table(name, spec, scenario.base_dir)
+            same &= check(name, table.digest, recorded.get(name), table.source)
+            buffer = io.BytesIO()
+            table.frame.astype(object).where(table.frame.notna(), None).to_parquet(
+                buffer, index=False)
+            files[f"tables/{name}.parquet"] = buffer.getvalue()
+            tables[name] = f"tables/{name}.parquet"
+        inputs[name] = {"source": str(where) if where is not None else "sql",
+                        "sha256_16": recorded.get(name), "snapshot_matches": same}
+    settings = scenario.model_dump(mode="json")
+    given = scenario.model_dump(mode="json", exclude_unset=True)
+    given["solver"] = settings["solver"]
+    given["tables"] = settings["tables"] = tables
+    given.pop("store", None)
+    given.get("output", {}).pop("bundle", None)
+    files["replay.toml"] = to_toml(given).encode("utf-8")
+    if warm_prices is not None and warm_prices.is_file():
+        files[f"warm/{warm_prices.name}"] = warm_prices.read_bytes()
+    for name in expected:
+        if (folder / name).is_file():
+            files[f"expected/{name}"] = (folder / name).read_bytes()
+    manifest = {
+        "format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "scenario": scenario.name, "model": scenario.model, "versions": versions(),
+        "seed": scenario.solver.seed, "settings": settings, "inputs": inputs,
+        "objectives": objectives, "status": status, "decompose": decompose,
+        "warm_start": warm_prices is not None and warm_prices.is_file(),
+        "files": {name: sha256_of(data) for name, data in sorted(files.items())},
+    }
+    files["manifest.json"] = json.dumps(manifest, indent=1, default=str).encode("utf-8")
+    _pack(path, files)
+    return notes

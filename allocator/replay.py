@@ -139,6 +139,8 @@ def _compare_table(name: str, expected: Path, got: Path) -> TableCheck:
 
 def replay_bundle(bundle: Path, out: Path, *, force: bool = False) -> ReplayReport:
     """Re-run a bundle into `out` and compare it with the run that made the bundle."""
+    from allocator.decompose import entry
+    from allocator.decompose.prices import PRICES_FILE
     from allocator.run import solve_scenario
     from allocator.store.record import versions
 
@@ -149,9 +151,19 @@ def replay_bundle(bundle: Path, out: Path, *, force: bool = False) -> ReplayRepo
         work = Path(tmp)
         manifest = _extract(bundle, work)
         warm = work / "warm" / "basis.parquet"
-        outcome = solve_scenario(work / "replay.toml", out, force=force,
-                                 warm_from=warm if warm.is_file() else None,
-                                 warm_source="the bundle's warm start")
+        if not warm.is_file():  # a decomposed run's warm start: its master prices
+            warm = work / "warm" / PRICES_FILE
+        how = manifest.get("decompose")  # a run on partitioned tables decomposes again
+        before = entry.current()
+        if how:
+            entry.request(str(how.get("mode", "regions")), None,
+                          int(how.get("workers", before.workers)), bool(how.get("polish")))
+        try:
+            outcome = solve_scenario(work / "replay.toml", out, force=force,
+                                     warm_from=warm if warm.is_file() else None,
+                                     warm_source="the bundle's warm start")
+        finally:
+            entry.request(before.mode, before.scheduler, before.workers, before.polish)
         report = ReplayReport(bundle, out, int(outcome.exit_code))
         now = versions()
         report.versions_differ = {k: (v, now.get(k)) for k, v in manifest["versions"].items()

@@ -650,6 +650,26 @@ def _partitioned_bottlenecks(scenario: Scenario, solved: Any
                                 coverage=solved.tables.get("coverage"), marginal=True)
 
 
+def _partitioned_bundle(scenario: Scenario, solved: Any, folder: Path, warm_from: Path | None,
+                        warmed: bool, req: Any) -> list[str]:
+    """bundle.tar.gz of a partitioned run: its parts as they are, the plan's tables, and how
+    it decomposed (allocator/bundle.py, `write_partitioned_bundle`)."""
+    from allocator.bundle import write_partitioned_bundle
+
+    result = solved.result
+    prices = None
+    if warm_from is not None and warmed:
+        prices = warm_from if warm_from.is_file() else warm_from / PRICES_FILE
+    plan = [name for name in solved.tables if name != "sensitivity"] \
+        if result.status.has_solution else []
+    return write_partitioned_bundle(
+        folder / BUNDLE_FILE, Path(scenario.source), scenario,
+        {name: source[2] for name, source in solved.inputs.items()}, solved.part_digests,
+        {s.name: (float(s.objective) if np.isfinite(s.objective) else None)
+         for s in result.stages}, result.status.value, folder, expected_files(plan), prices,
+        {"mode": req.mode, "workers": req.workers, "polish": req.polish})
+
+
 def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeout: bool,
                        clock: PhaseClock, began: float, log: RunLog,
                        warm_from: Path | None, warm_source: str | None,
@@ -674,9 +694,6 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
             entry.close(client, cluster)
     result = solved.result
     notes = list(result.notes)
-    if bundle:
-        notes.append("bundle.tar.gz not written: a run on partitioned tables has no single "
-                     "copy of its inputs to pack (replay it from the same folders)")
     if warm_from is not None:
         source = warm_source or str(warm_from)
         notes.insert(0, f"warm start from {source}: the decomposition's master started from "
@@ -696,6 +713,11 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
             if story is not None:
                 folder.text("bottlenecks.md", story[0])
                 folder.table("bottlenecks", story[1])
+        folder.flush()
+        if bundle or scenario.output.bundle:
+            with clock.phase("bundle"):
+                notes.extend(_partitioned_bundle(scenario, solved, folder.tmp, warm_from,
+                                                 earlier is not None, req))
         if solved.diagnosis is not None:
             folder.text("diagnosis.md", solved.diagnosis[0])
             folder.json("diagnosis.json", solved.diagnosis[1])

@@ -196,6 +196,8 @@ class PartitionedSolve:
     # blocks: the moves row's right-hand side is 2 x max_moved_fte less this.
     moved_constant: float = 0.0
     exact_duals: bool = False  # every stage's master converged: sensitivity's duals exact
+    # Every part file the workers read, with its digest as read (a bundle checks them).
+    part_digests: dict[str, str] = field(default_factory=dict)
 
 
 def solve_partitioned(scenario: Scenario, *, client: Any | None, workers: int,
@@ -407,7 +409,8 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
             "nonzeros": sizes["nonzeros"], "integer_columns": sizes["integer"]}
     return PartitionedSolve(result, tables, {"mode": entry.current().mode, **info.as_json()},
                             info.all_prices, inputs, size, warnings, diagnosis, certain,
-                            exact_duals)
+                            exact_duals, {source: digest for answer in read
+                                         for source, (_, digest) in answer["sources"].items()})
 
 
 def _baseline_warnings(read: list[dict[str, Any]], home: np.ndarray) -> list[str]:
