@@ -32,7 +32,7 @@ import json
 import math
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -200,16 +200,32 @@ def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
     return notes
 
 
-def _pack(path: Path, files: dict[str, bytes]) -> None:
+def _pack(path: Path, files: Mapping[str, bytes | Path]) -> None:
     """Same content, same bytes: fixed member times and order, no owner names, gzip's own
-    timestamp 0 (a bundle's hash then says whether two runs depended on the same things)."""
+    timestamp 0 (a bundle's hash then says whether two runs depended on the same things).
+    A member given as a Path is streamed from its file (a partitioned run's parts are never
+    all in memory at once)."""
     with open(path, "wb") as raw, \
             tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
         for name in ["manifest.json", *sorted(n for n in files if n != "manifest.json")]:
             data = files[name]
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
+            info.mode, info.mtime = 0o644, 0
+            if isinstance(data, Path):
+                info.size = data.stat().st_size
+                with open(data, "rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --- replay --------------------------------------------------------------------------------
@@ -246,7 +262,7 @@ def write_partitioned_bundle(path: Path, scenario_path: Path, scenario: Scenario
     from allocator.tables.readers import read_table
 
     notes: list[str] = []
-    files: dict[str, bytes] = {"scenario.toml": Path(scenario_path).read_bytes()}
+    files: dict[str, bytes | Path] = {"scenario.toml": Path(scenario_path).read_bytes()}
     tables: dict[str, str] = {}
     inputs: dict[str, Any] = {}
 
@@ -264,7 +280,7 @@ def write_partitioned_bundle(path: Path, scenario_path: Path, scenario: Scenario
         if where is not None and where.is_dir():
             for part in parts(where):
                 inside = part.path.relative_to(where).as_posix()
-                files[f"tables/{name}/{inside}"] = part.path.read_bytes()
+                files[f"tables/{name}/{inside}"] = part.path
                 if str(part.path) in part_digests:  # a part a worker read: one at a time
                     digest = read_table(name, {"path": str(part.path)}, where).digest
                     same &= check(name, digest, part_digests[str(part.path)], str(part.path))
@@ -272,12 +288,12 @@ def write_partitioned_bundle(path: Path, scenario_path: Path, scenario: Scenario
                 same &= check(name, read_table(name, spec, scenario.base_dir).digest,
                               recorded.get(name), str(where))
             tables[name] = f"tables/{name}"
-        elif where is not None:
-            files[f"tables/{name}{where.suffix}"] = where.read_bytes()
+        elif where is not None and where.suffix.lower() in (".csv", ".txt", ".tsv", ".parquet"):
+            files[f"tables/{name}{where.suffix}"] = where
             same &= check(name, read_table(name, spec, scenario.base_dir).digest,
                           recorded.get(name), str(where))
             tables[name] = f"tables/{name}{where.suffix}"
-        else:  # SQL: the rows as read, as text (a replay reads no database)
+        else:  # SQL or a sheet of a workbook: the rows as read, as text
             table = read_table(name, spec, scenario.base_dir)
             same &= check(name, table.digest, recorded.get(name), table.source)
             buffer = io.BytesIO()
@@ -294,8 +310,8 @@ def write_partitioned_bundle(path: Path, scenario_path: Path, scenario: Scenario
     given.pop("store", None)
     given.get("output", {}).pop("bundle", None)
     files["replay.toml"] = to_toml(given).encode("utf-8")
-    if warm_prices is not None and warm_prices.is_file():
-        files[f"warm/{warm_prices.name}"] = warm_prices.read_bytes()
+    if warm_prices is not None and warm_prices.is_file():  # the name replay looks for
+        files["warm/master_prices.csv"] = warm_prices.read_bytes()
     for name in expected:
         if (folder / name).is_file():
             files[f"expected/{name}"] = (folder / name).read_bytes()
@@ -305,7 +321,8 @@ def write_partitioned_bundle(path: Path, scenario_path: Path, scenario: Scenario
         "seed": scenario.solver.seed, "settings": settings, "inputs": inputs,
         "objectives": objectives, "status": status, "decompose": decompose,
         "warm_start": warm_prices is not None and warm_prices.is_file(),
-        "files": {name: sha256_of(data) for name, data in sorted(files.items())},
+        "files": {name: _file_sha256(data) if isinstance(data, Path) else sha256_of(data)
+                  for name, data in sorted(files.items())},
     }
     files["manifest.json"] = json.dumps(manifest, indent=1, default=str).encode("utf-8")
     _pack(path, files)

@@ -25,7 +25,7 @@ from allocator.decompose.entry import solve_if_wanted, wanted
 from allocator.decompose.partitioned import wanted as partitioned_wanted
 from allocator.decompose.prices import MEANING as PRICES_MEANING
 from allocator.decompose.prices import PRICES_FILE, prices_frame, read_prices
-from allocator.errors import CapabilityError, ExitCode
+from allocator.errors import CapabilityError, ExitCode, InputError
 from allocator.formulations import get_formulation
 from allocator.formulations.base import Built, Formulation
 from allocator.outputs.folder import RunFolder, check_target, run_folder
@@ -658,8 +658,8 @@ def _partitioned_bundle(scenario: Scenario, solved: Any, folder: Path, warm_from
 
     result = solved.result
     prices = None
-    if warm_from is not None and warmed:
-        prices = warm_from if warm_from.is_file() else warm_from / PRICES_FILE
+    if warm_from is not None and warmed:  # read_prices reads the folder's (or file's folder's)
+        prices = (warm_from if warm_from.is_dir() else warm_from.parent) / PRICES_FILE
     plan = [name for name in solved.tables if name != "sensitivity"] \
         if result.status.has_solution else []
     return write_partitioned_bundle(
@@ -705,6 +705,9 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
                               {k: _Source(*v) for k, v in solved.inputs.items()},
                               solved.warnings)
     story = _partitioned_bottlenecks(scenario, solved)
+    if story is None and "sensitivity" in solved.tables:
+        notes.append("bottlenecks.md not written: a stage's master stopped before it "
+                     "converged, so its prices are not exactly the LP's")
     with clock.phase("write"), run_folder(out, scenario.output.formats, force) as folder:
         if result.status.has_solution and solved.tables:
             for name, frame in solved.tables.items():
@@ -716,8 +719,12 @@ def _solve_partitioned(scenario: Scenario, out: Path, force: bool, accept_timeou
         folder.flush()
         if bundle or scenario.output.bundle:
             with clock.phase("bundle"):
-                notes.extend(_partitioned_bundle(scenario, solved, folder.tmp, warm_from,
-                                                 earlier is not None, req))
+                try:
+                    notes.extend(_partitioned_bundle(scenario, solved, folder.tmp, warm_from,
+                                                     earlier is not None, req))
+                except (OSError, InputError) as exc:  # a part gone since: the plan stays
+                    (folder.tmp / BUNDLE_FILE).unlink(missing_ok=True)
+                    notes.append(f"bundle.tar.gz not written: {str(exc).splitlines()[0]}")
         if solved.diagnosis is not None:
             folder.text("diagnosis.md", solved.diagnosis[0])
             folder.json("diagnosis.json", solved.diagnosis[1])

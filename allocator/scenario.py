@@ -255,11 +255,17 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     return scenario
 
 
+def toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes, but characters past U+FFFF written as they are
+    (JSON's surrogate pairs are not valid TOML) and DEL escaped (TOML forbids it raw)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def toml_key(key: object) -> str:
     """A bare key where TOML allows one (`time_limit`), else a quoted one."""
     text = str(key)
     return text if text and all(c.isascii() and (c.isalnum() or c in "_-") for c in text) \
-        else json.dumps(text)
+        else toml_string(text)
 
 
 def toml_literal(value: Any) -> str:
@@ -273,7 +279,7 @@ def toml_literal(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{toml_key(k)} = {toml_literal(v)}"
                                for k, v in value.items()) + "}"
-    return json.dumps(str(value))  # a TOML basic string is a JSON string
+    return toml_string(str(value))
 
 
 def scenario_toml(raw: dict[str, Any]) -> str:

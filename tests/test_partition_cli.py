@@ -138,6 +138,7 @@ def test_partition_refuses_bad_tables_all_at_once_and_writes_nothing(tmp_path: P
     assert not (tmp_path / "parts").exists() or not any((tmp_path / "parts").iterdir())
 
 
+@pytest.mark.slow
 def test_partition_never_replaces_an_input_or_what_it_did_not_write(tmp_path: Path) -> None:
     scenario = _demo_copy(tmp_path / "csv")
     # Headers as an export writes them: mapped to the contract's names in the parts.
@@ -171,8 +172,40 @@ def test_partition_never_replaces_an_input_or_what_it_did_not_write(tmp_path: Pa
 
     (parts / "staff" / "readme.md").write_text("a user's file")
     foreign = run_cli("partition", scenario, "--force", out=parts)
-    assert foreign.code == 2 and "did not write" in " ".join(foreign.stderr.split())
+    assert foreign.code == 2 and "not what an earlier partition wrote" in \
+        " ".join(foreign.stderr.split())
     assert (parts / "staff" / "readme.md").read_text() == "a user's file"
+
+    # A link to the input folder; a folder inside an input folder (parts read again):
+    # refused, --force or not.
+    (tmp_path / "link").symlink_to(tmp_path / "csv")
+    refused = run_cli("partition", scenario, "--force", out=tmp_path / "link")
+    assert refused.code == 2 and "is an input" in " ".join(refused.stderr.split())
+    assert {p.name: p.read_bytes() for p in (tmp_path / "csv").iterdir()} == before
+    staff_parts = sorted(p.read_bytes() for p in (parts / "staff").rglob("*.parquet"))
+    (parts / "staff" / "readme.md").unlink()
+    nested = run_cli("partition", parts / "scenario.toml", "--force", out=parts / "staff")
+    assert nested.code == 2 and "inside the input folder" in " ".join(nested.stderr.split())
+    assert sorted(p.read_bytes() for p in (parts / "staff").rglob("*")
+                  if p.is_file()) == staff_parts
+
+    # A scenario.toml and tables partition did not write: --force leaves them.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "scenario.toml").write_text('model = "ops"\n')
+    (tmp_path / "other" / "budgets.parquet").write_bytes(b"not ours")
+    kept = run_cli("partition", scenario, "--force", out=tmp_path / "other")
+    assert kept.code == 2 and "not what an earlier partition wrote" in \
+        " ".join(kept.stderr.split())
+    assert (tmp_path / "other" / "budgets.parquet").read_bytes() == b"not ours"
+
+
+def test_a_store_turned_off_stays_off(tmp_path: Path) -> None:
+    scenario = _demo_copy(tmp_path / "csv")
+    scenario.write_text(scenario.read_text() + '\n[store]\nurl = "off"\n')
+    assert run_cli("partition", scenario, out=tmp_path / "parts").code == 0
+    written = (tmp_path / "parts" / "scenario.toml").read_text()
+    assert written.startswith("# Written by allocator partition")
+    assert 'url = "off"' in written
 
 
 def _bottlenecks_are_the_monolithic_prices(tmp_path: Path, scenario: Path, original: CliRun,
@@ -184,10 +217,11 @@ def _bottlenecks_are_the_monolithic_prices(tmp_path: Path, scenario: Path, origi
     assert len(said) and (said["range_kind"] == "marginal").all()
     assert said["holds_from"].isna().all() and said["holds_to"].isna().all()
     text = (tmp_path / "dw" / "bottlenecks.md").read_text()
-    assert "how far this price holds was not computed" in text
-    assert "this price holds from" not in text
+    assert "how far a price holds is not computed" in text
+    assert "this price holds from" not in text and "each extra" not in text
     mono = original.table("sensitivity")
     mono = mono[mono["kind"] == "constraint"].set_index(["stage", "family", "labels"])
+    assert (said["kind"] == "constraint").all()  # no people lines: no uniqueness to check
     checked = 0
     for row in said.itertuples():
         theirs = mono.loc[(row.stage, row.family, str(row.labels))]
@@ -208,4 +242,5 @@ def _bottlenecks_are_the_monolithic_prices(tmp_path: Path, scenario: Path, origi
     assert moved.code == 0, moved.stderr
     change = moved.summary["objectives"]["service"] - original.summary["objectives"]["service"]
     assert change / step == pytest.approx(first["price_per_input"], rel=1e-4)
-    assert f"avoids {fmt(abs(first['per_step']))} units" in text  # the figure in words
+    assert f"shadow price at today's plan is {fmt(abs(first['price_per_input']))} units of " \
+        "weighted shortfall per unit" in text  # the figure, in words

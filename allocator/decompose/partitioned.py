@@ -383,11 +383,10 @@ def _solve(scenario: Scenario, small: SmallTables, regions: list[str],
     notes += ("partitioned tables: each worker read and built its own regions; the client "
               "never held the staff table or the model. sensitivity.csv gives each block's "
               "duals and ranges at the master's final prices (held fixed) and the master's "
-              "prices of the linking rows (report.html shows them); bottlenecks.md says the "
-              "binding limits at today's prices, without ranges. Not written: basis.parquet "
+              "prices of the linking rows (report.html shows them). Not written: basis.parquet "
               "(a basis of the whole model; master_prices.csv warm-starts the next decomposed "
-              "run instead), ladders.csv and hiring.csv, and ranges in bottlenecks.md (they "
-              "need re-solves of the whole LP in one place)",)
+              "run instead), ladders.csv and hiring.csv, and ranges and people in "
+              "bottlenecks.md (they need re-solves of the whole LP in one place)",)
     result = SolveResult(status, "highs (decomposed)", tuple(stages), None,
                          time.perf_counter() - began, notes, message)
     inputs = {name: (t.source, t.rows, t.digest) for name, t in small.loaded.items()}

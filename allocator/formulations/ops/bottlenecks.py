@@ -84,11 +84,21 @@ def fmt(value: float) -> str:
 # Partitioned (decomposed) runs price every row exactly at the optimum, but have no whole
 # LP to range: their sentences speak of one unit at today's price, never of a range.
 MARGINAL = "marginal"
-MARGINAL_WORDS = ("Prices here are those of today's plan, exact at the optimum (each stage's "
-                  "master converged): what one more unit of a limit is worth at the margin. "
-                  "A decomposed run has no single model to range, so how far a price holds "
-                  "is not computed: a larger change can meet another price. Ranked by what "
-                  "1% more of each limit is worth at today's price.")
+MARGINAL_WORDS = ("A decomposed run: the shadow prices below are the LP's at today's plan "
+                  "(each stage's master converged), each the rate at which the stage's "
+                  "objective changes as the limit moves where the optimum is not degenerate. "
+                  "With no single model to range, how far a price holds is not computed, and "
+                  "whether another price is valid at the same plan is said only where a "
+                  "region's own model found one: they are rates, not forecasts; check a "
+                  "change you mean to make by solving with it (allocator compare). Ranked by "
+                  "what 1% more of each limit is worth at its price.")
+# The limit a binding row is, in words (marginal sentences name the limit, not a change).
+SUBJECT = {"budget": "Budget {}", "capacity": "The capacity of site {}",
+           "min_staff": "The minimum staffing of site {}", "fte": "The FTE of {}",
+           "moved": "The limit on FTE moved (policy.max_moved_fte)",
+           "stage_hold": "The hold on the {} stage", "one_site": "{} working at one site"}
+PRICE_UNIT = {"service": "units of weighted shortfall", "cost": "of cost",
+              "stability": "FTE moved", "weighted": "of the weighted objective"}
 
 
 def ranked(sensitivity: pd.DataFrame, moved_constant: float = 0.0,
@@ -174,8 +184,25 @@ def _with_figures(rows: pd.DataFrame, moved_constant: float,
     return rows
 
 
+def marginal_sentence(row: pd.Series, label_fn=str) -> str:
+    """A decomposed run's binding row in words: the limit, today's value and its shadow
+    price at today's plan in the stage's unit per unit of the input (MARGINAL_WORDS says
+    what such a price is and is not)."""
+    subject = SUBJECT.get(row["family"], f"{row['family']} {{}}").format(label_fn(row["labels"]))
+    fte = row["family"] in ("fte", "availability", "capacity", "min_staff", "moved")
+    per = "per FTE" if fte else "per unit"
+    price = abs(float(row["price_per_input"]))
+    said = fmt(price)
+    unit = PRICE_UNIT.get(row["stage"], "")
+    held = ", service held at its best level" if row["stage"] == "cost" else ""
+    return (f"{subject} binds (today {fmt(row['input_value'])}{' FTE' if fte else ''}): its "
+            f"shadow price at today's plan is {said} {unit} {per}{held}.")
+
+
 def sentence(row: pd.Series, label_fn=str) -> str:
     """One plain sentence for one binding constraint (or input); `label_fn` escapes labels."""
+    if row.get("range_kind") == MARGINAL:
+        return marginal_sentence(row, label_fn)
     if "per_step" not in row:  # an old-style ranked row: compute the figures on the spot
         row = _with_figures(pd.DataFrame([row]), 0.0).iloc[0]
     gain = row["per_step"]
@@ -210,18 +237,14 @@ def sentence(row: pd.Series, label_fn=str) -> str:
             row["step"] != 1:
         price = abs(row["price_per_input"])
         per = f" ({money(price) if row['stage'] == 'cost' else fmt(price)} per FTE)"
-    marginal = row.get("range_kind") == MARGINAL  # one unit: money in cents too
-    said = money(abs(gain)) if row["stage"] == "cost" and not marginal else fmt(abs(gain))
-    lead = f"At today's price, {what}" if marginal else f"{what[0].upper()}{what[1:]}"
-    return f"{lead} {verb} {said} {unit}{per}{held}{rng}."
+    said = money(abs(gain)) if row["stage"] == "cost" else fmt(abs(gain))
+    return f"{what[0].upper()}{what[1:]} {verb} {said} {unit}{per}{held}{rng}."
 
 
 def _range_words(row: pd.Series) -> str:
     today, low, high = row["input_value"], row["holds_from"], row["holds_to"]
     unit = " FTE" if row["family"] in ("fte", "availability", "capacity", "min_staff",
                                         "moved") else ""
-    if row.get("range_kind") == MARGINAL:
-        return f" (today {fmt(today)}{unit}; how far this price holds was not computed)"
     if not (np.isfinite(low) or np.isfinite(high)):
         if np.isnan(low) and np.isnan(high):
             return f" (today {fmt(today)}{unit}; how far this price holds was not computed)"
@@ -484,7 +507,9 @@ def bottlenecks_markdown(
     holds, in machine-readable columns (see `ranked`). `marginal`: a decomposed run's (no
     ranges, no people's inputs: `data` may be None)."""
     table = ranked(sensitivity, moved_constant, marginal)
-    people = people_figures(sensitivity, data)
+    # A decomposed run names no people: a person's price comes from the master or a block
+    # at a degenerate optimum more often than not, and its uniqueness cannot be checked there.
+    people = people_figures(sensitivity, None if marginal else data)
     lines = [f"# Bottlenecks: {_md_escape(title)}", ""]
     if marginal:
         lines += [MARGINAL_WORDS, ""]
@@ -502,10 +527,14 @@ def bottlenecks_markdown(
         rows = table[table["stage"] == stage]
         # People whose price holds for at least MIN_PEOPLE_ROOM FTE more (a price over a
         # sliver of an FTE is true but of no use to say).
-        mine = people[(people["stage"] == stage) & (people["range_kind"].isin(["price", "basis"]))
-                      & (people["dual"].abs() > 1e-9)
-                      & (people["holds_to"] - people["input_value"] >= MIN_PEOPLE_ROOM)
-                      ] if not people.empty else people
+        if marginal:  # no range to hold over: the price at the margin
+            mine = people[people["stage"] == stage] if not people.empty else people
+        else:
+            mine = people[(people["stage"] == stage)
+                          & (people["range_kind"].isin(["price", "basis"]))
+                          & (people["dual"].abs() > 1e-9)
+                          & (people["holds_to"] - people["input_value"] >= MIN_PEOPLE_ROOM)
+                          ] if not people.empty else people
         # Ranked by what up to one more FTE buys within the range where the price holds.
         worth = mine["dual"].abs() * np.minimum(
             np.nan_to_num(mine["holds_to"] - mine["input_value"], nan=1.0, posinf=1.0), 1.0)
@@ -522,8 +551,7 @@ def bottlenecks_markdown(
             if marginal:  # uniqueness known for a region's own rows, not the master's
                 known = row["dual_unique"]
                 note = "" if known is None or pd.isna(known) or bool(known) else (
-                    " (price not unique: one more unit may be worth another amount than "
-                    "this price)")
+                    " (not unique: another price is valid at this plan too)")
             elif row["dual_unique"]:
                 note = ""
             elif pd.isna(row["dual_left"]) or pd.isna(row["dual_right"]):
@@ -535,10 +563,11 @@ def bottlenecks_markdown(
             lines.append(f"{rank}. {sentence(row, _md_escape)}{note}")
         for _, person in mine.iterrows():
             said = sentence(person, _md_escape)
+            where = (f"skills {_md_escape(person['skills'])}, " if person["skills"] else "") \
+                + (f"region {_md_escape(person['region'])}" if person["region"] else
+                   "priced by the master: may work in any region")
             lines.append(f"- People: {said[0].lower()}{said[1:]} "
-                         f"({_md_escape(person['labels'])}: skills "
-                         f"{_md_escape(person['skills'])}, region "
-                         f"{_md_escape(person['region'])}.)")
+                         f"({_md_escape(person['labels'])}: {where}.)")
         lines.append("")
     hires = hiring_sentences(hiring, _md_escape)
     if hires:
@@ -551,7 +580,7 @@ def bottlenecks_markdown(
     answers = what_if_sentences(ladders, _md_escape)
     if answers:
         lines += ["## What if a budget changes by 10%", ""] + [f"- {a}" for a in answers] + [""]
-    for stage in stages:
+    for stage in stages if not marginal else []:  # the groups' table states ranges
         groups = people_by_skill_region(people, stage)
         if groups.empty:
             continue
@@ -586,8 +615,10 @@ def bottlenecks_markdown(
             lines.append(f"{some} {spare} sites have room to spare: one more FTE of "
                          "capacity there is worth 0.\n")
     cost = marginal_cost_of_service(sensitivity)
-    if marginal and not cost.empty:  # no range: how far a price holds is not known
-        cost = cost.drop(columns="holds_up_to_demand")
+    if marginal and not cost.empty:  # no range; a block's "unique" is not the LP's
+        cost = cost.drop(columns=["holds_up_to_demand", "price"]).assign(
+            another_price_valid=np.where(cost["price"] == "unique", "not checked",
+                                         "yes (the region's model found one)"))
     if not cost.empty:
         lines += ["## Marginal cost of service (cost of one more unit of demand, service "
                   "held at today's level)", "",

@@ -17,6 +17,7 @@ machine; it holds the tables, never the model.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ from allocator.errors import InputError, Problem
 from allocator.formulations.ops.data import OpsData, load_ops
 from allocator.outputs.folder import ACTIVE, ACTIVE_LOCK, _pid_alive
 from allocator.scenario import Scenario, load_scenario, scenario_toml
+from allocator.store.db import OFF
 from allocator.tables.partitioned import (
     PARTITION_KEY,
     PARTITIONED_TABLES,
@@ -41,6 +43,7 @@ from allocator.tables.partitioned import (
 SINGLE_FILE_TABLES = ("services", "budgets", "baseline")
 SCENARIO_FILE = "scenario.toml"
 TEMP_PREFIX = ".partition-"  # a folder being written, inside --out, named with our pid
+MARKER = "# Written by allocator partition"  # scenario.toml's first line: --force may replace
 # The column of each partitioned table whose site gives a row its region.
 SITE_COLUMN = {"sites": "site_id", "staff": "home_site", "targets": "site_id"}
 
@@ -67,29 +70,52 @@ def written_names(scenario: Scenario) -> list[str]:
 
 
 def _input_paths(scenario: Scenario) -> list[Path]:
-    """The files and folders the scenario reads (SQL tables have none)."""
-    found = [Path(os.path.abspath(scenario.source))]
+    """The files and folders the scenario reads (SQL tables have none), symbolic links
+    resolved: an --out reached through a link is still the input folder."""
+    found = [Path(os.path.realpath(scenario.source))]
     for spec in scenario.tables.values():
         path = spec if isinstance(spec, str) else spec.get("path")
         if path:
             where = Path(path).expanduser()
-            found.append(Path(os.path.abspath(where if where.is_absolute()
-                                              else scenario.base_dir / where)))
+            found.append(Path(os.path.realpath(where if where.is_absolute()
+                                               else scenario.base_dir / where)))
     return found
 
 
+def _ours(out: Path) -> bool:
+    """Whether --out holds a scenario.toml that partition wrote (its first line says so):
+    only then does --force replace its files."""
+    try:
+        with (out / SCENARIO_FILE).open(encoding="utf-8") as handle:
+            return handle.readline().startswith(MARKER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a == b or os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _refusals(scenario: Scenario, out: Path, force: bool) -> list[Problem]:
-    """--out problems found before anything is read: a file where the folder goes, an entry
-    this would write that is an input (never replaced, --force or not), an earlier
-    output without --force, or an entry of that name that partition did not write."""
+    """--out problems found before anything is read: a file where the folder goes, an
+    --out that is, holds or sits inside an input (never written into, --force or not), an
+    earlier output without --force, or, with --force, entries partition did not write."""
     if out.exists() and not out.is_dir():
         return [Problem("--out", f"{out} is a file, not a folder")]
     problems: list[Problem] = []
-    target = Path(os.path.abspath(out))
+    target = Path(os.path.realpath(out))
     inputs = _input_paths(scenario)
+    inside = [p for p in inputs if p.is_dir() and (_same(p, target) or p in target.parents)]
+    if inside:
+        return [Problem("--out", f"{out} is or is inside the input folder {inside[0]}: give "
+                                 "another --out (the inputs are only read)")]
+    ours = _ours(target)
     for name in written_names(scenario):
         entry = target / name
-        hit = [p for p in inputs if p == entry or entry in p.parents]
+        hit = [p for p in inputs if _same(p, entry) or entry in p.parents]
         if hit:
             problems.append(Problem("--out", f"{entry} is an input of this scenario "
                                     f"({hit[0]}): give another --out (the inputs are only read)"))
@@ -98,10 +124,10 @@ def _refusals(scenario: Scenario, out: Path, force: bool) -> list[Problem]:
                 problems.append(Problem("--out", f"{entry} already exists; use --force to "
                                         "replace what an earlier partition wrote (nothing "
                                         "else in the folder is touched), or another --out"))
-            elif entry.is_symlink() or (entry.is_dir() and not only_parts(entry)) or \
-                    (name.endswith(".parquet") and entry.is_dir()):
-                problems.append(Problem("--out", f"{entry} holds files partition did not "
-                                        "write; move it, or give another --out"))
+            elif not ours or entry.is_symlink() or (entry.is_dir() and not only_parts(entry)) \
+                    or (name.endswith((".parquet", ".toml")) and entry.is_dir()):
+                problems.append(Problem("--out", f"{entry} is not what an earlier partition "
+                                        "wrote there; move it, or give another --out"))
     return problems
 
 
@@ -117,10 +143,12 @@ def _scenario_text(scenario_path: Path, scenario: Scenario, tables: dict[str, st
     raw["tables"] = tables
     store = raw.get("store")
     if isinstance(store, dict) and isinstance(store.get("url"), str):
-        url = store["url"]
-        if "://" not in url and not Path(url).expanduser().is_absolute():
+        url = store["url"].strip()
+        if url and url.lower() not in OFF and "://" not in url and \
+                not Path(url).expanduser().is_absolute():
             store["url"] = str(scenario.base_dir / url)
-    return scenario_toml(raw)
+    return (f"{MARKER} from {Path(os.path.abspath(scenario_path)).as_posix()}: its tables as "
+            "Parquet parts by region\n" + scenario_toml(raw))
 
 
 def _clean_stale(out: Path) -> None:
@@ -133,6 +161,32 @@ def _clean_stale(out: Path) -> None:
             pid = entry.name[len(TEMP_PREFIX):].partition("-")[0]
             if pid.isdigit() and not _pid_alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+def _move_in(temp: Path, out: Path, names: list[str]) -> None:
+    """The written entries into --out, scenario.toml last (it names the others): an earlier
+    partition's entries are set aside in `temp` first and put back if a move fails, so --out
+    holds either the old set or the new one."""
+    aside = temp / ".earlier"
+    aside.mkdir()
+    order = [n for n in names if n != SCENARIO_FILE] + [SCENARIO_FILE]
+    moved: list[str] = []
+    try:
+        for name in order:
+            if (out / name).exists() or (out / name).is_symlink():
+                os.replace(out / name, aside / name)
+            moved.append(name)
+            os.replace(temp / name, out / name)
+    except BaseException:
+        for name in reversed(moved):
+            with contextlib.suppress(OSError):
+                if (out / name).is_dir() and not (out / name).is_symlink():
+                    shutil.rmtree(out / name)
+                elif (out / name).exists():
+                    (out / name).unlink()
+                if (aside / name).exists():
+                    os.replace(aside / name, out / name)
+        raise
 
 
 def partition(scenario_path: str | Path, out: str | Path, force: bool = False) -> Partitioned:
@@ -150,6 +204,13 @@ def partition(scenario_path: str | Path, out: str | Path, force: bool = False) -
     region = _regions(data)
     warnings = list(data.warnings)
     regions = sorted(set(region.to_numpy()))
+    folded: dict[str, str] = {}
+    for name in regions:  # 'North' and 'north': one folder where case is not told apart
+        other = folded.setdefault(name.casefold(), name)
+        if other != name:
+            raise InputError(f"regions '{other}' and '{name}' differ only by case: their "
+                             "folders would be one on Windows and macOS; write them alike in "
+                             "the region column", str(data.sources["sites"].source))
     if len(regions) == 1:
         warnings.append(f"every site is in one region ('{regions[0]}'): a decomposed run "
                         "has one block, so it splits nothing (sites.csv's region column "
@@ -177,13 +238,7 @@ def partition(scenario_path: str | Path, out: str | Path, force: bool = False) -
         (temp / SCENARIO_FILE).write_text(_scenario_text(scenario_path, scenario, tables),
                                           encoding="utf-8")
         load_scenario(temp / SCENARIO_FILE)  # what we wrote reads back as a scenario
-        for name in written_names(scenario):  # checked above: ours or absent
-            entry = out / name
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            elif entry.exists():
-                entry.unlink()
-            os.replace(temp / name, entry)
+        _move_in(temp, out, written_names(scenario))
     finally:
         shutil.rmtree(temp, ignore_errors=True)
         with ACTIVE_LOCK:
