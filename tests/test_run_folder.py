@@ -402,3 +402,21 @@ def test_error_after_the_solve_exits_with_its_code_not_sigabrt(tmp_path: Path) -
         assert proc.returncode == BAD_INPUT, (proc.returncode, proc.stderr)
         assert "model:" in proc.stderr and "is a file" in proc.stderr, proc.stderr
         assert "bug" not in proc.stderr
+
+
+def test_an_interrupt_while_the_writability_probe_exists_removes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe folder `check_target` makes beside --out (to prove it can be written) was not
+    registered for removal: a Ctrl-C landing between its making and removal left
+    `.d.partial-*` behind (test_hunt's diff interrupt test caught it, rarely). Here the
+    interrupt's clean-up runs at that very moment, and the process would exit before
+    removing the probe itself."""
+    from allocator.outputs import folder
+
+    def interrupted(probe: Path) -> None:
+        assert probe.is_dir()  # the moment: the probe made, not yet removed
+        folder.discard_active()  # what the interrupt handler does before os._exit
+
+    monkeypatch.setattr(folder, "_remove_probe", interrupted)
+    folder.check_target(tmp_path / "d", force=False)
+    assert not list(tmp_path.iterdir())

@@ -304,9 +304,19 @@ def _check_writable(out: Path) -> None:
                            f"at most {limit - len(temporary) + len(out.name)} bytes")
     prefix = f".{missing[-1]}.partial-" if missing else _partial_prefix(out)
     try:
-        probe = tempfile.mkdtemp(prefix=prefix, dir=existing)
+        with ACTIVE_LOCK:  # an interrupt between its making and removal removes it too
+            probe = Path(tempfile.mkdtemp(prefix=prefix, dir=existing))
+            ACTIVE.add(probe)
     except OSError as exc:
         raise _place_error(out, existing, exc) from exc
+    try:
+        _remove_probe(probe)
+    finally:
+        with ACTIVE_LOCK:
+            ACTIVE.discard(probe)
+
+
+def _remove_probe(probe: Path) -> None:
     with contextlib.suppress(OSError):
         os.rmdir(probe)
 
