@@ -45,10 +45,13 @@ def _run(*args: Any) -> tuple[int, dict[str, Any], str]:
 
 
 def _generate(folder: Path, staff: int, seed: int, budgets: str) -> None:
-    for name, extra in (("csv", []), ("parts", ["--partitioned"])):
-        subprocess.run([CLI, "generate", "--staff", str(staff), "--seed", str(seed),
-                        "--budgets", budgets, "--out", str(folder / name), "--force", *extra],
-                       capture_output=True, check=True)
+    """The CSV instance, and its parts as a user makes them: `allocator partition` (the
+    generator's own --partitioned writer is covered by the tests)."""
+    subprocess.run([CLI, "generate", "--staff", str(staff), "--seed", str(seed),
+                    "--budgets", budgets, "--out", str(folder / "csv"), "--force"],
+                   capture_output=True, check=True)
+    subprocess.run([CLI, "partition", str(folder / "csv" / "scenario.toml"), "--out",
+                    str(folder / "parts"), "--force"], capture_output=True, check=True)
 
 
 def _variant(toml: Path, baseline: Path | None, weighted: bool, moved: float | None) -> Path:
