@@ -115,6 +115,7 @@ def test_partitioned_tables_hold_every_row_in_its_region_and_solve_as_the_origin
         suffixes=("", "_before")).fillna(0.0)
     moved = 0.5 * (both["fte"] - both["fte_before"]).abs().sum()
     assert moved == pytest.approx(said["stability"] / 2, rel=1e-6, abs=1e-6)
+    _diff_reads_the_parts(tmp_path, parts)
     _bottlenecks_are_the_monolithic_prices(tmp_path, scenario, original, decomposed)
 
 
@@ -244,3 +245,31 @@ def _bottlenecks_are_the_monolithic_prices(tmp_path: Path, scenario: Path, origi
     assert change / step == pytest.approx(first["price_per_input"], rel=1e-4)
     assert f"shadow price at today's plan is {fmt(abs(first['price_per_input']))} units of " \
         "weighted shortfall per unit" in text  # the figure, in words
+
+
+def _diff_reads_the_parts(tmp_path: Path, parts: Path) -> None:
+    """`allocator diff` reads the parts again: against the CSV run, the same rows and values
+    (not "changed"); against a night whose staff part changed, that person's cell."""
+    same = run_cli("diff", tmp_path / "mono", tmp_path / "dw", out=tmp_path / "d1")
+    assert same.code == 0, same.stderr
+    tables = pd.read_csv(tmp_path / "d1" / "inputs_diff.csv").set_index("table")
+    assert (tables.loc[["sites", "staff", "targets", "budgets", "baseline"], "status"]
+            == "same values").all(), tables
+    tomorrow = tmp_path / "parts2"  # the next night's export: a folder of its own
+    shutil.copytree(parts, tomorrow)
+    part = sorted((tomorrow / "staff").glob("region=*/part-0.parquet"))[0]
+    staff = pd.read_parquet(part)
+    who = str(staff.loc[0, "staff_id"])
+    staff.loc[0, "fte"] = float(staff.loc[0, "fte"]) + 0.25
+    staff.to_parquet(part, index=False)
+    night = run_cli("solve", tomorrow / "scenario.toml", "--no-store", "--decompose",
+                    "regions", out=tmp_path / "dw2")
+    assert night.code == 0, night.stderr
+    moved = run_cli("diff", tmp_path / "dw", tmp_path / "dw2", out=tmp_path / "d2")
+    assert moved.code == 0, moved.stderr
+    tables = pd.read_csv(tmp_path / "d2" / "inputs_diff.csv").set_index("table")
+    assert tables.loc["staff", "status"] == "changed"
+    assert tables.loc["staff", "cells_changed"] == 1
+    changes = pd.read_csv(tmp_path / "d2" / "input_changes.csv", dtype={"staff_id": str})
+    assert changes[(changes["table"] == "staff") & (changes["column"] == "fte")][
+        "staff_id"].tolist() == [who]

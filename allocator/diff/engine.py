@@ -462,6 +462,10 @@ def _story(moves: pd.DataFrame, coverage: pd.DataFrame, budgets: pd.DataFrame,
             said.append(f"The {row.stage} objective stayed at {_fmt(row.a)}.")
     changed = inputs.tables[inputs.tables["status"] != "same"]
     for row in changed.itertuples(index=False):
+        if row.status == "same values":
+            said.append(f"Input {row.table}: the same rows and values, read from another "
+                        f"file ({row.source_a} and {row.source_b}).")
+            continue
         parts = [f"{int(n)} {w}" for n, w in ((row.rows_added, "rows added"),
                                               (row.rows_removed, "rows removed"),
                                               (row.rows_changed, "rows changed"))

@@ -46,6 +46,19 @@ class InputDiff:
     notes: list[str] = field(default_factory=list)
 
 
+def _parts_digest(name: str, folder: Path) -> str:
+    """A partitioned run's digest of a table its workers read part by part
+    (decompose/partitioned.py): the hash of each part's digest, in path order."""
+    import hashlib
+
+    from allocator.tables.partitioned import parts
+    from allocator.tables.readers import read_table
+
+    found = sorted((str(part.path), read_table(name, {"path": str(part.path)}, folder).digest)
+                   for part in parts(folder))
+    return hashlib.sha256("".join(d for _, d in found).encode()).hexdigest()[:16]
+
+
 def _read_again(name: str, record: dict[str, Any]) -> Side:
     """The table from its recorded source, and whether it is still what the run read."""
     from allocator.errors import AllocatorError
@@ -54,15 +67,18 @@ def _read_again(name: str, record: dict[str, Any]) -> Side:
     source = str(record.get("source") or "")
     match = _SHEET.match(source)
     spec = {"path": match["path"], "sheet": match["sheet"]} if match else {"path": source}
-    if not source or not Path(spec["path"]).is_file():
+    where = Path(spec["path"])
+    if not source or not (where.is_file() or where.is_dir()):  # a folder: Parquet parts
         why = "a database query" if source.startswith("table '") else "no longer there"
         return Side(None, None, f"{source or name}: {why}, so its rows cannot be compared")
     try:
-        loaded = read_table(name, spec, Path(spec["path"]).parent)
+        loaded = read_table(name, spec, where.parent)
+        same = loaded.digest == record.get("sha256_16") or \
+            (where.is_dir() and _parts_digest(name, where) == record.get("sha256_16"))
     except AllocatorError as exc:
         return Side(None, None, f"{source}: cannot be read again ({exc})")
     rows = loaded.row_of(np.arange(len(loaded.frame)))
-    if record.get("sha256_16") and loaded.digest != record["sha256_16"]:
+    if record.get("sha256_16") and not same:
         # Its rows now are not the rows the run read: comparing them would put today's
         # values in the story as the run's (a figure no run ever used).
         return Side(None, None, f"{source} changed since the run read it (hash "
@@ -181,6 +197,11 @@ def diff_inputs(summary_a: dict[str, Any], summary_b: dict[str, Any]) -> InputDi
                            rows_changed=int(found.loc[found["change"] == "changed", "key"]
                                             .nunique()),
                            cells_changed=int((found["change"] == "changed").sum()))
+                if not (row["rows_added"] or row["rows_removed"] or row["cells_changed"]) \
+                        and not same_source(ra, rb):
+                    # Hashes differ, values do not: the same table in another file or
+                    # format (a CSV and its Parquet parts by region, say).
+                    row["status"] = "same values"
                 if same_source(ra, rb) and found.empty:
                     said.append(f"{name}: the run hashes differ but the file reads the same "
                                 "now (it changed after run A)")
