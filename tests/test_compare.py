@@ -14,7 +14,7 @@ import pytest
 import allocator
 from allocator.errors import InputError
 from allocator.negotiate.compare import compare, compare_html, compare_runs
-from tests.conftest import TINY, run_cli
+from tests.conftest import DEMO, TINY, run_cli
 from tests.plan_check import check_plan
 from tests.test_report import CHROMIUM, _open_in_chromium
 
@@ -261,3 +261,29 @@ def test_the_scenarios_solved_are_recorded_by_their_final_folders(tmp_path: Path
     assert tonight.code == 0, tonight.stderr
     assert not any("warm start" in note for note in tonight.summary["notes"]), \
         tonight.summary["notes"]
+
+
+@pytest.mark.slow
+def test_a_comparison_failing_after_its_solves_says_so_in_the_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scenarios were solved and recorded under OUT/runs/<name>, then the comparison
+    failed, so OUT was never written: the store's rows said 'optimal' at folders that do
+    not exist. Now they say failed, and why."""
+    import json
+
+    from allocator.negotiate import compare as module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the disk caught fire")
+
+    monkeypatch.setattr(module, "compare_runs", broken)
+    store = tmp_path / "runs.sqlite"
+    with pytest.raises(RuntimeError, match="caught fire"):
+        module.compare([TINY, DEMO], tmp_path / "cmp", store=str(store))
+    assert not (tmp_path / "cmp").exists()
+    rows = json.loads(run_cli("runs", "list", "--store", store, "--json").stdout)
+    assert len(rows) == 2
+    for row in rows:
+        assert row["status"] == "failed" and row["what_if"], row
+        assert "comparison that then failed (the disk caught fire)" in row["reason"]
+        assert not Path(row["folder"]).exists()

@@ -13,6 +13,7 @@ the comparison. One diff engine, not two.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
@@ -105,11 +106,14 @@ def _run_folder_problems(folder: Path) -> list[Problem]:
 def resolve_items(items: Sequence[str | Path], runs_dir: Path | None,
                   overrides: Sequence[str] = (), on_solve: Any = None,
                   store: str | bool | None = None, record_in: Path | None = None,
+                  recorded: list[tuple[Path, Path]] | None = None,
                   ) -> tuple[list[str], list[Path], list[str]]:
     """(names, run folders, sources): runs as given, scenarios solved into `runs_dir/<name>`
     (a new temporary folder each when None). Every bad item is said at once. `store`: record
     each solve in the run store (as `allocator.solve(store=)`), under `record_in/<name>`
-    when `runs_dir` is a temporary folder that will be renamed to it."""
+    when `runs_dir` is a temporary folder that will be renamed to it; `recorded` is told of
+    each (scenario, folder named in the store), so that a comparison that fails after its
+    solves can say so there."""
     from allocator.api import solve
 
     paths = [Path(str(p)).expanduser() for p in items]
@@ -149,6 +153,8 @@ def resolve_items(items: Sequence[str | Path], runs_dir: Path | None,
             problems.extend(exc.problems)
             continue
         folders.append(run.folder)
+        if store and record_in is not None and recorded is not None:
+            recorded.append((path, record_in / safe))
     if problems:
         raise InputError(problems)
     return names, folders, [str(p) for p in paths]
@@ -588,7 +594,7 @@ def compare(items: Sequence[str | Path], out: str | Path | None = None, *,
     is written whole or not at all, and the returned frames name the final run folders.
     `store`: record the solves in the run store (the CLI's default), by their final
     folders."""
-    from allocator.outputs.folder import check_target, run_folder
+    from allocator.outputs.folder import check_target
 
     if out is None:
         names, folders, sources = resolve_items(items, None, overrides, on_solve, store)
@@ -600,9 +606,36 @@ def compare(items: Sequence[str | Path], out: str | Path | None = None, *,
                                     if (Path(str(p)).expanduser() / "summary.json").is_file()])
     refuse_other_kind(target, force, "compare.csv", "compare")
     check_target(target, force)
+    recorded: list[tuple[Path, Path]] = []
+    try:
+        return _compare_into(items, target, force, overrides, on_solve, store, recorded)
+    except BaseException as exc:  # the solves' folders were not kept: the store says so
+        _not_kept(recorded, store, exc)
+        raise
+
+
+def _not_kept(recorded: list[tuple[Path, Path]], store: str | bool | None,
+              exc: BaseException) -> None:
+    from allocator.store.db import resolve_url
+    from allocator.store.record import mark_not_kept
+
+    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for scenario, named in recorded:
+        with contextlib.suppress(Exception):  # the comparison's own error is the news
+            url = resolve_url(None if store is True else str(store), scenario, named)
+            if url is not None:
+                mark_not_kept(url, named, f"solved for a comparison that then failed "
+                                          f"({why}): its run folder was not kept")
+
+
+def _compare_into(items: Sequence[str | Path], target: Path, force: bool,
+                  overrides: Sequence[str], on_solve: Any, store: str | bool | None,
+                  recorded: list[tuple[Path, Path]]) -> Comparison:
+    from allocator.outputs.folder import run_folder
+
     with run_folder(target, ["csv"], force) as folder:
         names, folders, sources = resolve_items(items, folder.tmp / "runs", overrides,
-                                                on_solve, store, target / "runs")
+                                                on_solve, store, target / "runs", recorded)
         found = compare_runs(folders, names, sources)
         final = tuple(target / p.relative_to(folder.tmp) if p.is_relative_to(folder.tmp)
                       else p for p in found.folders)

@@ -272,6 +272,26 @@ def active() -> Recorder | None:
     return _ACTIVE
 
 
+def mark_not_kept(url: str, folder: Path, reason: str) -> int:
+    """The runs this process recorded under `folder` whose folder was never kept (a
+    comparison that failed after its solves): marked failed with the reason, so the store
+    does not point at a plan that does not exist. Returns how many rows were marked."""
+    from sqlalchemy import select
+
+    store = open_store(url)
+    try:
+        with store.session() as session:
+            rows = session.scalars(select(Run).where(
+                Run.folder == os.path.abspath(folder), Run.pid == os.getpid(),
+                Run.status != FAILED)).all()
+            for row in rows:
+                row.status, row.reason, row.summary_sha256 = FAILED, reason, None
+            session.commit()
+            return len(rows)
+    finally:
+        store.close()
+
+
 def mark_interrupted_active(signal_name: str = "SIGINT",
                             timeout: float = INTERRUPT_TIMEOUT) -> bool:
     """Mark this process's running run `interrupted` (from the CLI's interrupt handler, just
