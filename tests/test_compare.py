@@ -276,14 +276,17 @@ def test_a_comparison_failing_after_its_solves_says_so_in_the_store(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the disk caught fire")
 
-    monkeypatch.setattr(module, "compare_runs", broken)
     store = tmp_path / "runs.sqlite"
+    module.compare([TINY, DEMO], tmp_path / "cmp", store=str(store))  # yesterday's: kept
+    monkeypatch.setattr(module, "compare_runs", broken)
     with pytest.raises(RuntimeError, match="caught fire"):
-        module.compare([TINY, DEMO], tmp_path / "cmp", store=str(store))
-    assert not (tmp_path / "cmp").exists()
+        module.compare([TINY, DEMO], tmp_path / "cmp", store=str(store), force=True)
+    assert (tmp_path / "cmp" / "compare.csv").is_file()  # the earlier comparison stays
     rows = json.loads(run_cli("runs", "list", "--store", store, "--json").stdout)
-    assert len(rows) == 2
-    for row in rows:
+    assert len(rows) == 4
+    newest, earlier = rows[:2], rows[2:]  # newest first
+    for row in newest:
         assert row["status"] == "failed" and row["what_if"], row
         assert "comparison that then failed (the disk caught fire)" in row["reason"]
-        assert not Path(row["folder"]).exists()
+    for row in earlier:  # the same folders, an earlier comparison's: left as they were
+        assert row["status"] == "optimal" and Path(row["folder"]).is_dir(), row

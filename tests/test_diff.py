@@ -327,3 +327,27 @@ def test_against_a_run_without_plan(nights: Nights, tmp_path: Path) -> None:
     assert diff.moves.empty and diff.objectives["b"].isna().all()
     assert any("has no service objective (status infeasible)" in s for s in diff.story)
     assert any("no plan in" in n for n in diff.notes)
+
+
+def test_same_values_only_when_every_column_and_value_is_the_same(tmp_path: Path) -> None:
+    """'same values' (hashes differ, rows and values do not) is a claim: a column dropped,
+    or a site id written "01" for "1", is a change, not the same values."""
+    from allocator.diff.inputs import diff_inputs
+    from allocator.tables.readers import read_table
+
+    def record(path: Path) -> dict:
+        table = read_table("staff", str(path), path.parent)
+        return {"inputs": {"staff": {"source": str(path), "rows": len(table.frame),
+                                     "sha256_16": table.digest}}}
+
+    a = tmp_path / "a.csv"
+    a.write_text("staff_id,home_site,fte,notes\nE1,1,1.0,x\nE2,2,0.5,y\n")
+    same = tmp_path / "same.csv"
+    same.write_text("staff_id,home_site,fte,notes\nE1,1,1.00,x\nE2,2,0.50,y\n")
+    dropped = tmp_path / "dropped.csv"
+    dropped.write_text("staff_id,home_site,fte\nE1,1,1.0\nE2,2,0.5\n")
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("staff_id,home_site,fte,notes\nE1,01,1.0,x\nE2,2,0.5,y\n")
+    status = {other.stem: diff_inputs(record(a), record(other)).tables.set_index("table")
+              .loc["staff", "status"] for other in (same, dropped, renamed)}
+    assert status == {"same": "same values", "dropped": "changed", "renamed": "changed"}

@@ -273,3 +273,39 @@ def _diff_reads_the_parts(tmp_path: Path, parts: Path) -> None:
     changes = pd.read_csv(tmp_path / "d2" / "input_changes.csv", dtype={"staff_id": str})
     assert changes[(changes["table"] == "staff") & (changes["column"] == "fte")][
         "staff_id"].tolist() == [who]
+
+
+def test_a_failed_move_leaves_the_earlier_partition_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--force replaces an earlier partition entry by entry; a move that fails half-way puts
+    the earlier entries back, so --out holds the old set whole (never a scenario.toml naming
+    files of another set)."""
+    import os
+
+    import allocator
+    from allocator.formulations.ops import partition as module
+
+    scenario = _demo_copy(tmp_path / "csv")
+    out = tmp_path / "parts"
+    allocator.partition(scenario, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    budgets = pd.read_csv(tmp_path / "csv" / "budgets.csv")
+    budgets["amount"] = budgets["amount"] * 2  # the new set differs
+    budgets.to_csv(tmp_path / "csv" / "budgets.csv", index=False)
+
+    real = os.replace
+    failed: list[object] = []
+
+    def failing(src: object, dst: object) -> None:
+        if Path(str(dst)) == out / "targets" and not failed:  # after sites, services, staff
+            failed.append(src)
+            raise OSError(28, "No space left on device")
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module.os, "replace", failing)
+    with pytest.raises(OSError, match="No space"):
+        module.partition(scenario, out, force=True)
+    monkeypatch.undo()
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

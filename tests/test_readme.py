@@ -43,10 +43,11 @@ def _command(path: list[str]) -> click.Command:
     _register()
     command: click.Command = main
     for i, name in enumerate(path):
-        if not isinstance(command, click.Group) or name not in command.commands:
-            if i == 0:
-                raise AssertionError(f"README documents `allocator {name}`: no such command")
+        if not isinstance(command, click.Group):
             return command  # the rest are arguments (`convert gap|cap|mknap FILE`)
+        if name not in command.commands:
+            said = " ".join(path[: i + 1])
+            raise AssertionError(f"README documents `allocator {said}`: no such command")
         command = command.commands[name]
     return command
 

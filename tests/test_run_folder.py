@@ -416,6 +416,9 @@ def test_an_interrupt_while_the_writability_probe_exists_removes_it(
     def interrupted(probe: Path) -> None:
         assert probe.is_dir()  # the moment: the probe made, not yet removed
         folder.discard_active()  # what the interrupt handler does before os._exit
+        # os._exit follows: nothing after this point runs in the real case, so the probe
+        # must be gone now, not later
+        assert not list(tmp_path.iterdir())
 
     monkeypatch.setattr(folder, "_remove_probe", interrupted)
     folder.check_target(tmp_path / "d", force=False)

@@ -98,7 +98,7 @@ def diff_command(a: str, b: str, out_dir: Path, force: bool, store_url: str | No
         table.add_row(str(row.stage), num(row.a), num(row.b), num(row.delta))
     out.print(table)
     moved = float(diff.moves["delta"].abs().sum()) / 2 if len(diff.moves) else 0.0
-    changed = diff.inputs[diff.inputs["status"] != "same"]["table"].tolist()
+    changed = diff.inputs[~diff.inputs["status"].isin(["same", "same values"])]["table"].tolist()
     out.print(f"{len(diff.moves)} moves ({num(moved)} FTE moved), "
               f"{len(diff.constraints)} constraints changed, inputs changed: "
               f"{', '.join(changed) or 'none'}", highlight=False, markup=False)

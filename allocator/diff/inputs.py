@@ -98,8 +98,18 @@ def _key(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
     return ids
 
 
-def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
-    """Cell equality as a reader of the table means it: numbers by value (1.2 == 1.20)."""
+# Columns that name things (a site, a scope, a skill): "01" and "1" are two sites, so their
+# cells are compared as text, never as numbers.
+NAMING_COLUMNS = frozenset({"home_site", "scope", "skills", "skill", "mobility", "region"})
+
+
+def _same(a: pd.Series, b: pd.Series, column: str = "") -> np.ndarray:
+    """Cell equality as a reader of the table means it: numbers by value (1.2 == 1.20),
+    except in a column that names things (ids, references)."""
+    if column.endswith("_id") or column in NAMING_COLUMNS:
+        text_a, text_b = a.astype(object), b.astype(object)
+        return ((text_a.astype(str) == text_b.astype(str)) & (text_a.isna() == text_b.isna())
+                | (text_a.isna() & text_b.isna())).to_numpy()
     na, nb = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
     both = na.notna() & nb.notna()
     text_a, text_b = a.astype(object), b.astype(object)
@@ -150,7 +160,7 @@ def compare_table(name: str, file: str, a: Side, b: Side) -> pd.DataFrame:
     common = both[both["_merge"] == "both"]
     for col in [c for c in a.frame.columns if c in b.frame.columns and c not in on]:
         va, vb = common[f"{col}_a"], common[f"{col}_b"]
-        differ = ~_same(va, vb)
+        differ = ~_same(va, vb, col)
         if differ.any():
             rows = common[differ]
             parts.append(pd.DataFrame({
@@ -197,8 +207,13 @@ def diff_inputs(summary_a: dict[str, Any], summary_b: dict[str, Any]) -> InputDi
                            rows_changed=int(found.loc[found["change"] == "changed", "key"]
                                             .nunique()),
                            cells_changed=int((found["change"] == "changed").sum()))
-                if not (row["rows_added"] or row["rows_removed"] or row["cells_changed"]) \
-                        and not same_source(ra, rb):
+                # The region column a folder of parts adds (from its region=<R> folders)
+                # is where the rows were filed, not a value of the table.
+                folder = any(Path(str(r.get("source"))).is_dir() for r in (ra, rb))
+                filed = found["change"].isin(["column added", "column removed"]) & \
+                    (found.get("column", pd.Series(index=found.index, dtype=object))
+                     == "region") & folder
+                if found[~filed].empty and not same_source(ra, rb):
                     # Hashes differ, values do not: the same table in another file or
                     # format (a CSV and its Parquet parts by region, say).
                     row["status"] = "same values"

@@ -607,15 +607,18 @@ def compare(items: Sequence[str | Path], out: str | Path | None = None, *,
     refuse_other_kind(target, force, "compare.csv", "compare")
     check_target(target, force)
     recorded: list[tuple[Path, Path]] = []
+    from allocator.store.db import utcnow
+
+    began = utcnow()
     try:
         return _compare_into(items, target, force, overrides, on_solve, store, recorded)
     except BaseException as exc:  # the solves' folders were not kept: the store says so
-        _not_kept(recorded, store, exc)
+        _not_kept(recorded, store, exc, began)
         raise
 
 
 def _not_kept(recorded: list[tuple[Path, Path]], store: str | bool | None,
-              exc: BaseException) -> None:
+              exc: BaseException, began: Any) -> None:
     from allocator.store.db import resolve_url
     from allocator.store.record import mark_not_kept
 
@@ -625,7 +628,7 @@ def _not_kept(recorded: list[tuple[Path, Path]], store: str | bool | None,
             url = resolve_url(None if store is True else str(store), scenario, named)
             if url is not None:
                 mark_not_kept(url, named, f"solved for a comparison that then failed "
-                                          f"({why}): its run folder was not kept")
+                                          f"({why}): its run folder was not kept", began)
 
 
 def _compare_into(items: Sequence[str | Path], target: Path, force: bool,

@@ -311,8 +311,10 @@ def _check_writable(out: Path) -> None:
         raise _place_error(out, existing, exc) from exc
     try:
         _remove_probe(probe)
-    finally:
+    finally:  # an exception in between (a Ctrl-C in this thread) still removes it
         with ACTIVE_LOCK:
+            with contextlib.suppress(OSError):
+                os.rmdir(probe)
             ACTIVE.discard(probe)
 
 

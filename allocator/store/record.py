@@ -272,10 +272,12 @@ def active() -> Recorder | None:
     return _ACTIVE
 
 
-def mark_not_kept(url: str, folder: Path, reason: str) -> int:
-    """The runs this process recorded under `folder` whose folder was never kept (a
-    comparison that failed after its solves): marked failed with the reason, so the store
-    does not point at a plan that does not exist. Returns how many rows were marked."""
+def mark_not_kept(url: str, folder: Path, reason: str, since: dt.datetime) -> int:
+    """The runs this process recorded under `folder` since `since` whose folder was never
+    kept (a comparison that failed after its solves): marked failed with the reason, so the
+    store does not point at a plan that does not exist. Only this process's rows (host, pid
+    and its start time) and only since the comparison began: an earlier comparison's rows at
+    the same folder stay as they are. Returns how many rows were marked."""
     from sqlalchemy import select
 
     store = open_store(url)
@@ -283,6 +285,8 @@ def mark_not_kept(url: str, folder: Path, reason: str) -> int:
         with store.session() as session:
             rows = session.scalars(select(Run).where(
                 Run.folder == os.path.abspath(folder), Run.pid == os.getpid(),
+                Run.pid_start == proc_start(os.getpid()),
+                Run.host == socket.gethostname(), Run.started_at >= since,
                 Run.status != FAILED)).all()
             for row in rows:
                 row.status, row.reason, row.summary_sha256 = FAILED, reason, None

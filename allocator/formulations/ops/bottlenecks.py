@@ -120,7 +120,11 @@ def ranked(sensitivity: pd.DataFrame, moved_constant: float = 0.0,
     up = rows["family"].isin(list(RELAX_UP))
     if marginal:
         rows["rhs_low"], rows["rhs_high"], rows["range_kind"] = np.nan, np.nan, MARGINAL
-        room = 0.01 * np.maximum(rows["rhs"].abs().to_numpy(dtype=float), 1.0)
+        # 1% of the input a user changes, in the row's units: the moves row holds 2 x
+        # max_moved_fte less the certain moves, so 1% of the limit is 0.01 x (rhs + those).
+        rhs = rows["rhs"].to_numpy(dtype=float)
+        scale = np.where(rows["family"] == "moved", rhs + moved_constant, rhs)
+        room = 0.01 * np.maximum(np.abs(scale), 1.0)
     else:
         room = np.where(up, rows["rhs_high"] - rows["rhs"], rows["rhs"] - rows["rhs_low"])
         room = np.where(np.isfinite(room), room, np.maximum(rows["rhs"].abs(), 1.0))

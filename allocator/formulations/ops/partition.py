@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -125,7 +126,8 @@ def _refusals(scenario: Scenario, out: Path, force: bool) -> list[Problem]:
                                         "replace what an earlier partition wrote (nothing "
                                         "else in the folder is touched), or another --out"))
             elif not ours or entry.is_symlink() or (entry.is_dir() and not only_parts(entry)) \
-                    or (name.endswith((".parquet", ".toml")) and entry.is_dir()):
+                    or (name.endswith((".parquet", ".toml")) and entry.is_dir()) \
+                    or (name in PARTITIONED_TABLES and not entry.is_dir()):
                 problems.append(Problem("--out", f"{entry} is not what an earlier partition "
                                         "wrote there; move it, or give another --out"))
     return problems
@@ -151,14 +153,19 @@ def _scenario_text(scenario_path: Path, scenario: Scenario, tables: dict[str, st
             "Parquet parts by region\n" + scenario_toml(raw))
 
 
+def _host() -> str:
+    return "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40] or "host"
+
+
 def _clean_stale(out: Path) -> None:
     """Remove what a killed partition left in --out (its pid gone)."""
 
     if not out.is_dir():
         return
     for entry in out.iterdir():
-        if entry.name.startswith(TEMP_PREFIX) and entry.is_dir() and not entry.is_symlink():
-            pid = entry.name[len(TEMP_PREFIX):].partition("-")[0]
+        mine = f"{TEMP_PREFIX}{_host()}-"  # another host's pids mean nothing here
+        if entry.name.startswith(mine) and entry.is_dir() and not entry.is_symlink():
+            pid = entry.name[len(mine):].partition("-")[0]
             if pid.isdigit() and not _pid_alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
 
@@ -171,22 +178,25 @@ def _move_in(temp: Path, out: Path, names: list[str]) -> None:
     aside.mkdir()
     order = [n for n in names if n != SCENARIO_FILE] + [SCENARIO_FILE]
     moved: list[str] = []
-    try:
-        for name in order:
-            if (out / name).exists() or (out / name).is_symlink():
-                os.replace(out / name, aside / name)
-            moved.append(name)
-            os.replace(temp / name, out / name)
-    except BaseException:
-        for name in reversed(moved):
-            with contextlib.suppress(OSError):
-                if (out / name).is_dir() and not (out / name).is_symlink():
-                    shutil.rmtree(out / name)
-                elif (out / name).exists():
-                    (out / name).unlink()
-                if (aside / name).exists():
-                    os.replace(aside / name, out / name)
-        raise
+    # Under ACTIVE_LOCK: an interrupt's clean-up (which removes `temp`, the earlier entries
+    # set aside in it included) waits until the set in --out is whole again.
+    with ACTIVE_LOCK:
+        try:
+            for name in order:
+                if (out / name).exists() or (out / name).is_symlink():
+                    os.replace(out / name, aside / name)
+                moved.append(name)
+                os.replace(temp / name, out / name)
+        except BaseException:
+            for name in reversed(moved):
+                with contextlib.suppress(OSError):
+                    if (out / name).is_dir() and not (out / name).is_symlink():
+                        shutil.rmtree(out / name)
+                    elif (out / name).exists():
+                        (out / name).unlink()
+                    if (aside / name).exists():
+                        os.replace(aside / name, out / name)
+            raise
 
 
 def partition(scenario_path: str | Path, out: str | Path, force: bool = False) -> Partitioned:
@@ -218,7 +228,8 @@ def partition(scenario_path: str | Path, out: str | Path, force: bool = False) -
     out.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
     with ACTIVE_LOCK:  # an interrupt removes it (allocator/interrupts.py)
-        temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=out))
+        temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{_host()}-{os.getpid()}-",
+                                     dir=out))
         ACTIVE.add(temp)
     try:
         tables: dict[str, str] = {}
@@ -238,6 +249,9 @@ def partition(scenario_path: str | Path, out: str | Path, force: bool = False) -
         (temp / SCENARIO_FILE).write_text(_scenario_text(scenario_path, scenario, tables),
                                           encoding="utf-8")
         load_scenario(temp / SCENARIO_FILE)  # what we wrote reads back as a scenario
+        problems = _refusals(scenario, out, force)  # again: --out may have changed meanwhile
+        if problems:
+            raise InputError(problems)
         _move_in(temp, out, written_names(scenario))
     finally:
         shutil.rmtree(temp, ignore_errors=True)
