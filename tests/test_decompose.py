@@ -333,6 +333,29 @@ def test_a_company_budget_at_the_edge_of_feasible(tmp_path: Path, staff: int, se
             assert result.objectives[name] == pytest.approx(value, rel=1e-6)
 
 
+@pytest.mark.slow
+def test_a_block_that_hits_a_solve_error_is_solved_again() -> None:
+    """Found by the agreement sweep (case 31: 6,000 staff, site budgets, weighted mode): at
+    the first prices HiGHS ended one block with 'Solve error', and the in-memory decomposed
+    run failed (exit 1) where monolithic and partitioned solved. The block is now solved
+    again as for 'unknown' (costs scaled, then without presolve), and the run reaches the
+    monolithic optimum."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario_path = write_ops_instance(generate_ops(6000, seed=8030, budgets="site"),
+                                           Path(tmp) / "w", "w")
+        weighted = ['objective.mode="weighted"',
+                    "objective.weights={service = 100000.0, cost = 1.0, stability = 1000.0}"]
+        scenario, built, objectives, mono = monolithic_stages(scenario_path, weighted)
+    result, _ = solve_decomposed(built.model, objectives, client=None, workers=2,
+                                 rel_tol=scenario.objective.rel_tol,
+                                 abs_tol=scenario.objective.abs_tol)
+    assert result.status is Status.OPTIMAL, result.message
+    for name, value in mono.objectives.items():
+        assert result.objectives[name] == pytest.approx(value, rel=1e-6)
+
+
 def monolithic_stages(scenario_path: Path, overrides: list[str] | None = None) -> tuple[Any, ...]:
     """The independent reference: the scenario built and solved stage by stage by HiGHS on
     one machine (scenario, built model, objectives, result; its status not judged here)."""

@@ -265,21 +265,22 @@ class BlockOwner:
 SCALED_COST = 1e6
 
 
-GAVE_UP = ("kNotset", "kUnknown")  # HiGHS stopped without an answer
+GAVE_UP = ("kNotset", "kUnknown", "kSolveError")  # HiGHS stopped without an answer
 
 
 def _run(highs: Any, cost: np.ndarray) -> None:
-    """Solve; if HiGHS gives up ("not set" or "unknown"), solve again from scratch with its
-    objective scaled (`user_objective_scale`, a power of two, when the costs are large),
-    then also without presolve; the options are put back after.
+    """Solve; if HiGHS gives up ("not set", "unknown" or "solve error"), solve again from
+    scratch with its objective scaled (`user_objective_scale`, a power of two, when the
+    costs are large), then also without presolve; the options are put back after.
 
     Why: the master's first prices can sit at its penalty (1e4 x the largest cost), and a
     linking row of money (a company budget) then gives a block costs of 1e13 and more: HiGHS
     stops with "excessive dual values" (status Not Set), which used to end the run as
     infeasible (small seed 2, nested budgets); and a region whose budget is 1e-5 below the
     least that solves it, priced at costs of 9e14, ended "unknown" (the run ended in an
-    error, not "infeasible"). The priced block's optimum does not change with a positive
-    scale of its costs."""
+    error, not "infeasible"); and at the first prices of a weighted run (6,000 staff, site
+    budgets) one block ended "solve error" and the run failed where monolithic solved. The
+    priced block's optimum does not change with a positive scale of its costs."""
     highs.run()
     if highs.getModelStatus().name not in GAVE_UP:
         return
