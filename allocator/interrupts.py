@@ -120,7 +120,7 @@ def interruptible(work: Callable[[], T], fail: Callable[[BaseException], int] | 
 
             stop_displays()
         with contextlib.suppress(Exception):
-            discard_active()
+            discard_active(closing=True)  # os._exit below: the work thread makes no more
         with contextlib.suppress(Exception):
             stop_workers()
         name = str(interrupt) or "SIGINT"

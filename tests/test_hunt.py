@@ -285,15 +285,19 @@ def test_diff_of_a_store_run_whose_folder_holds_a_later_run(runs: dict[str, Path
     assert mistyped.code == 2 and "no such run folder" in mistyped.stderr
 
 
-def test_interrupt_removes_a_partial_folder_still_being_written(tmp_path: Path) -> None:
+def test_interrupt_removes_a_partial_folder_still_being_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C while the work thread writes diff.md: the handler's rmtree listed the folder,
     the thread added a file, rmdir failed (ignored): a `.d.partial-*` stayed behind. The
     folder is now renamed away first, so a late write finds no folder."""
     import threading
 
+    from allocator.outputs import folder as module
     from allocator.outputs.folder import RunFolder, discard_active
 
     for attempt in range(5):
+        # discard_active closes the process to new folders (it ends there in real use)
+        monkeypatch.setattr(module, "CLOSING", False)
         folder = RunFolder(tmp_path / f"d{attempt}", ["csv"])
         stop = threading.Event()
 

@@ -415,11 +415,17 @@ def test_an_interrupt_while_the_writability_probe_exists_removes_it(
 
     def interrupted(probe: Path) -> None:
         assert probe.is_dir()  # the moment: the probe made, not yet removed
-        folder.discard_active()  # what the interrupt handler does before os._exit
+        folder.discard_active(closing=True)  # what the interrupt handler does, then os._exit
         # os._exit follows: nothing after this point runs in the real case, so the probe
         # must be gone now, not later
         assert not list(tmp_path.iterdir())
 
     monkeypatch.setattr(folder, "_remove_probe", interrupted)
+    monkeypatch.setattr(folder, "CLOSING", False)  # put back after: discard_active closes
     folder.check_target(tmp_path / "d", force=False)
+    assert not list(tmp_path.iterdir())
+    # and the work thread, running on until the process exits, can make no new folder:
+    # one made then stayed behind (a Ctrl-C during the probe, the run's folder a moment later)
+    with pytest.raises(folder.Closing):
+        folder.RunFolder(tmp_path / "d", ["csv"])
     assert not list(tmp_path.iterdir())

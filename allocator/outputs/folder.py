@@ -67,10 +67,32 @@ ACTIVE_LOCK = threading.RLock()
 WRITERS: set[ThreadPoolExecutor] = set()  # their background CSV writers
 
 
-def discard_active() -> None:
+# Set by `discard_active` as the process ends: the work thread, which runs on meanwhile, may
+# make no new temporary folder after the clean-up took its list (one made then stayed behind:
+# a Ctrl-C during `check_target`'s probe let the run's own folder be made a moment later).
+CLOSING = False
+
+
+class Closing(RuntimeError):
+    """A temporary folder asked for after the process began to end (an interrupt)."""
+
+
+def _open_to_new_folders() -> None:
+    """Under ACTIVE_LOCK, before making a temporary folder."""
+    if CLOSING:
+        raise Closing("the process is ending: no new temporary folder")
+
+
+def discard_active(closing: bool = False) -> None:
+    """Remove every temporary folder of this process. `closing`: the process is about to
+    end (an interrupt, then os._exit) while its work thread runs on, so refuse new folders
+    from now on; a failure's clean-up passes False (a CLI called in-process, as Click's test
+    runner does, goes on to the next command)."""
+    global CLOSING
     for writer in list(WRITERS):  # no queued table may land in a folder being removed
         writer.shutdown(wait=True, cancel_futures=True)
     with ACTIVE_LOCK:
+        CLOSING = CLOSING or closing
         doomed_paths = list(ACTIVE)
     for path in doomed_paths:
         # Renamed away first: the work thread may still be writing (diff.md, a report) and
@@ -305,6 +327,7 @@ def _check_writable(out: Path) -> None:
     prefix = f".{missing[-1]}.partial-" if missing else _partial_prefix(out)
     try:
         with ACTIVE_LOCK:  # an interrupt between its making and removal removes it too
+            _open_to_new_folders()
             probe = Path(tempfile.mkdtemp(prefix=prefix, dir=existing))
             ACTIVE.add(probe)
     except OSError as exc:
@@ -518,6 +541,7 @@ class RunFolder:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             with ACTIVE_LOCK:  # made and registered as one step (see ACTIVE)
+                _open_to_new_folders()
                 self.tmp = Path(tempfile.mkdtemp(prefix=_partial_prefix(out),
                                                  dir=out.parent))
                 ACTIVE.add(self.tmp)

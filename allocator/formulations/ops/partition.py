@@ -31,7 +31,7 @@ import pandas as pd
 
 from allocator.errors import InputError, Problem
 from allocator.formulations.ops.data import OpsData, load_ops
-from allocator.outputs.folder import ACTIVE, ACTIVE_LOCK, _pid_alive
+from allocator.outputs.folder import ACTIVE, ACTIVE_LOCK, _open_to_new_folders, _pid_alive
 from allocator.scenario import Scenario, load_scenario, scenario_toml
 from allocator.store.db import OFF
 from allocator.tables.partitioned import (
@@ -228,6 +228,7 @@ def partition(scenario_path: str | Path, out: str | Path, force: bool = False) -
     out.mkdir(parents=True, exist_ok=True)
     _clean_stale(out)
     with ACTIVE_LOCK:  # an interrupt removes it (allocator/interrupts.py)
+        _open_to_new_folders()
         temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{_host()}-{os.getpid()}-",
                                      dir=out))
         ACTIVE.add(temp)
