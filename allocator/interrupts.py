@@ -106,9 +106,14 @@ def interruptible(work: Callable[[], T], fail: Callable[[BaseException], int] | 
     previous = {sig: signal.signal(sig, on_term) for sig in handled}
     thread = threading.Thread(target=target, name="allocator-solve", daemon=True)
     thread.start()
+    global finished
     try:
         while thread.is_alive():
             thread.join(0.2)
+        # Done before the launcher's handler is put back (below): a signal landing between
+        # the two found the work returned but not `finished`, and the launcher's handler
+        # then ended a complete run as interrupted (test_robustness saw it once, on SIGTERM).
+        finished = not failed
     except KeyboardInterrupt as interrupt:
         # Each step on its own: a fault in one (the solver thread is mid-import, mid-write)
         # must not turn the stop into an internal error (exit 1) or skip the others; a second
@@ -150,8 +155,6 @@ def interruptible(work: Callable[[], T], fail: Callable[[BaseException], int] | 
         exit_past([t for t in threading.enumerate() if t not in before], code)
         sys.exit(code)
     value = done[0]
-    global finished
-    finished = True
     exit_code = getattr(value, "exit_code", None)  # what the command will exit with
     if exit_code is not None:
         exit_past([t for t in threading.enumerate() if t not in before], int(exit_code))
