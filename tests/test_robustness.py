@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,6 +141,14 @@ def test_interrupt_while_starting_is_one_line_not_a_traceback(tmp_path, sig):
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
         stderr = seen + stderr
+        if delay is None and proc.returncode == 0:
+            # The demo's solve can end between the model line and the signal on a fast
+            # machine: then the run is whole and says so, and is not called interrupted (it
+            # once was: exit 0 with "allocator: interrupted").
+            assert (out / "summary.json").is_file(), stderr
+            assert "interrupted" not in stderr, stderr
+            shutil.rmtree(out)
+            continue
         assert proc.returncode in (128 + sig, -sig), (proc.returncode, stderr)
         assert "Traceback" not in stderr and "Aborted" not in stderr, stderr
         assert not out.exists()
