@@ -90,6 +90,42 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _text_parquet(table: LoadedTable) -> bytes:
+    """A table's cells as read (text, before validation), as Parquet bytes."""
+    buffer = io.BytesIO()
+    table.frame.astype(object).where(table.frame.notna(), None).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _replay(scenario: Scenario, tables: dict[str, str]) -> tuple[dict[str, Any], bytes]:
+    """Every setting (the manifest's) and replay.toml, reading the bundle's `tables`."""
+    settings = scenario.model_dump(mode="json")  # every setting, defaults included
+    # The replay's scenario says what the run's said (file and --set), no more: a default
+    # written out can read as a choice (funding refuses an explicit objective.sense).
+    given = scenario.model_dump(mode="json", exclude_unset=True)
+    # The solver's settings pinned whole (seed, threads, method, gap, presolve), so that a
+    # later version's new default does not change the replay.
+    given["solver"] = settings["solver"]
+    given["tables"] = settings["tables"] = tables
+    given.pop("store", None)  # a replay records nothing
+    given.get("output", {}).pop("bundle", None)  # and bundles nothing
+    return settings, to_toml(given).encode("utf-8")
+
+
+def _expected(folder: Path, expected: Sequence[str]) -> dict[str, bytes]:
+    """The run's plan tables as written, for the replay to compare with."""
+    return {f"expected/{name}": (folder / name).read_bytes() for name in expected
+            if (folder / name).is_file()}
+
+
+def _manifest_head(scenario: Scenario, settings: dict[str, Any]) -> dict[str, Any]:
+    from allocator.store.record import versions
+
+    return {"format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "scenario": scenario.name, "model": scenario.model, "versions": versions(),
+            "seed": scenario.solver.seed, "settings": settings}
+
+
 def _snapshot(scenario: Scenario, sources: dict[str, LoadedTable],
               notes: list[str]) -> dict[str, tuple[str, bytes, dict[str, Any]]]:
     """Each input table read again as the run read it, checked against the hash the run
@@ -114,10 +150,7 @@ def _snapshot(scenario: Scenario, sources: dict[str, LoadedTable],
             found[name] = (f"tables/{name}{source.suffix}", source.read_bytes(),
                            {**info, "kept_as": "file (decimal commas)"})
             continue
-        buffer = io.BytesIO()
-        frame = table.frame.astype(object).where(table.frame.notna(), None)
-        frame.to_parquet(buffer, index=False)
-        found[name] = (f"tables/{name}.parquet", buffer.getvalue(), info)
+        found[name] = (f"tables/{name}.parquet", _text_parquet(table), info)
     return found
 
 
@@ -159,22 +192,12 @@ def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
                  expected: Sequence[str], warm_basis: Path | None) -> list[str]:
     """Write bundle.tar.gz (`folder`: the run folder being written, for the expected
     files); returns notes for the run (a table that changed under the run, say)."""
-    from allocator.store.record import versions
 
     notes: list[str] = []
     files: dict[str, bytes] = {"scenario.toml": Path(scenario_path).read_bytes()}
     tables = _snapshot(scenario, sources, notes)
-    settings = scenario.model_dump(mode="json")  # every setting, defaults included
-    # The replay's scenario says what the run's said (file and --set), no more: a default
-    # written out can read as a choice (funding refuses an explicit objective.sense).
-    given = scenario.model_dump(mode="json", exclude_unset=True)
-    # The solver's settings pinned whole (seed, threads, method, gap, presolve), so that a
-    # later version's new default does not change the replay.
-    given["solver"] = settings["solver"]
-    given["tables"] = settings["tables"] = {name: entry[0] for name, entry in tables.items()}
-    given.pop("store", None)  # a replay records nothing
-    given.get("output", {}).pop("bundle", None)  # and bundles nothing
-    files["replay.toml"] = to_toml(given).encode("utf-8")
+    settings, files["replay.toml"] = _replay(
+        scenario, {name: entry[0] for name, entry in tables.items()})
     for _name, (inside, data, _info) in tables.items():
         files[inside] = data
     with tempfile.TemporaryDirectory(prefix="allocator-bundle-") as tmp:
@@ -182,13 +205,9 @@ def write_bundle(path: Path, scenario_path: Path, scenario: Scenario,
             files[f"models/{mps.name}"] = mps.read_bytes()
     if warm_basis is not None and warm_basis.is_file():
         files["warm/basis.parquet"] = warm_basis.read_bytes()
-    for name in expected:
-        if (folder / name).is_file():
-            files[f"expected/{name}"] = (folder / name).read_bytes()
+    files.update(_expected(folder, expected))
     manifest = {
-        "format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "scenario": scenario.name, "model": scenario.model, "versions": versions(),
-        "seed": scenario.solver.seed, "settings": settings,
+        **_manifest_head(scenario, settings),
         "inputs": {name: entry[2] for name, entry in tables.items()},
         "objectives": {s.name: (float(s.objective) if np.isfinite(s.objective) else None)
                        for s in result.stages},
@@ -257,7 +276,6 @@ def write_partitioned_bundle(path: Path, scenario_path: Path, scenario: Scenario
     digest each worker recorded, so the client never holds the staff table); other tables
     as files, or as a text snapshot when read from SQL. No models/: the whole model was never
     built. The manifest's `decompose` makes the replay decompose the same way."""
-    from allocator.store.record import versions
     from allocator.tables.partitioned import parts
     from allocator.tables.readers import read_table
 
@@ -296,29 +314,16 @@ def write_partitioned_bundle(path: Path, scenario_path: Path, scenario: Scenario
         else:  # SQL or a sheet of a workbook: the rows as read, as text
             table = read_table(name, spec, scenario.base_dir)
             same &= check(name, table.digest, recorded.get(name), table.source)
-            buffer = io.BytesIO()
-            table.frame.astype(object).where(table.frame.notna(), None).to_parquet(
-                buffer, index=False)
-            files[f"tables/{name}.parquet"] = buffer.getvalue()
+            files[f"tables/{name}.parquet"] = _text_parquet(table)
             tables[name] = f"tables/{name}.parquet"
         inputs[name] = {"source": str(where) if where is not None else "sql",
                         "sha256_16": recorded.get(name), "snapshot_matches": same}
-    settings = scenario.model_dump(mode="json")
-    given = scenario.model_dump(mode="json", exclude_unset=True)
-    given["solver"] = settings["solver"]
-    given["tables"] = settings["tables"] = tables
-    given.pop("store", None)
-    given.get("output", {}).pop("bundle", None)
-    files["replay.toml"] = to_toml(given).encode("utf-8")
+    settings, files["replay.toml"] = _replay(scenario, tables)
     if warm_prices is not None and warm_prices.is_file():  # the name replay looks for
         files["warm/master_prices.csv"] = warm_prices.read_bytes()
-    for name in expected:
-        if (folder / name).is_file():
-            files[f"expected/{name}"] = (folder / name).read_bytes()
+    files.update(_expected(folder, expected))
     manifest = {
-        "format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "scenario": scenario.name, "model": scenario.model, "versions": versions(),
-        "seed": scenario.solver.seed, "settings": settings, "inputs": inputs,
+        **_manifest_head(scenario, settings), "inputs": inputs,
         "objectives": objectives, "status": status, "decompose": decompose,
         "warm_start": warm_prices is not None and warm_prices.is_file(),
         "files": {name: _file_sha256(data) if isinstance(data, Path) else sha256_of(data)
